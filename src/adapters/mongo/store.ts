@@ -1,0 +1,107 @@
+/**
+ * One MongoDB connection and the collections mailwheel uses. The users collection is the
+ * application's (read-only here, except `seed-users`); the others carry the configured prefix.
+ */
+import { MongoClient, type Collection, type Db, type Document } from 'mongodb';
+import { databaseName } from '../../config/load.js';
+import type { Config } from '../../config/schema.js';
+import type { StoredEvent } from '../../ports/index.js';
+
+/**
+ * The deliveries collection holds three kinds of document, all written by insert only (a unique
+ * `_id` insert is the one operation that is fast and race-free on every server we support;
+ * FerretDB v1 updates cost milliseconds each and a bulk of 100 or more updates never returns):
+ * - a claim, `_id` = the delivery key: who owns the send;
+ * - an outcome, `_id` = `<key>#done`: the send finished (sent or failed for good);
+ * - a takeover, `_id` = `<key>#<gen>`: the record that one process recovered a dead owner's claim.
+ */
+export type DeliveryDoc = ClaimDoc | DoneDoc | TakeoverDoc;
+
+export interface ClaimDoc {
+  _id: string;
+  type: 'claim';
+  kind: 'scheduled' | 'broadcast';
+  userId: string;
+  /** Instance that owns the claim; liveness is read from the instances collection. */
+  owner: string;
+  /** Changes at every (re)claim, so a takeover races on a unique key for this generation. */
+  gen: string;
+  at: Date;
+}
+
+export interface DoneDoc {
+  _id: string;
+  type: 'done';
+  key: string;
+  status: 'sent' | 'failed';
+  at: Date;
+}
+
+export interface TakeoverDoc {
+  _id: string;
+  type: 'takeover';
+  key: string;
+  owner: string;
+  at: Date;
+}
+
+/** An analytics event as stored; `_id` is made by the client (see AnalyticsBuffer). */
+export type EventDoc = Omit<StoredEvent, 'id'> & { _id: string };
+
+export interface InstanceDoc {
+  _id: string;
+  host: string;
+  pid: number;
+  startedAt: Date;
+  heartbeatAt: Date;
+}
+
+export class MongoStore {
+  readonly client: MongoClient;
+  readonly db: Db;
+  readonly #prefix: string;
+  readonly #usersName: string;
+
+  private constructor(client: MongoClient, db: Db, config: Config) {
+    this.client = client;
+    this.db = db;
+    this.#prefix = config.mongodb.collectionPrefix;
+    this.#usersName = config.users.collection;
+  }
+
+  static async connect(config: Config): Promise<MongoStore> {
+    const client = new MongoClient(config.mongodb.uri, {
+      // Fail fast at start-up rather than hang for the driver's default 30 s.
+      serverSelectionTimeoutMS: 10_000,
+      appName: 'mailwheel',
+    });
+    await client.connect();
+    return new MongoStore(client, client.db(databaseName(config.mongodb.uri)), config);
+  }
+
+  get users(): Collection<Document> {
+    return this.db.collection(this.#usersName);
+  }
+  get deliveries(): Collection<DeliveryDoc> {
+    return this.db.collection<DeliveryDoc>(`${this.#prefix}deliveries`);
+  }
+  get events(): Collection<EventDoc> {
+    return this.db.collection<EventDoc>(`${this.#prefix}events`);
+  }
+  get instances(): Collection<InstanceDoc> {
+    return this.db.collection<InstanceDoc>(`${this.#prefix}instances`);
+  }
+
+  /**
+   * Indexes for queries outside the hot path (retention, CLI). Claims need none: the delivery key
+   * is the `_id`, unique on every server and the only filter FerretDB v1 pushes down.
+   */
+  async ensureIndexes(): Promise<void> {
+    await this.events.createIndex({ at: 1 });
+    await this.events.createIndex({ userId: 1, at: 1 });
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Reads users with ONE streamed cursor per sync (batchSize + getMore), never `skip`, never a cap:
+ * the old design's `to_list(1000)` silently dropped everyone after the 1000th. Only the mapped
+ * fields are projected, so a large profile document costs nothing here.
+ */
+import { ObjectId, type Collection, type Document, type Filter } from 'mongodb';
+import type { Config } from '../../config/schema.js';
+import type { RawUser, UserSource } from '../../ports/index.js';
+
+export class MongoUserSource implements UserSource {
+  readonly #users: Collection<Document>;
+  readonly #fields: Config['users']['fields'];
+  readonly #batchSize: number;
+  readonly #projection: Record<string, 1>;
+
+  constructor(users: Collection<Document>, config: Config) {
+    this.#users = users;
+    this.#fields = config.users.fields;
+    this.#batchSize = config.mongodb.batchSize;
+    this.#projection = Object.fromEntries(Object.values(this.#fields).map((f) => [f, 1]));
+  }
+
+  allActive(): AsyncIterable<RawUser[]> {
+    return this.#stream({ [this.#fields.active]: true });
+  }
+
+  changedSince(since: Date): AsyncIterable<RawUser[]> {
+    return this.#stream({ [this.#fields.updatedAt]: { $gt: since } });
+  }
+
+  async byId(id: string): Promise<RawUser | undefined> {
+    const field = this.#fields.id;
+    // Ids arrive as strings (CLI, delivery keys); the document may hold an ObjectId or a string.
+    const candidates: unknown[] = ObjectId.isValid(id) && /^[0-9a-f]{24}$/i.test(id) ? [new ObjectId(id), id] : [id];
+    if (/^\d+$/.test(id)) candidates.push(Number(id));
+    for (const value of candidates) {
+      const doc = await this.#users.findOne({ [field]: value }, { projection: this.#projection });
+      if (doc) return doc;
+    }
+    return undefined;
+  }
+
+  async *#stream(filter: Filter<Document>): AsyncIterable<RawUser[]> {
+    const cursor = this.#users.find(filter, { projection: this.#projection, batchSize: this.#batchSize });
+    try {
+      let batch: RawUser[] = [];
+      for await (const doc of cursor) {
+        batch.push(doc);
+        if (batch.length >= this.#batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+      if (batch.length > 0) yield batch;
+    } finally {
+      await cursor.close();
+    }
+  }
+}

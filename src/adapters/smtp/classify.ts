@@ -1,0 +1,62 @@
+/**
+ * One place that decides what an SMTP failure means. Transient failures (4xx, connection
+ * trouble, timeouts) are retried with backoff; permanent ones (5xx) never are, because resending
+ * what a server refused for good only hurts the sender's reputation.
+ */
+import { SmtpError } from '../../errors.js';
+
+/** Transport error codes (nodemailer's and Node's) that mean "could not talk to the server". */
+const CONNECTION_CODES = new Set([
+  'ECONNECTION',
+  'ETIMEDOUT',
+  'ESOCKET',
+  'EDNS',
+  'ETLS',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/** Codes that are the sender's own configuration problem: retrying alone will not fix them,
+ * but the message is not at fault either, so they are treated like an unreachable server. */
+const SENDER_CODES = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2']);
+
+interface TransportErrorShape {
+  message?: unknown;
+  code?: unknown;
+  responseCode?: unknown;
+  response?: unknown;
+}
+
+export function classifySmtpError(err: unknown): SmtpError {
+  if (err instanceof SmtpError) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as TransportErrorShape;
+  const message = typeof e.response === 'string' && e.response ? e.response : String(e.message ?? err);
+  const smtpCode = typeof e.responseCode === 'number' ? e.responseCode : undefined;
+  const code = typeof e.code === 'string' ? e.code : undefined;
+
+  if (smtpCode !== undefined && smtpCode >= 500 && smtpCode < 600) {
+    return new SmtpError(message, { retryable: false, smtpCode, cause: err });
+  }
+  if (smtpCode !== undefined && smtpCode >= 400 && smtpCode < 500) {
+    return new SmtpError(message, { retryable: true, smtpCode, cause: err });
+  }
+  if (code !== undefined && (CONNECTION_CODES.has(code) || SENDER_CODES.has(code))) {
+    return new SmtpError(message, { retryable: true, smtpCode, connection: true, cause: err });
+  }
+  // A malformed envelope or message is the message's fault: no retry.
+  if (code === 'EENVELOPE' || code === 'EMESSAGE' || code === 'EMAXRECIPIENTS') {
+    return new SmtpError(message, { retryable: false, smtpCode, cause: err });
+  }
+  // Unknown: retry, bounded by maxAttempts, rather than lose a message to an unclassified hiccup.
+  return new SmtpError(message, { retryable: true, smtpCode, cause: err });
+}
+
+/** Exponential backoff with full jitter (AWS architecture blog): uniform in [0, min(max, base*2^n)). */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.floor(random() * ceiling);
+}

@@ -1,0 +1,143 @@
+/**
+ * AnalyticsBuffer: outcome events are collected in memory and written with one `insertMany`
+ * every `flushEvents` events or `flushIntervalMs`, and on close. The old design wrote one row per
+ * event; this writes one batch per thousand.
+ *
+ * Nothing is dropped: a failed write keeps the batch and retries with backoff; when the buffer
+ * reaches `maxBuffered`, `record()` returns a promise that resolves only when there is room again,
+ * so callers that await it (the send path) slow down instead of losing events.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { EventSink, OutcomeEvent, StoredEvent } from '../ports/index.js';
+
+export interface AnalyticsBufferOptions {
+  /** Flush when this many events are waiting. */
+  flushEvents: number;
+  /** Flush at least this often (ms). */
+  flushIntervalMs: number;
+  /** Bound of the buffer: at this size `record()` waits for room (backpressure). */
+  maxBuffered: number;
+  /** First retry delay after a failed write (ms); doubles up to `retryMaxMs`. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+}
+
+export class AnalyticsBuffer {
+  readonly #sink: EventSink;
+  readonly #opts: Required<AnalyticsBufferOptions>;
+  readonly #log: Logger;
+  #buffer: StoredEvent[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+  #waiters: Array<() => void> = [];
+  #failures = 0;
+  #closed: Promise<void> | undefined;
+  /** Counters for /stats and tests. */
+  readonly stats = { recorded: 0, written: 0, writeErrors: 0, lastFlushMs: 0 };
+  readonly byType = new Map<OutcomeEvent['type'], number>();
+
+  constructor(sink: EventSink, opts: AnalyticsBufferOptions, log: Logger) {
+    this.#sink = sink;
+    this.#opts = { retryBaseMs: 500, retryMaxMs: 30_000, ...opts };
+    this.#log = log;
+  }
+
+  get size(): number {
+    return this.#buffer.length;
+  }
+
+  /**
+   * Adds an event. Resolves at once while there is room; at the bound, resolves when a flush has
+   * made room. Callers on the send path await it; that is the backpressure.
+   */
+  record(event: OutcomeEvent): Promise<void> {
+    this.#buffer.push({ ...event, id: randomUUID() });
+    this.stats.recorded++;
+    this.byType.set(event.type, (this.byType.get(event.type) ?? 0) + 1);
+    if (this.#buffer.length >= this.#opts.flushEvents) this.#kick(0);
+    else this.#kick(this.#opts.flushIntervalMs);
+    if (this.#buffer.length < this.#opts.maxBuffered) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Writes everything buffered now; retries until done or `deadlineMs` passes. */
+  async flush(deadlineMs = Infinity): Promise<void> {
+    const until = Date.now() + deadlineMs;
+    while (this.#buffer.length > 0 || this.#flushing) {
+      if (this.#flushing) {
+        await this.#flushing;
+        continue;
+      }
+      const ok = await this.#flushOnce();
+      if (!ok) {
+        if (Date.now() >= until) throw new Error(`analytics: ${this.#buffer.length} events not written before the deadline`);
+        await sleep(Math.min(this.#backoff(), Math.max(0, until - Date.now())));
+      }
+    }
+  }
+
+  /** Stops the timer and writes what is left (bounded by `deadlineMs`). Idempotent. */
+  close(deadlineMs = 30_000): Promise<void> {
+    this.#closed ??= (async () => {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      await this.flush(deadlineMs);
+    })();
+    return this.#closed;
+  }
+
+  #kick(delayMs: number): void {
+    if (this.#closed && delayMs > 0) return;
+    if (this.#timer && delayMs > 0) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#flushing) return void this.#flushing.then(() => this.#buffer.length && this.#kick(0));
+      void this.#flushOnce().then((ok) => {
+        if (this.#buffer.length === 0) return;
+        this.#kick(ok ? (this.#buffer.length >= this.#opts.flushEvents ? 0 : this.#opts.flushIntervalMs) : this.#backoff());
+      });
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  #backoff(): number {
+    return Math.min(this.#opts.retryMaxMs, this.#opts.retryBaseMs * 2 ** Math.min(this.#failures, 16));
+  }
+
+  /** One write of up to `flushEvents` events; true when it succeeded. */
+  async #flushOnce(): Promise<boolean> {
+    const batch = this.#buffer.slice(0, this.#opts.flushEvents);
+    if (batch.length === 0) return true;
+    const started = Date.now();
+    let done: () => void = () => {};
+    this.#flushing = new Promise((r) => (done = r));
+    try {
+      await this.#sink.write(batch);
+      // Only now remove them: a crash or error before this point keeps them for the retry.
+      this.#buffer.splice(0, batch.length);
+      this.stats.written += batch.length;
+      this.stats.lastFlushMs = Date.now() - started;
+      this.#failures = 0;
+      this.#release();
+      return true;
+    } catch (err) {
+      this.#failures++;
+      this.stats.writeErrors++;
+      this.#log.warn({ err, buffered: this.#buffer.length, attempt: this.#failures }, 'analytics write failed; keeping events and retrying');
+      return false;
+    } finally {
+      this.#flushing = undefined;
+      done();
+    }
+  }
+
+  #release(): void {
+    while (this.#waiters.length > 0 && this.#buffer.length < this.#opts.maxBuffered) this.#waiters.shift()?.();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

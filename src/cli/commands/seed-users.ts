@@ -1,0 +1,156 @@
+/**
+ * `mailwheel seed-users N`: writes test users into the configured users collection (the only
+ * place mailwheel writes there). The documents come from the pure generator in
+ * `src/seed/generate-users.ts`; this file only parses options, batches the inserts and reports.
+ * `--seed` reproduces a data set; without it a random seed is used and printed.
+ */
+import type { Command } from 'commander';
+import { MongoBulkWriteError, type Document } from 'mongodb';
+import { MongoStore } from '../../adapters/mongo/store.js';
+import { databaseName } from '../../config/load.js';
+import { generateUsers, planCounts, seedFromString, type SeedKind } from '../../seed/generate-users.js';
+import { badArgument, configFor, parsePositiveInt } from '../context.js';
+
+interface SeedOpts {
+  drop?: boolean;
+  invalidRatio: string;
+  inactiveRatio: string;
+  batch: string;
+  seed?: string;
+  soon?: string;
+}
+
+export function registerSeedUsers(program: Command): void {
+  program
+    .command('seed-users <n>')
+    .description('insert N realistic test users into the configured users collection (test and demo data)')
+    .option('--drop', 'drop the users collection first')
+    .option('--invalid-ratio <r>', 'share 0..1 of malformed documents (bad email, zone, time, CR/LF...)', '0')
+    .option('--inactive-ratio <r>', 'share 0..1 of inactive or unsubscribed users', '0.05')
+    .option('--batch <n>', 'documents per insertMany', '1000')
+    .option('--seed <s>', 'PRNG seed (integer or text) to reproduce a data set; default random, printed')
+    .option('--soon <minutes>', "demo: each user's first time falls in the next MINUTES minutes of their own zone")
+    .action(async (nArg: string, opts: SeedOpts, cmd: Command) => {
+      const count = parsePositiveInt(nArg, '<n>');
+      const invalidRatio = parseRatio(opts.invalidRatio, '--invalid-ratio');
+      const inactiveRatio = parseRatio(opts.inactiveRatio, '--inactive-ratio');
+      if (invalidRatio + inactiveRatio > 1) throw badArgument(`--invalid-ratio + --inactive-ratio must not exceed 1 (got ${invalidRatio + inactiveRatio})`);
+      const batchSize = parsePositiveInt(opts.batch, '--batch');
+      const soonMinutes = opts.soon === undefined ? undefined : parsePositiveInt(opts.soon, '--soon');
+      if (soonMinutes !== undefined && soonMinutes > 1440) throw badArgument(`--soon: "${opts.soon}" is more than a day (1440 minutes)`);
+      const seed = opts.seed === undefined ? Math.floor(Math.random() * 0x1_0000_0000) : seedFromString(opts.seed);
+
+      const { config } = configFor(cmd);
+      const store = await MongoStore.connect(config);
+      try {
+        const users = store.users;
+        if (opts.drop) await users.drop();
+        // Continue the numbering of an earlier run so emails stay unique without --drop. A count
+        // is a full scan on FerretDB, but once per run is cheap next to the inserts.
+        const firstIndex = opts.drop ? 0 : await users.countDocuments({});
+        process.stderr.write(`seeding ${count} users into ${databaseName(config.mongodb.uri)}.${config.users.collection} (seed ${seed}${soonMinutes === undefined ? '' : `, first times in the next ${soonMinutes} min`})\n`);
+
+        const nowMs = Date.now();
+        const progress = new Progress(count);
+        const inserted: Record<SeedKind, number> = { active: 0, inactive: 0, invalid: 0 };
+        const failures: string[] = [];
+        let docs: Document[] = [];
+        let kinds: SeedKind[] = [];
+        const flush = async (): Promise<void> => {
+          const ok = await insertBatch(users, docs, failures);
+          for (const [i, kind] of kinds.entries()) if (ok[i]) inserted[kind]++;
+          progress.update(progress.done + docs.length);
+          docs = [];
+          kinds = [];
+        };
+        for (const u of generateUsers({ count, seed, inactiveRatio, invalidRatio, nowMs, fields: config.users.fields, soonMinutes, firstIndex })) {
+          docs.push(u.doc);
+          kinds.push(u.kind);
+          if (docs.length >= batchSize) await flush();
+        }
+        if (docs.length > 0) await flush();
+        progress.finish();
+
+        const seconds = (Date.now() - nowMs) / 1000;
+        const total = inserted.active + inserted.inactive + inserted.invalid;
+        const rate = Math.round(total / Math.max(seconds, 0.001));
+        process.stdout.write(`seeded ${total} users (${inserted.active} active, ${inserted.inactive} inactive, ${inserted.invalid} invalid) in ${seconds.toFixed(1)} s — ${rate} users/s\n`);
+        if (failures.length > 0) {
+          const planned = planCounts(count, inactiveRatio, invalidRatio).total;
+          process.stderr.write(`seed-users: ${planned - total} of ${planned} documents were not inserted; first error: ${failures[0]}\n`);
+          process.exitCode = 1;
+        }
+      } finally {
+        await store.close();
+      }
+    });
+}
+
+function parseRatio(value: string, option: string): number {
+  const r = Number(value);
+  if (value.trim() === '' || !Number.isFinite(r) || r < 0 || r > 1) throw badArgument(`${option}: "${value}" is not a number between 0 and 1`);
+  return r;
+}
+
+/**
+ * One unordered insertMany: a bad document (say a duplicate `_id` from an earlier run) costs only
+ * itself, not the rest of the batch. Returns which documents made it, by position; other errors
+ * (connection lost) are thrown.
+ */
+async function insertBatch(users: MongoStore['users'], docs: Document[], failures: string[]): Promise<boolean[]> {
+  const ok = docs.map(() => true);
+  try {
+    await users.insertMany(docs, { ordered: false });
+  } catch (err) {
+    if (!(err instanceof MongoBulkWriteError)) throw err;
+    const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+    // No per-document errors means the whole batch failed for some other reason.
+    if (writeErrors.length === 0) throw err;
+    for (const we of writeErrors) {
+      ok[we.index] = false;
+      if (failures.length < 10) failures.push(we.errmsg ?? `code ${we.code}`);
+    }
+  }
+  return ok;
+}
+
+/** Progress on stderr: rewritten in place on a terminal, else one line per ~10 % (logs, CI). */
+class Progress {
+  readonly #total: number;
+  readonly #tty = process.stderr.isTTY === true;
+  readonly #started = Date.now();
+  #done = 0;
+  #nextDecile = 1;
+
+  constructor(total: number) {
+    this.#total = total;
+  }
+
+  get done(): number {
+    return this.#done;
+  }
+
+  update(done: number): void {
+    this.#done = done;
+    if (this.#tty) {
+      // \x1b[K clears what a longer earlier line left behind.
+      process.stderr.write(`\r${this.#line()}\x1b[K`);
+      return;
+    }
+    const decile = Math.floor((done * 10) / this.#total);
+    if (decile >= this.#nextDecile) {
+      this.#nextDecile = decile + 1;
+      process.stderr.write(`${this.#line()}\n`);
+    }
+  }
+
+  finish(): void {
+    if (this.#tty) process.stderr.write('\n');
+  }
+
+  #line(): string {
+    const seconds = Math.max((Date.now() - this.#started) / 1000, 0.001);
+    const pct = Math.floor((this.#done * 100) / this.#total);
+    return `seeding: ${this.#done}/${this.#total} (${pct} %) ${Math.round(this.#done / seconds)} users/s`;
+  }
+}

@@ -1,0 +1,21 @@
+import type { Command } from 'commander';
+import { App } from '../../app/app.js';
+import { configFor, loggerFor, onStopSignal } from '../context.js';
+
+export function registerStart(program: Command): void {
+  program
+    .command('start')
+    .description('run the daemon: sync users, send each scheduled email at its time, until SIGTERM')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const loaded = configFor(cmd);
+      const log = loggerFor(loaded);
+      const app = await App.create(loaded, log);
+      // The daemon's timers are unref'd so tests and run-minute can exit; this keeps `start` alive.
+      const keepAlive = setInterval(() => undefined, 1 << 30);
+      onStopSignal(log, async () => {
+        await app.close();
+        clearInterval(keepAlive);
+      });
+      await app.start();
+    });
+}

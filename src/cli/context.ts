@@ -1,0 +1,65 @@
+/** Helpers shared by the subcommands: config, logger, argument parsing, signal handling. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import type { Logger } from 'pino';
+import { defaultConfigDir, loadConfig, type LoadedConfig } from '../config/load.js';
+import { ErrorCodes, MailwheelError } from '../errors.js';
+import { createLogger } from '../log.js';
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(defaultConfigDir, '..', 'package.json'), 'utf8')) as { version?: string };
+  return pkg.version ?? '0.0.0';
+}
+
+/** Loads config from `--config` (global option) or MAILWHEEL_CONFIG; throws ConfigError. */
+export function configFor(cmd: Command): LoadedConfig {
+  const { config } = cmd.optsWithGlobals<{ config?: string }>();
+  return loadConfig(config === undefined ? {} : { file: config });
+}
+
+export function loggerFor(loaded: LoadedConfig): Logger {
+  return createLogger(loaded.config.log.level);
+}
+
+export function badArgument(message: string): MailwheelError {
+  return new MailwheelError(ErrorCodes.BAD_ARGUMENT, message);
+}
+
+/** Parses an ISO-8601 instant; a bad one is a usage error naming the option. */
+export function parseInstant(value: string, option: string): number {
+  const ms = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(ms)) throw badArgument(`${option}: "${value}" is not an ISO-8601 instant (e.g. 2026-03-08T09:00:00Z)`);
+  return ms;
+}
+
+export function parsePositiveInt(value: string, option: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw badArgument(`${option}: "${value}" is not a positive integer`);
+  return n;
+}
+
+/**
+ * Calls `stop` on the first SIGTERM/SIGINT (graceful); a second signal exits at once with 130,
+ * for an operator who does not want to wait for the drain.
+ */
+export function onStopSignal(log: Logger, stop: (signal: string) => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping gracefully');
+    stop(signal).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'graceful stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}

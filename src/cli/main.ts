@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * The `mailwheel` command. Each subcommand lives in `commands/`; this file only assembles them
+ * and turns errors into exit codes (78 for bad configuration, 64 for a bad command line).
+ */
+import { Command, CommanderError } from 'commander';
+import { ConfigError, EXIT_CONFIG, EXIT_USAGE, ErrorCodes, MailwheelError } from '../errors.js';
+import { registerConfigCheck } from './commands/config-check.js';
+import { registerRunMinute } from './commands/run-minute.js';
+import { registerScheduleShow } from './commands/schedule-show.js';
+import { registerSeedUsers } from './commands/seed-users.js';
+import { registerStart } from './commands/start.js';
+import { packageVersion } from './context.js';
+
+export function buildProgram(): Command {
+  const program = new Command('mailwheel')
+    .description('Scheduled personal emails and broadcasts to every active user in MongoDB')
+    .version(packageVersion())
+    .option('-c, --config <file>', 'config file (JSON) merged over config/default.json; env MAILWHEEL_CONFIG')
+    .showHelpAfterError()
+    .exitOverride();
+  registerStart(program);
+  registerRunMinute(program);
+  registerSeedUsers(program);
+  registerScheduleShow(program);
+  registerConfigCheck(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // Help and version are "errors" to commander's exitOverride, with exit code 0.
+    return err.exitCode === 0 ? 0 : EXIT_USAGE;
+  }
+  if (err instanceof ConfigError) {
+    process.stderr.write(`mailwheel: ${err.message}\n`);
+    return EXIT_CONFIG;
+  }
+  if (err instanceof MailwheelError) {
+    process.stderr.write(`mailwheel: ${err.message}\n`);
+    return err.code === ErrorCodes.BAD_ARGUMENT ? EXIT_USAGE : 1;
+  }
+  process.stderr.write(`mailwheel: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 1;
+}
+
+// Run when executed directly (bin or tsx), not when imported by tests.
+const entry = process.argv[1] ?? '';
+if (/(?:^|[\\/])(main\.[jt]s|mailwheel)$/.test(entry)) {
+  main(process.argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`mailwheel: ${String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,123 @@
+/**
+ * Loads the configuration: `config/default.json`, then the operator's file (`--config` or
+ * MAILWHEEL_CONFIG), then the environment. The result is validated and frozen; any problem
+ * becomes a `ConfigError` naming the field, which the CLI turns into exit code 78.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import cron from 'node-cron';
+import { ConfigError } from '../errors.js';
+import { isValidZone } from '../core/fire-time.js';
+import { maskUri } from '../log.js';
+import { configSchema, schedulesSchema, type Config, type Schedules } from './schema.js';
+
+/** The folder holding default.json, schedules.json and templates/ shipped with the package. */
+export const defaultConfigDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config');
+
+export interface LoadedConfig {
+  config: Config;
+  schedules: Schedules;
+  /** Files that contributed, in order, for `config check`. */
+  sources: string[];
+}
+
+type Json = Record<string, unknown>;
+
+function isPlainObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Objects merge key by key; arrays and scalars replace. */
+export function deepMerge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
+function readJson(file: string, label: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(label, `cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!isPlainObject(parsed)) throw new Error('top level must be an object');
+    return parsed;
+  } catch (err) {
+    throw new ConfigError(label, `${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Environment variables that override the file (DESIGN.md "Environment"). */
+function envOverrides(env: NodeJS.ProcessEnv): Json {
+  const o: Json = {};
+  if (env.MONGODB_URI) o.mongodb = { uri: env.MONGODB_URI };
+  if (env.SMTP_URL) o.smtp = { url: env.SMTP_URL };
+  if (env.LOG_LEVEL) o.log = { level: env.LOG_LEVEL };
+  return o;
+}
+
+function firstIssue(error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> }, prefix = ''): ConfigError {
+  const issue = error.issues[0];
+  const field = prefix + (issue?.path.map(String).join('.') || '(root)');
+  return new ConfigError(field, issue?.message ?? 'invalid');
+}
+
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const sources: string[] = [];
+  const defaultsFile = join(defaultConfigDir, 'default.json');
+  let merged = readJson(defaultsFile, 'default.json');
+  sources.push(defaultsFile);
+
+  const file = opts.file ?? env.MAILWHEEL_CONFIG;
+  let configDir = defaultConfigDir;
+  if (file) {
+    const abs = resolve(file);
+    merged = deepMerge(merged, readJson(abs, '--config'));
+    sources.push(abs);
+    configDir = dirname(abs);
+  }
+  merged = deepMerge(merged, envOverrides(env));
+
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) throw firstIssue(parsed.error);
+  const config = parsed.data;
+
+  // schedules.json: the operator's folder first, then the packaged one.
+  const schedPath = isAbsolute(config.schedulesFile) ? config.schedulesFile : join(configDir, config.schedulesFile);
+  const schedFile = file && existsSync(schedPath) ? schedPath : join(defaultConfigDir, config.schedulesFile);
+  const sched = schedulesSchema.safeParse(readJson(schedFile, 'schedulesFile'));
+  if (!sched.success) throw firstIssue(sched.error, 'schedules.');
+  for (const [name, entry] of Object.entries(sched.data)) {
+    if (!cron.validate(entry.cron)) throw new ConfigError(`schedules.${name}.cron`, `invalid cron expression "${entry.cron}"`);
+    if (!isValidZone(entry.timezone)) throw new ConfigError(`schedules.${name}.timezone`, `unknown IANA zone "${entry.timezone}"`);
+  }
+  sources.push(schedFile);
+  return { config: deepFreeze(config), schedules: deepFreeze(sched.data), sources };
+}
+
+function deepFreeze<T>(o: T): T {
+  if (isPlainObject(o)) for (const v of Object.values(o)) deepFreeze(v);
+  return Object.freeze(o);
+}
+
+/** A copy of the config safe to print: credentials in URIs replaced. */
+export function redactConfig(config: Config): Json {
+  const clone = JSON.parse(JSON.stringify(config)) as Json;
+  (clone.mongodb as Json).uri = maskUri(config.mongodb.uri);
+  (clone.smtp as Json).url = maskUri(config.smtp.url);
+  return clone;
+}
+
+/** The database name in the MongoDB URI (default "mailwheel"). */
+export function databaseName(uri: string): string {
+  const m = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]*)/.exec(uri);
+  return m?.[1] ? decodeURIComponent(m[1]) : 'mailwheel';
+}

@@ -1,0 +1,125 @@
+/**
+ * The configuration schema: one typed object, units in the names, defaults in one place.
+ * `config/default.json` is the documented baseline; a `--config` file and the environment
+ * override it, and the merged result must pass this schema or start-up stops (exit 78).
+ */
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+const fieldName = z.string().min(1);
+
+const mongodb = z.strictObject({
+  /** Connection string; the database is the one named in its path. Env: MONGODB_URI. */
+  uri: z.string().regex(/^mongodb(\+srv)?:\/\/.+/, 'must be a mongodb:// or mongodb+srv:// URI'),
+  /** Prefix of the collections mailwheel owns (deliveries, events, broadcasts, suppressions). */
+  collectionPrefix: z.string().regex(/^[A-Za-z0-9_]*$/, 'letters, digits and _ only'),
+  /** Documents per cursor batch when streaming users. */
+  batchSize: positiveInt.max(100_000),
+});
+
+const users = z.strictObject({
+  collection: z.string().min(1),
+  /** Field names in the application's user documents (applications differ). */
+  fields: z.strictObject({
+    id: fieldName,
+    email: fieldName,
+    name: fieldName,
+    active: fieldName,
+    timezone: fieldName,
+    emailTimes: fieldName,
+    emailDays: fieldName,
+    unsubscribed: fieldName,
+    updatedAt: fieldName,
+  }),
+});
+
+const smtp = z.strictObject({
+  /** smtp:// or smtps:// URL, credentials included. Env: SMTP_URL. Never logged. */
+  url: z.string().regex(/^smtps?:\/\/.+/, 'must be an smtp:// or smtps:// URL'),
+  /** The From header of every message. */
+  from: z.string().min(3).refine((s) => !/[\r\n]/.test(s), 'must not contain CR or LF'),
+  /** Pooled SMTP connections; also the send concurrency. */
+  poolSize: positiveInt.max(500),
+  /** Messages per pooled connection before it is recycled. */
+  maxMessagesPerConnection: positiveInt,
+  /** Verify the server's TLS certificate (STARTTLS and smtps). */
+  rejectUnauthorized: z.boolean(),
+  connectionTimeoutMs: positiveInt,
+  socketTimeoutMs: positiveInt,
+});
+
+/** Rate windows; any combination, all enforced at once. `null` turns a default window off. */
+const window = positiveInt.nullable().optional();
+const rate = z.strictObject({
+  perSecond: window,
+  perMinute: window,
+  perHour: window,
+  perDay: window,
+});
+
+const send = z.strictObject({
+  /** Attempts per message, the first included, for transient SMTP errors. */
+  maxAttempts: positiveInt.max(20),
+  backoffBaseMs: positiveInt,
+  backoffMaxMs: positiveInt,
+  /** On SIGTERM, how long in-flight sends may take before the process gives up on them. */
+  drainTimeoutMs: positiveInt,
+  /** A claim whose owner has not been heard from for this long is taken over (crash recovery). */
+  claimStaleMs: positiveInt.min(5_000),
+});
+
+const analytics = z.strictObject({
+  /** Flush when this many events are buffered. */
+  flushEvents: positiveInt,
+  /** Flush at least this often. */
+  flushIntervalMs: positiveInt,
+  /** Hard bound of the buffer; at the bound, sending slows instead of dropping events. */
+  maxBuffered: positiveInt,
+});
+
+const http = z.strictObject({
+  enabled: z.boolean(),
+  host: z.string().min(1),
+  port: z.number().int().min(0).max(65535),
+});
+
+const template = z.strictObject({
+  subject: z.string().min(1),
+  text: z.string().min(1),
+  html: z.string().min(1).optional(),
+});
+
+export const configSchema = z
+  .strictObject({
+    mongodb,
+    users,
+    smtp,
+    rate,
+    send,
+    analytics,
+    http,
+    templates: z.strictObject({ scheduled: template }),
+    /** Path of the housekeeping cron file, relative to the config folder. */
+    schedulesFile: z.string().min(1),
+    log: z.strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    }),
+  })
+  .refine((c) => c.send.backoffMaxMs >= c.send.backoffBaseMs, {
+    message: 'must be >= send.backoffBaseMs',
+    path: ['send', 'backoffMaxMs'],
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+/** One housekeeping schedule: a node-cron expression and the zone it is read in. */
+export const scheduleEntrySchema = z.strictObject({
+  cron: z.string().min(1),
+  timezone: z.string().min(1),
+});
+
+export const schedulesSchema = z.strictObject({
+  userSync: scheduleEntrySchema,
+});
+
+export type Schedules = z.infer<typeof schedulesSchema>;

@@ -1,0 +1,134 @@
+/**
+ * Dispatcher: turns due deliveries into sends. It claims delivery keys in bulk (so a rerun, a
+ * restart or a second instance never sends a key twice), then feeds the claimed deliveries into
+ * the send queue while keeping only a bounded number queued there (Bottleneck's per-job cost and
+ * memory grow with its queue). On stop, every claim that never reached SMTP is released so that
+ * a rerun of the minute sends it.
+ */
+import type { Logger } from 'pino';
+import type { ClaimStore, Delivery, DeliveryQueue, EventRecorder } from '../ports/index.js';
+import type { OutcomeRecorder } from './outcome-recorder.js';
+
+export interface DispatcherOptions {
+  /** Keys per bulk claim. */
+  claimBatch: number;
+  /** Most deliveries waiting inside the send queue at once. */
+  maxQueued: number;
+  /** How long a graceful stop lets in-flight sends finish. */
+  drainTimeoutMs: number;
+}
+
+export interface DispatchResult {
+  claimed: number;
+  skipped: number;
+}
+
+export class Dispatcher {
+  readonly #claims: ClaimStore;
+  readonly #queue: DeliveryQueue;
+  readonly #recorder: OutcomeRecorder;
+  readonly #events: EventRecorder;
+  readonly #opts: DispatcherOptions;
+  readonly #log: Logger;
+  /** Claimed here and not yet handed to the queue; released on stop. */
+  readonly #unfed = new Set<Delivery>();
+  #stopping = false;
+  #stopped: Promise<void> | undefined;
+  #active = 0;
+  readonly stats = { claimed: 0, skipped: 0, released: 0 };
+
+  constructor(
+    deps: { claims: ClaimStore; queue: DeliveryQueue; recorder: OutcomeRecorder; events: EventRecorder },
+    opts: DispatcherOptions,
+    log: Logger,
+  ) {
+    this.#claims = deps.claims;
+    this.#queue = deps.queue;
+    this.#recorder = deps.recorder;
+    this.#events = deps.events;
+    this.#opts = opts;
+    this.#log = log;
+  }
+
+  /** Deliveries claimed but not yet in the send queue. */
+  get backlog(): number {
+    return this.#unfed.size;
+  }
+
+  /**
+   * Claims and queues `deliveries`. Resolves when all of them are in the send queue (not sent:
+   * use `idle()` for that), or when a stop interrupts.
+   */
+  async dispatch(deliveries: readonly Delivery[]): Promise<DispatchResult> {
+    const result: DispatchResult = { claimed: 0, skipped: 0 };
+    this.#active++;
+    try {
+      for (let i = 0; i < deliveries.length && !this.#stopping; i += this.#opts.claimBatch) {
+        const chunk = deliveries.slice(i, i + this.#opts.claimBatch);
+        const byKey = new Map(chunk.map((d) => [d.key, d]));
+        const { claimed, taken } = await this.#claims.claim([...byKey.keys()]);
+        result.claimed += claimed.length;
+        result.skipped += taken.length;
+        for (const key of taken) {
+          const d = byKey.get(key);
+          if (d) await this.#events.record({ type: 'skipped', at: new Date(), key, kind: d.kind, userId: d.userId, reason: 'already claimed' });
+        }
+        const mine = claimed.flatMap((k) => byKey.get(k) ?? []);
+        for (const d of mine) this.#unfed.add(d);
+        for (const d of mine) {
+          await this.#room();
+          if (this.#stopping) break;
+          this.#unfed.delete(d);
+          this.#queue.submit(d);
+        }
+      }
+    } finally {
+      this.#active--;
+    }
+    this.stats.claimed += result.claimed;
+    this.stats.skipped += result.skipped;
+    return result;
+  }
+
+  /** Resolves when everything dispatched so far has an outcome. */
+  async idle(): Promise<void> {
+    while (this.#active > 0 || this.#unfed.size > 0) await sleep(20);
+    await this.#queue.idle();
+    await this.#recorder.flush();
+  }
+
+  /**
+   * Graceful stop: no new sends, in-flight sends get `drainTimeoutMs`, unsent claims go back.
+   * Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
+    this.#stopping = true;
+    const { released, abandoned } = await this.#queue.stop(this.#opts.drainTimeoutMs);
+    const give = [...released, ...this.#unfed].map((d) => d.key);
+    this.#unfed.clear();
+    await this.#recorder.flush();
+    if (give.length > 0) {
+      await this.#claims.release(give);
+      this.stats.released += give.length;
+    }
+    if (abandoned.length > 0) {
+      // Outcome unknown: their claims stay, and crash recovery decides once this instance is gone.
+      this.#log.warn({ count: abandoned.length }, 'sends still in flight at the drain deadline; their outcome is unknown');
+    }
+    this.#log.info({ released: give.length, abandoned: abandoned.length }, 'dispatcher stopped');
+  }
+
+  /** Waits while the send queue holds `maxQueued` or more (polled: the queue has no per-send event). */
+  async #room(): Promise<void> {
+    while (!this.#stopping && this.#queue.waiting >= this.#opts.maxQueued) await sleep(10);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

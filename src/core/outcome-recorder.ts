@@ -1,0 +1,100 @@
+/**
+ * Records what happened to each delivery: one analytics event, and the claim marked done.
+ * Claim completions are batched (one bulk write per `batchSize` or `intervalMs`) for the same
+ * reason analytics are: a write per message would cost more than the send. The batch interval
+ * is the window in which a crash leaves a sent message looking unsent (see DESIGN.md, Crash).
+ */
+import type { Logger } from 'pino';
+import type { ClaimStore, Delivery, EventRecorder } from '../ports/index.js';
+import type { SmtpError } from '../errors.js';
+
+export interface OutcomeRecorderOptions {
+  batchSize: number;
+  intervalMs: number;
+}
+
+export interface Outcome {
+  delivery: Delivery;
+  status: 'sent' | 'failed';
+  attempts: number;
+  latencyMs: number;
+  error?: SmtpError;
+}
+
+export class OutcomeRecorder {
+  readonly #claims: ClaimStore;
+  readonly #events: EventRecorder;
+  readonly #opts: OutcomeRecorderOptions;
+  readonly #log: Logger;
+  #pending: Array<{ key: string; status: 'sent' | 'failed' }> = [];
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(claims: ClaimStore, events: EventRecorder, opts: OutcomeRecorderOptions, log: Logger) {
+    this.#claims = claims;
+    this.#events = events;
+    this.#opts = opts;
+    this.#log = log;
+  }
+
+  /** The SendQueue's hooks. */
+  readonly hooks = {
+    onOutcome: (o: Outcome): Promise<void> => this.outcome(o),
+    onRetry: (d: Delivery, attempt: number, delayMs: number, error: SmtpError): Promise<void> =>
+      this.#events.record({
+        type: 'retried',
+        at: new Date(),
+        key: d.key,
+        kind: d.kind,
+        userId: d.userId,
+        attempt,
+        delayMs,
+        reason: error.message,
+        ...(error.smtpCode === undefined ? {} : { smtpCode: error.smtpCode }),
+      }),
+  };
+
+  async outcome(o: Outcome): Promise<void> {
+    const d = o.delivery;
+    this.#pending.push({ key: d.key, status: o.status });
+    if (this.#pending.length >= this.#opts.batchSize) void this.flush();
+    else this.#timer ??= setTimeout(() => void this.flush(), this.#opts.intervalMs);
+    if (o.status === 'failed') {
+      this.#log.warn({ key: d.key, code: o.error?.smtpCode, reason: o.error?.message }, 'delivery failed');
+    }
+    await this.#events.record({
+      type: o.status,
+      at: new Date(),
+      key: d.key,
+      kind: d.kind,
+      userId: d.userId,
+      attempt: o.attempts,
+      latencyMs: o.latencyMs,
+      ...(o.error ? { reason: o.error.message } : {}),
+      ...(o.error?.smtpCode === undefined ? {} : { smtpCode: o.error.smtpCode }),
+    });
+  }
+
+  /** Writes pending completions. Serialised so batches never interleave; errors keep the batch. */
+  flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#writing = this.#writing.then(async () => {
+      const batch = this.#pending.splice(0);
+      if (batch.length === 0) return;
+      try {
+        await this.#claims.complete(batch);
+      } catch (err) {
+        // Keep them: an unrecorded completion would let a crash recovery resend a sent message.
+        this.#pending.unshift(...batch);
+        this.#log.warn({ err, pending: this.#pending.length }, 'could not record completions; will retry');
+        this.#timer ??= setTimeout(() => void this.flush(), Math.max(1000, this.#opts.intervalMs));
+      }
+    });
+    return this.#writing;
+  }
+
+  get pending(): number {
+    return this.#pending.length;
+  }
+}

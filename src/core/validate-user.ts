@@ -1,0 +1,98 @@
+/**
+ * Turns a raw user document into a `UserRecord`, or a reason why it cannot be served.
+ * One bad document must never stop the others, so this never throws: the caller logs the reason
+ * once and records one `invalid` event. Field names come from config (applications differ).
+ */
+import type { Config } from '../config/schema.js';
+import type { RawUser } from '../ports/index.js';
+import { isValidZone, parseHHMM } from './fire-time.js';
+import type { UserRecord } from './types.js';
+
+export type FieldMap = Config['users']['fields'];
+
+export type UserCheck =
+  | { kind: 'valid'; user: UserRecord }
+  /** Not to be served, and that is normal: inactive or unsubscribed. */
+  | { kind: 'inactive'; id: string }
+  | { kind: 'invalid'; id: string; reason: string };
+
+/** Practical address syntax (not full RFC 5322): one @, no spaces, quotes or control characters. */
+const EMAIL_RE = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+/** CR, LF and other control characters would let a value break out of a header. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f]/;
+const MAX_TIMES = 24;
+
+/** Reads a possibly dotted field path ("profile.email"). */
+export function getField(doc: RawUser, path: string): unknown {
+  if (!path.includes('.')) return doc[path];
+  let cur: unknown = doc;
+  for (const part of path.split('.')) {
+    if (typeof cur !== 'object' || cur === null) return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+/** A stable string form of an id: ObjectId-like values expose toHexString. */
+export function idToString(v: unknown): string | undefined {
+  if (typeof v === 'string') return v.length > 0 ? v : undefined;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  if (typeof v === 'object' && v !== null && 'toHexString' in v && typeof v.toHexString === 'function') {
+    return String(v.toHexString());
+  }
+  return undefined;
+}
+
+export function checkUser(doc: RawUser, f: FieldMap): UserCheck {
+  const id = idToString(getField(doc, f.id));
+  if (id === undefined) return { kind: 'invalid', id: '(none)', reason: `${f.id}: missing or not a string/ObjectId` };
+  if (CONTROL_RE.test(id)) return { kind: 'invalid', id: JSON.stringify(id), reason: `${f.id}: contains control characters` };
+  const bad = (reason: string): UserCheck => ({ kind: 'invalid', id, reason });
+
+  if (getField(doc, f.active) !== true || getField(doc, f.unsubscribed) === true) return { kind: 'inactive', id };
+
+  const email = getField(doc, f.email);
+  if (typeof email !== 'string') return bad(`${f.email}: missing or not a string`);
+  if (CONTROL_RE.test(email)) return bad(`${f.email}: contains CR/LF or control characters`);
+  if (email.length > 254 || !EMAIL_RE.test(email)) return bad(`${f.email}: not a valid address`);
+
+  const rawName = getField(doc, f.name);
+  let name: string | undefined;
+  if (rawName !== undefined && rawName !== null && rawName !== '') {
+    if (typeof rawName !== 'string') return bad(`${f.name}: not a string`);
+    if (CONTROL_RE.test(rawName)) return bad(`${f.name}: contains CR/LF or control characters`);
+    if (rawName.length > 200) return bad(`${f.name}: longer than 200 characters`);
+    name = rawName;
+  }
+
+  const rawZone = getField(doc, f.timezone);
+  let timezone = 'UTC';
+  if (rawZone !== undefined && rawZone !== null) {
+    if (typeof rawZone !== 'string' || !isValidZone(rawZone)) return bad(`${f.timezone}: unknown IANA timezone ${JSON.stringify(rawZone)}`);
+    timezone = rawZone;
+  }
+
+  const rawTimes = getField(doc, f.emailTimes);
+  if (!Array.isArray(rawTimes) || rawTimes.length === 0) return bad(`${f.emailTimes}: missing or empty`);
+  if (rawTimes.length > MAX_TIMES) return bad(`${f.emailTimes}: more than ${MAX_TIMES} times`);
+  const times = new Set<string>();
+  for (const t of rawTimes) {
+    if (typeof t !== 'string' || parseHHMM(t) === undefined) return bad(`${f.emailTimes}: ${JSON.stringify(t)} is not HH:MM`);
+    times.add(t);
+  }
+
+  const rawDays = getField(doc, f.emailDays);
+  let days: number[] | undefined;
+  if (rawDays !== undefined && rawDays !== null) {
+    if (!Array.isArray(rawDays) || rawDays.length === 0) return bad(`${f.emailDays}: must be a non-empty array of 0..6`);
+    const set = new Set<number>();
+    for (const d of rawDays) {
+      if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > 6) return bad(`${f.emailDays}: ${JSON.stringify(d)} is not a weekday 0..6`);
+      set.add(d);
+    }
+    days = [...set].sort((a, b) => a - b);
+  }
+
+  return { kind: 'valid', user: { id, email, name, timezone, times: [...times].sort(), days } };
+}

@@ -1,0 +1,85 @@
+/**
+ * The interfaces the core needs from the outside world. The core (scheduling, registry, sending
+ * policy) talks only to these; adapters in `src/adapters/` implement them with MongoDB and SMTP.
+ */
+import type { Delivery, OutcomeEvent, UserRecord } from '../core/types.js';
+
+/** Wall-clock time and timers, injectable so tests move time without waiting. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The real clock. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** A raw user document as read from the users collection, before validation. */
+export type RawUser = Record<string, unknown>;
+
+/** Reads users in cursor batches: one streamed cursor, never `skip`, never capped. */
+export interface UserSource {
+  /** Every active user (full sync), streamed in batches. */
+  allActive(): AsyncIterable<RawUser[]>;
+  /** Users (active or not) whose `updatedAt` is after `since` (incremental sync). */
+  changedSince(since: Date): AsyncIterable<RawUser[]>;
+  /** One user by id, whatever its state; undefined when absent. */
+  byId(id: string): Promise<RawUser | undefined>;
+}
+
+/** Result of trying to own a set of deliveries. */
+export interface ClaimResult {
+  /** Keys this process now owns and must send (or release). */
+  claimed: string[];
+  /** Keys already owned or completed by another process or an earlier run. */
+  taken: string[];
+}
+
+/** Idempotency: a delivery key is sent by whoever inserted it first. */
+export interface ClaimStore {
+  claim(keys: readonly string[]): Promise<ClaimResult>;
+  /** Record final outcomes so a rerun does not resend, and a crash recovery knows what is done. */
+  complete(outcomes: ReadonlyArray<{ key: string; status: 'sent' | 'failed' }>): Promise<void>;
+  /** Give back claims that were never handed to SMTP (graceful stop), so a rerun sends them. */
+  release(keys: readonly string[]): Promise<void>;
+}
+
+/** An outcome event with a client-made id, so a retried write can never store it twice. */
+export type StoredEvent = OutcomeEvent & { id: string };
+
+/** Where outcome events end up (the events collection). */
+export interface EventSink {
+  write(events: readonly StoredEvent[]): Promise<void>;
+}
+
+/** Sends one personalised message; rejects with an `SmtpError`-classified error on failure. */
+export interface MailTransport {
+  send(delivery: Delivery): Promise<{ messageId: string; response: string }>;
+  close(): Promise<void>;
+}
+
+export type { Delivery, OutcomeEvent, UserRecord };
+
+/** The send queue as the core sees it (implemented by `adapters/smtp/send-queue.ts`). */
+export interface DeliveryQueue {
+  submit(delivery: Delivery): void;
+  /** Submitted and not yet handed to SMTP. */
+  readonly waiting: number;
+  readonly inFlight: number;
+  idle(): Promise<void>;
+  /** Stops intake; `released` never reached SMTP, `abandoned` were still in flight at the deadline. */
+  stop(drainTimeoutMs: number): Promise<{ released: Delivery[]; abandoned: Delivery[] }>;
+}
+
+/** Where outcome events go (implemented by `analytics/buffer.ts`); awaiting it is backpressure. */
+export interface EventRecorder {
+  record(event: OutcomeEvent): Promise<void>;
+}
