@@ -175,6 +175,9 @@ async function startFerretdbOnce(binary: string, log: (line: string) => void): P
   ];
   const child = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: a terminal Ctrl-C reaches the demo (which stops the daemon first and
+    // the database last), not the database directly while the daemon is still draining into it.
+    detached: true,
     // DO_NOT_TRACK is FerretDB's other telemetry opt-out; belt and braces with the flag above.
     env: { ...process.env, DO_NOT_TRACK: '1' },
   });

@@ -35,6 +35,12 @@ export class UserSync {
   readonly #clock: Clock;
   readonly #log: Logger;
   #lastSyncStart: number | undefined;
+  /**
+   * Invalid users already reported, with the reason. Incremental windows overlap and a full sync
+   * rereads everyone, so without this an invalid user would be reported again at every sync;
+   * it is reported once, and again only when its reason changes. Holds invalid users only.
+   */
+  readonly #reported = new Map<string, string>();
   #running: Promise<SyncReport> | undefined;
   lastReport: SyncReport | undefined;
 
@@ -111,14 +117,18 @@ export class UserSync {
       const r = checkUser(doc, this.#fields);
       if (r.kind === 'valid') {
         this.#registry.upsertUser(r.user, fromMs);
+        this.#reported.delete(r.user.id);
         seen?.add(r.user.id);
         report.valid++;
       } else if (r.kind === 'inactive') {
         this.#registry.cancelUser(r.id);
+        this.#reported.delete(r.id);
         report.inactive++;
       } else {
         this.#registry.cancelUser(r.id);
         report.invalid++;
+        if (this.#reported.get(r.id) === r.reason) continue;
+        this.#reported.set(r.id, r.reason);
         this.#log.warn({ userId: r.id, reason: r.reason }, 'invalid user skipped');
         await this.#events.record({ type: 'invalid', at: new Date(this.#clock.now()), userId: r.id, reason: r.reason });
       }

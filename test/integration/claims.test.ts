@@ -1,0 +1,72 @@
+/**
+ * Claims against the real MongoDB-wire server: two instances racing for the same keys split them
+ * with no overlap; a dead owner's unfinished claims are recovered by exactly one instance; a
+ * finished claim is never recovered; a live owner's claim is left alone.
+ */
+import pino from 'pino';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { MongoClaimStore } from '../../src/adapters/mongo/claim-store.js';
+import { InstanceRegistry } from '../../src/adapters/mongo/instance-registry.js';
+import type { DeliveryDoc, InstanceDoc } from '../../src/adapters/mongo/store.js';
+import { testDb, type TestDb } from '../helpers/db.js';
+
+const log = pino({ level: 'silent' });
+let db: TestDb;
+const started: InstanceRegistry[] = [];
+
+async function instance(): Promise<{ reg: InstanceRegistry; claims: MongoClaimStore }> {
+  const reg = new InstanceRegistry(db.db.collection<InstanceDoc>('mailwheel_instances'), 30_000, log);
+  await reg.start();
+  started.push(reg);
+  return { reg, claims: new MongoClaimStore(db.db.collection<DeliveryDoc>('mailwheel_deliveries'), reg) };
+}
+
+const keys = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `s:${prefix}${i}:09:00:2027-01-15`);
+
+beforeAll(async () => {
+  db = await testDb('claims');
+});
+afterAll(async () => {
+  for (const r of started) await r.stop();
+  await db?.cleanup();
+});
+
+it('two instances claiming the same keys at once split them with no overlap', async () => {
+  const [a, b] = await Promise.all([instance(), instance()]);
+  const all = keys('race', 1000);
+  const [ra, rb] = await Promise.all([a.claims.claim(all), b.claims.claim(all)]);
+  const mineA = new Set(ra.claimed);
+  expect(rb.claimed.filter((k) => mineA.has(k))).toEqual([]);
+  expect(ra.claimed.length + rb.claimed.length).toBe(all.length);
+  expect(new Set([...ra.claimed, ...rb.claimed]).size).toBe(all.length);
+});
+
+it("a dead owner's unfinished claims are recovered by exactly one instance; finished ones by none", async () => {
+  const dead = await instance();
+  const all = keys('dead', 300);
+  expect((await dead.claims.claim(all)).claimed).toHaveLength(300);
+  // The first 100 were sent before the owner died.
+  await dead.claims.complete(all.slice(0, 100).map((key) => ({ key, status: 'sent' as const })));
+  await dead.reg.stop(); // gone: no heartbeat document any more
+
+  const [a, b] = await Promise.all([instance(), instance()]);
+  const [ra, rb] = await Promise.all([a.claims.claim(all), b.claims.claim(all)]);
+  const recovered = [...ra.claimed, ...rb.claimed];
+  expect(new Set(recovered).size).toBe(recovered.length);
+  expect(recovered.sort()).toEqual(all.slice(100).sort());
+  expect(a.claims.stats.takenOver + b.claims.stats.takenOver).toBe(200);
+});
+
+it("a live owner's claims are left alone, and released claims can be claimed again", async () => {
+  const owner = await instance();
+  const other = await instance();
+  const all = keys('live', 50);
+  await owner.claims.claim(all);
+  const r = await other.claims.claim(all);
+  expect(r.claimed).toEqual([]);
+  expect(r.taken).toHaveLength(50);
+
+  await owner.claims.release(all.slice(0, 20));
+  const again = await other.claims.claim(all);
+  expect(again.claimed.sort()).toEqual(all.slice(0, 20).sort());
+});
