@@ -19,6 +19,7 @@ import { MinuteScheduler } from '../core/minute-scheduler.js';
 import { OutcomeRecorder } from '../core/outcome-recorder.js';
 import { UserSync } from '../core/user-sync.js';
 import { scheduledKey } from '../core/delivery-key.js';
+import { HttpServer } from '../http/server.js';
 import { systemClock, type Clock, type Delivery } from '../ports/index.js';
 
 const MINUTE_MS = 60_000;
@@ -54,6 +55,8 @@ export class App {
   readonly sync: UserSync;
   readonly scheduler: MinuteScheduler;
   #cronTasks: ScheduledTask[] = [];
+  #http: HttpServer | undefined;
+  #synced = false;
   #closed: Promise<void> | undefined;
 
   private constructor(loaded: LoadedConfig, log: Logger, store: MongoStore, opts: AppOptions) {
@@ -116,7 +119,13 @@ export class App {
     // Schedule from the start of this minute so a slot due now is not pushed to tomorrow.
     const now = this.clock.now();
     await this.sync.full(Math.floor(now / MINUTE_MS) * MINUTE_MS);
+    this.#synced = true;
     this.scheduler.start();
+    const { http } = this.loaded.config;
+    if (http.enabled) {
+      this.#http = new HttpServer({ ready: () => this.#ready(), stats: () => this.stats() }, this.log.child({ part: 'http' }));
+      this.httpPort = await this.#http.listen(http.host, http.port);
+    }
     const { userSync } = this.loaded.schedules;
     this.#cronTasks.push(
       cron.schedule(userSync.cron, () => void this.sync.incremental().catch((err: unknown) => this.log.error({ err }, 'incremental sync failed')), {
@@ -126,6 +135,35 @@ export class App {
       }),
     );
     this.log.info({ users: this.registry.userCount, jobs: this.registry.size, instance: this.instances.id }, 'mailwheel started');
+  }
+
+  /** Port the HTTP server listens on, once started (useful with port 0). */
+  httpPort: number | undefined;
+
+  /** Numbers for `/stats` and the log, read from the components. */
+  stats(): Record<string, unknown> {
+    const next = this.registry.nextFireMinute();
+    return {
+      instance: this.instances.id,
+      users: this.registry.userCount,
+      jobs: this.registry.size,
+      nextFire: next === undefined ? null : new Date(next * MINUTE_MS).toISOString(),
+      queue: { waiting: this.queue.waiting, inFlight: this.queue.inFlight, backlog: this.dispatcher.backlog },
+      sends: { ...this.queue.stats },
+      claims: { ...this.claims.stats },
+      analytics: { buffered: this.analytics.size, ...this.analytics.stats },
+      lastSync: this.sync.lastReport ?? null,
+    };
+  }
+
+  async #ready(): Promise<boolean> {
+    if (!this.#synced) return false;
+    try {
+      await this.store.db.command({ ping: 1 });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -182,6 +220,7 @@ export class App {
       ['smtp', () => this.transport.close()],
       ['instance', () => this.instances.stop()],
       ['mongodb', () => this.store.close()],
+      ['http', () => this.#http?.close()],
     ];
     for (const [name, step] of steps) {
       try {

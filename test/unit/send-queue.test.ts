@@ -1,0 +1,275 @@
+/**
+ * SendQueue over a fake MailTransport (no network): retries of transient failures, no retry of
+ * permanent ones, the concurrency bound, priorities, and what a stop hands back.
+ */
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SendQueue, type SendOutcome, type SendQueueOptions } from '../../src/adapters/smtp/send-queue.js';
+import type { Delivery, DeliveryKind } from '../../src/core/types.js';
+import type { SmtpError } from '../../src/errors.js';
+import type { MailTransport } from '../../src/ports/index.js';
+
+const log = pino({ level: 'silent' });
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function delivery(key: string, kind: DeliveryKind = 'scheduled'): Delivery {
+  return { key, kind, userId: key, email: `${key}@example.test`, name: undefined, dueAt: 0 };
+}
+
+type Behaviour = (d: Delivery, attempt: number) => Promise<void>;
+
+/** Records every send; `behaviour` decides how each attempt ends (default: quick success). */
+class FakeTransport implements MailTransport {
+  readonly calls: string[] = [];
+  readonly attempts = new Map<string, number>();
+  current = 0;
+  maxConcurrent = 0;
+  behaviour: Behaviour = async () => {};
+
+  async send(d: Delivery): Promise<{ messageId: string; response: string }> {
+    const attempt = (this.attempts.get(d.key) ?? 0) + 1;
+    this.attempts.set(d.key, attempt);
+    this.calls.push(d.key);
+    this.current++;
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.current);
+    try {
+      await this.behaviour(d, attempt);
+    } finally {
+      this.current--;
+    }
+    return { messageId: `<${d.key}@test>`, response: '250 OK' };
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** What nodemailer rejects with after an SMTP reply. */
+function smtpReply(code: number): Error {
+  return Object.assign(new Error(`${code} reply`), { responseCode: code, response: `${code} reply`, code: 'EMESSAGE' });
+}
+
+interface Harness {
+  queue: SendQueue;
+  transport: FakeTransport;
+  outcomes: SendOutcome[];
+  retries: Array<{ key: string; attempt: number; delayMs: number; error: SmtpError }>;
+}
+
+const queues: SendQueue[] = [];
+afterEach(async () => {
+  // Stop leftovers so their limiters and timers do not outlive the test.
+  await Promise.all(queues.splice(0).map((q) => q.stop(0)));
+});
+
+function setup(opts: Partial<SendQueueOptions> = {}, onOutcome?: (o: SendOutcome) => void | Promise<void>): Harness {
+  const transport = new FakeTransport();
+  const outcomes: SendOutcome[] = [];
+  const retries: Harness['retries'] = [];
+  const queue = new SendQueue(
+    transport,
+    { concurrency: 4, rate: {}, maxAttempts: 3, backoffBaseMs: 2, backoffMaxMs: 8, ...opts },
+    {
+      onOutcome: async (o) => {
+        outcomes.push(o);
+        await onOutcome?.(o);
+      },
+      onRetry: (d, attempt, delayMs, error) => {
+        retries.push({ key: d.key, attempt, delayMs, error });
+      },
+    },
+    log,
+  );
+  queues.push(queue);
+  return { queue, transport, outcomes, retries };
+}
+
+/** Resolves when `check` passes (polling), so tests wait on states rather than on fixed sleeps. */
+const until = (check: () => void): Promise<void> => vi.waitFor(check, { timeout: 5000, interval: 2 });
+
+describe('SendQueue: sending and retries', () => {
+  it('sends every submitted delivery once and reports each as sent', async () => {
+    const { queue, transport, outcomes } = setup();
+    const keys = Array.from({ length: 25 }, (_, i) => `k${i}`);
+    for (const k of keys) queue.submit(delivery(k));
+    await queue.idle();
+    expect([...transport.calls].sort()).toEqual([...keys].sort());
+    expect(outcomes.map((o) => o.delivery.key).sort()).toEqual([...keys].sort());
+    for (const o of outcomes) expect(o).toMatchObject({ status: 'sent', attempts: 1 });
+    expect(queue.waiting).toBe(0);
+    expect(queue.inFlight).toBe(0);
+    expect(queue.stats).toMatchObject({ submitted: 25, sent: 25, failed: 0, retried: 0 });
+  });
+
+  it('retries a transient 451 up to maxAttempts, reporting each retry, then fails', async () => {
+    const { queue, transport, outcomes, retries } = setup({ maxAttempts: 4, backoffBaseMs: 2, backoffMaxMs: 5 });
+    transport.behaviour = async () => {
+      throw smtpReply(451);
+    };
+    queue.submit(delivery('t'));
+    await queue.idle();
+    expect(transport.calls).toEqual(['t', 't', 't', 't']);
+    expect(retries.map((r) => r.attempt)).toEqual([1, 2, 3]);
+    // Full jitter below min(max, base * 2^(attempt-1)): ceilings 2, 4, 5.
+    const ceilings = [2, 4, 5];
+    retries.forEach((r, i) => {
+      expect(r.delayMs).toBeGreaterThanOrEqual(0);
+      expect(r.delayMs).toBeLessThan(ceilings[i] ?? 0);
+      expect(r.error.smtpCode).toBe(451);
+      expect(r.error.retryable).toBe(true);
+    });
+    expect(outcomes.length).toBe(1);
+    expect(outcomes[0]).toMatchObject({ status: 'failed', attempts: 4 });
+    expect(outcomes[0]?.error?.smtpCode).toBe(451);
+    expect(queue.stats).toMatchObject({ sent: 0, failed: 1, retried: 3 });
+  });
+
+  it('a transient failure followed by success ends as sent on the later attempt', async () => {
+    const { queue, transport, outcomes, retries } = setup({ maxAttempts: 5 });
+    transport.behaviour = async (_d, attempt) => {
+      if (attempt <= 2) throw Object.assign(new Error('connection lost'), { code: 'ECONNRESET' });
+    };
+    queue.submit(delivery('x'));
+    await queue.idle();
+    expect(transport.calls).toEqual(['x', 'x', 'x']);
+    expect(retries.map((r) => r.attempt)).toEqual([1, 2]);
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]).toMatchObject({ status: 'sent', attempts: 3 });
+  });
+
+  it('a permanent 550 is tried exactly once and fails with smtpCode 550', async () => {
+    const { queue, transport, outcomes, retries } = setup({ maxAttempts: 5 });
+    transport.behaviour = async (d) => {
+      if (d.key === 'bounce') throw smtpReply(550);
+    };
+    queue.submit(delivery('bounce'));
+    queue.submit(delivery('fine'));
+    await queue.idle();
+    expect(transport.calls.filter((k) => k === 'bounce')).toEqual(['bounce']);
+    expect(retries).toEqual([]);
+    const bounce = outcomes.find((o) => o.delivery.key === 'bounce');
+    expect(bounce).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(bounce?.error?.smtpCode).toBe(550);
+    expect(bounce?.error?.retryable).toBe(false);
+    expect(outcomes.find((o) => o.delivery.key === 'fine')?.status).toBe('sent');
+  });
+
+  it('never has more than `concurrency` sends in flight, and uses all of it', async () => {
+    const { queue, transport } = setup({ concurrency: 3 });
+    // Sends much slower than the limiter's own per-job overhead, so the bound is what limits.
+    transport.behaviour = (d) => sleep(15 + (Number(d.key.slice(1)) % 4) * 5);
+    for (let i = 0; i < 18; i++) queue.submit(delivery(`k${i}`));
+    await queue.idle();
+    expect(transport.calls.length).toBe(18);
+    expect(transport.maxConcurrent).toBe(3);
+  });
+
+  it('serves scheduled mail before queued broadcasts, whatever the submission order', async () => {
+    const { queue, transport } = setup({ concurrency: 1 });
+    let open: () => void = () => {};
+    const gate = new Promise<void>((r) => (open = r));
+    // b1 holds the only slot until the scheduled mail has had time to reach the limiter's queue.
+    transport.behaviour = (d) => (d.key === 'b1' ? gate : sleep(2));
+    for (let i = 1; i <= 4; i++) queue.submit(delivery(`b${i}`, 'broadcast'));
+    await until(() => expect(transport.calls).toEqual(['b1']));
+    for (let i = 1; i <= 3; i++) queue.submit(delivery(`s${i}`, 'scheduled'));
+    await sleep(50);
+    open();
+    await queue.idle();
+    expect(transport.calls).toEqual(['b1', 's1', 's2', 's3', 'b2', 'b3', 'b4']);
+  });
+
+  it('a failing onOutcome hook never causes a resend', async () => {
+    const { queue, transport, outcomes } = setup({ maxAttempts: 5 }, () => {
+      throw new Error('analytics down');
+    });
+    transport.behaviour = async (d) => {
+      if (d.key === 'perm') throw smtpReply(554);
+    };
+    for (const k of ['a', 'b', 'perm']) queue.submit(delivery(k));
+    await queue.idle();
+    await sleep(30);
+    expect([...transport.calls].sort()).toEqual(['a', 'b', 'perm']);
+    expect(outcomes.map((o) => `${o.delivery.key}:${o.status}`).sort()).toEqual(['a:sent', 'b:sent', 'perm:failed']);
+  });
+});
+
+describe('SendQueue: stop', () => {
+  it('returns deliveries not yet started as released, lets in-flight ones finish, and sends nothing afterwards', async () => {
+    const { queue, transport, outcomes } = setup({ concurrency: 2 });
+    transport.behaviour = () => sleep(60);
+    const keys = Array.from({ length: 8 }, (_, i) => `k${i}`);
+    for (const k of keys) queue.submit(delivery(k));
+    await until(() => expect(transport.calls.length).toBe(2));
+    const started = [...transport.calls];
+
+    const { released, abandoned } = await queue.stop(5_000);
+    expect(abandoned).toEqual([]);
+    expect(released.map((d) => d.key).sort()).toEqual(keys.filter((k) => !started.includes(k)).sort());
+    // The in-flight sends finished and were reported before stop resolved.
+    expect(outcomes.map((o) => o.delivery.key).sort()).toEqual([...started].sort());
+    expect(() => queue.submit(delivery('late'))).toThrow();
+
+    await sleep(150);
+    expect(transport.calls.sort()).toEqual([...started].sort());
+  });
+
+  it('gives up on a send slower than the drain timeout and reports it as abandoned', async () => {
+    const { queue, transport } = setup({ concurrency: 1 });
+    let finish: () => void = () => {};
+    const stuck = new Promise<void>((r) => (finish = r));
+    transport.behaviour = () => stuck;
+    queue.submit(delivery('slow'));
+    queue.submit(delivery('queued'));
+    await until(() => expect(transport.calls).toEqual(['slow']));
+
+    const t0 = Date.now();
+    const result = await Promise.race([queue.stop(100), sleep(3_000).then(() => 'stop did not honour the drain timeout' as const)]);
+    finish();
+    expect(result).not.toBe('stop did not honour the drain timeout');
+    if (typeof result === 'string') return;
+    expect(Date.now() - t0).toBeLessThan(1_500);
+    expect(result.abandoned.map((d) => d.key)).toEqual(['slow']);
+    expect(result.released.map((d) => d.key)).toEqual(['queued']);
+  });
+
+  it('hands back a delivery waiting out a retry backoff, without sending it again', async () => {
+    const { queue, transport, outcomes } = setup({ maxAttempts: 5, backoffBaseMs: 10_000, backoffMaxMs: 10_000 });
+    transport.behaviour = async (d) => {
+      if (d.key === 'flaky') throw smtpReply(421);
+    };
+    queue.submit(delivery('flaky'));
+    queue.submit(delivery('ok'));
+    await until(() => expect(outcomes.map((o) => o.delivery.key)).toEqual(['ok']));
+    await until(() => expect(queue.inFlight).toBe(0));
+    expect(queue.waiting).toBe(1);
+    const { released, abandoned } = await queue.stop(1_000);
+    expect(released.map((d) => d.key)).toEqual(['flaky']);
+    expect(abandoned).toEqual([]);
+    await sleep(50);
+    expect(transport.calls.filter((k) => k === 'flaky')).toEqual(['flaky']);
+  });
+
+  it('a transient failure of an in-flight send during the drain is released, not retried', async () => {
+    const { queue, transport, outcomes } = setup({ concurrency: 1, maxAttempts: 5 });
+    transport.behaviour = async () => {
+      await sleep(40);
+      throw smtpReply(451);
+    };
+    queue.submit(delivery('d'));
+    await until(() => expect(transport.calls).toEqual(['d']));
+    const { released, abandoned } = await queue.stop(2_000);
+    expect(released.map((d) => d.key)).toEqual(['d']);
+    expect(abandoned).toEqual([]);
+    expect(outcomes).toEqual([]);
+    await sleep(50);
+    expect(transport.calls).toEqual(['d']);
+  });
+
+  it('stop() is idempotent', async () => {
+    const { queue } = setup();
+    queue.submit(delivery('a'));
+    const first = queue.stop(100);
+    expect(queue.stop(100)).toBe(first);
+    await first;
+  });
+});
