@@ -63,10 +63,22 @@ function envOverrides(env: NodeJS.ProcessEnv): Json {
   return o;
 }
 
-function firstIssue(error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> }, prefix = ''): ConfigError {
+interface Issue {
+  path: PropertyKey[];
+  message: string;
+  code?: string;
+  keys?: string[];
+}
+
+/** The first validation problem as a ConfigError naming the exact field (an unknown key by name). */
+function firstIssue(error: { issues: readonly Issue[] }, prefix = ''): ConfigError {
   const issue = error.issues[0];
-  const field = prefix + (issue?.path.map(String).join('.') || '(root)');
-  return new ConfigError(field, issue?.message ?? 'invalid');
+  if (!issue) return new ConfigError(prefix || '(root)', 'invalid');
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys' && issue.keys?.[0] !== undefined) {
+    return new ConfigError(prefix + [...path, issue.keys[0]].join('.'), 'unknown setting (check the spelling)');
+  }
+  return new ConfigError(prefix + (path.join('.') || '(root)'), issue.message);
 }
 
 export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): LoadedConfig {
