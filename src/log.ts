@@ -32,5 +32,7 @@ export function createLogger(level: string, destination: pino.DestinationStream 
 
 /** A URI with its credentials removed, for logs and `config check`. */
 export function maskUri(uri: string): string {
-  return uri.replace(/\/\/([^@/]*)@/, '//***:***@');
+  // Up to the LAST '@' before the path: a password may contain an unencoded '@' and
+  // nodemailer accepts that.
+  return uri.replace(/^([^:/]+:\/\/)[^/?#]*@/, '$1***:***@');
 }

@@ -109,6 +109,9 @@ export class Dispatcher {
   async #stop(): Promise<void> {
     this.#stopping = true;
     const { released, abandoned } = await this.#queue.stop(this.#opts.drainTimeoutMs);
+    // A dispatch may still be waiting on a claim round trip; its keys land in #unfed when it
+    // returns, and must be released with the rest.
+    while (this.#active > 0) await sleep(10);
     const give = [...released, ...this.#unfed].map((d) => d.key);
     this.#unfed.clear();
     await this.#recorder.flush();

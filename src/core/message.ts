@@ -29,7 +29,7 @@ function escapeHtml(s: string): string {
 }
 
 function substitute(tpl: string, vars: Record<string, string>, escape: (s: string) => string): string {
-  return tpl.replace(PLACEHOLDER, (m, name: string) => (name in vars ? escape(vars[name] ?? '') : m));
+  return tpl.replace(PLACEHOLDER, (m, name: string) => (Object.hasOwn(vars, name) ? escape(vars[name] ?? '') : m));
 }
 
 export function messageIdFor(key: string, domain: string): string {

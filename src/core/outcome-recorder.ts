@@ -58,7 +58,7 @@ export class OutcomeRecorder {
     const d = o.delivery;
     this.#pending.push({ key: d.key, status: o.status });
     if (this.#pending.length >= this.#opts.batchSize) void this.flush();
-    else this.#timer ??= setTimeout(() => void this.flush(), this.#opts.intervalMs);
+    else this.#timer ??= unref(setTimeout(() => void this.flush(), this.#opts.intervalMs));
     if (o.status === 'failed') {
       this.#log.warn({ key: d.key, code: o.error?.smtpCode, reason: o.error?.message }, 'delivery failed');
     }
@@ -88,7 +88,7 @@ export class OutcomeRecorder {
         // Keep them: an unrecorded completion would let a crash recovery resend a sent message.
         this.#pending.unshift(...batch);
         this.#log.warn({ err, pending: this.#pending.length }, 'could not record completions; will retry');
-        this.#timer ??= setTimeout(() => void this.flush(), Math.max(1000, this.#opts.intervalMs));
+        this.#timer ??= unref(setTimeout(() => void this.flush(), Math.max(1000, this.#opts.intervalMs)));
       }
     });
     return this.#writing;
@@ -97,4 +97,10 @@ export class OutcomeRecorder {
   get pending(): number {
     return this.#pending.length;
   }
+}
+
+/** Pending flushes must not keep a finished process alive; shutdown flushes explicitly. */
+function unref(t: NodeJS.Timeout): NodeJS.Timeout {
+  t.unref();
+  return t;
 }

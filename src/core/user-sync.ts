@@ -87,9 +87,12 @@ export class UserSync {
     const started = this.#clock.now();
     const report = newReport('full');
     const seen = new Set<string>();
+    const invalidNow = new Set<string>();
     for await (const batch of this.#source.allActive()) {
-      await this.#apply(batch, fromMs, report, seen);
+      await this.#apply(batch, fromMs, report, seen, invalidNow);
     }
+    // Forget reported invalid users the full sync no longer sees (deleted or fixed and inactive).
+    for (const userId of [...this.#reported.keys()]) if (!invalidNow.has(userId)) this.#reported.delete(userId);
     for (const userId of [...this.#registry.userIds()]) {
       if (!seen.has(userId)) {
         this.#registry.cancelUser(userId);
@@ -111,7 +114,7 @@ export class UserSync {
     return this.#finish(report, started);
   }
 
-  async #apply(batch: RawUser[], fromMs: number, report: SyncReport, seen?: Set<string>): Promise<void> {
+  async #apply(batch: RawUser[], fromMs: number, report: SyncReport, seen?: Set<string>, invalidNow?: Set<string>): Promise<void> {
     for (const doc of batch) {
       report.read++;
       const r = checkUser(doc, this.#fields);
@@ -126,6 +129,7 @@ export class UserSync {
         report.inactive++;
       } else {
         this.#registry.cancelUser(r.id);
+        invalidNow?.add(r.id);
         report.invalid++;
         if (this.#reported.get(r.id) === r.reason) continue;
         this.#reported.set(r.id, r.reason);

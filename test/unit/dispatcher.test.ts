@@ -255,7 +255,7 @@ describe('Dispatcher: idle and stop', () => {
     const all = deliveries(6);
     const dispatched = dispatcher.dispatch(all);
     await until(() => expect(queue.submitted.length).toBe(2));
-    // One reached SMTP and finished; one is in flight; the rest wait (2 queued... 4 never fed).
+    // One reached SMTP and finished, one is in flight; the rest are queued or not yet fed.
     const first = queue.start();
     if (!first) throw new Error('nothing queued');
     await queue.finish(first);

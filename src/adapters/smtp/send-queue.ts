@@ -125,7 +125,9 @@ export class SendQueue {
     this.#stopping = true;
     for (const e of this.#waiting) if (e.backoff) clearTimeout(e.backoff);
     // Drop what the limiter still holds; a job that starts anyway sees #stopping and returns.
-    await this.#limiter.stop({ dropWaitingJobs: true }).catch(() => undefined);
+    // Not awaited: Bottleneck's stop() waits for running jobs without a deadline; the drain below
+    // has one.
+    void this.#limiter.stop({ dropWaitingJobs: true }).catch(() => undefined);
     const deadline = Date.now() + drainTimeoutMs;
     while (this.#inFlight.size > 0 && Date.now() < deadline) await sleep(Math.min(50, deadline - Date.now()));
     // Collected only now: a send that fails transiently during the drain joins the released.
