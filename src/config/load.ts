@@ -60,6 +60,7 @@ function envOverrides(env: NodeJS.ProcessEnv): Json {
   if (env.MONGODB_URI) o.mongodb = { uri: env.MONGODB_URI };
   if (env.SMTP_URL) o.smtp = { url: env.SMTP_URL };
   if (env.LOG_LEVEL) o.log = { level: env.LOG_LEVEL };
+  if (env.MAILWHEEL_UNSUBSCRIBE_SECRET) o.unsubscribe = { secret: env.MAILWHEEL_UNSUBSCRIBE_SECRET };
   return o;
 }
 
@@ -125,6 +126,7 @@ export function redactConfig(config: Config): Json {
   const clone = JSON.parse(JSON.stringify(config)) as Json;
   (clone.mongodb as Json).uri = maskUri(config.mongodb.uri);
   (clone.smtp as Json).url = maskUri(config.smtp.url);
+  if (config.unsubscribe.secret !== null) (clone.unsubscribe as Json).secret = '[redacted]';
   return clone;
 }
 

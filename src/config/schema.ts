@@ -44,6 +44,8 @@ const smtp = z.strictObject({
   maxMessagesPerConnection: positiveInt,
   /** Verify the server's TLS certificate (STARTTLS and smtps). */
   rejectUnauthorized: z.boolean(),
+  /** PEM file of a private CA to trust for the SMTP server's certificate (null: system CAs). */
+  ca: z.string().min(1).nullable(),
   connectionTimeoutMs: positiveInt,
   socketTimeoutMs: positiveInt,
 });
@@ -66,6 +68,30 @@ const send = z.strictObject({
   drainTimeoutMs: positiveInt,
   /** A claim whose owner has not been heard from for this long is taken over (crash recovery). */
   claimStaleMs: positiveInt.min(5_000),
+  /** Spread one minute's scheduled sends over this many seconds instead of one burst (0: off). */
+  spreadSeconds: z.number().int().min(0).max(59),
+  /** Hard bounces (5xx for a recipient) after which the address is suppressed. */
+  hardBounceLimit: positiveInt,
+  /** Consecutive connection failures that open the circuit breaker (pause and probe). */
+  breakerThreshold: positiveInt,
+  /** Longest wait between probes of an unreachable server. */
+  breakerProbeMaxMs: positiveInt,
+  /** After a 421 / "too many" answer the send rate is lowered for this long. */
+  slowdownCooldownMs: positiveInt,
+});
+
+const unsubscribe = z.strictObject({
+  /**
+   * HMAC key for one-click unsubscribe tokens (RFC 8058). Env MAILWHEEL_UNSUBSCRIBE_SECRET.
+   * Null: messages carry only the mailto link and the HTTP endpoint refuses every token.
+   */
+  secret: z.string().min(16, 'must be at least 16 characters').nullable(),
+  /** Public base URL of this daemon's HTTP endpoint, as recipients reach it (https in production). */
+  baseUrl: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL'),
+  /** Address for mailto: unsubscribe requests. */
+  mailto: z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'must be an email address'),
+  /** How long a token stays valid. */
+  tokenTtlDays: positiveInt.max(3650),
 });
 
 const analytics = z.strictObject({
@@ -98,6 +124,7 @@ export const configSchema = z
     send,
     analytics,
     http,
+    unsubscribe,
     templates: z.strictObject({ scheduled: template }),
     /** Path of the housekeeping cron file, relative to the config folder. */
     schedulesFile: z.string().min(1),
