@@ -78,13 +78,16 @@ export class App {
         maxAttempts: config.send.maxAttempts,
         backoffBaseMs: config.send.backoffBaseMs,
         backoffMaxMs: config.send.backoffMaxMs,
+        breakerThreshold: config.send.breakerThreshold,
+        breakerProbeMaxMs: config.send.breakerProbeMaxMs,
+        slowdownCooldownMs: config.send.slowdownCooldownMs,
       },
       this.recorder.hooks,
       log.child({ part: 'send' }),
     );
     this.dispatcher = new Dispatcher(
       { claims: this.claims, queue: this.queue, recorder: this.recorder, events: this.analytics },
-      { claimBatch: 1000, maxQueued: Math.max(200, config.smtp.poolSize * 20), drainTimeoutMs: config.send.drainTimeoutMs },
+      { claimBatch: 1000, maxQueued: Math.max(200, config.smtp.poolSize * 20), drainTimeoutMs: config.send.drainTimeoutMs, spreadMs: config.send.spreadSeconds * 1000 },
       log.child({ part: 'dispatch' }),
     );
     this.sync = new UserSync(
@@ -148,7 +151,8 @@ export class App {
       users: this.registry.userCount,
       jobs: this.registry.size,
       nextFire: next === undefined ? null : new Date(next * MINUTE_MS).toISOString(),
-      queue: { waiting: this.queue.waiting, inFlight: this.queue.inFlight, backlog: this.dispatcher.backlog },
+      queue: { waiting: this.queue.waiting, inFlight: this.queue.inFlight, backlog: this.dispatcher.backlog, slowLevel: this.queue.slowLevel },
+      breaker: this.queue.breaker,
       sends: { ...this.queue.stats },
       claims: { ...this.claims.stats },
       analytics: { buffered: this.analytics.size, ...this.analytics.stats },

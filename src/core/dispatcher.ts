@@ -16,6 +16,11 @@ export interface DispatcherOptions {
   maxQueued: number;
   /** How long a graceful stop lets in-flight sends finish. */
   drainTimeoutMs: number;
+  /**
+   * Spread one dispatch's deliveries evenly over this many ms instead of queueing them at once,
+   * so a peak minute does not reach the provider as one burst (0: off).
+   */
+  spreadMs?: number;
 }
 
 export interface DispatchResult {
@@ -61,6 +66,9 @@ export class Dispatcher {
    */
   async dispatch(deliveries: readonly Delivery[]): Promise<DispatchResult> {
     const result: DispatchResult = { claimed: 0, skipped: 0 };
+    const spreadMs = this.#opts.spreadMs ?? 0;
+    const startedAt = Date.now();
+    let position = 0;
     this.#active++;
     try {
       for (let i = 0; i < deliveries.length && !this.#stopping; i += this.#opts.claimBatch) {
@@ -76,6 +84,7 @@ export class Dispatcher {
         const mine = claimed.flatMap((k) => byKey.get(k) ?? []);
         for (const d of mine) this.#unfed.add(d);
         for (const d of mine) {
+          if (spreadMs > 0) await this.#until(startedAt + Math.floor((position++ * spreadMs) / deliveries.length));
           await this.#room();
           if (this.#stopping) break;
           this.#unfed.delete(d);
@@ -124,6 +133,11 @@ export class Dispatcher {
       this.#log.warn({ count: abandoned.length }, 'sends still in flight at the drain deadline; their outcome is unknown');
     }
     this.#log.info({ released: give.length, abandoned: abandoned.length }, 'dispatcher stopped');
+  }
+
+  /** Waits until `at` (ms epoch), or until a stop. */
+  async #until(at: number): Promise<void> {
+    while (!this.#stopping && Date.now() < at) await sleep(Math.min(100, at - Date.now()));
   }
 
   /** Waits while the send queue holds `maxQueued` or more (polled: the queue has no per-send event). */

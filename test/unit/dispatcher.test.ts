@@ -311,3 +311,21 @@ describe('Dispatcher: idle and stop', () => {
     expect(claims.owned.size).toBe(0);
   });
 });
+
+describe('Dispatcher: spread window', () => {
+  it('feeds one dispatch evenly over spreadMs instead of all at once', async () => {
+    const { dispatcher, queue } = manualSetup({ spreadMs: 400, maxQueued: 100 });
+    const submittedAt: number[] = [];
+    const submit = queue.submit.bind(queue);
+    queue.submit = (d: Delivery): void => {
+      submittedAt.push(Date.now());
+      submit(d);
+    };
+    const started = Date.now();
+    await dispatcher.dispatch(deliveries(8));
+    expect(submittedAt).toHaveLength(8);
+    // Delivery i is fed no earlier than i * 400 / 8 = i * 50 ms after the dispatch started.
+    submittedAt.forEach((t, i) => expect(t - started).toBeGreaterThanOrEqual(i * 50 - 2));
+    expect((submittedAt[7] as number) - started).toBeLessThan(1000);
+  });
+});

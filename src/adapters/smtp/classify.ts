@@ -60,3 +60,11 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.floor(random() * ceiling);
 }
+
+/**
+ * A 421 ("service not available, closing channel", used by providers for throttling) or any
+ * answer that says "too many" / "rate" is about the sender's pace, not the message.
+ */
+export function isSlowDown(err: SmtpError): boolean {
+  return err.smtpCode === 421 || /too many|rate limit|throttl/i.test(err.message);
+}
