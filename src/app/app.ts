@@ -20,6 +20,11 @@ import { OutcomeRecorder } from '../core/outcome-recorder.js';
 import { UserSync } from '../core/user-sync.js';
 import { scheduledKey } from '../core/delivery-key.js';
 import { HttpServer } from '../http/server.js';
+import { UnsubscribeHandler } from '../http/unsubscribe.js';
+import { MongoSuppressionStore } from '../adapters/mongo/suppression-store.js';
+import { isHardBounce } from '../adapters/smtp/classify.js';
+import { SuppressionList } from '../core/suppression-list.js';
+import { unsubscribeHeaders } from '../core/unsubscribe-token.js';
 import { systemClock, type Clock, type Delivery } from '../ports/index.js';
 
 const MINUTE_MS = 60_000;
@@ -30,6 +35,8 @@ export interface MinuteReport {
   claimed: number;
   /** Already claimed by an earlier run or another instance. */
   skipped: number;
+  /** Not sent: the address is suppressed (unsubscribed or bounced). */
+  suppressed: number;
   sent: number;
   failed: number;
   retried: number;
@@ -52,10 +59,12 @@ export class App {
   readonly recorder: OutcomeRecorder;
   readonly dispatcher: Dispatcher;
   readonly registry = new JobRegistry();
+  readonly suppressions: SuppressionList;
   readonly sync: UserSync;
   readonly scheduler: MinuteScheduler;
   #cronTasks: ScheduledTask[] = [];
   #http: HttpServer | undefined;
+  #unsubscribe: UnsubscribeHandler | undefined;
   #synced = false;
   #closed: Promise<void> | undefined;
 
@@ -68,8 +77,16 @@ export class App {
     this.instances = new InstanceRegistry(store.instances, config.send.claimStaleMs, log);
     this.analytics = new AnalyticsBuffer(new MongoEventSink(store.events), config.analytics, log.child({ part: 'analytics' }));
     this.claims = new MongoClaimStore(store.deliveries, this.instances);
-    this.transport = new NodemailerTransport(config);
-    this.recorder = new OutcomeRecorder(this.claims, this.analytics, { batchSize: 500, intervalMs: 250 }, log);
+    this.suppressions = new SuppressionList(new MongoSuppressionStore(store.suppressions, { batchSize: config.mongodb.batchSize }), {
+      hardBounceLimit: config.send.hardBounceLimit,
+    });
+    this.transport = new NodemailerTransport(config, {
+      headersFor: (d) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, this.clock.now()),
+    });
+    this.recorder = new OutcomeRecorder(this.claims, this.analytics, { batchSize: 500, intervalMs: 250 }, log, {
+      isHardBounce,
+      recordHardBounce: (email, detail, userId) => this.suppressions.recordHardBounce(email, detail, userId),
+    });
     this.queue = new SendQueue(
       this.transport,
       {
@@ -86,7 +103,7 @@ export class App {
       log.child({ part: 'send' }),
     );
     this.dispatcher = new Dispatcher(
-      { claims: this.claims, queue: this.queue, recorder: this.recorder, events: this.analytics },
+      { claims: this.claims, queue: this.queue, recorder: this.recorder, events: this.analytics, isSuppressed: (email) => this.suppressions.has(email) },
       { claimBatch: 1000, maxQueued: Math.max(200, config.smtp.poolSize * 20), drainTimeoutMs: config.send.drainTimeoutMs, spreadMs: config.send.spreadSeconds * 1000 },
       log.child({ part: 'dispatch' }),
     );
@@ -109,6 +126,7 @@ export class App {
     const app = new App(loaded, log, store, opts);
     try {
       await store.ensureIndexes();
+      await app.suppressions.load();
       await app.instances.start();
     } catch (err) {
       await store.close().catch(() => undefined);
@@ -126,16 +144,19 @@ export class App {
     this.scheduler.start();
     const { http } = this.loaded.config;
     if (http.enabled) {
-      this.#http = new HttpServer({ ready: () => this.#ready(), stats: () => this.stats() }, this.log.child({ part: 'http' }));
+      this.#unsubscribe = new UnsubscribeHandler({ list: this.suppressions, secret: this.loaded.config.unsubscribe.secret, clock: this.clock, log: this.log.child({ part: 'unsubscribe' }) });
+      this.#http = new HttpServer({ ready: () => this.#ready(), stats: () => this.stats(), unsubscribe: this.#unsubscribe }, this.log.child({ part: 'http' }));
       this.httpPort = await this.#http.listen(http.host, http.port);
     }
     const { userSync } = this.loaded.schedules;
     this.#cronTasks.push(
-      cron.schedule(userSync.cron, () => void this.sync.incremental().catch((err: unknown) => this.log.error({ err }, 'incremental sync failed')), {
-        timezone: userSync.timezone,
-        name: 'userSync',
-        noOverlap: true,
-      }),
+      cron.schedule(
+        userSync.cron,
+        // Suppressions made by other instances (their unsubscribe endpoint, their bounces) reach
+        // this one's in-memory list with the same cadence as user changes.
+        () => void Promise.all([this.sync.incremental(), this.suppressions.load()]).catch((err: unknown) => this.log.error({ err }, 'incremental sync failed')),
+        { timezone: userSync.timezone, name: 'userSync', noOverlap: true },
+      ),
     );
     this.log.info({ users: this.registry.userCount, jobs: this.registry.size, instance: this.instances.id }, 'mailwheel started');
   }
@@ -155,6 +176,7 @@ export class App {
       breaker: this.queue.breaker,
       sends: { ...this.queue.stats },
       claims: { ...this.claims.stats },
+      suppressions: { size: this.suppressions.size, ...this.#unsubscribe?.stats },
       analytics: { buffered: this.analytics.size, ...this.analytics.stats },
       lastSync: this.sync.lastReport ?? null,
     };
@@ -184,6 +206,7 @@ export class App {
       due,
       claimed: this.dispatcher.stats.claimed - before.claimed,
       skipped: this.dispatcher.stats.skipped - before.skipped,
+      suppressed: this.dispatcher.stats.suppressed - before.suppressed,
       sent: this.queue.stats.sent - sentBefore.sent,
       failed: this.queue.stats.failed - sentBefore.failed,
       retried: this.queue.stats.retried - sentBefore.retried,

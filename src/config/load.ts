@@ -3,12 +3,13 @@
  * MAILWHEEL_CONFIG), then the environment. The result is validated and frozen; any problem
  * becomes a `ConfigError` naming the field, which the CLI turns into exit code 78.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cron from 'node-cron';
 import { ConfigError } from '../errors.js';
 import { isValidZone } from '../core/fire-time.js';
+import { loadTemplates, type TemplateSet } from '../core/templates.js';
 import { maskUri } from '../log.js';
 import { configSchema, schedulesSchema, type Config, type Schedules } from './schema.js';
 
@@ -18,6 +19,8 @@ export const defaultConfigDir = resolve(dirname(fileURLToPath(import.meta.url)),
 export interface LoadedConfig {
   config: Config;
   schedules: Schedules;
+  /** The scheduled-mail templates from `templates.dir`, read and compiled once. */
+  templates: { scheduled: TemplateSet };
   /** Files that contributed, in order, for `config check`. */
   sources: string[];
 }
@@ -113,7 +116,22 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
     if (!isValidZone(entry.timezone)) throw new ConfigError(`schedules.${name}.timezone`, `unknown IANA zone "${entry.timezone}"`);
   }
   sources.push(schedFile);
-  return { config: deepFreeze(config), schedules: deepFreeze(sched.data), sources };
+
+  // templates/: the operator's folder first, then the packaged one (the whole folder, never a
+  // mix of files from both). The config then names the folder actually used.
+  const tplPath = isAbsolute(config.templates.dir) ? config.templates.dir : join(configDir, config.templates.dir);
+  const tplDir = isAbsolute(config.templates.dir) || (file && isDirectory(tplPath)) ? tplPath : join(defaultConfigDir, config.templates.dir);
+  config.templates.dir = tplDir;
+  const templates = { scheduled: loadTemplates(tplDir, 'scheduled') };
+  return { config: deepFreeze(config), schedules: deepFreeze(sched.data), templates, sources };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function deepFreeze<T>(o: T): T {

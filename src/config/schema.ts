@@ -109,10 +109,13 @@ const http = z.strictObject({
   port: z.number().int().min(0).max(65535),
 });
 
-const template = z.strictObject({
-  subject: z.string().min(1),
-  text: z.string().min(1),
-  html: z.string().min(1).optional(),
+/**
+ * Email templates: `<kind>.subject`, `<kind>.txt` and optionally `<kind>.html` (Mustache) in this
+ * folder. Given relative to the config folder (the operator's, else the packaged one); after
+ * loading it holds the absolute folder in use.
+ */
+const templates = z.strictObject({
+  dir: z.string().min(1),
 });
 
 export const configSchema = z
@@ -125,7 +128,7 @@ export const configSchema = z
     analytics,
     http,
     unsubscribe,
-    templates: z.strictObject({ scheduled: template }),
+    templates,
     /** Path of the housekeeping cron file, relative to the config folder. */
     schedulesFile: z.string().min(1),
     log: z.strictObject({

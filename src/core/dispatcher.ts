@@ -26,6 +26,8 @@ export interface DispatcherOptions {
 export interface DispatchResult {
   claimed: number;
   skipped: number;
+  /** Not sent (nor claimed): the address is on the suppression list. */
+  suppressed: number;
 }
 
 export class Dispatcher {
@@ -33,6 +35,7 @@ export class Dispatcher {
   readonly #queue: DeliveryQueue;
   readonly #recorder: OutcomeRecorder;
   readonly #events: EventRecorder;
+  readonly #isSuppressed: (email: string) => boolean;
   readonly #opts: DispatcherOptions;
   readonly #log: Logger;
   /** Claimed here and not yet handed to the queue; released on stop. */
@@ -40,10 +43,17 @@ export class Dispatcher {
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #active = 0;
-  readonly stats = { claimed: 0, skipped: 0, released: 0 };
+  readonly stats = { claimed: 0, skipped: 0, suppressed: 0, released: 0 };
 
   constructor(
-    deps: { claims: ClaimStore; queue: DeliveryQueue; recorder: OutcomeRecorder; events: EventRecorder },
+    deps: {
+      claims: ClaimStore;
+      queue: DeliveryQueue;
+      recorder: OutcomeRecorder;
+      events: EventRecorder;
+      /** Addresses never to send to (unsubscribed, bounced). Default: none. */
+      isSuppressed?: (email: string) => boolean;
+    },
     opts: DispatcherOptions,
     log: Logger,
   ) {
@@ -51,6 +61,7 @@ export class Dispatcher {
     this.#queue = deps.queue;
     this.#recorder = deps.recorder;
     this.#events = deps.events;
+    this.#isSuppressed = deps.isSuppressed ?? (() => false);
     this.#opts = opts;
     this.#log = log;
   }
@@ -65,14 +76,21 @@ export class Dispatcher {
    * use `idle()` for that), or when a stop interrupts.
    */
   async dispatch(deliveries: readonly Delivery[]): Promise<DispatchResult> {
-    const result: DispatchResult = { claimed: 0, skipped: 0 };
+    const result: DispatchResult = { claimed: 0, skipped: 0, suppressed: 0 };
     const spreadMs = this.#opts.spreadMs ?? 0;
     const startedAt = Date.now();
     let position = 0;
     this.#active++;
     try {
       for (let i = 0; i < deliveries.length && !this.#stopping; i += this.#opts.claimBatch) {
-        const chunk = deliveries.slice(i, i + this.#opts.claimBatch);
+        const chunk: Delivery[] = [];
+        for (const d of deliveries.slice(i, i + this.#opts.claimBatch)) {
+          if (!this.#isSuppressed(d.email)) chunk.push(d);
+          else {
+            result.suppressed++;
+            await this.#events.record({ type: 'suppressed', at: new Date(), key: d.key, kind: d.kind, userId: d.userId, reason: 'address is on the suppression list' });
+          }
+        }
         const byKey = new Map(chunk.map((d) => [d.key, d]));
         const { claimed, taken } = await this.#claims.claim([...byKey.keys()]);
         result.claimed += claimed.length;
@@ -96,6 +114,7 @@ export class Dispatcher {
     }
     this.stats.claimed += result.claimed;
     this.stats.skipped += result.skipped;
+    this.stats.suppressed += result.suppressed;
     return result;
   }
 

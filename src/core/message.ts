@@ -1,16 +1,13 @@
 /**
- * Renders a delivery into the parts of an email. Values are substituted into the template; the
- * header values that come from user data were already checked for CR/LF by `validate-user`, and
- * are checked again here because a template could place them in the subject.
+ * Renders a delivery into the parts of an email, as strings (for `preview` and tests; the SMTP
+ * adapter builds the same content straight into MIME, see `adapters/smtp/mime.ts`). Values are
+ * substituted into the compiled template (`templates.ts`): HTML-escaped in the html part, as they
+ * are in the text and subject. The subject is one header line whatever the template or the
+ * values contain.
  */
 import { createHash } from 'node:crypto';
+import { escapeHtml, oneLine, renderPart, templateVars, type TemplateSet } from './templates.js';
 import type { Delivery } from './types.js';
-
-export interface Template {
-  subject: string;
-  text: string;
-  html?: string | undefined;
-}
 
 export interface RenderedMessage {
   to: { name: string; address: string };
@@ -22,33 +19,19 @@ export interface RenderedMessage {
   headers: Record<string, string>;
 }
 
-const PLACEHOLDER = /\{\{\s*(\w+)\s*\}\}/g;
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-function substitute(tpl: string, vars: Record<string, string>, escape: (s: string) => string): string {
-  return tpl.replace(PLACEHOLDER, (m, name: string) => (Object.hasOwn(vars, name) ? escape(vars[name] ?? '') : m));
-}
+const asIs = (s: string): string => s;
 
 export function messageIdFor(key: string, domain: string): string {
   return `<${createHash('sha256').update(key).digest('hex').slice(0, 32)}@${domain}>`;
 }
 
-export function renderDelivery(d: Delivery, tpl: Template, idDomain: string): RenderedMessage {
-  const vars: Record<string, string> = {
-    name: d.name ?? 'there',
-    email: d.email,
-    time: d.slot ?? '',
-    date: d.localDate ?? '',
-  };
-  const subject = substitute(tpl.subject, vars, (s) => s).replace(/[\r\n]+/g, ' ');
+export function renderDelivery(d: Delivery, tpl: TemplateSet, idDomain: string): RenderedMessage {
+  const vars = templateVars(d);
   return {
-    to: { name: d.name ?? '', address: d.email },
-    subject,
-    text: substitute(tpl.text, vars, (s) => s),
-    html: tpl.html === undefined ? undefined : substitute(tpl.html, vars, escapeHtml),
+    to: { name: d.name === undefined ? '' : oneLine(d.name), address: d.email },
+    subject: oneLine(renderPart(tpl.subject, vars, asIs)),
+    text: renderPart(tpl.text, vars, asIs),
+    html: tpl.html === undefined ? undefined : renderPart(tpl.html, vars, escapeHtml),
     messageId: messageIdFor(d.key, idDomain),
     headers: { 'X-Mailwheel-Key': d.key },
   };

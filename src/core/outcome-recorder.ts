@@ -13,6 +13,14 @@ export interface OutcomeRecorderOptions {
   intervalMs: number;
 }
 
+/** What the recorder needs to turn repeated hard bounces into a suppression. */
+export interface BounceTracker {
+  /** Is this permanent failure about the address (it counts towards suppression)? */
+  isHardBounce(error: SmtpError): boolean;
+  /** Counts one; `suppressed` is true when this bounce put the address on the list. */
+  recordHardBounce(email: string, detail: string, userId: string): Promise<{ count: number; suppressed: boolean }>;
+}
+
 export interface Outcome {
   delivery: Delivery;
   status: 'sent' | 'failed';
@@ -30,7 +38,10 @@ export class OutcomeRecorder {
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> = Promise.resolve();
 
-  constructor(claims: ClaimStore, events: EventRecorder, opts: OutcomeRecorderOptions, log: Logger) {
+  readonly #bounces: BounceTracker | undefined;
+
+  constructor(claims: ClaimStore, events: EventRecorder, opts: OutcomeRecorderOptions, log: Logger, bounces?: BounceTracker) {
+    this.#bounces = bounces;
     this.#claims = claims;
     this.#events = events;
     this.#opts = opts;
@@ -61,6 +72,7 @@ export class OutcomeRecorder {
     else this.#timer ??= unref(setTimeout(() => void this.flush(), this.#opts.intervalMs));
     if (o.status === 'failed') {
       this.#log.warn({ key: d.key, code: o.error?.smtpCode, reason: o.error?.message }, 'delivery failed');
+      if (o.error && this.#bounces?.isHardBounce(o.error)) await this.#bounce(d, o.error);
     }
     await this.#events.record({
       type: o.status,
@@ -73,6 +85,19 @@ export class OutcomeRecorder {
       ...(o.error ? { reason: o.error.message } : {}),
       ...(o.error?.smtpCode === undefined ? {} : { smtpCode: o.error.smtpCode }),
     });
+  }
+
+  async #bounce(d: Delivery, error: SmtpError): Promise<void> {
+    const detail = `${error.smtpCode ?? ''} ${error.message}`.trim();
+    try {
+      const { count, suppressed } = await (this.#bounces as BounceTracker).recordHardBounce(d.email, detail, d.userId);
+      if (!suppressed) return;
+      this.#log.warn({ userId: d.userId, bounces: count }, 'address suppressed after hard bounces');
+      await this.#events.record({ type: 'suppressed', at: new Date(), key: d.key, kind: d.kind, userId: d.userId, reason: `hard bounces: ${count}; last: ${detail}` });
+    } catch (err) {
+      // The failure itself is recorded; a lost bounce count only delays suppression by one bounce.
+      this.#log.warn({ err, userId: d.userId }, 'could not record a hard bounce');
+    }
   }
 
   /** Writes pending completions. Serialised so batches never interleave; errors keep the batch. */

@@ -83,3 +83,16 @@ export interface DeliveryQueue {
 export interface EventRecorder {
   record(event: OutcomeEvent): Promise<void>;
 }
+
+/** Why an address is on the suppression list. */
+export type SuppressionReason = 'unsubscribe' | 'hard-bounce' | 'manual';
+
+/** The suppression collection: addresses that must not be mailed again (lower-cased). */
+export interface SuppressionStore {
+  /** Suppress an address (idempotent); reason 'unsubscribe' | 'hard-bounce' | 'manual'. */
+  suppress(entry: { email: string; userId?: string; reason: SuppressionReason; detail?: string }): Promise<void>;
+  /** Count a hard bounce; returns the new count (the caller decides when to suppress). */
+  recordHardBounce(email: string, detail: string): Promise<number>;
+  /** Every suppressed address (lower-cased), streamed in batches. */
+  allSuppressed(): AsyncIterable<string[]>;
+}

@@ -3,7 +3,14 @@
  * and events in the real MongoDB-wire server): random 421s, a server that is down for 30 s, a rate
  * limit measured on the server's side, and scheduled mail overtaking a broadcast.
  */
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NodemailerTransport } from '../../src/adapters/smtp/nodemailer-transport.js';
+import { SendQueue } from '../../src/adapters/smtp/send-queue.js';
+import { loadConfig } from '../../src/config/load.js';
+import { loadTemplates } from '../../src/core/templates.js';
+import type { Delivery } from '../../src/core/types.js';
+import { writeTestConfig } from '../helpers/cli.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { TestSmtpServer } from '../helpers/smtp-server.js';
@@ -118,7 +125,6 @@ describe('rate', () => {
       const w = Math.floor((x - (times[0] as number)) / 1000);
       fixed.set(w, (fixed.get(w) ?? 0) + 1);
     }
-    console.log('DEBUG', [...fixed.values()].join(','), times.slice(0, 60).map((x) => x - (times[0] as number)).join(','));
     expect(Math.max(...fixed.values())).toBeLessThanOrEqual(50);
     let maxInWindow = 0;
     for (let i = 0, j = 0; i < times.length; i++) {
@@ -129,5 +135,86 @@ describe('rate', () => {
     // And the limit is used, not undershot by much: 400 messages at 50/s take about 8 s.
     expect(elapsed).toBeGreaterThan(7);
     expect(elapsed).toBeLessThan(14);
+  });
+});
+
+describe('priority', () => {
+  it('200 scheduled sends falling due during a 5,000-message broadcast all arrive before the rest of the broadcast', { timeout: 120_000 }, async () => {
+    smtp = await TestSmtpServer.start();
+    const loaded = loadConfig({ file: writeTestConfig({ smtp: { poolSize: 10 }, rate: { perSecond: 500, perDay: null } }), env: { SMTP_URL: smtp.url } });
+    const transport = new NodemailerTransport(loaded.config);
+    // The broadcast's own text is compiled once, like the daemon does (any template set will do).
+    transport.registerBroadcast('bc1', loadTemplates(loaded.config.templates.dir, 'scheduled'));
+    const order: Delivery[] = [];
+    const queue = new SendQueue(
+      transport,
+      { concurrency: 10, rate: loaded.config.rate, maxAttempts: 3, backoffBaseMs: 10, backoffMaxMs: 100 },
+      { onOutcome: (o) => void order.push(o.delivery) },
+      pino({ level: 'silent' }),
+    );
+    const base = { name: undefined, dueAt: Date.parse(MINUTE) };
+    for (let i = 0; i < 5000; i++) {
+      queue.submit({ ...base, key: `b:bc1:u${i}`, kind: 'broadcast', userId: `u${i}`, email: `b${i}@example.test`, broadcastId: 'bc1' });
+    }
+    await smtp.waitFor(1000, 60_000);
+    const broadcastBefore = smtp.messages.length;
+    for (let i = 0; i < 200; i++) {
+      queue.submit({ ...base, key: `s:s${i}:10:00:2027-03-01`, kind: 'scheduled', userId: `s${i}`, email: `s${i}@example.test`, slot: '10:00', localDate: '2027-03-01' });
+    }
+    await queue.idle();
+    await queue.stop(1000);
+    await transport.close();
+
+    const arrivals = smtp.messages.map((m) => (m.to[0] ?? '').startsWith('s') ? 's' : 'b');
+    const lastScheduled = arrivals.lastIndexOf('s');
+    const broadcastsOvertaking = arrivals.slice(broadcastBefore, lastScheduled).filter((k) => k === 'b').length;
+    // Only what was already granted or in flight when the scheduled mail arrived may go first:
+    // at most the 10 connections' worth in flight plus two grants of 25 (500/s / 20).
+    expect(arrivals.filter((k) => k === 's')).toHaveLength(200);
+    expect(broadcastsOvertaking).toBeLessThanOrEqual(10 + 2 * 25);
+    expect(arrivals.length - lastScheduled - 1).toBeGreaterThan(3000);
+  });
+});
+
+describe('permanent failures', () => {
+  it('200 recipients answered 550: no retries, code and text recorded, suppressed after the limit, skipped afterwards', { timeout: 120_000 }, async () => {
+    const bouncing = new Set(Array.from({ length: 200 }, (_, i) => `bounce${i}@example.test`));
+    smtp = await TestSmtpServer.start({ fault: { kind: 'reply', code: 550, message: '5.1.1 No such user here', stage: 'rcpt', match: (rcpt) => bouncing.has(rcpt) } });
+    // UTC users with three slots in three consecutive minutes: three chances to bounce.
+    const users = [...Array.from({ length: 200 }, (_, i) => `bounce${i}`), ...Array.from({ length: 300 }, (_, i) => `ok${i}`)].map((id) => ({
+      _id: id,
+      email: `${id}@example.test`,
+      active: true,
+      timezone: 'UTC',
+      emailTimes: ['10:00', '10:01', '10:02'],
+    }));
+    await db.db.collection<{ _id: string }>('users').insertMany(users);
+    t = await startTestApp(db.uri, smtp.url, { send: { hardBounceLimit: 2, maxAttempts: 5, backoffBaseMs: 10, backoffMaxMs: 50 } });
+    const minute = (m: number) => Date.parse(MINUTE) + m * 60_000;
+
+    const first = await t.app.runMinute(minute(0));
+    expect(first).toMatchObject({ due: 500, sent: 300, failed: 200, retried: 0, suppressed: 0 });
+    expect(smtp.rejected.filter((r) => r.code === 550)).toHaveLength(200); // one attempt each
+
+    const second = await t.app.runMinute(minute(1));
+    expect(second).toMatchObject({ due: 500, sent: 300, failed: 200, retried: 0 });
+    expect(t.app.suppressions.size).toBe(200);
+
+    const third = await t.app.runMinute(minute(2));
+    expect(third).toMatchObject({ due: 500, sent: 300, failed: 0, suppressed: 200 });
+    expect(smtp.rejected).toHaveLength(400); // nothing more reached the server for them
+
+    await t.app.analytics.flush();
+    const events = db.db.collection('mailwheel_events');
+    const failed = await events.find({ type: 'failed' }).toArray();
+    expect(failed).toHaveLength(400);
+    for (const e of failed) {
+      expect(e['smtpCode']).toBe(550);
+      expect(String(e['reason'])).toContain('No such user');
+    }
+    expect(await events.countDocuments({ type: 'retried' })).toBe(0);
+    // 200 when the limit was reached (minute 2), 200 when they were skipped (minute 3).
+    expect(await events.countDocuments({ type: 'suppressed' })).toBe(400);
+    expect(await db.db.collection('mailwheel_suppressions').countDocuments({ suppressed: true, reason: 'hard-bounce' })).toBe(200);
   });
 });

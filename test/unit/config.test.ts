@@ -3,7 +3,7 @@
  * each naming the field. Every test passes an explicit env so the runner's environment never
  * leaks in.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,7 +43,8 @@ function configError(config: string | object, extra: Record<string, string | obj
 describe('loadConfig: sources and overrides', () => {
   it('loads config/default.json and schedules.json as they are when nothing overrides them', () => {
     const loaded = loadConfig({ env: {} });
-    expect(loaded.config).toEqual(defaultsJson);
+    // templates.dir is the one value loading changes: it names the folder actually used.
+    expect(loaded.config).toEqual({ ...defaultsJson, templates: { dir: join(defaultConfigDir, 'templates') } });
     expect(loaded.schedules).toEqual(schedulesJson);
     expect(loaded.sources).toEqual([join(defaultConfigDir, 'default.json'), join(defaultConfigDir, 'schedules.json')]);
   });
@@ -102,6 +103,75 @@ describe('loadConfig: sources and overrides', () => {
   it('falls back to the packaged schedules.json when the operator folder has none', () => {
     const { file } = tempConfig({ 'config.json': {} });
     expect(loadConfig({ file, env: {} }).schedules).toEqual(schedulesJson);
+  });
+});
+
+describe('loadConfig: templates', () => {
+  /** An operator folder with config.json and a templates folder holding `files`. */
+  function withTemplates(files: Record<string, string>, templatesDir = 'templates'): string {
+    const { dir, file } = tempConfig({ 'config.json': { templates: { dir: templatesDir } } });
+    mkdirSync(join(dir, templatesDir));
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, templatesDir, name), content);
+    return file;
+  }
+
+  it('compiles the packaged scheduled templates (subject, text and html)', () => {
+    const { templates } = loadConfig({ env: {} });
+    expect(templates.scheduled.subject.source).toBe('Your {{time}} note');
+    expect(templates.scheduled.text.source).toContain('Hello {{name}},');
+    expect(templates.scheduled.html?.source).toContain('<p>Hello {{name}},</p>');
+  });
+
+  it("reads the operator's templates folder, relative to the config file, and names it in the config", () => {
+    const file = withTemplates({ 'scheduled.subject': 'Hi {{name}}\n', 'scheduled.txt': 'Body {{date}}' }, 'my-templates');
+    const loaded = loadConfig({ file, env: {} });
+    expect(loaded.config.templates.dir).toBe(join(file, '..', 'my-templates'));
+    expect(loaded.templates.scheduled.subject.source).toBe('Hi {{name}}');
+    // No html file: text-only mail.
+    expect(loaded.templates.scheduled.html).toBeUndefined();
+  });
+
+  it('falls back to the packaged templates when the operator folder has none', () => {
+    const { file } = tempConfig({ 'config.json': {} });
+    const loaded = loadConfig({ file, env: {} });
+    expect(loaded.config.templates.dir).toBe(join(defaultConfigDir, 'templates'));
+  });
+
+  it('a missing template file is a ConfigError on templates.dir naming the file', () => {
+    const file = withTemplates({ 'scheduled.subject': 'Hi' });
+    try {
+      loadConfig({ file, env: {} });
+      expect.unreachable('a missing scheduled.txt must be a ConfigError');
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).field).toBe('templates.dir');
+      expect((err as ConfigError).message).toContain(join(file, '..', 'templates', 'scheduled.txt'));
+      expect((err as ConfigError).message).toMatch(/missing template file/);
+    }
+  });
+
+  it.each<[string, Record<string, string>, string, RegExp]>([
+    ['an unknown variable', { 'scheduled.txt': 'Hi {{nmae}}' }, 'scheduled.txt', /unknown variable "nmae"/],
+    ['unescaped output in html', { 'scheduled.txt': 't', 'scheduled.html': '<p>{{{name}}}</p>' }, 'scheduled.html', /unescaped output/],
+    ['{{& name}} in html', { 'scheduled.txt': 't', 'scheduled.html': '<p>{{& name}}</p>' }, 'scheduled.html', /unescaped output/],
+    ['a section', { 'scheduled.txt': '{{#name}}Hi{{/name}}' }, 'scheduled.txt', /sections and partials/],
+    ['a partial', { 'scheduled.txt': '{{> footer}}' }, 'scheduled.txt', /sections and partials/],
+    ['an unclosed tag', { 'scheduled.txt': 'Hi {{name' }, 'scheduled.txt', /Unclosed tag/],
+    ['an empty subject', { 'scheduled.subject': '  \n', 'scheduled.txt': 't' }, 'scheduled.subject', /empty subject/],
+  ])('%s is a ConfigError naming the file', (_label, files, bad, why) => {
+    const file = withTemplates({ 'scheduled.subject': 'Hi', ...files });
+    const err = (() => {
+      try {
+        loadConfig({ file, env: {} });
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error('expected a ConfigError');
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.field).toBe('templates.dir');
+    expect(err.message).toContain(join(file, '..', 'templates', bad));
+    expect(err.message).toMatch(why);
   });
 });
 

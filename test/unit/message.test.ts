@@ -1,11 +1,13 @@
 /**
  * Rendering (Message-ID, header safety, HTML escaping, placeholders) and delivery keys
- * (built by delivery-key.ts, parsed back by the claim store).
+ * (built by delivery-key.ts, parsed back by the claim store). Templates are Mustache, compiled
+ * by `core/templates.ts`; what a template may contain is tested in templates.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { describeKey } from '../../src/adapters/mongo/claim-store.js';
 import { broadcastKey, scheduledKey } from '../../src/core/delivery-key.js';
-import { messageIdFor, renderDelivery, type Template } from '../../src/core/message.js';
+import { messageIdFor, renderDelivery } from '../../src/core/message.js';
+import { compileTemplates, type TemplateSource } from '../../src/core/templates.js';
 import type { Delivery } from '../../src/core/types.js';
 
 const DOMAIN = 'example.com';
@@ -25,11 +27,13 @@ function delivery(over: Partial<Delivery> = {}): Delivery {
   };
 }
 
-const TPL: Template = {
+const TPL = compileTemplates({
   subject: 'Your {{time}} note, {{name}}',
   text: 'Hello {{name}}, this is your {{time}} note for {{date}} ({{email}}).',
   html: '<p title="{{name}}">Hello {{name}}</p>',
-};
+});
+
+const tpl = (src: TemplateSource) => compileTemplates(src);
 
 /** Decodes the HTML character references an escaper may produce (numeric and the usual named ones). */
 function decodeHtml(s: string): string {
@@ -77,7 +81,7 @@ describe('renderDelivery', () => {
   });
 
   it('accepts spaces inside the braces', () => {
-    expect(renderDelivery(delivery(), { subject: 'Hi {{ name }}!', text: '{{  time  }}' }, DOMAIN)).toMatchObject({ subject: 'Hi Ada!', text: '09:00' });
+    expect(renderDelivery(delivery(), tpl({ subject: 'Hi {{ name }}!', text: '{{  time  }}' }), DOMAIN)).toMatchObject({ subject: 'Hi Ada!', text: '09:00' });
   });
 
   it('greets a user without a name generically and leaves the display name empty', () => {
@@ -87,7 +91,7 @@ describe('renderDelivery', () => {
   });
 
   it('has no html part when the template has none', () => {
-    expect(renderDelivery(delivery(), { subject: 's', text: 't' }, DOMAIN).html).toBeUndefined();
+    expect(renderDelivery(delivery(), tpl({ subject: 's', text: 't' }), DOMAIN).html).toBeUndefined();
   });
 
   it('never puts CR or LF in the subject, even when a value carries them', () => {
@@ -96,7 +100,7 @@ describe('renderDelivery', () => {
       expect(m.subject).not.toMatch(/[\r\n]/);
       expect(m.subject.startsWith('Your 09:00 note, ')).toBe(true);
     }
-    const tplWithBreak: Template = { subject: 'Line one\r\nBcc: x@example.test {{name}}', text: 't' };
+    const tplWithBreak = tpl({ subject: 'Line one\r\nBcc: x@example.test {{name}}', text: 't' });
     expect(renderDelivery(delivery(), tplWithBreak, DOMAIN).subject).not.toMatch(/[\r\n]/);
   });
 
@@ -115,23 +119,20 @@ describe('renderDelivery', () => {
     expect(m.text).toContain(name);
   });
 
-  it('leaves unknown placeholders as they are', () => {
-    const m = renderDelivery(delivery(), { subject: '{{unknown}} {{name}}', text: 'a {{ nope }} b {{name}}', html: '<i>{{missing}}</i>' }, DOMAIN);
-    expect(m.subject).toBe('{{unknown}} Ada');
-    expect(m.text).toBe('a {{ nope }} b Ada');
-    expect(m.html).toBe('<i>{{missing}}</i>');
+  it('refuses unknown placeholders when the template is compiled, naming the part and the tag', () => {
+    // The old inline engine left `{{unknown}}` in the mail; Mustache would render it empty.
+    // Neither should reach a user: the operator hears about it at start-up instead.
+    expect(() => tpl({ subject: '{{unknown}} {{name}}', text: 't' })).toThrow(/subject: \{\{unknown\}\}.*unknown variable "unknown"/);
+    expect(() => tpl({ subject: 's', text: 'a {{ nope }} b {{name}}' })).toThrow(/text: .*unknown variable "nope"/);
+    expect(() => tpl({ subject: 's', text: 't', html: '<i>{{missing}}</i>' })).toThrow(/html: .*unknown variable "missing"/);
   });
 
-  it('leaves placeholders named like Object.prototype members as they are', () => {
-    // `{{constructor}}` or `{{toString}}` in an operator's template is an unknown placeholder,
-    // not a way to print a function's source into every email (or to crash the html render).
-    const tpl: Template = { subject: 'a {{constructor}} b', text: 'c {{toString}} d {{hasOwnProperty}}', html: '<i>{{constructor}}</i>' };
-    const render = () => renderDelivery(delivery(), tpl, DOMAIN);
-    expect(render).not.toThrow();
-    const m = render();
-    expect(m.subject).toBe('a {{constructor}} b');
-    expect(m.text).toBe('c {{toString}} d {{hasOwnProperty}}');
-    expect(m.html).toBe('<i>{{constructor}}</i>');
+  it('refuses placeholders named like Object.prototype members', () => {
+    // `{{constructor}}` or `{{toString}}` would make Mustache look the name up on the view's
+    // prototype and print a function's result into every email.
+    for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+      expect(() => tpl({ subject: `a {{${name}}} b`, text: 't' }), name).toThrow(/unknown variable/);
+    }
   });
 });
 

@@ -6,6 +6,7 @@ import { MongoClient, type Collection, type Db, type Document } from 'mongodb';
 import { databaseName } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
 import type { StoredEvent } from '../../ports/index.js';
+import type { SuppressionDoc } from './suppression-store.js';
 
 /**
  * The deliveries collection holds three kinds of document, all written by insert only (a unique
@@ -90,6 +91,9 @@ export class MongoStore {
   }
   get instances(): Collection<InstanceDoc> {
     return this.db.collection<InstanceDoc>(`${this.#prefix}instances`);
+  }
+  get suppressions(): Collection<SuppressionDoc> {
+    return this.db.collection<SuppressionDoc>(`${this.#prefix}suppressions`);
   }
 
   /**

@@ -68,3 +68,14 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
 export function isSlowDown(err: SmtpError): boolean {
   return err.smtpCode === 421 || /too many|rate limit|throttl/i.test(err.message);
 }
+
+/**
+ * A permanent failure that is about the recipient's address (no such user, mailbox unavailable,
+ * bad address syntax) rather than the message or the sender: these count towards suppression.
+ * 552 (mailbox full) and 554 (transaction failed, often policy) do not.
+ */
+export function isHardBounce(err: SmtpError): boolean {
+  if (err.retryable) return false;
+  if (err.smtpCode === 550 || err.smtpCode === 551 || err.smtpCode === 553) return true;
+  return /\b5\.1\.[0-9]\b/.test(err.message);
+}

@@ -261,7 +261,9 @@ export class SendQueue {
 
   /** Starts workers up to `concurrency` while granted messages wait. */
   #kick(): void {
-    while (!this.#stopping && this.#workers < this.#opts.concurrency && this.#ready.scheduled.length + this.#ready.broadcast.length > 0) {
+    // The breaker check matters: a worker started while it is open returns at once, and this loop
+    // would start another one forever.
+    while (!this.#stopping && this.#breaker.state === 'closed' && this.#workers < this.#opts.concurrency && this.#ready.scheduled.length + this.#ready.broadcast.length > 0) {
       this.#workers++;
       void this.#work();
     }

@@ -1,0 +1,115 @@
+/**
+ * Signed one-click unsubscribe tokens (RFC 8058) and the `List-Unsubscribe` headers that carry
+ * them. Pure: no I/O, the time is passed in.
+ *
+ * A token is `base64url(JSON payload) + '.' + base64url(HMAC-SHA256(secret, payload part))`. The
+ * signature is checked before the payload is parsed, so nothing an attacker wrote is interpreted
+ * until it is proven to be ours, and it is compared as the exact encoded text: base64url has
+ * several spellings of the same bytes (the unused low bits of the last character), and "tolerate
+ * nothing else" means a re-spelled signature is refused like any other tampering.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Config } from '../config/schema.js';
+
+export interface TokenClaims {
+  userId: string;
+  email: string;
+}
+
+export interface TokenInput extends TokenClaims {
+  /** Expiry, in SECONDS since the epoch. */
+  expiresAt: number;
+}
+
+export type TokenRefusal = 'malformed' | 'bad-signature' | 'expired' | 'no-secret';
+
+export type TokenCheck = ({ ok: true } & TokenClaims) | { ok: false; reason: TokenRefusal };
+
+/** What is serialised: short keys keep the token (and the header line) short. */
+interface Payload {
+  u: string;
+  e: string;
+  /** Expiry, seconds since the epoch. */
+  x: number;
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const DAY_S = 86_400;
+
+/** Signs a token for `claims`; `secret` must be non-empty. */
+export function signToken(input: TokenInput, secret: string): string {
+  if (secret === '') throw new Error('signToken: empty secret');
+  const payload: Payload = { u: input.userId, e: input.email, x: Math.floor(input.expiresAt) };
+  const payloadPart = Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
+  return `${payloadPart}.${mac(payloadPart, secret)}`;
+}
+
+/**
+ * Checks a token. `secret` null or empty refuses everything ('no-secret'): an unconfigured daemon
+ * must never accept a token, whatever it looks like.
+ */
+export function verifyToken(token: string, secret: string | null, nowMs: number): TokenCheck {
+  if (secret === null || secret === '') return { ok: false, reason: 'no-secret' };
+  const parts = token.split('.');
+  if (parts.length !== 2) return { ok: false, reason: 'malformed' };
+  const [payloadPart = '', sigPart = ''] = parts;
+  if (!BASE64URL.test(payloadPart) || !BASE64URL.test(sigPart)) return { ok: false, reason: 'malformed' };
+
+  const expected = Buffer.from(mac(payloadPart, secret), 'ascii');
+  const given = Buffer.from(sigPart, 'ascii');
+  // timingSafeEqual throws on a length mismatch; the length of a MAC is public anyway.
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad-signature' };
+
+  const payload = parsePayload(payloadPart);
+  // Only reachable with our own secret, i.e. a token we signed in some other shape.
+  if (payload === undefined) return { ok: false, reason: 'malformed' };
+  if (nowMs >= payload.x * 1000) return { ok: false, reason: 'expired' };
+  return { ok: true, userId: payload.u, email: payload.e };
+}
+
+/**
+ * The RFC 2369 / RFC 8058 headers for one message. With a secret: a mailto link and an http(s)
+ * one-click URL, both carrying a token valid for `tokenTtlDays`, plus `List-Unsubscribe-Post`.
+ * Without one: only a plain mailto link (the mailbox owner identifies the sender by its address),
+ * and no `List-Unsubscribe-Post`, since RFC 8058 requires it only next to an https URI that works.
+ */
+export function unsubscribeHeaders(claims: TokenClaims, cfg: Config['unsubscribe'], nowMs: number): Record<string, string> {
+  const mailto = `mailto:${encodeAddress(cfg.mailto)}?subject=unsubscribe`;
+  if (cfg.secret === null || cfg.secret === '') return { 'List-Unsubscribe': `<${mailto}>` };
+  const expiresAt = Math.floor(nowMs / 1000) + cfg.tokenTtlDays * DAY_S;
+  // base64url and '.' need no percent-encoding in a query or a mailto subject.
+  const token = signToken({ ...claims, expiresAt }, cfg.secret);
+  const url = `${angleSafe(cfg.baseUrl.replace(/\/+$/, ''))}/unsubscribe?t=${token}`;
+  return {
+    'List-Unsubscribe': `<${mailto}%20${token}>, <${url}>`,
+    'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+  };
+}
+
+function mac(payloadPart: string, secret: string): string {
+  return createHmac('sha256', secret).update(payloadPart, 'ascii').digest('base64url');
+}
+
+function parsePayload(part: string): Payload | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { u, e, x } = value as Record<string, unknown>;
+  if (typeof u !== 'string' || typeof e !== 'string' || typeof x !== 'number' || !Number.isFinite(x)) return undefined;
+  return { u, e, x };
+}
+
+/** RFC 6068: the local part and domain are percent-encoded; '@' separates them. */
+function encodeAddress(addr: string): string {
+  const at = addr.lastIndexOf('@');
+  return `${encodeURIComponent(addr.slice(0, at))}@${encodeURIComponent(addr.slice(at + 1))}`;
+}
+
+/** The config only forbids whitespace in baseUrl; '<' or '>' would break the header's URI list. */
+function angleSafe(url: string): string {
+  return url.replace(/[<>"]/g, (c) => encodeURIComponent(c));
+}
