@@ -44,6 +44,8 @@ export interface ReceivedMessage {
   connectionId: string;
   /** Username the client authenticated with, if it did. */
   authUser: string | undefined;
+  /** True when the message came over TLS (smtps or after STARTTLS). */
+  secure: boolean;
 }
 
 export interface RejectedMessage {
@@ -407,6 +409,7 @@ function parseMessage(raw: string, session: SMTPServerSession): ReceivedMessage 
     receivedAt: Date.now(),
     connectionId: session.id,
     authUser: typeof user === 'string' ? user : undefined,
+    secure: session.secure,
   };
 }
 
