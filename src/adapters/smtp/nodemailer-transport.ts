@@ -1,6 +1,6 @@
 /**
- * The SMTP pool: nodemailer with `pool: true`, so messages reuse a bounded set of connections
- * instead of opening one each (the old design's failure at 09:00). Messages are built by
+ * The SMTP transport: a bounded pool of reused connections (`SmtpPool`, over nodemailer's
+ * SMTPConnection), never one connection per email (the old design's failure at 09:00). Messages are built by
  * `MimeBuilder` (template encoded once, values substituted) and handed to the pool as raw MIME
  * with an explicit envelope, which skips nodemailer's per-message MIME tree (its ~2,500-3,000
  * msgs/s per core would otherwise be the ceiling, DESIGN.md "Known limits"). Certificate checks
@@ -8,13 +8,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import nodemailer from 'nodemailer';
 import type { Config } from '../../config/schema.js';
 import { defaultConfigDir } from '../../config/load.js';
 import { loadTemplates, type TemplateSet } from '../../core/templates.js';
 import { ConfigError, ErrorCodes, MailwheelError } from '../../errors.js';
 import type { Delivery, MailTransport } from '../../ports/index.js';
 import { MimeBuilder } from './mime.js';
+import { SmtpPool } from './smtp-pool.js';
 
 export interface NodemailerTransportOptions {
   /** Scheduled-mail templates, compiled; default: read from `config.templates.dir`. */
@@ -24,7 +24,7 @@ export interface NodemailerTransportOptions {
 }
 
 export class NodemailerTransport implements MailTransport {
-  readonly #mailer: ReturnType<typeof nodemailer.createTransport>;
+  readonly #pool: SmtpPool;
   readonly #from: string;
   readonly #scheduled: MimeBuilder;
   /** Each running broadcast carries its own subject/text/html, compiled once per broadcast. */
@@ -35,15 +35,13 @@ export class NodemailerTransport implements MailTransport {
   constructor(config: Config, opts: NodemailerTransportOptions = {}) {
     const s = config.smtp;
     const ca = s.ca === null ? undefined : readCa(s.ca);
-    this.#mailer = nodemailer.createTransport({
+    this.#pool = new SmtpPool({
       url: s.url,
-      pool: true,
-      maxConnections: s.poolSize,
+      size: s.poolSize,
       maxMessages: s.maxMessagesPerConnection,
-      connectionTimeout: s.connectionTimeoutMs,
-      greetingTimeout: s.connectionTimeoutMs,
-      socketTimeout: s.socketTimeoutMs,
-      tls: { rejectUnauthorized: s.rejectUnauthorized, ...(ca === undefined ? {} : { ca }) },
+      connectionTimeoutMs: s.connectionTimeoutMs,
+      socketTimeoutMs: s.socketTimeoutMs,
+      tls: { rejectUnauthorized: s.rejectUnauthorized, ca },
     });
     this.#from = s.from;
     // loadConfig makes the folder absolute; a hand-made Config may still name it relatively.
@@ -63,8 +61,8 @@ export class NodemailerTransport implements MailTransport {
 
   async send(d: Delivery): Promise<{ messageId: string; response: string }> {
     const msg = this.#builderFor(d).build(d, this.#headersFor?.(d));
-    const info = await this.#mailer.sendMail({ envelope: msg.envelope, raw: msg.raw });
-    return { messageId: msg.messageId, response: String(info.response ?? '') };
+    const info = await this.#pool.send(msg.envelope, msg.raw);
+    return { messageId: msg.messageId, response: info.response };
   }
 
   #builderFor(d: Delivery): MimeBuilder {
@@ -77,14 +75,14 @@ export class NodemailerTransport implements MailTransport {
   }
 
   /** Answers when the server accepts a connection and greets us (for /readyz and the breaker). */
-  async verify(): Promise<boolean> {
-    return this.#mailer.verify();
+  verify(): Promise<boolean> {
+    return this.#pool.verify();
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#mailer.close();
+    this.#pool.close();
   }
 }
 

@@ -1,0 +1,310 @@
+/**
+ * Suite `smtp`: messages per second into Postfix's `smtp-sink` on 127.0.0.1, at pool sizes 1,
+ * 10 and 50 and messages of ~2 KB and ~10 KB, all measured in the same run:
+ *
+ * (a) `smtp-source` (Postfix's C load generator, same sink, same number of sessions, each
+ *     keeping its connection): the physical limit of this machine;
+ * (b) nodemailer pool, one `sendMail` per message built by nodemailer (the old path);
+ * (c) nodemailer pool, raw MIME from MimeBuilder with an explicit envelope (the new path);
+ * (d) mailwheel's SendQueue over (c): see sendQueueHook below, pending its rewrite;
+ * (e) exploratory: the same raw MIME over nodemailer's SMTPConnection directly, one sequential
+ *     sender per connection, without the Mailer and smtp-pool layers (what is left of
+ *     nodemailer's per-message cost once MIME building is gone).
+ *
+ * Every cell sends a bounded count within a bounded time. The sink's own counter confirms how
+ * many messages arrived. CPU time is this process's (and the sink's, and smtp-source's).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import type Mail from 'nodemailer/lib/mailer';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import pino from 'pino';
+import { MimeBuilder } from '../src/adapters/smtp/mime.js';
+import { NodemailerTransport } from '../src/adapters/smtp/nodemailer-transport.js';
+import { SendQueue } from '../src/adapters/smtp/send-queue.js';
+import { loadConfig } from '../src/config/load.js';
+import type { TemplateSet } from '../src/core/templates.js';
+import type { Delivery } from '../src/core/types.js';
+import { deliveries, deliveryFor, FROM, mailOptions, templateOfSize } from './lib/fixtures.js';
+import { ensurePostfixTools, runningPostfixMaster } from './lib/postfix.js';
+import { runSmtpSource, SmtpSink } from './lib/sink.js';
+import { cpuMsSince, round, type Row, type Suite } from './lib/suite.js';
+
+const SIZES = [
+  { label: '2KB', bytes: 2_000 },
+  { label: '10KB', bytes: 10_000 },
+];
+const POOLS = [1, 10, 50];
+/** Messages per cell; pool size 1 is a single connection, so it gets fewer. */
+const countFor = (pool: number): number => (pool === 1 ? 5_000 : 20_000);
+/** A cell stops feeding after this long and reports what completed. */
+const MAX_SECONDS = 60;
+/** Same as config/default.json smtp.maxMessagesPerConnection: the daemon's own setting. */
+const MAX_MESSAGES_PER_CONNECTION = 1000;
+const USERS = deliveries(20_000);
+
+interface Cell {
+  messages: number;
+  failed: number;
+  seconds: number;
+  /** CPU of this process (ms), or of smtp-source for (a). */
+  cpuMs: number;
+  sinkCpuMs: number;
+  sinkReceived: number;
+}
+
+type SendQueueRun = (opts: {
+  url: string;
+  pool: number;
+  templates: TemplateSet;
+  users: readonly Delivery[];
+  count: number;
+  maxSeconds: number;
+}) => Promise<{ sent: number; failed: number }>;
+
+/**
+ * Case (d): the daemon's own path. A SendQueue (Bottleneck grants of weighted batches, worker
+ * pool, no rate limit) over the NodemailerTransport (MimeBuilder raw MIME, SmtpPool), with
+ * outcome hooks that only count, so what is measured is the queue and the transport.
+ */
+function sendQueueHook(): SendQueueRun | undefined {
+  return async ({ url, pool, templates, users, count, maxSeconds }) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'mw-bench-')), 'config.json');
+    writeFileSync(file, JSON.stringify({ smtp: { poolSize: pool, maxMessagesPerConnection: MAX_MESSAGES_PER_CONNECTION }, rate: { perSecond: null, perDay: null } }));
+    const { config } = loadConfig({ file, env: { SMTP_URL: url } });
+    const transport = new NodemailerTransport(config, { templates });
+    let sent = 0;
+    let failed = 0;
+    const queue = new SendQueue(
+      transport,
+      { concurrency: pool, rate: config.rate, maxAttempts: 1, backoffBaseMs: 10, backoffMaxMs: 10 },
+      { onOutcome: (o) => void (o.status === 'sent' ? sent++ : failed++) },
+      pino({ level: 'silent' }),
+    );
+    for (let i = 0; i < count; i++) queue.submit(users[i % users.length] as Delivery);
+    await Promise.race([queue.idle(), new Promise((r) => setTimeout(r, maxSeconds * 1000).unref())]);
+    await queue.stop(1000);
+    await transport.close();
+    return { sent, failed };
+  };
+}
+
+/** Sends `count` messages through a nodemailer pool, keeping 2 per connection in flight. */
+async function viaPool(port: number, pool: number, count: number, send: (t: Mail, d: Delivery) => Promise<unknown>): Promise<{ sent: number; failed: number; firstError: string | undefined }> {
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    ignoreTLS: true,
+    pool: true,
+    maxConnections: pool,
+    maxMessages: MAX_MESSAGES_PER_CONNECTION,
+    connectionTimeout: 10_000,
+    greetingTimeout: 10_000,
+    socketTimeout: 30_000,
+  });
+  const deadline = performance.now() + MAX_SECONDS * 1000;
+  let next = 0;
+  let sent = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const worker = async () => {
+    while (next < count && performance.now() < deadline) {
+      const d = USERS[next++ % USERS.length];
+      if (d === undefined) continue;
+      try {
+        await send(transport, d);
+        sent++;
+      } catch (err) {
+        failed++;
+        firstError ??= (err as Error).message;
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: pool * 2 }, worker));
+  } finally {
+    transport.close();
+  }
+  return { sent, failed, firstError };
+}
+
+
+interface Outcome {
+  sent: number;
+  failed: number;
+  firstError?: string | undefined;
+  /** CPU time to report instead of this process's (smtp-source's own, for case a). */
+  cpuMs?: number;
+}
+
+/** Case (e): `pool` SMTPConnections, each sending one message after another over its connection. */
+async function viaConnections(port: number, pool: number, count: number, builder: MimeBuilder): Promise<Outcome> {
+  const deadline = performance.now() + MAX_SECONDS * 1000;
+  let next = 0;
+  let sent = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const worker = async () => {
+    const conn = new SMTPConnection({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, connectionTimeout: 10_000, socketTimeout: 30_000 });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        // Kept for the connection's life: an 'error' event with no listener would throw.
+        conn.on('error', (err: Error) => {
+          firstError ??= err.message;
+          reject(err);
+        });
+        conn.connect(() => resolve());
+      });
+      while (next < count && performance.now() < deadline) {
+        const d = USERS[next++ % USERS.length];
+        if (d === undefined) continue;
+        const m = builder.build(d);
+        try {
+          await new Promise<void>((resolve, reject) => conn.send(m.envelope, m.raw, (err) => (err ? reject(err) : resolve())));
+          sent++;
+        } catch (err) {
+          failed++;
+          firstError ??= (err as Error).message;
+        }
+      }
+    } finally {
+      conn.quit();
+    }
+  };
+  await Promise.all(Array.from({ length: pool }, worker));
+  return { sent, failed, firstError };
+}
+
+async function measured(sink: SmtpSink, fn: () => Promise<Outcome>): Promise<Cell & { firstError: string | undefined }> {
+  const before = sink.received();
+  const sinkCpu0 = sink.cpuMs();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const r = await fn();
+  const seconds = (performance.now() - t0) / 1000;
+  const cpuMs = r.cpuMs ?? cpuMsSince(cpu0);
+  // The sink counts a message when it sees "."; give its counter output a moment to arrive.
+  await new Promise((res) => setTimeout(res, 100));
+  return { messages: r.sent, failed: r.failed, seconds, cpuMs, sinkCpuMs: sink.cpuMs() - sinkCpu0, sinkReceived: sink.received() - before, firstError: r.firstError };
+}
+
+function row(method: string, size: string, pool: number, bytes: number, c: Cell): Row {
+  return {
+    method,
+    size,
+    pool,
+    bytes,
+    messages: c.messages,
+    failed: c.failed,
+    sinkReceived: c.sinkReceived,
+    seconds: round(c.seconds, 2),
+    msgsPerS: Math.round(c.messages / c.seconds),
+    cpuMs: Math.round(c.cpuMs),
+    cpuUsPerMsg: round((c.cpuMs * 1000) / Math.max(1, c.messages), 1),
+    sinkCpuMs: Math.round(c.sinkCpuMs),
+  };
+}
+
+const rate = (c: Cell): number => c.messages / c.seconds;
+
+const suite: Suite = {
+  description:
+    'SMTP throughput into Postfix smtp-sink on 127.0.0.1: smtp-source (physical limit) vs nodemailer pool sendMail (old path) vs nodemailer pool raw MIME from MimeBuilder (new path), pool sizes 1/10/50, ~2 KB and ~10 KB',
+  async run({ log }) {
+    const { installed } = ensurePostfixTools(log);
+    const sink = await SmtpSink.start();
+    log(`smtp-sink pid ${sink.pid} on 127.0.0.1:${sink.port}${installed ? ' (postfix tools installed by this run)' : ''}`);
+    const tmp = mkdtempSync(join(tmpdir(), 'mailwheel-bench-'));
+    const rows: Row[] = [];
+    const comparisons: Row[] = [];
+    const notes: string[] = [];
+    try {
+      for (const size of SIZES) {
+        const tpl = templateOfSize(size.bytes);
+        const builder = new MimeBuilder(tpl, { from: FROM });
+        const sample = builder.build(deliveryFor(0)).raw;
+        // smtp-source appends CRLF to each line of the file itself.
+        const file = join(tmp, `message-${size.label}.eml`);
+        writeFileSync(file, sample.replace(/\r\n/g, '\n'));
+        for (const pool of POOLS) {
+          const count = countFor(pool);
+          log(`${size.label}, pool ${pool}: smtp-source, ${count} messages...`);
+          let sourceOut = '';
+          const a = await measured(sink, async () => {
+            const r = await runSmtpSource({ port: sink.port, sessions: pool, messages: count, file });
+            sourceOut = r.output;
+            if (r.exitCode !== 0) return { sent: 0, failed: count, firstError: r.output.slice(-500), cpuMs: r.cpuMs };
+            return { sent: count, failed: 0, cpuMs: r.cpuMs };
+          });
+          if (a.failed > 0) notes.push(`smtp-source ${size.label} pool ${pool} failed: ${sourceOut.slice(-300)}`);
+
+          log(`${size.label}, pool ${pool}: nodemailer pool sendMail (old path)...`);
+          const b = await measured(sink, () => viaPool(sink.port, pool, count, (t, d) => t.sendMail(mailOptions(d, tpl))));
+          log(`${size.label}, pool ${pool}: nodemailer pool raw MIME (MimeBuilder)...`);
+          const c = await measured(sink, () =>
+            viaPool(sink.port, pool, count, (t, d) => {
+              const m = builder.build(d);
+              return t.sendMail({ envelope: m.envelope, raw: m.raw });
+            }),
+          );
+          log(`${size.label}, pool ${pool}: SMTPConnection direct, raw MIME (exploratory)...`);
+          const e = await measured(sink, () => viaConnections(sink.port, pool, count, builder));
+          for (const [label, cell] of [['old path', b], ['raw MIME', c], ['SMTPConnection direct', e]] as const) {
+            if (cell.firstError !== undefined) notes.push(`${label} ${size.label} pool ${pool}: ${cell.failed} failed, first: ${cell.firstError}`);
+          }
+
+          rows.push(
+            row('(a) smtp-source', size.label, pool, sample.length, a),
+            row('(b) nodemailer sendMail (old path)', size.label, pool, sample.length, b),
+            row('(c) nodemailer raw MIME (MimeBuilder)', size.label, pool, sample.length, c),
+            row('(e) SMTPConnection direct, raw MIME', size.label, pool, sample.length, e),
+          );
+          let dRate: number | null = null;
+          const hook = sendQueueHook();
+          if (hook !== undefined) {
+            log(`${size.label}, pool ${pool}: SendQueue...`);
+            const d = await measured(sink, async () => hook({ url: `smtp://127.0.0.1:${sink.port}`, pool, templates: tpl, users: USERS, count, maxSeconds: MAX_SECONDS }));
+            rows.push(row('(d) mailwheel SendQueue', size.label, pool, sample.length, d));
+            dRate = rate(d);
+          }
+          comparisons.push({
+            size: size.label,
+            pool,
+            'smtp-source msgs/s': Math.round(rate(a)),
+            'old path msgs/s': Math.round(rate(b)),
+            'raw MIME msgs/s': Math.round(rate(c)),
+            'raw / old': round(rate(c) / rate(b), 2),
+            'raw / smtp-source': round(rate(c) / rate(a), 2),
+            'old / smtp-source': round(rate(b) / rate(a), 2),
+            'SendQueue msgs/s': dRate === null ? 'pending' : Math.round(dRate),
+            'direct msgs/s (e)': Math.round(rate(e)),
+            'direct / smtp-source': round(rate(e) / rate(a), 2),
+          });
+        }
+      }
+    } finally {
+      await sink.stop();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    const master = runningPostfixMaster();
+    notes.push(
+      'everything on 127.0.0.1; one Node process (this one) drives (b) and (c); smtp-sink and smtp-source are separate processes on the same 2 cores',
+      'cpuMs is this process for (b)/(c) and smtp-source itself for (a); sinkCpuMs is smtp-sink during the cell',
+      `nodemailer pool: maxConnections = pool, maxMessages = ${MAX_MESSAGES_PER_CONNECTION} (the daemon default), 2 sends in flight per connection; smtp-source: -s pool -d (connections kept)`,
+      '(d) mailwheel SendQueue: Bottleneck grants of weighted batches (50 per grant without a rate limit), `pool` workers, raw MIME over SmtpPool (our own pool of nodemailer SMTPConnections); outcome hooks only count',
+      '(e) is exploratory: nodemailer SMTPConnection without Mailer/smtp-pool, connections kept for the whole cell (no maxMessages recycling), one message at a time per connection',
+      master === undefined ? 'no Postfix master process was running' : `a Postfix master process (pid ${master}) was running; it was not used`,
+    );
+    return {
+      config: { sizes: SIZES, pools: POOLS, counts: Object.fromEntries(POOLS.map((p) => [p, countFor(p)])), maxSecondsPerCell: MAX_SECONDS, maxMessagesPerConnection: MAX_MESSAGES_PER_CONNECTION, sink: 'smtp-sink -c -u nobody -m 512 127.0.0.1:PORT 1024' },
+      rows,
+      comparisons,
+      notes,
+    };
+  },
+};
+
+export default suite;
