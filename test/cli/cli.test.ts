@@ -40,12 +40,13 @@ describe('mailwheel config check', () => {
     const file = writeTestConfig({ smtp: { poolSize: 7 } });
     const r = await runCli(['config', 'check', '--config', file], {
       LOG_LEVEL: 'info',
-      SMTP_URL: 'smtp://user:secret@127.0.0.1:2525',
-      MONGODB_URI: 'mongodb://dbuser:dbsecret@127.0.0.1:27017/mailwheel',
+      SMTP_URL: 'smtp://user:s3cr3t-smtp@127.0.0.1:2525',
+      MONGODB_URI: 'mongodb://dbuser:s3cr3t-db@127.0.0.1:27017/mailwheel',
+      MAILWHEEL_UNSUBSCRIBE_SECRET: 's3cr3t-unsubscribe-key',
     });
     expect(r.code).toBe(0);
     const all = r.stdout + r.stderr;
-    expect(all).not.toContain('secret');
+    expect(all).not.toContain('s3cr3t');
     expect(all).not.toContain('dbuser');
     expect(r.stdout).toContain('config OK');
     const printed = JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf('config OK'))) as {

@@ -173,7 +173,7 @@ describe('Dispatcher: claiming', () => {
     const result = await dispatcher.dispatch(all);
     await dispatcher.idle();
 
-    expect(result).toEqual({ claimed: 7, skipped: 3 });
+    expect(result).toEqual({ claimed: 7, skipped: 3, suppressed: 0 });
     const expectedSent = all.map((d) => d.key).filter((k) => !taken.includes(k));
     expect([...transport.calls].sort()).toEqual([...expectedSent].sort());
     const skipped = events.ofType('skipped');
@@ -195,7 +195,7 @@ describe('Dispatcher: claiming', () => {
     await dispatcher.idle();
     const again = await dispatcher.dispatch(all);
     await dispatcher.idle();
-    expect(again).toEqual({ claimed: 0, skipped: 6 });
+    expect(again).toEqual({ claimed: 0, skipped: 6, suppressed: 0 });
     expect(transport.calls.length).toBe(6);
     expect(events.ofType('skipped').length).toBe(6);
   });
@@ -216,7 +216,7 @@ describe('Dispatcher: bounded feeding', () => {
       const d = queue.start();
       if (d) await queue.finish(d);
     }
-    expect(await dispatched).toEqual({ claimed: 12, skipped: 0 });
+    expect(await dispatched).toEqual({ claimed: 12, skipped: 0, suppressed: 0 });
     expect(queue.submitted.length).toBe(12);
     expect(queue.maxWaiting).toBe(3);
     while (queue.start()) {

@@ -105,6 +105,11 @@ class Fifo<T> {
     while (out.length < n && this.length > 0) out.push(this.shift() as T);
     return out;
   }
+  /** Keeps only the items for which `keep` is true (O(n); for rare removals). */
+  retain(keep: (item: T) => boolean): void {
+    this.#items = this.#items.slice(this.#head).filter(keep);
+    this.#head = 0;
+  }
 }
 
 export interface StopResult {
@@ -197,9 +202,35 @@ export class SendQueue {
     this.#pump();
   }
 
+  /**
+   * Takes back the deliveries matching `match` that have not been handed to SMTP (submitted,
+   * granted, or waiting out a backoff) and returns them: the caller releases their claims (a
+   * paused or cancelled broadcast). Sends in flight are left to finish and report as usual.
+   */
+  withdraw(match: (d: Delivery) => boolean): Delivery[] {
+    const out: Delivery[] = [];
+    for (const e of this.#live) {
+      if (this.#inFlight.has(e) || !match(e.delivery)) continue;
+      if (e.backoff) clearTimeout(e.backoff);
+      this.#live.delete(e);
+      out.push(e.delivery);
+    }
+    if (out.length === 0) return out;
+    // Out of the FIFOs too, so withdrawn messages do not take rate-window tokens in a grant.
+    for (const k of KINDS) {
+      this.#pending[k].retain((e) => this.#live.has(e));
+      this.#ready[k].retain((e) => this.#live.has(e));
+    }
+    this.#checkIdle();
+    this.#pump();
+    return out;
+  }
+
   /** Resolves when nothing is waiting or in flight. */
   idle(): Promise<void> {
-    if (this.#live.size === 0) return Promise.resolve();
+    // In flight counts too: an entry leaves #live before its outcome hook runs, and idle means
+    // every outcome has been recorded.
+    if (this.#live.size === 0 && this.#inFlight.size === 0) return Promise.resolve();
     return new Promise((r) => this.#idleWaiters.push(r));
   }
 
@@ -284,6 +315,12 @@ export class SendQueue {
         if (!this.#live.has(entry)) continue;
         if (this.#gate) {
           for (let wait = this.#gate.tryStart(Date.now()); wait > 0; wait = this.#gate.tryStart(Date.now())) await sleep(wait);
+          // While it waited at the gate the entry may have been handed back (stop, withdraw):
+          // its claim is released then, so sending it now could send it twice.
+          if (this.#stopping || !this.#live.has(entry)) {
+            this.#gate.cancel();
+            continue;
+          }
         }
         try {
           await this.#send(entry);
@@ -389,7 +426,7 @@ export class SendQueue {
   }
 
   #checkIdle(): void {
-    if (this.#live.size > 0) return;
+    if (this.#live.size > 0 || this.#inFlight.size > 0) return;
     for (const w of this.#idleWaiters.splice(0)) w();
   }
 }
