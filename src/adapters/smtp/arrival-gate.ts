@@ -33,6 +33,11 @@ export class ArrivalGate {
     return Math.max(1, oldest + this.#windowMs - now + 1);
   }
 
+  /** A started send that did not happen after all: frees its place without counting an arrival. */
+  cancel(): void {
+    this.#inFlight--;
+  }
+
   finish(now: number): void {
     this.#inFlight--;
     const tail = (this.#head + this.#count) % this.#limit;
