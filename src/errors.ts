@@ -12,6 +12,8 @@ export const ErrorCodes = {
   SHUTTING_DOWN: 'MW_SHUTTING_DOWN',
   NOT_FOUND: 'MW_NOT_FOUND',
   BAD_ARGUMENT: 'MW_BAD_ARGUMENT',
+  /** The request does not fit the current state (e.g. resuming a cancelled broadcast). */
+  INVALID_STATE: 'MW_INVALID_STATE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

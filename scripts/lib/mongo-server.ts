@@ -77,6 +77,66 @@ export async function startMongoWire(opts: StartMongoWireOptions = {}): Promise<
   return startMemoryServer(log);
 }
 
+/** A private FerretDB that a test can take down and bring back (same port, same data). */
+export interface RestartableMongoWire extends MongoWire {
+  port: number;
+  readonly isUp: boolean;
+  /**
+   * Stops the server process, keeping its data: clients see connections refused. By default a
+   * crash (SIGKILL, effective at once); `{ graceful: true }` sends SIGTERM, and FerretDB then
+   * keeps serving open connections for a few seconds while it shuts down.
+   */
+  down(opts?: { graceful?: boolean }): Promise<void>;
+  /** Starts it again on the same port with the same data. */
+  up(): Promise<void>;
+}
+
+/**
+ * Starts a FerretDB of its own (not the shared test server) for outage tests: `down()` and `up()`
+ * stop and restart it on the same port and data folder, so a connected driver reconnects to the
+ * same data. `stop()` stops it for good and removes the data. Resolves undefined when FerretDB is
+ * not available here (no binary and no Go toolchain): the caller skips its test.
+ */
+export async function startRestartableFerretdb(opts: StartMongoWireOptions = {}): Promise<RestartableMongoWire | undefined> {
+  const log = opts.log ?? (() => {});
+  const binary = ensureFerretdbBinary(log);
+  if (binary === undefined) return undefined;
+  const port = await freeLoopbackPort();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailwheel-ferretdb-private-'));
+  const place = { port, dataDir };
+  const removeData = (): void => rmSync(dataDir, { recursive: true, force: true });
+  process.once('exit', removeData);
+  let current: FerretdbProcess | undefined = await startFerretdbOnce(binary, log, place);
+  let stopping: Promise<void> | undefined;
+  return {
+    uri: current.uri,
+    kind: 'ferretdb',
+    port,
+    get isUp() {
+      return current !== undefined;
+    },
+    async down(downOpts = {}) {
+      const server = current;
+      current = undefined;
+      if (downOpts.graceful === true) await server?.stop();
+      else await server?.kill();
+    },
+    async up() {
+      if (current !== undefined) return;
+      current = await startFerretdbOnce(binary, log, place);
+    },
+    stop() {
+      stopping ??= (async () => {
+        await current?.stop();
+        current = undefined;
+        process.removeListener('exit', removeData);
+        await rm(dataDir, { recursive: true, force: true });
+      })();
+      return stopping;
+    },
+  };
+}
+
 /**
  * Returns `uri` with its database path replaced by `dbName`, keeping credentials, hosts and
  * query options. Done on the string because mongodb URIs may list several `host:port` pairs,
@@ -153,10 +213,21 @@ class FerretdbStartError extends Error {
   }
 }
 
-async function startFerretdbOnce(binary: string, log: (line: string) => void): Promise<MongoWire> {
+/** A fixed port and data folder, for a server that is stopped and started again (outage tests). */
+interface FixedPlace {
+  port: number;
+  dataDir: string;
+}
+
+/** A FerretDB process we started; `kill()` ends it at once (SIGKILL), keeping a fixed place's data. */
+type FerretdbProcess = MongoWire & { kill(): Promise<void> };
+
+async function startFerretdbOnce(binary: string, log: (line: string) => void, place?: FixedPlace): Promise<FerretdbProcess> {
   const started = Date.now();
-  const port = await freeLoopbackPort();
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailwheel-ferretdb-'));
+  const port = place?.port ?? (await freeLoopbackPort());
+  const dataDir = place?.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'mailwheel-ferretdb-')));
+  // A fixed place belongs to its caller, who removes the folder; a stop keeps the data.
+  const ownsData = place === undefined;
   const uri = `mongodb://127.0.0.1:${port}/`;
 
   const args = [
@@ -200,7 +271,7 @@ async function startFerretdbOnce(binary: string, log: (line: string) => void): P
   // possible in an 'exit' handler, hence kill + rmSync.
   const onParentExit = (): void => {
     if (!hasExited) child.kill('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
+    if (ownsData) rmSync(dataDir, { recursive: true, force: true });
   };
   process.once('exit', onParentExit);
 
@@ -209,7 +280,7 @@ async function startFerretdbOnce(binary: string, log: (line: string) => void): P
     stopping ??= (async () => {
       process.removeListener('exit', onParentExit);
       await terminate(child, exited, () => hasExited);
-      await rm(dataDir, { recursive: true, force: true });
+      if (ownsData) await rm(dataDir, { recursive: true, force: true });
       log(`mongo: FerretDB on port ${port} stopped`);
     })();
     return stopping;
@@ -230,7 +301,13 @@ async function startFerretdbOnce(binary: string, log: (line: string) => void): P
   }
 
   log(`mongo: FerretDB ready at ${uri} in ${Date.now() - started} ms (pid ${String(child.pid)}, data ${dataDir})`);
-  return { uri, kind: 'ferretdb', stop };
+  const kill = async (): Promise<void> => {
+    process.removeListener('exit', onParentExit);
+    if (!hasExited) child.kill('SIGKILL');
+    await exited;
+    log(`mongo: FerretDB on port ${port} killed`);
+  };
+  return { uri, kind: 'ferretdb', stop, kill };
 }
 
 /** Polls `ping` until it succeeds, the process exits, or READY_TIMEOUT_MS passes. */

@@ -4,8 +4,10 @@
  * event; this writes one batch per thousand.
  *
  * Nothing is dropped: a failed write keeps the batch and retries with backoff; when the buffer
- * reaches `maxBuffered`, `record()` returns a promise that resolves only when there is room again,
- * so callers that await it (the send path) slow down instead of losing events.
+ * holds `maxBuffered` events, `record()` returns a promise that resolves only once its event has
+ * been admitted, when a write has made room, so callers that await it (the send path) slow down
+ * instead of losing events. The bound is strict: the buffer never holds more than `maxBuffered`;
+ * waiting events stay with their callers (one per blocked caller) and are admitted in call order.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -18,9 +20,22 @@ export interface AnalyticsBufferOptions {
   flushIntervalMs: number;
   /** Bound of the buffer: at this size `record()` waits for room (backpressure). */
   maxBuffered: number;
-  /** First retry delay after a failed write (ms); doubles up to `retryMaxMs`. */
+  /** First retry delay after a failed write (ms); doubles up to `retryMaxMs`. Default 500. */
   retryBaseMs?: number;
+  /** Longest wait between write attempts while MongoDB is down (ms). Default 30 s. */
   retryMaxMs?: number;
+}
+
+/** One write attempt, for metrics. */
+export interface FlushReport {
+  events: number;
+  ms: number;
+  ok: boolean;
+}
+
+export interface AnalyticsBufferHooks {
+  /** After each write attempt (flush latency and errors for /metrics). */
+  onFlush?(report: FlushReport): void;
 }
 
 export class AnalyticsBuffer {
@@ -30,48 +45,76 @@ export class AnalyticsBuffer {
   #buffer: StoredEvent[] = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
-  #waiters: Array<() => void> = [];
+  /** Events waiting for room (their callers are blocked), in call order. */
+  #waiters: Array<{ event: StoredEvent; admitted: () => void }> = [];
   #failures = 0;
   #closed: Promise<void> | undefined;
-  /** Counters for /stats and tests. */
-  readonly stats = { recorded: 0, written: 0, writeErrors: 0, lastFlushMs: 0 };
+  readonly #hooks: AnalyticsBufferHooks;
+  /**
+   * Counters for /stats and tests. `recorded` counts calls to record() (admitted or waiting);
+   * `peak` is the most events the buffer ever held; `blocked` counts calls that had to wait.
+   */
+  readonly stats = { recorded: 0, written: 0, writeErrors: 0, lastFlushMs: 0, peak: 0, blocked: 0 };
   readonly byType = new Map<OutcomeEvent['type'], number>();
 
-  constructor(sink: EventSink, opts: AnalyticsBufferOptions, log: Logger) {
+  constructor(sink: EventSink, opts: AnalyticsBufferOptions, log: Logger, hooks: AnalyticsBufferHooks = {}) {
     this.#sink = sink;
     this.#opts = { retryBaseMs: 500, retryMaxMs: 30_000, ...opts };
     this.#log = log;
+    this.#hooks = hooks;
   }
 
+  /** Events held, never more than `maxBuffered`. */
   get size(): number {
     return this.#buffer.length;
   }
 
-  /**
-   * Adds an event. Resolves at once while there is room; at the bound, resolves when a flush has
-   * made room. Callers on the send path await it; that is the backpressure.
-   */
-  record(event: OutcomeEvent): Promise<void> {
-    this.#buffer.push({ ...event, id: randomUUID() });
-    this.stats.recorded++;
-    this.byType.set(event.type, (this.byType.get(event.type) ?? 0) + 1);
-    if (this.#buffer.length >= this.#opts.flushEvents) this.#kick(0);
-    else this.#kick(this.#opts.flushIntervalMs);
-    if (this.#buffer.length < this.#opts.maxBuffered) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+  /** Callers blocked in record() until there is room (the backpressure at work). */
+  get waiting(): number {
+    return this.#waiters.length;
   }
 
-  /** Writes everything buffered now; retries until done or `deadlineMs` passes. */
+  /** The bound (`maxBuffered`). */
+  get limit(): number {
+    return this.#opts.maxBuffered;
+  }
+
+  /**
+   * Adds an event. Resolves at once while there is room; at the bound, resolves when a write has
+   * made room and the event is admitted. Callers on the send path await it; that is the
+   * backpressure.
+   */
+  record(event: OutcomeEvent): Promise<void> {
+    const stored: StoredEvent = { ...event, id: randomUUID() };
+    this.stats.recorded++;
+    this.byType.set(event.type, (this.byType.get(event.type) ?? 0) + 1);
+    // Earlier waiters go first: an event never overtakes one recorded before it.
+    if (this.#waiters.length === 0 && this.#buffer.length < this.#opts.maxBuffered) {
+      this.#admit(stored);
+      return Promise.resolve();
+    }
+    this.stats.blocked++;
+    return new Promise((admitted) => this.#waiters.push({ event: stored, admitted }));
+  }
+
+  #admit(event: StoredEvent): void {
+    this.#buffer.push(event);
+    if (this.#buffer.length > this.stats.peak) this.stats.peak = this.#buffer.length;
+    if (this.#buffer.length >= this.#opts.flushEvents) this.#kick(0);
+    else this.#kick(this.#opts.flushIntervalMs);
+  }
+
+  /** Writes everything buffered now (and everything waiting); retries until done or `deadlineMs` passes. */
   async flush(deadlineMs = Infinity): Promise<void> {
     const until = Date.now() + deadlineMs;
-    while (this.#buffer.length > 0 || this.#flushing) {
+    while (this.#buffer.length > 0 || this.#waiters.length > 0 || this.#flushing) {
       if (this.#flushing) {
         await this.#flushing;
         continue;
       }
       const ok = await this.#flushOnce();
       if (!ok) {
-        if (Date.now() >= until) throw new Error(`analytics: ${this.#buffer.length} events not written before the deadline`);
+        if (Date.now() >= until) throw new Error(`analytics: ${this.#buffer.length + this.#waiters.length} events not written before the deadline`);
         await sleep(Math.min(this.#backoff(), Math.max(0, until - Date.now())));
       }
     }
@@ -90,10 +133,13 @@ export class AnalyticsBuffer {
   #kick(delayMs: number): void {
     if (this.#closed && delayMs > 0) return;
     if (this.#timer && delayMs > 0) return;
+    // While writes fail, a retry is already armed: new events must not cut the backoff short
+    // (that would hammer a server that is down with a write per event).
+    if (this.#timer && this.#failures > 0) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (this.#flushing) return void this.#flushing.then(() => this.#buffer.length && this.#kick(0));
+      if (this.#flushing) return void this.#flushing.then(() => this.#buffer.length && this.#kick(this.#failures > 0 ? this.#backoff() : 0));
       void this.#flushOnce().then((ok) => {
         if (this.#buffer.length === 0) return;
         this.#kick(ok ? (this.#buffer.length >= this.#opts.flushEvents ? 0 : this.#opts.flushIntervalMs) : this.#backoff());
@@ -120,11 +166,13 @@ export class AnalyticsBuffer {
       this.stats.written += batch.length;
       this.stats.lastFlushMs = Date.now() - started;
       this.#failures = 0;
+      this.#report(batch.length, started, true);
       this.#release();
       return true;
     } catch (err) {
       this.#failures++;
       this.stats.writeErrors++;
+      this.#report(batch.length, started, false);
       this.#log.warn({ err, buffered: this.#buffer.length, attempt: this.#failures }, 'analytics write failed; keeping events and retrying');
       return false;
     } finally {
@@ -133,8 +181,22 @@ export class AnalyticsBuffer {
     }
   }
 
+  #report(events: number, started: number, ok: boolean): void {
+    try {
+      this.#hooks.onFlush?.({ events, ms: Date.now() - started, ok });
+    } catch {
+      // Metrics must never break the write path.
+    }
+  }
+
+  /** Admits waiting events, oldest first, while there is room. */
   #release(): void {
-    while (this.#waiters.length > 0 && this.#buffer.length < this.#opts.maxBuffered) this.#waiters.shift()?.();
+    while (this.#waiters.length > 0 && this.#buffer.length < this.#opts.maxBuffered) {
+      const w = this.#waiters.shift();
+      if (w === undefined) break;
+      this.#admit(w.event);
+      w.admitted();
+    }
   }
 }
 

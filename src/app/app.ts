@@ -3,7 +3,6 @@
  * order in which they stop. Nothing else in the program constructs adapters.
  */
 import type { Logger } from 'pino';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { LoadedConfig } from '../config/load.js';
 import { AnalyticsBuffer } from '../analytics/buffer.js';
 import { MongoClaimStore } from '../adapters/mongo/claim-store.js';
@@ -19,13 +18,25 @@ import { MinuteScheduler } from '../core/minute-scheduler.js';
 import { OutcomeRecorder } from '../core/outcome-recorder.js';
 import { UserSync } from '../core/user-sync.js';
 import { scheduledKey } from '../core/delivery-key.js';
-import { HttpServer } from '../http/server.js';
+import { HttpServer, type ReadyReport } from '../http/server.js';
 import { UnsubscribeHandler } from '../http/unsubscribe.js';
 import { MongoSuppressionStore } from '../adapters/mongo/suppression-store.js';
 import { isHardBounce } from '../adapters/smtp/classify.js';
 import { SuppressionList } from '../core/suppression-list.js';
 import { unsubscribeHeaders } from '../core/unsubscribe-token.js';
 import { systemClock, type Clock, type Delivery } from '../ports/index.js';
+import { MongoCheckpointStore } from '../adapters/mongo/checkpoint-store.js';
+import { MongoRetention } from '../adapters/mongo/retention.js';
+import type { SendQueueHooks } from '../adapters/smtp/send-queue.js';
+import { CatchUp, MinuteLedger, planCatchUp } from '../core/catch-up.js';
+import { Checkpoint } from '../core/checkpoint.js';
+import { epochMinute } from '../core/fire-time.js';
+import { Metrics } from '../metrics/metrics.js';
+import { DailySummary, type SummaryCounters } from './daily-summary.js';
+import { Housekeeping } from './housekeeping.js';
+import { BroadcastRunner } from './broadcast-runner.js';
+import { MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
+import { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
 
 const MINUTE_MS = 60_000;
 
@@ -62,7 +73,21 @@ export class App {
   readonly suppressions: SuppressionList;
   readonly sync: UserSync;
   readonly scheduler: MinuteScheduler;
-  #cronTasks: ScheduledTask[] = [];
+  /** Prometheus metrics read from the components (`/metrics`). */
+  readonly metrics: Metrics;
+  /** The cron jobs of config/schedules.json; others add theirs with `housekeeping.add()`. */
+  readonly housekeeping: Housekeeping;
+  /** Start-up backfill of fires missed while down: send within the grace period, else `missed`. */
+  readonly catchUp: CatchUp;
+  /** Scheduled deliveries without an outcome, per due minute (what the checkpoint waits for). */
+  readonly ledger = new MinuteLedger();
+  readonly checkpoint: Checkpoint;
+  readonly retention: MongoRetention;
+  /** Runs broadcasts (`mailwheel broadcast send`): pickup, lease, batches, pause/cancel. */
+  readonly broadcasts: BroadcastRunner;
+  #smtpCheck: { at: number; ok: Promise<boolean> } | undefined;
+  /** The minute before the start-up schedule begins: everything up to it is handled or recorded. */
+  #resumedAfter: number | undefined;
   #http: HttpServer | undefined;
   #unsubscribe: UnsubscribeHandler | undefined;
   #synced = false;
@@ -75,7 +100,17 @@ export class App {
     this.clock = opts.clock ?? systemClock;
     this.store = store;
     this.instances = new InstanceRegistry(store.instances, config.send.claimStaleMs, log);
-    this.analytics = new AnalyticsBuffer(new MongoEventSink(store.events), config.analytics, log.child({ part: 'analytics' }));
+    // Sources are read at scrape time, so the metrics can exist before the parts they read.
+    this.metrics = new Metrics({
+      queue: () => this.queue,
+      dispatcher: () => this.dispatcher,
+      registry: () => ({ jobs: this.registry.size, users: this.registry.userCount, nextFireMinute: this.registry.nextFireMinute() }),
+      analytics: () => this.analytics,
+      scheduler: () => ({ lastProcessedMinute: this.scheduler.lastProcessedMinute, checkpointMinute: this.checkpoint.saved }),
+    });
+    this.analytics = new AnalyticsBuffer(new MongoEventSink(store.events), config.analytics, log.child({ part: 'analytics' }), {
+      onFlush: (r) => this.metrics.observeFlush(r),
+    });
     this.claims = new MongoClaimStore(store.deliveries, this.instances);
     this.suppressions = new SuppressionList(new MongoSuppressionStore(store.suppressions, { batchSize: config.mongodb.batchSize }), {
       hardBounceLimit: config.send.hardBounceLimit,
@@ -99,7 +134,7 @@ export class App {
         breakerProbeMaxMs: config.send.breakerProbeMaxMs,
         slowdownCooldownMs: config.send.slowdownCooldownMs,
       },
-      this.recorder.hooks,
+      this.metrics.wrapSendHooks(this.#settling(this.#toBroadcasts(this.recorder.hooks))),
       log.child({ part: 'send' }),
     );
     this.dispatcher = new Dispatcher(
@@ -115,9 +150,65 @@ export class App {
     this.scheduler = new MinuteScheduler({
       registry: this.registry,
       clock: this.clock,
-      onDue: (jobs) => this.#fire(jobs),
+      onDue: (jobs, minute) => this.#fire(jobs, minute),
       onError: (err, minute) => log.error({ err, minute }, 'minute failed'),
     });
+    this.catchUp = new CatchUp(
+      { claims: this.claims, events: this.analytics },
+      { graceMs: config.send.catchUpGraceMs, lookbackMs: config.send.catchUpLookbackHours * 3_600_000 },
+      log.child({ part: 'catch-up' }),
+    );
+    this.checkpoint = new Checkpoint(
+      { store: new MongoCheckpointStore(store.state, this.instances.id), ledger: this.ledger, processed: () => this.scheduler.lastProcessedMinute ?? this.#resumedAfter, clock: this.clock },
+      {},
+      log.child({ part: 'checkpoint' }),
+    );
+    this.housekeeping = new Housekeeping(loaded.schedules, log.child({ part: 'housekeeping' }), {
+      onRun: (job, ok, atMs) => this.metrics.observeHousekeeping(job, ok, atMs),
+    });
+    this.retention = new MongoRetention({ events: store.events, deliveries: store.deliveries }, config.retention);
+    this.broadcasts = new BroadcastRunner(
+      {
+        store: new MongoBroadcastStore(store.db, config.mongodb.collectionPrefix),
+        recipients: new MongoRecipientSource(store.users, config.users.fields),
+        instance: { id: this.instances.id, isAlive: (owner) => this.instances.isAlive(owner) },
+        claims: this.claims,
+        queue: this.queue,
+        recorder: this.recorder,
+        events: this.analytics,
+        isSuppressed: (email) => this.suppressions.has(email),
+        templates: this.transport,
+        fields: config.users.fields,
+      },
+      // Half the dispatcher's queue bound: a broadcast never fills the queue ahead of scheduled mail.
+      { ...config.broadcasts, feedAhead: Math.max(100, config.smtp.poolSize * 10), drainTimeoutMs: config.send.drainTimeoutMs },
+      log.child({ part: 'broadcast' }),
+    );
+  }
+
+  /** A broadcast run counts its outcomes once the recorder has them (even if recording threw). */
+  #toBroadcasts(inner: SendQueueHooks): SendQueueHooks {
+    return {
+      onOutcome: async (o) => {
+        try {
+          await inner.onOutcome(o);
+        } finally {
+          if (o.delivery.kind === 'broadcast') this.broadcasts.onOutcome(o);
+        }
+      },
+      onRetry: (d, attempt, delayMs, error) => inner.onRetry?.(d, attempt, delayMs, error),
+    };
+  }
+
+  /** Scheduled deliveries settle in the ledger once their outcome is recorded. */
+  #settling(inner: SendQueueHooks): SendQueueHooks {
+    return {
+      onOutcome: async (o) => {
+        await inner.onOutcome(o);
+        if (o.delivery.kind === 'scheduled') this.ledger.settle(epochMinute(o.delivery.dueAt));
+      },
+      onRetry: (d, attempt, delayMs, error) => inner.onRetry?.(d, attempt, delayMs, error),
+    };
   }
 
   /** Connects to MongoDB and registers this instance; nothing is sent yet. */
@@ -137,27 +228,46 @@ export class App {
 
   /** Runs the daemon: full sync, the minute timer, the housekeeping crons. */
   async start(): Promise<void> {
-    // Schedule from the start of this minute so a slot due now is not pushed to tomorrow.
+    // Schedule from just after the checkpoint (the last minute fully handled, by any instance):
+    // fires missed while down land in overdue buckets and go out first, or are recorded as
+    // `missed` past the grace period. A first start schedules from the start of this minute.
     const now = this.clock.now();
-    await this.sync.full(Math.floor(now / MINUTE_MS) * MINUTE_MS);
+    const plan = planCatchUp(await this.checkpoint.load(), now, this.catchUp.opts);
+    this.catchUp.begin(now);
+    this.#resumedAfter = epochMinute(plan.fromMs) - 1;
+    if (plan.uncovered) await this.catchUp.recordUncovered(plan.uncovered);
+    if (plan.minutes > 0) this.log.info({ since: new Date(plan.fromMs).toISOString(), minutes: plan.minutes }, 'catching up on fires missed while down');
+    await this.sync.full(plan.fromMs);
     this.#synced = true;
     this.scheduler.start();
+    this.checkpoint.start();
     const { http } = this.loaded.config;
     if (http.enabled) {
       this.#unsubscribe = new UnsubscribeHandler({ list: this.suppressions, secret: this.loaded.config.unsubscribe.secret, clock: this.clock, log: this.log.child({ part: 'unsubscribe' }) });
-      this.#http = new HttpServer({ ready: () => this.#ready(), stats: () => this.stats(), unsubscribe: this.#unsubscribe }, this.log.child({ part: 'http' }));
+      this.#http = new HttpServer(
+        {
+          ready: () => this.#ready(),
+          stats: () => this.stats(),
+          metrics: async () => ({ contentType: this.metrics.contentType, body: await this.metrics.text() }),
+          unsubscribe: this.#unsubscribe,
+        },
+        this.log.child({ part: 'http' }),
+        { token: http.token },
+      );
       this.httpPort = await this.#http.listen(http.host, http.port);
     }
-    const { userSync } = this.loaded.schedules;
-    this.#cronTasks.push(
-      cron.schedule(
-        userSync.cron,
-        // Suppressions made by other instances (their unsubscribe endpoint, their bounces) reach
-        // this one's in-memory list with the same cadence as user changes.
-        () => void Promise.all([this.sync.incremental(), this.suppressions.load()]).catch((err: unknown) => this.log.error({ err }, 'incremental sync failed')),
-        { timezone: userSync.timezone, name: 'userSync', noOverlap: true },
-      ),
-    );
+    // Suppressions made by other instances (their unsubscribe endpoint, their bounces) reach
+    // this one's in-memory list with the same cadence as user changes.
+    this.housekeeping.add('userSync', async () => (await Promise.all([this.sync.incremental(), this.suppressions.load()]))[0]);
+    this.housekeeping.add('retention', () => this.retention.run(this.clock.now()));
+    const summary = new DailySummary(() => this.#summaryCounters(), this.clock.now());
+    this.housekeeping.add('dailySummary', async () => {
+      this.log.info(summary.next(this.clock.now(), { users: this.registry.userCount, jobs: this.registry.size, analyticsBuffered: this.analytics.size, nextFire: this.#nextFireIso() }), 'daily summary');
+    });
+    // Broadcasts: a short poll of their own (config broadcasts.pollMs); the `broadcasts` entry of
+    // schedules.json, when present, is a backstop.
+    this.broadcasts.start();
+    this.housekeeping.add('broadcasts', () => this.broadcasts.poll());
     this.log.info({ users: this.registry.userCount, jobs: this.registry.size, instance: this.instances.id }, 'mailwheel started');
   }
 
@@ -177,19 +287,49 @@ export class App {
       sends: { ...this.queue.stats },
       claims: { ...this.claims.stats },
       suppressions: { size: this.suppressions.size, ...this.#unsubscribe?.stats },
-      analytics: { buffered: this.analytics.size, ...this.analytics.stats },
+      analytics: { buffered: this.analytics.size, limit: this.analytics.limit, waiting: this.analytics.waiting, ...this.analytics.stats },
       lastSync: this.sync.lastReport ?? null,
+      catchUp: { ...this.catchUp.stats, openDeliveries: this.ledger.open, checkpoint: minuteIso(this.checkpoint.saved) },
+      housekeeping: this.housekeeping.stats(),
+      broadcasts: { running: this.broadcasts.running(), ...this.broadcasts.stats },
     };
   }
 
-  async #ready(): Promise<boolean> {
-    if (!this.#synced) return false;
-    try {
-      await this.store.db.command({ ping: 1 });
-      return true;
-    } catch {
-      return false;
+  #nextFireIso(): string | null {
+    return minuteIso(this.registry.nextFireMinute());
+  }
+
+  #summaryCounters(): SummaryCounters {
+    return { events: this.analytics.byType, breakerOpens: this.queue.breaker.opens, slowdowns: this.queue.stats.slowdowns, analyticsWriteErrors: this.analytics.stats.writeErrors };
+  }
+
+  /** Ready: the first sync is done, MongoDB answers a ping, and the SMTP server answers. */
+  async #ready(): Promise<ReadyReport> {
+    const mongodb = this.store.db.command({ ping: 1 }).then(
+      () => true,
+      () => false,
+    );
+    const [mongoOk, smtpOk] = await Promise.all([mongodb, this.#smtpReachable()]);
+    return { ok: this.#synced && mongoOk && smtpOk, synced: this.#synced, mongodb: mongoOk, smtp: smtpOk };
+  }
+
+  /**
+   * An open breaker means unreachable; otherwise an SMTP handshake (nodemailer `verify`), cached
+   * for 30 s so a probe every few seconds does not open a connection to the provider each time.
+   */
+  #smtpReachable(): Promise<boolean> {
+    if (this.queue.breaker.state === 'open') return Promise.resolve(false);
+    const now = Date.now();
+    if (this.#smtpCheck === undefined || now - this.#smtpCheck.at > 30_000) {
+      this.#smtpCheck = {
+        at: now,
+        ok: this.transport.verify().then(
+          () => true,
+          () => false,
+        ),
+      };
     }
+    return this.#smtpCheck.ok;
   }
 
   /**
@@ -213,7 +353,7 @@ export class App {
     };
   }
 
-  async #fire(jobs: Job[]): Promise<void> {
+  async #fire(jobs: Job[], minute: number): Promise<void> {
     const deliveries: Delivery[] = jobs.map((j) => ({
       key: scheduledKey(j.user.id, j.time, j.localDate),
       kind: 'scheduled',
@@ -225,7 +365,16 @@ export class App {
       timezone: j.user.timezone,
       dueAt: j.fireAt,
     }));
-    await this.dispatcher.dispatch(deliveries);
+    // Every delivery of the minute is open in the ledger until it has an outcome; those that
+    // never get one here (a stop released them, a crash) keep the checkpoint before this minute.
+    this.ledger.begin(minute, deliveries.length);
+    const { send, missed } = this.catchUp.split(deliveries);
+    const r = await this.dispatcher.dispatch(send);
+    this.ledger.settle(minute, r.skipped + r.suppressed);
+    if (missed.length > 0) {
+      await this.catchUp.recordMissed(missed);
+      this.ledger.settle(minute, missed.length);
+    }
   }
 
   /**
@@ -239,10 +388,14 @@ export class App {
 
   async #close(): Promise<void> {
     const steps: Array<[string, () => Promise<unknown> | unknown]> = [
-      ['cron', () => Promise.all(this.#cronTasks.map((t) => t.destroy()))],
+      ['housekeeping', () => this.housekeeping.close()],
       ['scheduler', () => void this.scheduler.stop()],
+      // Before the dispatcher: a run hands back its queued messages and publishes its counters.
+      ['broadcasts', () => this.broadcasts.stop()],
       ['dispatcher', () => this.dispatcher.stop()],
       ['scheduler drain', () => this.scheduler.stop()],
+      // After the dispatcher: deliveries it released stay open, so the saved minute stays before them.
+      ['checkpoint', () => this.checkpoint.close()],
       ['analytics', () => this.analytics.close(this.loaded.config.send.drainTimeoutMs)],
       ['smtp', () => this.transport.close()],
       ['instance', () => this.instances.stop()],
@@ -258,4 +411,8 @@ export class App {
     }
     this.log.info('mailwheel stopped');
   }
+}
+
+function minuteIso(minute: number | undefined): string | null {
+  return minute === undefined ? null : new Date(minute * MINUTE_MS).toISOString();
 }

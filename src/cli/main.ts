@@ -5,7 +5,10 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError, EXIT_CONFIG, EXIT_USAGE, ErrorCodes, MailwheelError } from '../errors.js';
+import { registerBroadcast } from './commands/broadcast.js';
 import { registerConfigCheck } from './commands/config-check.js';
+import { registerPlan } from './commands/plan.js';
+import { registerPreview } from './commands/preview.js';
 import { registerRunMinute } from './commands/run-minute.js';
 import { registerScheduleShow } from './commands/schedule-show.js';
 import { registerSeedUsers } from './commands/seed-users.js';
@@ -23,7 +26,10 @@ export function buildProgram(): Command {
   registerRunMinute(program);
   registerSeedUsers(program);
   registerScheduleShow(program);
+  registerBroadcast(program);
   registerConfigCheck(program);
+  registerPlan(program);
+  registerPreview(program);
   return program;
 }
 

@@ -64,6 +64,7 @@ function envOverrides(env: NodeJS.ProcessEnv): Json {
   if (env.SMTP_URL) o.smtp = { url: env.SMTP_URL };
   if (env.LOG_LEVEL) o.log = { level: env.LOG_LEVEL };
   if (env.MAILWHEEL_UNSUBSCRIBE_SECRET) o.unsubscribe = { secret: env.MAILWHEEL_UNSUBSCRIBE_SECRET };
+  if (env.MAILWHEEL_HTTP_TOKEN) o.http = { token: env.MAILWHEEL_HTTP_TOKEN };
   return o;
 }
 
@@ -112,6 +113,7 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
   const sched = schedulesSchema.safeParse(readJson(schedFile, 'schedulesFile'));
   if (!sched.success) throw firstIssue(sched.error, 'schedules.');
   for (const [name, entry] of Object.entries(sched.data)) {
+    if (entry === undefined) continue;
     if (!cron.validate(entry.cron)) throw new ConfigError(`schedules.${name}.cron`, `invalid cron expression "${entry.cron}"`);
     if (!isValidZone(entry.timezone)) throw new ConfigError(`schedules.${name}.timezone`, `unknown IANA zone "${entry.timezone}"`);
   }
@@ -145,6 +147,7 @@ export function redactConfig(config: Config): Json {
   (clone.mongodb as Json).uri = maskUri(config.mongodb.uri);
   (clone.smtp as Json).url = maskUri(config.smtp.url);
   if (config.unsubscribe.secret !== null) (clone.unsubscribe as Json).secret = '[redacted]';
+  if (config.http.token !== null) (clone.http as Json).token = '[redacted]';
   return clone;
 }
 

@@ -78,6 +78,10 @@ const send = z.strictObject({
   breakerProbeMaxMs: positiveInt,
   /** After a 421 / "too many" answer the send rate is lowered for this long. */
   slowdownCooldownMs: positiveInt,
+  /** On start, a fire missed while no instance ran is still sent when younger than this; older ones are recorded as `missed`. */
+  catchUpGraceMs: z.number().int().min(0),
+  /** How far back the start-up catch-up enumerates missed fires (hours); older downtime is logged as one range. */
+  catchUpLookbackHours: positiveInt.max(168),
 });
 
 const unsubscribe = z.strictObject({
@@ -101,12 +105,47 @@ const analytics = z.strictObject({
   flushIntervalMs: positiveInt,
   /** Hard bound of the buffer; at the bound, sending slows instead of dropping events. */
   maxBuffered: positiveInt,
+  /** First retry delay after a failed write; doubles up to `retryMaxMs`. */
+  retryBaseMs: positiveInt,
+  /** Longest wait between write attempts while MongoDB is down. */
+  retryMaxMs: positiveInt,
+});
+
+/** Age limits of the records mailwheel keeps; the `retention` housekeeping cron deletes older ones. */
+const retention = z.strictObject({
+  /** Analytics events older than this many days are deleted. */
+  eventsDays: positiveInt,
+  /**
+   * Delivery records (claims, outcomes) older than this are deleted. A deleted record no longer
+   * stops its key from being sent again, so keep it above the catch-up lookback.
+   */
+  deliveriesDays: z.number().int().min(2),
+});
+
+/** Broadcasts (`mailwheel broadcast send`), run by the daemon. */
+const broadcasts = z.strictObject({
+  /**
+   * Users per batch: one cursor batch, one bulk claim, one confirmed checkpoint. Also the bound on
+   * duplicates after a crash: only the batch in flight can hold messages sent but not recorded.
+   */
+  batchSize: positiveInt.max(10_000),
+  /** How often the daemon looks for queued, due (`--at`), resumed and orphaned broadcasts, ms. */
+  pollMs: positiveInt.min(100),
+  /** How often a running batch re-reads pause/cancel requests and publishes its progress, ms. */
+  controlPollMs: positiveInt.min(50),
+  /** Broadcasts one daemon runs at the same time. */
+  maxConcurrent: positiveInt.max(16),
 });
 
 const http = z.strictObject({
   enabled: z.boolean(),
   host: z.string().min(1),
   port: z.number().int().min(0).max(65535),
+  /**
+   * Bearer token required on every route except /healthz and /unsubscribe (null: none).
+   * Env MAILWHEEL_HTTP_TOKEN. Never logged.
+   */
+  token: z.string().min(16, 'must be at least 16 characters').nullable(),
 });
 
 /**
@@ -126,6 +165,8 @@ export const configSchema = z
     rate,
     send,
     analytics,
+    retention,
+    broadcasts,
     http,
     unsubscribe,
     templates,
@@ -138,6 +179,10 @@ export const configSchema = z
   .refine((c) => c.send.backoffMaxMs >= c.send.backoffBaseMs, {
     message: 'must be >= send.backoffBaseMs',
     path: ['send', 'backoffMaxMs'],
+  })
+  .refine((c) => c.retention.deliveriesDays * 24 > c.send.catchUpLookbackHours, {
+    message: 'must be longer than send.catchUpLookbackHours (a deleted delivery record can be sent again)',
+    path: ['retention', 'deliveriesDays'],
   });
 
 export type Config = z.infer<typeof configSchema>;
@@ -148,8 +193,18 @@ export const scheduleEntrySchema = z.strictObject({
   timezone: z.string().min(1),
 });
 
+/**
+ * The housekeeping jobs. `userSync` is required; the others run only when present (an operator's
+ * schedules file replaces the packaged one, and may leave a job out on purpose).
+ */
 export const schedulesSchema = z.strictObject({
   userSync: scheduleEntrySchema,
+  /** Deletes events and deliveries older than `retention.*Days`. */
+  retention: scheduleEntrySchema.optional(),
+  /** One log line with the day's counts. */
+  dailySummary: scheduleEntrySchema.optional(),
+  /** Picks up queued broadcasts (`broadcast send --at`). */
+  broadcasts: scheduleEntrySchema.optional(),
 });
 
 export type Schedules = z.infer<typeof schedulesSchema>;

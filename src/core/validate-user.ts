@@ -16,6 +16,15 @@ export type UserCheck =
   | { kind: 'inactive'; id: string }
   | { kind: 'invalid'; id: string; reason: string };
 
+/** Who a broadcast goes to: the part of a user that does not depend on a schedule. */
+export interface Recipient {
+  id: string;
+  email: string;
+  name: string | undefined;
+}
+
+export type RecipientCheck = { kind: 'valid'; recipient: Recipient } | Exclude<UserCheck, { kind: 'valid' }>;
+
 /** Practical address syntax (not full RFC 5322): one @, no spaces, quotes or control characters. */
 const EMAIL_RE = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 /** CR, LF and other control characters would let a value break out of a header. */
@@ -44,11 +53,16 @@ export function idToString(v: unknown): string | undefined {
   return undefined;
 }
 
-export function checkUser(doc: RawUser, f: FieldMap): UserCheck {
+/**
+ * The checks every email needs, scheduled or broadcast: an id, active and not unsubscribed, a
+ * usable address, a name that cannot break a header. Broadcasts use only this (a user without
+ * `emailTimes` still gets a broadcast); `checkUser` adds the schedule.
+ */
+export function checkRecipient(doc: RawUser, f: FieldMap): RecipientCheck {
   const id = idToString(getField(doc, f.id));
   if (id === undefined) return { kind: 'invalid', id: '(none)', reason: `${f.id}: missing or not a string/ObjectId` };
   if (CONTROL_RE.test(id)) return { kind: 'invalid', id: JSON.stringify(id), reason: `${f.id}: contains control characters` };
-  const bad = (reason: string): UserCheck => ({ kind: 'invalid', id, reason });
+  const bad = (reason: string): RecipientCheck => ({ kind: 'invalid', id, reason });
 
   if (getField(doc, f.active) !== true || getField(doc, f.unsubscribed) === true) return { kind: 'inactive', id };
 
@@ -65,6 +79,14 @@ export function checkUser(doc: RawUser, f: FieldMap): UserCheck {
     if (rawName.length > 200) return bad(`${f.name}: longer than 200 characters`);
     name = rawName;
   }
+  return { kind: 'valid', recipient: { id, email, name } };
+}
+
+export function checkUser(doc: RawUser, f: FieldMap): UserCheck {
+  const checked = checkRecipient(doc, f);
+  if (checked.kind !== 'valid') return checked;
+  const { id, email, name } = checked.recipient;
+  const bad = (reason: string): UserCheck => ({ kind: 'invalid', id, reason });
 
   const rawZone = getField(doc, f.timezone);
   let timezone = 'UTC';

@@ -1,31 +1,55 @@
 /**
  * The daemon's HTTP surface, bound to 127.0.0.1 unless configured otherwise: `/healthz` (the
- * process answers), `/readyz` (MongoDB answers and the first user sync is done), `/stats` (JSON
- * read from the components), and, when given a handler, `/unsubscribe` (RFC 8058 one-click; the
- * only route that accepts POST). Plain `node:http`: four routes need no framework.
+ * process answers), `/readyz` (MongoDB and SMTP answer and the first user sync is done), `/stats`
+ * (JSON read from the components), `/metrics` (Prometheus text), and, when given a handler,
+ * `/unsubscribe` (RFC 8058 one-click; the only route that accepts POST). With a bearer token
+ * configured, every route but `/healthz` and `/unsubscribe` requires it. Plain `node:http`: five
+ * routes need no framework.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { UnsubscribeHandler } from './unsubscribe.js';
 
+/** A readiness answer with details (which dependency failed). */
+export interface ReadyReport {
+  ok: boolean;
+  [check: string]: unknown;
+}
+
 export interface HttpSources {
-  /** Resolves true when dependencies answer; never throws. */
-  ready(): Promise<boolean>;
+  /** Resolves true (or `{ ok: true, ... }`) when dependencies answer; never throws. */
+  ready(): Promise<boolean | ReadyReport>;
   stats(): Record<string, unknown>;
+  /** Prometheus text for `GET /metrics`; without it that path is 404. */
+  metrics?(): Promise<{ contentType: string; body: string }>;
   /** Serves `GET`/`POST /unsubscribe`; without it that path is 404 like any unknown one. */
   unsubscribe?: UnsubscribeHandler;
 }
+
+export interface HttpServerOptions {
+  /**
+   * Bearer token required on every route except `/healthz` (liveness probes carry no secrets)
+   * and `/unsubscribe` (recipients' mail clients call it; its tokens are signed per user).
+   */
+  token?: string | null | undefined;
+}
+
+/** Routes open without the bearer token. */
+const OPEN_PATHS = new Set(['/healthz', '/unsubscribe']);
 
 export class HttpServer {
   readonly #server: Server;
   readonly #sources: HttpSources;
   readonly #log: Logger;
+  readonly #token: Buffer | undefined;
   #closed: Promise<void> | undefined;
 
-  constructor(sources: HttpSources, log: Logger) {
+  constructor(sources: HttpSources, log: Logger, opts: HttpServerOptions = {}) {
     this.#sources = sources;
     this.#log = log;
+    this.#token = opts.token ? Buffer.from(`Bearer ${opts.token}`) : undefined;
     // Every request here is small: a client that takes longer to send one is holding a socket
     // open on purpose (slowloris), and /unsubscribe may be reachable from the internet.
     this.#server = createServer({ requestTimeout: 15_000, headersTimeout: 10_000 }, (req, res) => void this.#handle(req, res));
@@ -51,16 +75,26 @@ export class HttpServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const path = (req.url ?? '/').split('?')[0];
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (!OPEN_PATHS.has(path) && !this.#authorised(req)) {
+        res.setHeader('www-authenticate', 'Bearer');
+        return send(res, 401, { error: 'unauthorized' });
+      }
       const unsubscribe = this.#sources.unsubscribe;
       if (path === '/unsubscribe' && unsubscribe) return await unsubscribe.handle(req, res);
       if (req.method !== 'GET') return send(res, 405, { error: 'method not allowed' });
       if (path === '/healthz') return send(res, 200, { ok: true });
       if (path === '/readyz') {
-        const ok = await this.#sources.ready();
-        return send(res, ok ? 200 : 503, { ok });
+        const r = await this.#sources.ready();
+        const report = typeof r === 'boolean' ? { ok: r } : r;
+        return send(res, report.ok ? 200 : 503, report);
       }
       if (path === '/stats') return send(res, 200, this.#sources.stats());
+      if (path === '/metrics' && this.#sources.metrics) {
+        const { contentType, body } = await this.#sources.metrics();
+        res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+        return void res.end(body);
+      }
       return send(res, 404, { error: 'not found' });
     } catch (err) {
       this.#log.error({ err }, 'http handler failed');
@@ -68,6 +102,13 @@ export class HttpServer {
       if (res.headersSent) res.destroy();
       else send(res, 500, { error: 'internal error' });
     }
+  }
+
+  /** Constant-time comparison of the whole Authorization header with `Bearer <token>`. */
+  #authorised(req: IncomingMessage): boolean {
+    if (this.#token === undefined) return true;
+    const given = Buffer.from(req.headers.authorization ?? '');
+    return given.length === this.#token.length && timingSafeEqual(given, this.#token);
   }
 }
 

@@ -41,13 +41,27 @@ export interface ClaimResult {
   claimed: string[];
   /** Keys already owned or completed by another process or an earlier run. */
   taken: string[];
+  /**
+   * Among `taken`, the keys whose delivery has finished, with its final status, when the store
+   * read it anyway (a broadcast resumed after a crash recounts its progress from these).
+   */
+  finished?: ReadonlyMap<string, 'sent' | 'failed'>;
+}
+
+export interface ClaimOptions {
+  /**
+   * Treat this process's own unfinished claims as abandoned (take them over) instead of as busy.
+   * For a caller that knows it has nothing of these keys in flight: a broadcast run retrying
+   * after an error, whose earlier claims could not be released.
+   */
+  adoptOwn?: boolean;
 }
 
 /** Idempotency: a delivery key is sent by whoever inserted it first. */
 export interface ClaimStore {
-  claim(keys: readonly string[]): Promise<ClaimResult>;
+  claim(keys: readonly string[], options?: ClaimOptions): Promise<ClaimResult>;
   /** Record final outcomes so a rerun does not resend, and a crash recovery knows what is done. */
-  complete(outcomes: ReadonlyArray<{ key: string; status: 'sent' | 'failed' }>): Promise<void>;
+  complete(outcomes: ReadonlyArray<{ key: string; status: 'sent' | 'failed' | 'missed' }>): Promise<void>;
   /** Give back claims that were never handed to SMTP (graceful stop), so a rerun sends them. */
   release(keys: readonly string[]): Promise<void>;
 }
@@ -95,4 +109,14 @@ export interface SuppressionStore {
   recordHardBounce(email: string, detail: string): Promise<number>;
   /** Every suppressed address (lower-cased), streamed in batches. */
   allSuppressed(): AsyncIterable<string[]>;
+}
+
+/**
+ * The scheduler's checkpoint: the last minute (epoch minute) whose fires all have an outcome,
+ * shared by every instance, so a start knows which fires it missed while down.
+ */
+export interface CheckpointStore {
+  load(): Promise<number | undefined>;
+  /** Moves the checkpoint forward to `minute` (never back: another instance may be ahead). */
+  save(minute: number): Promise<void>;
 }

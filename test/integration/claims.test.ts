@@ -3,6 +3,8 @@
  * with no overlap; a dead owner's unfinished claims are recovered by exactly one instance; a
  * finished claim is never recovered; a live owner's claim is left alone.
  */
+import { spawn } from 'node:child_process';
+import { hostname } from 'node:os';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MongoClaimStore } from '../../src/adapters/mongo/claim-store.js';
@@ -69,4 +71,21 @@ it("a live owner's claims are left alone, and released claims can be claimed aga
   await owner.claims.release(all.slice(0, 20));
   const again = await other.claims.claim(all);
   expect(again.claimed.sort()).toEqual(all.slice(0, 20).sort());
+});
+
+it('a crashed process on this host is dead at once, even while its last heartbeat is fresh', async () => {
+  // A real process that has exited: its pid no longer exists.
+  const child = spawn(process.execPath, ['-e', '0']);
+  const pid = child.pid as number;
+  await new Promise((r) => child.on('exit', r));
+  const ghost = `${hostname()}:${pid}:crashed`;
+  await db.db.collection<InstanceDoc>('mailwheel_instances').insertOne({ _id: ghost, host: hostname(), pid, startedAt: new Date(), heartbeatAt: new Date() });
+  const all = keys('crashed', 20);
+  await db.db.collection<DeliveryDoc>('mailwheel_deliveries').insertMany(
+    all.map((k) => ({ _id: k, type: 'claim' as const, kind: 'scheduled' as const, userId: k, owner: ghost, gen: `g-${k}`, at: new Date() })),
+  );
+  const { claims } = await instance();
+  const r = await claims.claim(all);
+  expect(r.claimed.sort()).toEqual([...all].sort());
+  expect(claims.stats.takenOver).toBe(20);
 });

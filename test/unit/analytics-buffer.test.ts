@@ -128,8 +128,11 @@ describe('AnalyticsBuffer', () => {
     const pending = [2, 3, 4].map((i) => buf.record(event(i)).then(() => settled.push(i)));
     await tick(50);
     expect(sink.calls.length).toBe(1);
-    expect(settled).toEqual([]);
-    expect(buf.size).toBe(5);
+    // The 3rd event fits; the 4th and 5th wait outside the buffer, which never exceeds its bound.
+    expect(settled).toEqual([2]);
+    expect(buf.size).toBe(3);
+    expect(buf.waiting).toBe(2);
+    expect(buf.stats.peak).toBe(3);
 
     open();
     sink.gate = undefined;
@@ -140,18 +143,63 @@ describe('AnalyticsBuffer', () => {
     expect(sink.rowsInserted).toBe(5);
   });
 
+  it('the bound is strict under many concurrent producers, and waiting events keep their order', async () => {
+    const sink = new MemorySink();
+    let open: () => void = () => {};
+    sink.gate = new Promise((r) => (open = r));
+    const buf = buffer(sink, { flushEvents: 10, maxBuffered: 25 });
+    const sizes: number[] = [];
+    // 200 producers at once, as the send path's workers would be.
+    const all = Array.from({ length: 200 }, (_, i) => buf.record(event(i)).then(() => sizes.push(buf.size)));
+    await tick(20);
+    expect(buf.size).toBe(25);
+    expect(buf.waiting).toBe(175);
+    open();
+    sink.gate = undefined;
+    await Promise.all(all);
+    await buf.close();
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(25);
+    expect(buf.stats.peak).toBe(25);
+    expect(buf.stats.blocked).toBe(175);
+    expect(sink.events.map((e) => e.userId)).toEqual(Array.from({ length: 200 }, (_, i) => `u${i}`));
+    expect(sink.rowsInserted).toBe(200);
+  });
+
+  it('reports each write attempt to onFlush, and new events do not cut a retry backoff short', async () => {
+    const sink = new MemorySink();
+    sink.script = ['fail', 'ok'];
+    const reports: Array<{ events: number; ok: boolean }> = [];
+    const buf = new AnalyticsBuffer(sink, { flushEvents: 2, flushIntervalMs: 10_000, maxBuffered: 100, retryBaseMs: 150, retryMaxMs: 150 }, log, {
+      onFlush: (r) => reports.push({ events: r.events, ok: r.ok }),
+    });
+    await buf.record(event(0));
+    await buf.record(event(1)); // write 1 fails; the retry is armed for 150 ms later
+    await vi.waitFor(() => expect(reports.length).toBe(1), { timeout: 2000, interval: 2 });
+    // Each of these reaches flushEvents again; none may trigger an early retry.
+    for (let i = 2; i < 12; i++) await buf.record(event(i));
+    await tick(60);
+    expect(sink.calls.length).toBe(1);
+    await vi.waitFor(() => expect(sink.rowsInserted).toBe(12), { timeout: 3000, interval: 5 });
+    await buf.close();
+    expect(reports[0]).toEqual({ events: 2, ok: false });
+    expect(reports.slice(1).every((r) => r.ok)).toBe(true);
+  });
+
   it('keeps record() pending while the sink keeps failing, then resolves once a write succeeds', async () => {
     const sink = new MemorySink();
     sink.script = ['fail', 'fail', 'fail'];
     const buf = buffer(sink, { flushEvents: 2, maxBuffered: 2 });
     await buf.record(event(0));
+    await buf.record(event(1)); // the buffer is now at its bound
     let resolved = false;
-    const p = buf.record(event(1)).then(() => (resolved = true));
+    const p = buf.record(event(2)).then(() => (resolved = true));
     await vi.waitFor(() => expect(sink.calls.length).toBeGreaterThanOrEqual(3), { timeout: 2000, interval: 2 });
     expect(sink.rowsInserted).toBe(0);
     expect(resolved).toBe(false);
+    expect(buf.size).toBe(2);
     await p;
-    expect(sink.rowsInserted).toBe(2);
+    await buf.close();
+    expect(sink.rowsInserted).toBe(3);
     await buf.close();
   });
 

@@ -136,6 +136,9 @@ describe('MimeBuilder: parsed back, the message says what renderDelivery says', 
     expectWellFormed(msg.raw, b.boundary);
     const parsed = await parse(msg.raw);
     expect(lf(parsed.text).trimEnd()).toBe('Just text for Zoë.');
+    // A body that ends with a line break gets no second one.
+    const withBreak = new MimeBuilder(compileTemplates({ subject: 's', text: 'Line\n' }), { from: FROM }).build(delivery()).raw;
+    expect(withBreak.endsWith('\r\n\r\nLine\r\n')).toBe(true);
     expect(parsed.html).toBe(false);
   });
 });
@@ -166,6 +169,7 @@ describe('MimeBuilder: values cannot shape headers or parts', () => {
     expect((await parse(msg.raw)).headers.has('bcc')).toBe(false);
     expect(() => b.build(delivery(), { 'Bad Name': 'x' })).toThrow(/not a header name/);
     expect(() => b.build(delivery(), { 'X-A:b': 'x' })).toThrow(/not a header name/);
+    expect(() => b.build(delivery(), { subject: 'x' })).toThrow(/written by the builder/);
   });
 
   it('an address that could shape a header is refused', () => {

@@ -35,7 +35,12 @@ export class InstanceRegistry {
   async isAlive(owner: string): Promise<boolean> {
     if (owner === this.id) return true;
     const doc = await this.#col.findOne({ _id: owner });
-    return doc !== null && Date.now() - doc.heartbeatAt.getTime() < this.#staleMs;
+    if (doc === null || Date.now() - doc.heartbeatAt.getTime() >= this.#staleMs) return false;
+    // A process on this host that no longer exists is dead now, not in `claimStaleMs`: this is the
+    // common crash case (systemd restarts the daemon within seconds), and waiting out the
+    // heartbeat would let its unsent claims be skipped as "owned by a live instance".
+    if (doc.host === hostname() && !processExists(doc.pid)) return false;
+    return true;
   }
 
   stop(): Promise<void> {
@@ -52,5 +57,15 @@ export class InstanceRegistry {
     } catch (err) {
       this.#log.warn({ err }, 'heartbeat write failed');
     }
+  }
+}
+
+/** Signal 0 checks existence without touching the process; EPERM means it exists (not ours). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -34,7 +34,8 @@ export interface DoneDoc {
   _id: string;
   type: 'done';
   key: string;
-  status: 'sent' | 'failed';
+  /** `missed`: due while no instance was running, and older than the catch-up grace period. */
+  status: 'sent' | 'failed' | 'missed';
   at: Date;
 }
 
@@ -48,6 +49,15 @@ export interface TakeoverDoc {
 
 /** An analytics event as stored; `_id` is made by the client (see AnalyticsBuffer). */
 export type EventDoc = Omit<StoredEvent, 'id'> & { _id: string };
+
+export interface StateDoc {
+  _id: string;
+  /** `scheduler`: the last epoch minute whose fires all have an outcome. */
+  lastMinute?: number;
+  updatedAt: Date;
+  /** The instance that last moved it. */
+  instance?: string;
+}
 
 export interface InstanceDoc {
   _id: string;
@@ -95,14 +105,20 @@ export class MongoStore {
   get suppressions(): Collection<SuppressionDoc> {
     return this.db.collection<SuppressionDoc>(`${this.#prefix}suppressions`);
   }
+  /** Small documents keyed by name; `scheduler` holds the catch-up checkpoint. */
+  get state(): Collection<StateDoc> {
+    return this.db.collection<StateDoc>(`${this.#prefix}state`);
+  }
 
   /**
    * Indexes for queries outside the hot path (retention, CLI). Claims need none: the delivery key
    * is the `_id`, unique on every server and the only filter FerretDB v1 pushes down.
    */
   async ensureIndexes(): Promise<void> {
+    // Retention deletes events and deliveries by age; the CLI reads a user's history.
     await this.events.createIndex({ at: 1 });
     await this.events.createIndex({ userId: 1, at: 1 });
+    await this.deliveries.createIndex({ at: 1 });
   }
 
   async close(): Promise<void> {

@@ -20,7 +20,7 @@ import addressparser from 'nodemailer/lib/addressparser';
 import { encodeWord, foldLines, quoteString } from 'nodemailer/lib/mime-funcs';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { messageIdFor } from '../../core/message.js';
-import { escapeHtml, oneLine, renderPart, templateVars, type CompiledPart, type TemplateSet, type TemplateVars } from '../../core/templates.js';
+import { escapeHtml, oneLine, renderPart, templateVars, type CompiledPart, type TemplateSet, type TemplateVar, type TemplateVars } from '../../core/templates.js';
 import type { Delivery } from '../../core/types.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 
@@ -52,7 +52,7 @@ interface QpPiece {
 }
 
 /** A part prepared once: pre-encoded literal pieces, and the variables between them. */
-type PreparedSegment = QpPiece | { readonly var: 'name' | 'email' | 'time' | 'date' };
+type PreparedSegment = QpPiece | { readonly var: TemplateVar };
 
 /**
  * RFC 2045 allows 76 characters per encoded line. Pieces are wrapped at 75 so that a soft line
@@ -103,7 +103,7 @@ export class MimeBuilder {
     if (this.#html === undefined) {
       this.#afterHeaders = partHeaders('text/plain');
       this.#betweenParts = '';
-      this.#end = CRLF;
+      this.#end = '';
     } else {
       const b = this.boundary;
       this.#afterHeaders =
@@ -135,6 +135,8 @@ export class MimeBuilder {
     let raw = head + this.#afterHeaders + substitute(this.#text, vars, false);
     if (this.#html !== undefined) raw += this.#betweenParts + substitute(this.#html, vars, true);
     raw += this.#end;
+    // SMTP DATA ends with CRLF "." CRLF; a text-only body without a final line break gets one.
+    if (!raw.endsWith(CRLF)) raw += CRLF;
     return { raw, messageId, envelope: { from: this.fromAddress, to: [d.email] } };
   }
 
@@ -240,9 +242,13 @@ function checkedAddress(address: string): string {
   return address;
 }
 
+/** Headers the builder writes itself; an extra header must not duplicate them. */
+const OWN_HEADERS = new Set(['date', 'from', 'to', 'subject', 'message-id', 'mime-version', 'x-mailwheel-key', 'content-type', 'content-transfer-encoding']);
+
 function checkedName(name: string): string {
   // RFC 5322 field name: printable ASCII except ":".
   if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) throw new MailwheelError(ErrorCodes.BAD_ARGUMENT, `not a header name: ${JSON.stringify(name)}`);
+  if (OWN_HEADERS.has(name.toLowerCase())) throw new MailwheelError(ErrorCodes.BAD_ARGUMENT, `header ${name} is written by the builder itself`);
   return name;
 }
 

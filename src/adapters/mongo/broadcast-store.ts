@@ -1,0 +1,250 @@
+/**
+ * Broadcasts in MongoDB, written so that FerretDB v1 (no atomic read-modify-write between
+ * clients, a full scan for anything but `{_id}`) and MongoDB give the same guarantees:
+ *
+ * - `<prefix>broadcasts`: one document per broadcast (content, status, counters, checkpoint).
+ *   The CLI inserts it; after that only the holder of the run lease writes it, so no two writers
+ *   ever update it at once (FerretDB v1 rewrites the whole document on update: two concurrent
+ *   writers lose one another's fields).
+ * - `<prefix>broadcast_runs`, small documents keyed by `_id`:
+ *   - `lease:<id>:<gen>`: who holds generation `gen` of the run. Taking a run is inserting the
+ *     next generation: the unique `_id` decides between daemons (findAndModify is not atomic
+ *     on FerretDB v1). The next generation may be taken only when the holder of the current one
+ *     released it or its instance heartbeat is stale; a holder that finds `gen + 1` taken knows
+ *     it was superseded and stops.
+ *   - `control:<id>`: the operator's latest request (pause / resume / cancel), written only by
+ *     the CLI, read by the lease holder before every batch and within long batches.
+ *   - `batch:<id>:<hash>`: the ledger of confirmed batches (see core/broadcast-run.ts); dropped
+ *     when the broadcast ends.
+ * The broadcasts collection is small (one document per broadcast), so listing it is cheap even
+ * as a scan; the hot path reads only by `_id`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Collection, Db } from 'mongodb';
+import type {
+  BatchCounts,
+  BroadcastCheckpoint,
+  BroadcastCounters,
+  BroadcastRunStore,
+  BroadcastStatus,
+  ControlAction,
+  RunVerdict,
+} from '../../ports/broadcasts.js';
+
+export interface BroadcastDoc {
+  /** `YYYYMMDD-HHMMSS-xxxxxx` (UTC creation time, random): readable, sortable, no ':'. */
+  _id: string;
+  subject: string;
+  text: string;
+  html?: string | undefined;
+  /** The segment as validated JSON text (see core/segment.ts); `{}` for every active user. */
+  segment: string;
+  status: BroadcastStatus;
+  /** Do not start before this instant (`--at`). */
+  at?: Date | undefined;
+  createdAt: Date;
+  counters: BroadcastCounters;
+  checkpoint?: BroadcastCheckpoint | undefined;
+  /** Lease generation and holder that last wrote this document (0 / absent: never run). */
+  gen: number;
+  owner?: string | undefined;
+  startedAt?: Date | undefined;
+  finishedAt?: Date | undefined;
+  /** Why it failed (status `failed`), or the last run error. */
+  error?: string | undefined;
+  updatedAt: Date;
+}
+
+export interface LeaseDoc {
+  _id: string;
+  type: 'lease';
+  broadcastId: string;
+  gen: number;
+  owner: string;
+  at: Date;
+  releasedAt?: Date;
+}
+
+export interface ControlDoc {
+  _id: string;
+  type: 'control';
+  broadcastId: string;
+  action: ControlAction;
+  at: Date;
+}
+
+export interface LedgerDoc {
+  _id: string;
+  type: 'batch';
+  broadcastId: string;
+  counts: BatchCounts;
+  at: Date;
+}
+
+export type BroadcastRunDoc = LeaseDoc | ControlDoc | LedgerDoc;
+
+export interface NewBroadcast {
+  subject: string;
+  text: string;
+  html?: string | undefined;
+  segment: string;
+  at?: Date | undefined;
+}
+
+/** Tells whether an instance (a lease holder) still sends heartbeats. */
+export type IsAlive = (owner: string) => Promise<boolean>;
+
+const DUPLICATE_KEY = 11000;
+/** How far one `acquire` walks generations whose holders are gone before giving up this poll. */
+const MAX_LEASE_STEPS = 16;
+
+function isDuplicate(err: unknown): boolean {
+  return (err as { code?: unknown }).code === DUPLICATE_KEY;
+}
+
+const leaseId = (id: string, gen: number): string => `lease:${id}:${gen}`;
+const controlId = (id: string): string => `control:${id}`;
+const ledgerId = (id: string, batch: string): string => `batch:${id}:${batch}`;
+
+export function newBroadcastId(now: Date = new Date()): string {
+  const iso = now.toISOString(); // 2026-03-08T09:15:00.000Z
+  return `${iso.slice(0, 10).replaceAll('-', '')}-${iso.slice(11, 19).replaceAll(':', '')}-${randomBytes(3).toString('hex')}`;
+}
+
+export class MongoBroadcastStore {
+  readonly broadcasts: Collection<BroadcastDoc>;
+  readonly runs: Collection<BroadcastRunDoc>;
+
+  constructor(db: Db, prefix: string) {
+    this.broadcasts = db.collection<BroadcastDoc>(`${prefix}broadcasts`);
+    this.runs = db.collection<BroadcastRunDoc>(`${prefix}broadcast_runs`);
+  }
+
+  async create(input: NewBroadcast): Promise<BroadcastDoc> {
+    for (;;) {
+      const now = new Date();
+      const doc: BroadcastDoc = {
+        _id: newBroadcastId(now),
+        subject: input.subject,
+        text: input.text,
+        ...(input.html === undefined ? {} : { html: input.html }),
+        segment: input.segment,
+        status: 'queued',
+        ...(input.at === undefined ? {} : { at: input.at }),
+        createdAt: now,
+        counters: { sent: 0, failed: 0, skipped: 0, suppressed: 0 },
+        gen: 0,
+        updatedAt: now,
+      };
+      try {
+        await this.broadcasts.insertOne(doc);
+        return doc;
+      } catch (err) {
+        if (!isDuplicate(err)) throw err;
+      }
+    }
+  }
+
+  async get(id: string): Promise<BroadcastDoc | undefined> {
+    return (await this.broadcasts.findOne({ _id: id })) ?? undefined;
+  }
+
+  /** Every broadcast, newest first. */
+  async list(): Promise<BroadcastDoc[]> {
+    const all = await this.broadcasts.find({}).toArray();
+    return all.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a._id < b._id ? 1 : -1));
+  }
+
+  /** Broadcasts that may need a daemon: queued, running, paused. Oldest first. */
+  async open(): Promise<BroadcastDoc[]> {
+    const docs = await this.broadcasts.find({ status: { $in: ['queued', 'running', 'paused'] } }).toArray();
+    return docs.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  }
+
+  async control(id: string): Promise<ControlAction | undefined> {
+    const doc = await this.runs.findOne({ _id: controlId(id) });
+    return doc?.type === 'control' ? doc.action : undefined;
+  }
+
+  /** Records the operator's request (the CLI is its only writer). */
+  async requestControl(id: string, action: ControlAction): Promise<void> {
+    const write = () => this.runs.updateOne({ _id: controlId(id) }, { $set: { type: 'control', broadcastId: id, action, at: new Date() } }, { upsert: true });
+    try {
+      await write();
+    } catch (err) {
+      // Two upserts of a new `_id` at once: one insert loses; the retry updates.
+      if (!isDuplicate(err)) throw err;
+      await write();
+    }
+  }
+
+  /**
+   * Tries to take the run of `doc` for `owner`; returns the generation won, or undefined when a
+   * live holder has it (or another daemon won the race).
+   */
+  async acquire(doc: BroadcastDoc, owner: string, isAlive: IsAlive): Promise<number | undefined> {
+    let gen = doc.gen;
+    for (let step = 0; step < MAX_LEASE_STEPS; step++) {
+      if (gen > 0) {
+        const lease = await this.runs.findOne({ _id: leaseId(doc._id, gen) });
+        if (lease?.type === 'lease' && lease.releasedAt === undefined && lease.owner !== owner && (await isAlive(lease.owner))) return undefined;
+      }
+      try {
+        await this.runs.insertOne({ _id: leaseId(doc._id, gen + 1), type: 'lease', broadcastId: doc._id, gen: gen + 1, owner, at: new Date() });
+        return gen + 1;
+      } catch (err) {
+        if (!isDuplicate(err)) throw err;
+        // Someone took gen + 1 (the broadcast document may not say so yet): look at that holder.
+        gen++;
+      }
+    }
+    return undefined;
+  }
+
+  /** The holder gives its generation up (ended, paused, or stopping): the next may start at once. */
+  async releaseLease(id: string, gen: number): Promise<void> {
+    await this.runs.updateOne({ _id: leaseId(id, gen) }, { $set: { releasedAt: new Date() } });
+  }
+
+  async superseded(id: string, gen: number): Promise<boolean> {
+    return (await this.runs.findOne({ _id: leaseId(id, gen + 1) }, { projection: { _id: 1 } })) !== null;
+  }
+
+  /** Writes fields of the broadcast document; only the lease holder calls this. */
+  async update(id: string, set: Partial<Omit<BroadcastDoc, '_id'>>): Promise<void> {
+    await this.broadcasts.updateOne({ _id: id }, { $set: { ...set, updatedAt: new Date() } });
+  }
+
+  async confirmedBatch(id: string, batch: string): Promise<BatchCounts | undefined> {
+    const doc = await this.runs.findOne({ _id: ledgerId(id, batch) });
+    return doc?.type === 'batch' ? doc.counts : undefined;
+  }
+
+  async confirmBatch(id: string, batch: string, counts: BatchCounts): Promise<void> {
+    try {
+      await this.runs.insertOne({ _id: ledgerId(id, batch), type: 'batch', broadcastId: id, counts, at: new Date() });
+    } catch (err) {
+      if (!isDuplicate(err)) throw err;
+    }
+  }
+
+  /** Drops the ledger of a finished broadcast (it only serves resumes). */
+  async dropLedger(id: string): Promise<void> {
+    await this.runs.deleteMany({ type: 'batch', broadcastId: id });
+  }
+
+  /** The storage of one run: broadcast `id`, lease generation `gen`, holder `owner`. */
+  runStore(id: string, gen: number, owner: string): BroadcastRunStore {
+    return {
+      check: async (): Promise<RunVerdict> => {
+        if (await this.superseded(id, gen)) return 'superseded';
+        const action = await this.control(id);
+        return action === 'pause' || action === 'cancel' ? action : 'continue';
+      },
+      confirmedBatch: (batch) => this.confirmedBatch(id, batch),
+      confirmBatch: (batch, counts) => this.confirmBatch(id, batch, counts),
+      publish: ({ counters, checkpoint }) =>
+        this.update(id, { status: 'running', owner, gen, counters, ...(checkpoint === undefined ? {} : { checkpoint }) }),
+    };
+  }
+}

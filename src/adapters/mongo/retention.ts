@@ -1,0 +1,51 @@
+/**
+ * Retention: deletes analytics events and delivery records older than the configured ages. Run by
+ * the `retention` housekeeping cron (FerretDB v1 has no TTL indexes; on MongoDB the `at` indexes
+ * from `MongoStore.ensureIndexes` make these deletes index range scans). One `deleteMany` per
+ * collection: a single statement, not a bulk of single-document writes.
+ *
+ * Deleting a delivery record forgets that its key was sent. Keys carry the user's local date, and
+ * nothing schedules a past date again except an operator's `run-minute` of a minute that old, so
+ * `deliveriesDays` must stay well above the catch-up lookback (the schema enforces >= 2 days).
+ */
+import type { Collection } from 'mongodb';
+import type { DeliveryDoc, EventDoc } from './store.js';
+
+const DAY_MS = 86_400_000;
+
+export interface RetentionOptions {
+  eventsDays: number;
+  deliveriesDays: number;
+}
+
+export interface RetentionReport {
+  eventsDeleted: number;
+  deliveriesDeleted: number;
+  eventsBefore: string;
+  deliveriesBefore: string;
+}
+
+export class MongoRetention {
+  readonly #events: Collection<EventDoc>;
+  readonly #deliveries: Collection<DeliveryDoc>;
+  readonly #opts: RetentionOptions;
+
+  constructor(cols: { events: Collection<EventDoc>; deliveries: Collection<DeliveryDoc> }, opts: RetentionOptions) {
+    this.#events = cols.events;
+    this.#deliveries = cols.deliveries;
+    this.#opts = opts;
+  }
+
+  async run(nowMs: number = Date.now()): Promise<RetentionReport> {
+    const eventsBefore = new Date(nowMs - this.#opts.eventsDays * DAY_MS);
+    const deliveriesBefore = new Date(nowMs - this.#opts.deliveriesDays * DAY_MS);
+    const events = await this.#events.deleteMany({ at: { $lt: eventsBefore } });
+    const deliveries = await this.#deliveries.deleteMany({ at: { $lt: deliveriesBefore } });
+    return {
+      eventsDeleted: events.deletedCount,
+      deliveriesDeleted: deliveries.deletedCount,
+      eventsBefore: eventsBefore.toISOString(),
+      deliveriesBefore: deliveriesBefore.toISOString(),
+    };
+  }
+}

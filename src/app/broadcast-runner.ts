@@ -1,0 +1,292 @@
+/**
+ * BroadcastRunner: the daemon's side of broadcasts. Every `pollMs` it looks at the open
+ * broadcasts (queued, running, paused) and, for each one that needs a daemon, takes the run lease
+ * (see adapters/mongo/broadcast-store.ts) and then either runs it (`core/broadcast-run.ts`) or
+ * applies the operator's request (pause, cancel) that nobody is running to apply. What needs a
+ * daemon:
+ * - queued and due (`at` passed), or queued with a pause/cancel request;
+ * - paused with a resume or cancel request;
+ * - running with a holder that is gone (crash, lost heartbeat) or that released it (stopped).
+ * Several daemons poll the same collection: the lease makes exactly one of them the runner, and
+ * the claims would keep a message from going out twice even if two ran.
+ */
+import type { Logger } from 'pino';
+import { BroadcastRun, type RunResult } from '../core/broadcast-run.js';
+import { parseSegment, recipientFilter } from '../core/segment.js';
+import { compileTemplates, type TemplateSet } from '../core/templates.js';
+import type { FieldMap } from '../core/validate-user.js';
+import type { MongoBroadcastStore, BroadcastDoc, IsAlive } from '../adapters/mongo/broadcast-store.js';
+import type { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
+import { FINAL_STATUSES, type BroadcastCounters, type BroadcastQueue, type ControlAction, type OutcomeFlusher } from '../ports/broadcasts.js';
+import type { ClaimStore, Delivery, EventRecorder } from '../ports/index.js';
+
+export interface BroadcastRunnerDeps {
+  store: MongoBroadcastStore;
+  recipients: MongoRecipientSource;
+  /** This daemon's instance id and the heartbeat check of others (InstanceRegistry). */
+  instance: { id: string; isAlive: IsAlive };
+  claims: Pick<ClaimStore, 'claim' | 'release'>;
+  queue: BroadcastQueue;
+  recorder: OutcomeFlusher;
+  events: EventRecorder;
+  isSuppressed(email: string): boolean;
+  /** Where a running broadcast's compiled templates go (the SMTP transport). */
+  templates: { registerBroadcast(id: string, templates: TemplateSet): void; unregisterBroadcast(id: string): void };
+  fields: FieldMap;
+}
+
+export interface BroadcastRunnerOptions {
+  /** Users per batch: one cursor batch, one bulk claim, one checkpoint; bounds crash duplicates. */
+  batchSize: number;
+  /** How often open broadcasts are looked at, ms. */
+  pollMs: number;
+  /** How often a running batch re-reads pause/cancel requests and publishes progress, ms. */
+  controlPollMs: number;
+  /** Broadcasts this daemon runs at once. */
+  maxConcurrent: number;
+  /** Most messages of one broadcast in the send queue at once. */
+  feedAhead: number;
+  /** How long an interrupted batch waits for its sends in flight, ms. */
+  drainTimeoutMs: number;
+}
+
+/** What a daemon should do with an open broadcast, given its status and the latest request. */
+export type Decision = 'run' | 'paused' | 'cancelled' | undefined;
+
+export function decide(doc: Pick<BroadcastDoc, 'status' | 'at'>, action: ControlAction | undefined, now: number): Decision {
+  if (action === 'cancel') return 'cancelled';
+  switch (doc.status) {
+    case 'queued':
+      if (action === 'pause') return 'paused';
+      return doc.at !== undefined && doc.at.getTime() > now ? undefined : 'run';
+    case 'paused':
+      return action === 'resume' ? 'run' : undefined;
+    case 'running':
+      return action === 'pause' ? 'paused' : 'run';
+    default:
+      return undefined;
+  }
+}
+
+interface Active {
+  run: BroadcastRun;
+  gen: number;
+  done: Promise<void>;
+}
+
+/** Backoff after a run failed on an error (MongoDB unreachable, cursor lost): 2 s doubling to 60 s. */
+const RETRY_BASE_MS = 2_000;
+const RETRY_MAX_MS = 60_000;
+
+export class BroadcastRunner {
+  readonly #deps: BroadcastRunnerDeps;
+  readonly #opts: BroadcastRunnerOptions;
+  readonly #log: Logger;
+  readonly #active = new Map<string, Active>();
+  readonly #retry = new Map<string, { at: number; failures: number }>();
+  #timer: NodeJS.Timeout | undefined;
+  #polling: Promise<void> | undefined;
+  #stopping = false;
+  #stopped: Promise<void> | undefined;
+  readonly stats = { started: 0, done: 0, incomplete: 0, paused: 0, cancelled: 0, superseded: 0, stopped: 0, errors: 0 };
+
+  constructor(deps: BroadcastRunnerDeps, opts: BroadcastRunnerOptions, log: Logger) {
+    this.#deps = deps;
+    this.#opts = opts;
+    this.#log = log;
+  }
+
+  /** The broadcasts collection this runner serves. */
+  get store(): MongoBroadcastStore {
+    return this.#deps.store;
+  }
+
+  start(): void {
+    if (this.#timer || this.#stopping) return;
+    this.#timer = setInterval(() => void this.poll(), this.#opts.pollMs);
+    this.#timer.unref();
+    void this.poll();
+  }
+
+  /** One look at the open broadcasts (also called by tests). Never overlaps itself; never throws. */
+  poll(): Promise<void> {
+    this.#polling ??= this.#poll()
+      .catch((err: unknown) => this.#log.error({ err }, 'broadcast poll failed'))
+      .finally(() => (this.#polling = undefined));
+    return this.#polling;
+  }
+
+  /** Routes a send outcome to the run of its broadcast. */
+  onOutcome(outcome: { delivery: Delivery; status: 'sent' | 'failed' }): void {
+    const id = outcome.delivery.broadcastId;
+    if (outcome.delivery.kind !== 'broadcast' || id === undefined) return;
+    this.#active.get(id)?.run.onOutcome(outcome.delivery.key, outcome.status);
+  }
+
+  /** Running broadcasts and their progress, for `/stats`. */
+  running(): Array<{ id: string; gen: number; processed: number } & BroadcastCounters> {
+    return [...this.#active].map(([id, a]) => ({ id, gen: a.gen, processed: a.run.checkpoint?.processed ?? 0, ...a.run.counters }));
+  }
+
+  /**
+   * Stops polling; running broadcasts hand back what is queued and wait for their sends in
+   * flight, publish their counters and release their lease (status stays `running`, so the next
+   * daemon to start takes them over at once). Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      this.#stopping = true;
+      if (this.#timer) clearInterval(this.#timer);
+      await this.#polling;
+      const active = [...this.#active.values()];
+      await Promise.all(active.map((a) => a.run.stop()));
+      await Promise.all(active.map((a) => a.done));
+    })();
+    return this.#stopped;
+  }
+
+  async #poll(): Promise<void> {
+    const docs = await this.#deps.store.open();
+    for (const doc of docs) {
+      if (this.#stopping) return;
+      if (this.#active.has(doc._id)) continue;
+      const retry = this.#retry.get(doc._id);
+      if (retry !== undefined && Date.now() < retry.at) continue;
+      try {
+        await this.#consider(doc);
+      } catch (err) {
+        this.#log.error({ err, broadcast: doc._id }, 'could not take up broadcast');
+      }
+    }
+  }
+
+  async #consider(doc: BroadcastDoc): Promise<void> {
+    const { store, instance } = this.#deps;
+    const first = decide(doc, await store.control(doc._id), Date.now());
+    if (first === undefined || (first === 'run' && this.#active.size >= this.#opts.maxConcurrent)) return;
+    const gen = await store.acquire(doc, instance.id, instance.isAlive);
+    if (gen === undefined) return;
+    // Decide again under the lease: the previous holder may have moved it on just before.
+    const fresh = await store.get(doc._id);
+    const decision = fresh === undefined || FINAL_STATUSES.has(fresh.status) ? undefined : decide(fresh, await store.control(doc._id), Date.now());
+    if (fresh === undefined || decision === undefined || this.#stopping || (decision === 'run' && this.#active.size >= this.#opts.maxConcurrent)) {
+      await store.releaseLease(doc._id, gen);
+      return;
+    }
+    if (decision === 'run') {
+      await this.#start(fresh, gen);
+      return;
+    }
+    await store.update(doc._id, { status: decision, owner: instance.id, gen, ...(decision === 'cancelled' ? { finishedAt: new Date() } : {}) });
+    if (decision === 'cancelled') await store.dropLedger(doc._id);
+    await store.releaseLease(doc._id, gen);
+    this.#log.info({ broadcast: doc._id, status: decision }, 'broadcast request applied');
+  }
+
+  async #start(doc: BroadcastDoc, gen: number): Promise<void> {
+    const { store, instance, recipients, fields } = this.#deps;
+    const id = doc._id;
+    let templates: TemplateSet;
+    let filter: ReturnType<typeof recipientFilter>;
+    try {
+      templates = compileTemplates({ subject: doc.subject, text: doc.text, html: doc.html });
+      filter = recipientFilter(parseSegment(doc.segment).filter, fields);
+    } catch (err) {
+      // Checked by the CLI before it was written; a document edited by hand can still be wrong.
+      const error = (err as Error).message;
+      this.#log.error({ broadcast: id, error }, 'broadcast cannot run');
+      await store.update(id, { status: 'failed', error, owner: instance.id, gen, finishedAt: new Date() });
+      await store.releaseLease(id, gen);
+      return;
+    }
+    await store.update(id, { status: 'running', owner: instance.id, gen, startedAt: doc.startedAt ?? new Date() });
+    this.#deps.templates.registerBroadcast(id, templates);
+    const log = this.#log.child({ broadcast: id, gen });
+    const run = new BroadcastRun(
+      {
+        broadcastId: id,
+        recipients: recipients.stream(filter, this.#opts.batchSize),
+        fields,
+        claims: this.#deps.claims,
+        queue: this.#deps.queue,
+        recorder: this.#deps.recorder,
+        events: this.#deps.events,
+        isSuppressed: this.#deps.isSuppressed,
+        store: store.runStore(id, gen, instance.id),
+        total: doc.counters.total === undefined ? recipients.count(filter) : undefined,
+      },
+      {
+        feedAhead: this.#opts.feedAhead,
+        controlPollMs: this.#opts.controlPollMs,
+        drainTimeoutMs: this.#opts.drainTimeoutMs,
+        baseline: doc.counters,
+        dueAt: (doc.at ?? doc.createdAt).getTime(),
+      },
+      log,
+    );
+    this.stats.started++;
+    log.info({ resumed: gen > 1 }, 'broadcast run started');
+    const done = run.run().then(
+      (result) => this.#finish(id, gen, result),
+      (err: unknown) => this.#failed(id, gen, err),
+    );
+    this.#active.set(id, {
+      run,
+      gen,
+      done: done
+        .catch((err: unknown) => log.error({ err }, 'broadcast run bookkeeping failed'))
+        .finally(() => {
+          this.#active.delete(id);
+          this.#deps.templates.unregisterBroadcast(id);
+          // Let the next queued broadcast start now rather than at the next tick.
+          if (!this.#stopping) void this.poll();
+        }),
+    });
+  }
+
+  async #finish(id: string, gen: number, result: RunResult): Promise<void> {
+    const { store, instance } = this.#deps;
+    this.stats[result.end]++;
+    if (result.end !== 'incomplete') this.#retry.delete(id);
+    if (result.end === 'superseded') return; // another daemon holds it now: not ours to write
+    const base = { owner: instance.id, gen };
+    switch (result.end) {
+      case 'done':
+      case 'cancelled':
+        await store.update(id, { ...base, status: result.end, finishedAt: new Date() });
+        await store.dropLedger(id);
+        break;
+      case 'paused':
+        await store.update(id, { ...base, status: 'paused' });
+        break;
+      case 'incomplete': {
+        // Some keys are held by another live instance: look again once it has had time to
+        // finish them or to be declared dead (its claims are then taken over), backing off
+        // while it stays so (each look re-reads the segment).
+        const failures = (this.#retry.get(id)?.failures ?? 0) + 1;
+        const delay = Math.min(RETRY_MAX_MS, Math.max(this.#opts.pollMs, RETRY_BASE_MS * 2 ** (failures - 1)));
+        this.#retry.set(id, { at: Date.now() + delay, failures });
+        this.#log.warn({ broadcast: id, skipped: result.counters.skipped, retryInMs: delay }, 'broadcast reached the end with users claimed by another live instance; it will look again');
+        break;
+      }
+      case 'stopped':
+        break; // stays `running`: whoever starts next takes it over
+    }
+    await store.releaseLease(id, gen);
+  }
+
+  async #failed(id: string, gen: number, err: unknown): Promise<void> {
+    this.stats.errors++;
+    const failures = (this.#retry.get(id)?.failures ?? 0) + 1;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1));
+    this.#retry.set(id, { at: Date.now() + delay, failures });
+    this.#log.error({ err, broadcast: id, retryInMs: delay }, 'broadcast run failed; it will be taken up again');
+    // Best effort: the store may be what failed. The lease then lapses with this process.
+    try {
+      await this.#deps.store.update(id, { error: String((err as Error).message ?? err) });
+      await this.#deps.store.releaseLease(id, gen);
+    } catch (e) {
+      this.#log.warn({ err: e, broadcast: id }, 'could not release the broadcast lease');
+    }
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * What `mailwheel broadcast ...` prints: status blocks, the list table, and the live progress of
+ * `send --wait` (a `cli-progress` bar on stderr when it is a terminal, plain lines otherwise, so
+ * logs and CI stay readable). Reads only; the store is the daemon's.
+ */
+import cliProgress from 'cli-progress';
+import type { BroadcastDoc, MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
+import { FINAL_STATUSES, type BroadcastCounters, type ControlAction } from '../ports/broadcasts.js';
+
+const n = (v: number): string => v.toLocaleString('en-US');
+const iso = (d: Date | undefined): string => (d === undefined ? '-' : d.toISOString());
+
+/** Users with an outcome (sent, failed, skipped, suppressed). */
+export function handledOf(c: BroadcastCounters): number {
+  return c.sent + c.failed + c.skipped + c.suppressed;
+}
+
+/** `4,120 / 10,000 (41.2 %)`, or without a total while it is being counted. */
+export function progressText(c: BroadcastCounters): string {
+  const done = handledOf(c);
+  if (c.total === undefined || c.total === 0) return `${n(done)} users`;
+  return `${n(done)} / ${n(c.total)} (${((done * 100) / c.total).toFixed(1)} %)`;
+}
+
+export function countsText(c: BroadcastCounters): string {
+  return `sent ${n(c.sent)}, failed ${n(c.failed)}, skipped ${n(c.skipped)}, suppressed ${n(c.suppressed)}`;
+}
+
+/** The status word, with an operator request that is not applied yet. */
+export function statusWord(doc: BroadcastDoc, control: ControlAction | undefined): string {
+  const pending =
+    control === undefined || FINAL_STATUSES.has(doc.status) ? undefined
+    : control === 'pause' && doc.status !== 'paused' ? 'pause requested'
+    : control === 'cancel' ? 'cancel requested'
+    : control === 'resume' && doc.status === 'paused' ? 'resume requested'
+    : undefined;
+  const scheduled = doc.status === 'queued' && doc.at !== undefined && doc.at.getTime() > Date.now() ? `scheduled for ${iso(doc.at)}` : undefined;
+  const extra = [pending, scheduled].filter((s) => s !== undefined);
+  return extra.length === 0 ? doc.status : `${doc.status} (${extra.join(', ')})`;
+}
+
+export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefined): string {
+  const c = doc.counters;
+  const lines: Array<[string, string]> = [
+    ['broadcast', doc._id],
+    ['subject', JSON.stringify(doc.subject)],
+    ['status', statusWord(doc, control)],
+    ['progress', progressText(c)],
+    ['sent', n(c.sent)],
+    ['failed', n(c.failed)],
+    ['skipped', n(c.skipped)],
+    ['suppressed', n(c.suppressed)],
+    ['segment', doc.segment],
+    ['created', iso(doc.createdAt)],
+  ];
+  if (doc.at !== undefined) lines.push(['at', iso(doc.at)]);
+  if (doc.startedAt !== undefined) lines.push(['started', iso(doc.startedAt)]);
+  if (doc.finishedAt !== undefined) lines.push(['finished', iso(doc.finishedAt)]);
+  if (doc.checkpoint !== undefined) {
+    const cp = doc.checkpoint;
+    lines.push(['checkpoint', `${n(cp.processed)} users in ${n(cp.batches)} confirmed batches, last user ${cp.lastUserId ?? '-'} (${iso(cp.at)})`]);
+  }
+  if (doc.owner !== undefined) lines.push(['run', `generation ${doc.gen} by ${doc.owner}`]);
+  if (doc.error !== undefined) lines.push(['error', doc.error]);
+  lines.push(['updated', iso(doc.updatedAt)]);
+  return lines.map(([k, v]) => `${k.padEnd(11)}${v}`).join('\n') + '\n';
+}
+
+export function listTable(docs: readonly BroadcastDoc[]): string {
+  if (docs.length === 0) return 'no broadcasts\n';
+  const rows = docs.map((d) => [d._id, d.status, progressText(d.counters), n(d.counters.sent), n(d.counters.failed), iso(d.createdAt).slice(0, 19) + 'Z', d.subject.length > 40 ? `${d.subject.slice(0, 39)}…` : d.subject]);
+  const head = ['ID', 'STATUS', 'PROGRESS', 'SENT', 'FAILED', 'CREATED', 'SUBJECT'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ');
+  return [line(head), ...rows.map(line)].join('\n') + '\n';
+}
+
+export interface FollowOptions {
+  intervalMs?: number;
+  /** Where progress goes; default process.stderr. */
+  stream?: NodeJS.WriteStream;
+}
+
+/** Sends per second over a sliding window of samples. */
+class Rate {
+  readonly #samples: Array<{ at: number; done: number }> = [];
+  add(at: number, done: number): void {
+    this.#samples.push({ at, done });
+    while (this.#samples.length > 2 && at - (this.#samples[0]?.at ?? at) > 10_000) this.#samples.shift();
+  }
+  get perSecond(): number {
+    const first = this.#samples[0];
+    const last = this.#samples[this.#samples.length - 1];
+    if (first === undefined || last === undefined || last.at === first.at) return 0;
+    return ((last.done - first.done) * 1000) / (last.at - first.at);
+  }
+}
+
+function eta(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const s = Math.round(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
+
+/**
+ * Shows a broadcast's progress until it is done, cancelled, failed or paused, and returns its
+ * last state. A terminal gets a live bar; anything else a line every few seconds.
+ */
+export async function follow(store: MongoBroadcastStore, id: string, opts: FollowOptions = {}): Promise<BroadcastDoc> {
+  const out = opts.stream ?? process.stderr;
+  const every = opts.intervalMs ?? 500;
+  const rate = new Rate();
+  const bar =
+    out.isTTY === true
+      ? new cliProgress.SingleBar(
+          {
+            stream: out,
+            format: ' {bar} {percentage}% | {value}/{total} | sent {sent} failed {failed} skipped {skipped} suppressed {suppressed} | {rate}/s | ETA {etaText} | {status}',
+            hideCursor: true,
+            clearOnComplete: false,
+            barsize: 24,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
+  let started = false;
+  let lastLine = 0;
+  for (;;) {
+    const doc = await store.get(id);
+    if (doc === undefined) throw new Error(`broadcast ${id} disappeared`);
+    const c = doc.counters;
+    const done = handledOf(c);
+    const now = Date.now();
+    rate.add(now, c.sent + c.failed);
+    const total = Math.max(c.total ?? 0, done);
+    const perSecond = rate.perSecond;
+    const payload = { sent: n(c.sent), failed: n(c.failed), skipped: n(c.skipped), suppressed: n(c.suppressed), rate: perSecond.toFixed(0), etaText: c.total === undefined ? '?' : eta((total - done) / perSecond), status: doc.status };
+    const over = FINAL_STATUSES.has(doc.status) || doc.status === 'paused';
+    if (bar !== undefined) {
+      if (!started) bar.start(total || 1, done, payload);
+      else {
+        bar.setTotal(total || 1);
+        bar.update(done, payload);
+      }
+      started = true;
+      if (over) bar.stop();
+    } else if (over || now - lastLine >= 5_000) {
+      lastLine = now;
+      out.write(`${doc._id}: ${doc.status}, ${progressText(c)}: ${countsText(c)}, ${payload.rate}/s, ETA ${payload.etaText}\n`);
+    }
+    if (over) return doc;
+    await new Promise((r) => setTimeout(r, every));
+  }
+}

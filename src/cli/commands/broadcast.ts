@@ -1,0 +1,245 @@
+/**
+ * `mailwheel broadcast send | list | status | pause | resume | cancel`. The CLI writes the
+ * broadcast document (and, later, operator requests); a running daemon does the sending
+ * (app/broadcast-runner.ts). Everything is checked before anything is written: the templates
+ * compile, the segment passes the operator allow-list, and the server accepts the query.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { MongoBroadcastStore, type BroadcastDoc } from '../../adapters/mongo/broadcast-store.js';
+import { MongoRecipientSource } from '../../adapters/mongo/recipient-source.js';
+import { MongoStore } from '../../adapters/mongo/store.js';
+import { MongoSuppressionStore } from '../../adapters/mongo/suppression-store.js';
+import { MimeBuilder } from '../../adapters/smtp/mime.js';
+import type { Config } from '../../config/schema.js';
+import { broadcastKey } from '../../core/delivery-key.js';
+import { renderDelivery } from '../../core/message.js';
+import { parseSegment, recipientFilter, type Segment } from '../../core/segment.js';
+import { SuppressionList } from '../../core/suppression-list.js';
+import { compileTemplates, type TemplateSet } from '../../core/templates.js';
+import { checkRecipient, type Recipient } from '../../core/validate-user.js';
+import { ErrorCodes, MailwheelError } from '../../errors.js';
+import { FINAL_STATUSES, type BroadcastStatus, type ControlAction } from '../../ports/broadcasts.js';
+import { countsText, follow, listTable, progressText, statusBlock } from '../broadcast-view.js';
+import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
+
+interface SendOpts {
+  subject: string;
+  textFile: string;
+  htmlFile?: string;
+  segment: string;
+  at?: string;
+  dryRun?: boolean;
+  wait?: boolean;
+  json?: boolean;
+}
+
+interface RequestOpts {
+  wait: boolean;
+  timeout: string;
+}
+
+export function registerBroadcast(program: Command): void {
+  const broadcast = program.command('broadcast').description('send one message to every active user (or a segment), and follow or steer it');
+  broadcast
+    .command('send')
+    .description('queue a broadcast (the running daemon sends it) and print its id')
+    .requiredOption('--subject <text>', 'subject line; may use {{name}} and {{email}}')
+    .requiredOption('--text-file <file>', 'plain-text body (Mustache: {{name}}, {{email}})')
+    .option('--html-file <file>', 'HTML body (values are HTML-escaped)')
+    .option('--segment <json>', 'MongoDB filter over users, e.g. \'{"plan": "pro"}\'; always combined with active and not unsubscribed', '{}')
+    .option('--at <iso>', 'start at this instant instead of now, e.g. 2026-03-08T09:00:00Z')
+    .option('--dry-run', 'count the recipients and render one sample; write nothing')
+    .option('--wait', 'show progress until the broadcast is done, paused or cancelled')
+    .option('--json', 'print the result as JSON')
+    .action((opts: SendOpts, cmd: Command) => send(opts, cmd));
+  broadcast
+    .command('list')
+    .description('every broadcast, newest first')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }, cmd: Command) =>
+      withStore(cmd, async ({ broadcasts }) => {
+        const docs = await broadcasts.list();
+        process.stdout.write(opts.json ? `${JSON.stringify(docs.map(publicView))}\n` : listTable(docs));
+      }),
+    );
+  broadcast
+    .command('status <id>')
+    .description("a broadcast's status, counters and checkpoint")
+    .option('--json', 'print JSON')
+    .action((id: string, opts: { json?: boolean }, cmd: Command) =>
+      withStore(cmd, async ({ broadcasts }) => {
+        const doc = await mustGet(broadcasts, id);
+        const control = await broadcasts.control(id);
+        process.stdout.write(opts.json ? `${JSON.stringify({ ...publicView(doc), request: control ?? null })}\n` : statusBlock(doc, control));
+      }),
+    );
+  for (const [action, what] of [
+    ['pause', 'stop sending after the messages in flight; resume continues where it stopped'],
+    ['resume', 'continue a paused broadcast'],
+    ['cancel', 'stop sending for good; the counters keep what was sent before'],
+  ] as const) {
+    broadcast
+      .command(`${action} <id>`)
+      .description(what)
+      .option('--no-wait', 'return once the request is recorded, without waiting for a daemon to apply it')
+      .option('--timeout <seconds>', 'how long to wait for a daemon to apply it', '30')
+      .action((id: string, opts: RequestOpts, cmd: Command) => request(cmd, id, action, opts));
+  }
+}
+
+/** The document as the CLI shows it in JSON (dates as ISO strings by JSON.stringify). */
+function publicView(doc: BroadcastDoc): Record<string, unknown> {
+  const { _id, ...rest } = doc;
+  return { id: _id, ...rest };
+}
+
+async function withStore<T>(cmd: Command, fn: (s: { config: Config; store: MongoStore; broadcasts: MongoBroadcastStore }) => Promise<T>): Promise<T> {
+  const { config } = configFor(cmd);
+  const store = await MongoStore.connect(config);
+  try {
+    return await fn({ config, store, broadcasts: new MongoBroadcastStore(store.db, config.mongodb.collectionPrefix) });
+  } finally {
+    await store.close();
+  }
+}
+
+async function mustGet(broadcasts: MongoBroadcastStore, id: string): Promise<BroadcastDoc> {
+  const doc = await broadcasts.get(id);
+  if (doc === undefined) throw new MailwheelError(ErrorCodes.NOT_FOUND, `no broadcast with id "${id}" (see: mailwheel broadcast list)`);
+  return doc;
+}
+
+function readText(file: string, option: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw badArgument(`${option}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+async function send(opts: SendOpts, cmd: Command): Promise<void> {
+  // Everything the operator gave is checked before connecting, so nothing is written for a
+  // mistake (the segment allow-list names a refused operator).
+  const text = readText(opts.textFile, '--text-file');
+  const html = opts.htmlFile === undefined ? undefined : readText(opts.htmlFile, '--html-file');
+  const templates = compileTemplates({ subject: opts.subject, text, html });
+  const segment = parseSegment(opts.segment);
+  const at = opts.at === undefined ? undefined : new Date(parseInstant(opts.at, '--at'));
+  await withStore(cmd, async ({ config, store, broadcasts }) => {
+    const recipients = new MongoRecipientSource(store.users, config.users.fields);
+    const filter = recipientFilter(segment.filter, config.users.fields);
+    try {
+      await recipients.probe(filter);
+    } catch (err) {
+      throw badArgument(`segment: the server refused the query: ${(err as Error).message}`);
+    }
+    if (opts.dryRun) return dryRun({ config, store, recipients, segment, templates, json: opts.json === true });
+    const doc = await broadcasts.create({ subject: opts.subject.trim(), text, html, segment: segment.json, at });
+    if (opts.json) process.stdout.write(`${JSON.stringify({ id: doc._id, status: doc.status, at: doc.at ?? null })}\n`);
+    else {
+      process.stdout.write(`${doc._id}\n`);
+      const when = at === undefined ? 'the running daemon starts it within seconds' : `the daemon starts it at ${at.toISOString()}`;
+      process.stderr.write(`broadcast ${doc._id} queued; ${when}. Follow it with: mailwheel broadcast status ${doc._id}\n`);
+    }
+    if (!opts.wait) return;
+    // Ctrl-C stops watching, not the broadcast.
+    process.once('SIGINT', () => {
+      process.stderr.write(`\nstopped watching; broadcast ${doc._id} goes on in the daemon (mailwheel broadcast status ${doc._id})\n`);
+      process.exit(130);
+    });
+    const last = await follow(broadcasts, doc._id);
+    process.stderr.write(`broadcast ${doc._id} ${last.status}: ${progressText(last.counters)}; ${countsText(last.counters)}\n`);
+    if (last.status === 'failed') process.exitCode = 1;
+  });
+}
+
+async function dryRun(a: { config: Config; store: MongoStore; recipients: MongoRecipientSource; segment: Segment; templates: TemplateSet; json: boolean }): Promise<void> {
+  const { config, store, recipients, segment, templates } = a;
+  const suppressions = new SuppressionList(new MongoSuppressionStore(store.suppressions, { batchSize: config.mongodb.batchSize }), { hardBounceLimit: config.send.hardBounceLimit });
+  await suppressions.load();
+  const counts = { matching: 0, recipients: 0, suppressed: 0, skipped: 0 };
+  let firstSkip: string | undefined;
+  let sample: Recipient | undefined;
+  for await (const batch of recipients.stream(recipientFilter(segment.filter, config.users.fields), config.mongodb.batchSize)) {
+    for (const doc of batch) {
+      counts.matching++;
+      const c = checkRecipient(doc, config.users.fields);
+      if (c.kind !== 'valid') {
+        counts.skipped++;
+        firstSkip ??= c.kind === 'invalid' ? `${c.id}: ${c.reason}` : `${c.id}: no longer active`;
+      } else if (suppressions.has(c.recipient.email)) counts.suppressed++;
+      else {
+        counts.recipients++;
+        sample ??= c.recipient;
+      }
+    }
+  }
+  const delivery = sample && { key: broadcastKey('dry-run', sample.id), kind: 'broadcast' as const, userId: sample.id, email: sample.email, name: sample.name, broadcastId: 'dry-run', dueAt: Date.now() };
+  const rendered = delivery && renderDelivery(delivery, templates, 'dry-run.invalid');
+  // Built as the daemon would, so an address or header problem shows now rather than per message.
+  const mimeBytes = delivery && new MimeBuilder(templates, { from: config.smtp.from }).build(delivery).raw.length;
+  if (a.json) {
+    process.stdout.write(`${JSON.stringify({ dryRun: true, segment: JSON.parse(segment.json) as unknown, ...counts, sample: rendered ?? null, mimeBytes: mimeBytes ?? null })}\n`);
+    return;
+  }
+  const lines = [
+    'dry run: nothing was written',
+    `segment     ${segment.json}`,
+    `matching    ${counts.matching.toLocaleString('en-US')} users (active, not unsubscribed, in the segment)`,
+    `would send  ${counts.recipients.toLocaleString('en-US')}`,
+    `suppressed  ${counts.suppressed.toLocaleString('en-US')}`,
+    `skipped     ${counts.skipped.toLocaleString('en-US')}${firstSkip === undefined ? '' : ` (first: ${firstSkip})`}`,
+  ];
+  if (rendered === undefined) lines.push('sample      none: nobody would receive it');
+  else {
+    lines.push(`sample      to ${rendered.to.name === '' ? '' : `${rendered.to.name} `}<${rendered.to.address}> (user ${delivery?.userId ?? ''}), ${mimeBytes ?? 0} bytes of MIME`);
+    lines.push(`Subject: ${rendered.subject}`, '', rendered.text.trimEnd());
+    if (rendered.html !== undefined) lines.push('', '--- html ---', rendered.html.trimEnd());
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** What each request needs from the current status, and when it counts as applied. */
+const REQUESTS: Record<ControlAction, { from: readonly BroadcastStatus[]; applied: (s: BroadcastStatus) => boolean; noop?: BroadcastStatus }> = {
+  pause: { from: ['queued', 'running'], applied: (s) => s !== 'queued' && s !== 'running', noop: 'paused' },
+  resume: { from: ['paused', 'queued', 'running'], applied: (s) => s !== 'paused' },
+  cancel: { from: ['queued', 'running', 'paused'], applied: (s) => FINAL_STATUSES.has(s) },
+};
+
+async function request(cmd: Command, id: string, action: ControlAction, opts: RequestOpts): Promise<void> {
+  const timeoutMs = parsePositiveInt(opts.timeout, '--timeout') * 1000;
+  await withStore(cmd, async ({ broadcasts }) => {
+    const doc = await mustGet(broadcasts, id);
+    const rule = REQUESTS[action];
+    const control = await broadcasts.control(id);
+    if (doc.status === rule.noop) {
+      process.stdout.write(`broadcast ${id} is already ${doc.status}: ${progressText(doc.counters)}; ${countsText(doc.counters)}\n`);
+      return;
+    }
+    if (!rule.from.includes(doc.status)) throw new MailwheelError(ErrorCodes.INVALID_STATE, `cannot ${action} broadcast ${id}: it is ${doc.status}`);
+    if (control === 'cancel') throw new MailwheelError(ErrorCodes.INVALID_STATE, `cannot ${action} broadcast ${id}: a cancel was requested`);
+    if (action === 'resume' && doc.status !== 'paused' && control !== 'pause') {
+      process.stdout.write(`broadcast ${id} is not paused (${doc.status})\n`);
+      return;
+    }
+    await broadcasts.requestControl(id, action);
+    // A resume of a pause that no daemon applied yet needs nothing more.
+    if (!opts.wait || (action === 'resume' && doc.status !== 'paused')) {
+      process.stdout.write(`${action} of broadcast ${id} requested\n`);
+      return;
+    }
+    const deadline = Date.now() + timeoutMs;
+    let now = doc;
+    while (!rule.applied(now.status) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      now = await mustGet(broadcasts, id);
+    }
+    if (!rule.applied(now.status)) {
+      process.stdout.write(`${action} of broadcast ${id} requested; not applied after ${timeoutMs / 1000} s (is a mailwheel daemon running?). It is applied when a daemon takes the broadcast up.\n`);
+      return;
+    }
+    const before = action === 'cancel' && now.status === 'cancelled' ? ' before the cancel' : '';
+    process.stdout.write(`broadcast ${id} ${now.status}: ${progressText(now.counters)}; ${countsText(now.counters)}${before}\n`);
+  });
+}

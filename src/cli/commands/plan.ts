@@ -1,0 +1,100 @@
+/**
+ * `mailwheel plan`: reads the real users collection once (one streamed cursor), schedules every
+ * active, valid, unsuppressed user into a job registry exactly as the daemon does, and reports
+ * the sends due per minute over the next hours, the peak minutes, and how long each peak takes to
+ * drain at the configured rate windows, burst and with the spread window. Nothing is sent or
+ * written. See src/core/capacity-plan.ts for the model.
+ */
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { MongoStore } from '../../adapters/mongo/store.js';
+import { MongoSuppressionStore } from '../../adapters/mongo/suppression-store.js';
+import { MongoUserSource } from '../../adapters/mongo/user-source.js';
+import { buildPlan, drainModel, pacedRate } from '../../core/capacity-plan.js';
+import { JobRegistry } from '../../core/job-registry.js';
+import { normaliseEmail } from '../../core/suppression-list.js';
+import { checkUser } from '../../core/validate-user.js';
+import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
+import { describePacing, describeRate, formatCount, peakLines, planJson, svgChart, terminalChart } from '../plan-render.js';
+
+const MINUTE_MS = 60_000;
+
+interface PlanOpts {
+  json?: boolean;
+  svg?: string;
+  hours: string;
+  from?: string;
+  peaks: string;
+  spread?: string;
+}
+
+export function registerPlan(program: Command): void {
+  program
+    .command('plan')
+    .description('sends due per minute over the next hours (from the users collection), the peak minutes, and when each peak drains at the configured rate')
+    .option('--json', 'print the plan as JSON')
+    .option('--svg <file>', 'also write the chart as an SVG picture')
+    .option('--hours <n>', 'how many hours ahead (max 168)', '24')
+    .option('--from <iso>', 'start instant, rounded down to its minute (default: the next whole minute)')
+    .option('--peaks <n>', 'how many peak minutes to report', '5')
+    .option('--spread <seconds>', 'spread window to compare with (default: send.spreadSeconds, or 59 when that is 0)')
+    .action(async (opts: PlanOpts, cmd: Command) => {
+      const hours = parsePositiveInt(opts.hours, '--hours');
+      if (hours > 168) throw badArgument(`--hours: "${opts.hours}" is more than a week (168)`);
+      const peaks = parsePositiveInt(opts.peaks, '--peaks');
+      const fromMs = opts.from === undefined ? (Math.floor(Date.now() / MINUTE_MS) + 1) * MINUTE_MS : Math.floor(parseInstant(opts.from, '--from') / MINUTE_MS) * MINUTE_MS;
+      const { config } = configFor(cmd);
+      const spread = opts.spread === undefined ? config.send.spreadSeconds || 59 : Number(opts.spread);
+      if (!Number.isInteger(spread) || spread < 1 || spread > 59) throw badArgument(`--spread: "${opts.spread}" is not a whole number of seconds between 1 and 59`);
+
+      const started = Date.now();
+      const store = await MongoStore.connect(config);
+      const users = { read: 0, scheduled: 0, inactive: 0, invalid: 0, suppressed: 0 };
+      const registry = new JobRegistry();
+      try {
+        const suppressed = new Set<string>();
+        for await (const batch of new MongoSuppressionStore(store.suppressions, { batchSize: config.mongodb.batchSize }).allSuppressed()) for (const e of batch) suppressed.add(e);
+        for await (const batch of new MongoUserSource(store.users, config).allActive()) {
+          for (const doc of batch) {
+            users.read++;
+            const r = checkUser(doc, config.users.fields);
+            if (r.kind === 'inactive') users.inactive++;
+            else if (r.kind === 'invalid') users.invalid++;
+            else if (suppressed.has(normaliseEmail(r.user.email))) users.suppressed++;
+            else {
+              registry.upsertUser(r.user, fromMs);
+              users.scheduled++;
+            }
+          }
+        }
+      } finally {
+        await store.close();
+      }
+
+      const plan = buildPlan(registry, fromMs, hours * 60, config.rate, spread, peaks);
+      const unlimited = drainModel([], config.rate).unlimited;
+      if (opts.svg !== undefined) {
+        writeFileSync(opts.svg, svgChart(plan, `mailwheel plan: sends due per minute from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z (${hours} h), rate ${describeRate(config.rate)}`));
+      }
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(planJson(plan, { hours, users, rate: config.rate, spreadSeconds: spread, ms: Date.now() - started }))}\n`);
+        return;
+      }
+      const out: string[] = [];
+      out.push(`${formatCount(users.scheduled)} users scheduled (${formatCount(users.read)} read, ${formatCount(users.inactive)} inactive, ${formatCount(users.invalid)} invalid, ${formatCount(users.suppressed)} suppressed)`);
+      out.push(`rate ${describeRate(config.rate)}${describePacing(config.rate.perSecond, pacedRate)}`);
+      out.push(`${formatCount(plan.total)} sends due from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z over ${hours} h`);
+      out.push('');
+      out.push(terminalChart(plan, Math.min(96, (process.stdout.columns ?? 100) - 10)));
+      out.push('');
+      out.push(plan.peaks.length > 0 ? 'peak minutes:' : 'nothing is due in this window');
+      for (const line of peakLines(plan, unlimited)) out.push(`  ${line}`);
+      const perDay = config.rate.perDay;
+      if (perDay && hours >= 24) {
+        const day = plan.counts.slice(0, 1440).reduce((a, b) => a + b, 0);
+        if (day > perDay) out.push(`warning: ${formatCount(day)} sends in the first 24 h exceed rate.perDay (${formatCount(perDay)}); the rest wait for the next day's budget`);
+      }
+      if (opts.svg !== undefined) out.push(`chart written to ${opts.svg}`);
+      process.stdout.write(`${out.join('\n')}\n`);
+    });
+}

@@ -1,0 +1,175 @@
+/**
+ * How `mailwheel plan` shows a {@link CapacityPlan}: a terminal bar chart (block characters, the
+ * busiest minute of each column), the peak lines, the JSON form, and an SVG picture. Pure
+ * string building, no I/O.
+ */
+import type { CapacityPlan, Drain, RateWindows } from '../core/capacity-plan.js';
+
+const MINUTE_MS = 60_000;
+const BLOCKS = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+export function formatCount(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function hhmm(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 16);
+}
+
+function hhmmss(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 19);
+}
+
+/** `14/s`, `13.3/s`, `0.58/s`. */
+export function formatRate(perSecond: number): string {
+  const r = perSecond >= 100 ? Math.round(perSecond) : perSecond >= 10 ? Math.round(perSecond * 10) / 10 : Math.round(perSecond * 100) / 100;
+  return `${r}/s`;
+}
+
+/** The configured windows, e.g. `14/s, 50,000/day` (or `no rate limit`). */
+export function describeRate(rate: RateWindows): string {
+  const parts: string[] = [];
+  if (rate.perSecond) parts.push(`${formatCount(rate.perSecond)}/s`);
+  if (rate.perMinute) parts.push(`${formatCount(rate.perMinute)}/min`);
+  if (rate.perHour) parts.push(`${formatCount(rate.perHour)}/h`);
+  if (rate.perDay) parts.push(`${formatCount(rate.perDay)}/day`);
+  return parts.length > 0 ? parts.join(', ') : 'no rate limit';
+}
+
+function drainText(minuteMs: number, d: Drain): string {
+  if (d.drainSeconds === undefined) return 'does not drain within a week at these limits';
+  const by = hhmmss(minuteMs + Math.ceil(d.drainSeconds) * 1000);
+  const rate = d.ratePerSecond === undefined ? '' : ` at ${formatRate(d.ratePerSecond)}`;
+  return `drains by ${by}${rate}`;
+}
+
+/** `14/s (paced at 13.3/s)` for the header line. */
+export function describePacing(perSecond: number | null | undefined, paced: (r: number) => number): string {
+  if (!perSecond) return '';
+  const p = paced(perSecond);
+  return ` (the send queue paces ${formatCount(perSecond)}/s at ${Math.round(p * 10) / 10}/s)`;
+}
+
+/** One line per peak: "09:00 UTC: 3,412 sends, drains by 09:04:04 at 14/s (spread 30 s: ...)". */
+export function peakLines(plan: CapacityPlan, unlimited: boolean): string[] {
+  return plan.peaks.map((p) => {
+    let line = `${hhmm(p.minuteMs)} UTC: ${formatCount(p.burst.sends)} sends`;
+    if (unlimited) return `${line}, no rate window configured: as fast as the SMTP server accepts`;
+    if (p.burst.backlogAtStart > 0.5) line += ` (+${formatCount(p.burst.backlogAtStart)} still queued from earlier)`;
+    line += `, ${drainText(p.minuteMs, p.burst)}`;
+    if (p.spread.seconds > 0) line += `; spread over ${p.spread.seconds} s: ${drainText(p.minuteMs, p.spread)}`;
+    return line;
+  });
+}
+
+/** A bar chart `height` rows tall; each column is the busiest minute of its slice of the plan. */
+export function terminalChart(plan: CapacityPlan, width = 96, height = 10): string {
+  const cols = Math.max(1, Math.min(width, plan.minutes));
+  const per = Math.ceil(plan.minutes / cols);
+  const values: number[] = [];
+  for (let c = 0; c * per < plan.minutes; c++) {
+    let max = 0;
+    for (let i = c * per; i < Math.min(plan.minutes, (c + 1) * per); i++) max = Math.max(max, plan.counts[i] ?? 0);
+    values.push(max);
+  }
+  const top = Math.max(1, ...values);
+  const label = formatCount(top);
+  const pad = ' '.repeat(label.length);
+  const rows: string[] = [];
+  for (let r = height - 1; r >= 0; r--) {
+    let line = '';
+    for (const v of values) {
+      const eighths = Math.round((v / top) * height * 8) - r * 8;
+      line += BLOCKS[Math.max(0, Math.min(8, eighths))] ?? ' ';
+    }
+    rows.push(`${r === height - 1 ? label : r === 0 ? '0'.padStart(label.length) : pad} │${line}`);
+  }
+  rows.push(`${pad} └${'─'.repeat(values.length)}`);
+  // Hour labels every 3 hours (or every tick that fits), under their column.
+  let axis = ' '.repeat(values.length + 2);
+  const step = Math.max(1, Math.ceil((8 * per) / 60 / 3) * 3);
+  const startHour = Math.ceil(plan.fromMs / 3_600_000);
+  for (let h = startHour; (h * 3_600_000 - plan.fromMs) / MINUTE_MS < plan.minutes; h++) {
+    if (h % step !== 0) continue;
+    const col = Math.floor((h * 3_600_000 - plan.fromMs) / MINUTE_MS / per) + 2;
+    const text = hhmm(h * 3_600_000);
+    if (col + text.length <= axis.length) axis = axis.slice(0, col) + text + axis.slice(col + text.length);
+  }
+  rows.push(pad + axis);
+  const head = `sends due per minute, ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z + ${plan.minutes / 60} h (each column: the busiest of ${per} min)`;
+  return [head, ...rows].join('\n');
+}
+
+/** The plan as JSON-ready data (non-empty minutes only). */
+export function planJson(plan: CapacityPlan, extra: Record<string, unknown>): Record<string, unknown> {
+  const perMinute: Array<{ minute: string; sends: number }> = [];
+  plan.counts.forEach((n, i) => {
+    if (n > 0) perMinute.push({ minute: new Date(plan.fromMs + i * MINUTE_MS).toISOString(), sends: n });
+  });
+  const drain = (minuteMs: number, d: Drain) => ({
+    backlogAtStart: Math.round(d.backlogAtStart),
+    drainSeconds: d.drainSeconds === undefined ? null : Math.round(d.drainSeconds * 100) / 100,
+    drainsBy: d.drainSeconds === undefined ? null : new Date(minuteMs + Math.round(d.drainSeconds * 1000)).toISOString(),
+    ratePerSecond: d.ratePerSecond === undefined ? null : Math.round(d.ratePerSecond * 100) / 100,
+  });
+  return {
+    from: new Date(plan.fromMs).toISOString(),
+    to: new Date(plan.fromMs + plan.minutes * MINUTE_MS).toISOString(),
+    ...extra,
+    total: plan.total,
+    perMinute,
+    peaks: plan.peaks.map((p) => ({
+      minute: new Date(p.minuteMs).toISOString(),
+      sends: p.burst.sends,
+      ...drain(p.minuteMs, p.burst),
+      spread: { seconds: p.spread.seconds, ...drain(p.minuteMs, p.spread) },
+    })),
+  };
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** The chart as an SVG picture: one bar per minute, hour ticks, peaks marked and labelled. */
+export function svgChart(plan: CapacityPlan, title: string): string {
+  const left = 60;
+  const right = 20;
+  const topPad = 40;
+  const bottom = 40;
+  const plotH = 300;
+  const barW = plan.minutes <= 1440 ? 1 : 1440 / plan.minutes;
+  const plotW = plan.minutes * barW;
+  const W = left + plotW + right;
+  const H = topPad + plotH + bottom;
+  const max = Math.max(1, ...plan.counts);
+  const y = (v: number): number => topPad + plotH - (v / max) * plotH;
+  const peaks = new Set(plan.peaks.map((p) => p.index));
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
+  out.push(`<text x="${left}" y="20" font-size="14" font-weight="bold">${esc(title)}</text>`);
+  for (const frac of [0, 0.25, 0.5, 0.75, 1]) {
+    const v = max * frac;
+    out.push(`<line x1="${left}" x2="${left + plotW}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#eee"/>`);
+    out.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${formatCount(v)}</text>`);
+  }
+  plan.counts.forEach((n, i) => {
+    if (n <= 0) return;
+    const fill = peaks.has(i) ? '#d33' : '#3a6ea5';
+    out.push(`<rect x="${(left + i * barW).toFixed(2)}" y="${y(n).toFixed(1)}" width="${Math.max(barW, 1).toFixed(2)}" height="${(topPad + plotH - y(n)).toFixed(1)}" fill="${fill}"/>`);
+  });
+  out.push(`<line x1="${left}" x2="${left + plotW}" y1="${topPad + plotH}" y2="${topPad + plotH}" stroke="#333"/>`);
+  for (let h = Math.ceil(plan.fromMs / 3_600_000); (h * 3_600_000 - plan.fromMs) / MINUTE_MS <= plan.minutes; h++) {
+    const x = left + ((h * 3_600_000 - plan.fromMs) / MINUTE_MS) * barW;
+    out.push(`<line x1="${x.toFixed(1)}" x2="${x.toFixed(1)}" y1="${topPad + plotH}" y2="${topPad + plotH + 4}" stroke="#333"/>`);
+    if (h % 3 === 0) out.push(`<text x="${x.toFixed(1)}" y="${topPad + plotH + 16}" text-anchor="middle">${hhmm(h * 3_600_000)}</text>`);
+  }
+  for (const p of plan.peaks.slice(0, 5)) {
+    const x = left + p.index * barW;
+    out.push(`<text x="${x.toFixed(1)}" y="${(y(p.burst.sends) - 4).toFixed(1)}" text-anchor="middle" fill="#d33">${hhmm(p.minuteMs)} ${formatCount(p.burst.sends)}</text>`);
+  }
+  out.push(`<text x="${left + plotW / 2}" y="${H - 6}" text-anchor="middle">UTC; bars: sends due per minute; red: peak minutes</text>`);
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}

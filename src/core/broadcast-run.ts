@@ -1,0 +1,385 @@
+/**
+ * One run of one broadcast: from the segment's user stream to recorded outcomes, batch by batch,
+ * until the stream ends, the operator pauses or cancels, another process takes the run over, or
+ * the daemon stops. Talks only to ports (no MongoDB, no SMTP).
+ *
+ * A batch (one cursor batch of `batchSize` users) goes through: validation and the suppression
+ * list, one bulk claim of its delivery keys, the send queue (at most `feedAhead` of its messages
+ * in the queue at once, so scheduled mail is never stuck behind a broadcast), and only when every
+ * message of the batch has an outcome and those outcomes are written, a checkpoint: the batch is
+ * confirmed in a ledger and the counters are published. So at any moment at most one batch can
+ * hold messages that were handed to SMTP without a recorded outcome: after a crash, the
+ * duplicates are bounded by `batchSize` (STYLE.md habit 4: persist progress only for sends whose
+ * outcome is recorded; listmonk checkpoints at fetch time and skips on a crash).
+ *
+ * Resuming (pause/resume, crash, daemon restart, takeover) re-streams the segment from the start
+ * rather than seeking to a checkpoint. Trade-off, decided on purpose:
+ * - seeking needs a stable order: a sort (on FerretDB v1 an in-memory sort of the whole
+ *   collection) or natural order, which a sharded cluster or a compaction does not keep; a wrong
+ *   seek skips users silently;
+ * - re-streaming is correct whatever the order and whatever changed meanwhile, because the claims
+ *   (`b:<broadcastId>:<userId>`, `<key>#done`) decide who was served; the checkpoint on the
+ *   broadcast document is progress information for operators;
+ * - the cost is reading the users collection again (one scan) and, for the part already done,
+ *   skipping it cheaply: each confirmed batch is in a ledger under a hash of its user ids, so a
+ *   batch made of exactly the same users is skipped with one small read and its counts reused.
+ *   Only a batch that differs (users changed, order changed, or the batch was cut short by a
+ *   pause or a crash) is claimed again; duplicates come back as "already done" with their status.
+ * Memory stays flat: the run holds the batch in flight and the prefetched next one, nothing else.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, OutcomeFlusher, RunVerdict } from '../ports/broadcasts.js';
+import type { ClaimStore, EventRecorder, RawUser } from '../ports/index.js';
+import { broadcastKey } from './delivery-key.js';
+import type { Delivery } from './types.js';
+import { checkRecipient, getField, idToString, type FieldMap } from './validate-user.js';
+
+export interface BroadcastRunDeps {
+  broadcastId: string;
+  /** The users the segment matches (active, not unsubscribed), in batches: one streamed cursor. */
+  recipients: AsyncIterable<RawUser[]>;
+  fields: FieldMap;
+  claims: Pick<ClaimStore, 'claim' | 'release'>;
+  queue: BroadcastQueue;
+  recorder: OutcomeFlusher;
+  events: EventRecorder;
+  isSuppressed(email: string): boolean;
+  store: BroadcastRunStore;
+  /** The segment's size, counted beside the run (a scan: not awaited before sending). */
+  total?: Promise<number | undefined> | undefined;
+}
+
+export interface BroadcastRunOptions {
+  /** Most of this run's messages in the send queue at once (waiting or in flight). */
+  feedAhead: number;
+  /** How often, within a batch, operator requests are read and progress is published, ms. */
+  controlPollMs: number;
+  /** How long an interrupted batch waits for its sends in flight, ms. */
+  drainTimeoutMs: number;
+  /**
+   * Counters published by earlier runs of this broadcast. A resumed run recounts from zero (the
+   * ledger makes that fast) and publishes its counters only once they have caught up, so
+   * progress never appears to go backwards.
+   */
+  baseline?: BroadcastCounters | undefined;
+  /** The instant the broadcast was due, ms (the `dueAt` of its deliveries). */
+  dueAt: number;
+}
+
+/**
+ * How a run ended. `stopped`: the daemon is shutting down; another run continues later.
+ * `incomplete`: the stream ended but some users' keys were claimed by another live instance
+ * and not finished; a later run must look at them again (never declared done on a guess).
+ */
+export type RunEnd = 'done' | 'incomplete' | 'paused' | 'cancelled' | 'superseded' | 'stopped';
+
+export interface RunResult {
+  end: RunEnd;
+  counters: BroadcastCounters;
+  checkpoint: BroadcastCheckpoint | undefined;
+}
+
+const VERDICT_END: Record<Exclude<RunVerdict, 'continue'>, RunEnd> = { pause: 'paused', cancel: 'cancelled', superseded: 'superseded' };
+
+/** The ledger id of a batch: a hash of exactly which users it holds, in any order. */
+export function batchIdOf(userIds: readonly string[]): string {
+  return createHash('sha256')
+    .update(JSON.stringify([...userIds].sort()))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+function zero(): BatchCounts {
+  return { sent: 0, failed: 0, skipped: 0, suppressed: 0 };
+}
+
+function handled(c: BatchCounts): number {
+  return c.sent + c.failed + c.skipped + c.suppressed;
+}
+
+/** A promise with its resolver, re-armed for each wait. */
+class Signal {
+  #resolve: () => void = () => undefined;
+  #promise: Promise<void> = this.#arm();
+  #arm(): Promise<void> {
+    return new Promise((r) => (this.#resolve = r));
+  }
+  get wait(): Promise<void> {
+    return this.#promise;
+  }
+  fire(): void {
+    this.#resolve();
+    this.#promise = this.#arm();
+  }
+}
+
+export class BroadcastRun {
+  readonly id: string;
+  readonly #deps: BroadcastRunDeps;
+  readonly #opts: BroadcastRunOptions;
+  readonly #log: Logger;
+  readonly #counters: BroadcastCounters = { ...zero(), total: undefined };
+  #checkpoint: BroadcastCheckpoint | undefined;
+  /** The batch being sent: claimed deliveries, how many were fed, which await an outcome. */
+  #unfed: Delivery[] = [];
+  #fed = 0;
+  readonly #outstanding = new Set<string>();
+  #batchCounts: BatchCounts = zero();
+  /** No more feeding (interrupted, or the queue refused a submit). */
+  #halted = false;
+  #stopRequested = false;
+  readonly #wake = new Signal();
+  #lastCheck = 0;
+  #published = -1;
+  #version = 0;
+  /** Keys found claimed by another live instance and unfinished, in this run. */
+  #busy = 0;
+  #running: Promise<RunResult> | undefined;
+
+  constructor(deps: BroadcastRunDeps, opts: BroadcastRunOptions, log: Logger) {
+    this.id = deps.broadcastId;
+    this.#deps = deps;
+    this.#opts = opts;
+    this.#log = log;
+    this.#counters.total = opts.baseline?.total;
+    void deps.total?.then(
+      (n) => {
+        if (n !== undefined) this.#counters.total = n;
+      },
+      (err: unknown) => log.warn({ err }, 'could not count the segment'),
+    );
+  }
+
+  /** Counters of this run so far (outcomes received, not necessarily written yet). */
+  get counters(): Readonly<BroadcastCounters> {
+    return this.#counters;
+  }
+
+  get checkpoint(): BroadcastCheckpoint | undefined {
+    return this.#checkpoint;
+  }
+
+  /** Runs to the end; a second call returns the same promise. */
+  run(): Promise<RunResult> {
+    this.#running ??= this.#run();
+    return this.#running;
+  }
+
+  /** The send queue's outcome for one of this broadcast's deliveries. */
+  onOutcome(key: string, status: 'sent' | 'failed'): void {
+    if (!this.#outstanding.delete(key)) return;
+    this.#counters[status]++;
+    this.#batchCounts[status]++;
+    this.#version++;
+    this.#feed();
+    if (this.#outstanding.size === 0) this.#wake.fire();
+  }
+
+  /**
+   * The daemon is stopping: no new sends; what is queued goes back (claims released), sends in
+   * flight get `drainTimeoutMs`. Resolves when the run has ended.
+   */
+  async stop(): Promise<RunResult | undefined> {
+    this.#stopRequested = true;
+    this.#wake.fire();
+    return this.#running?.catch(() => undefined);
+  }
+
+  async #run(): Promise<RunResult> {
+    const stream = this.#deps.recipients[Symbol.asyncIterator]();
+    let next: Promise<IteratorResult<RawUser[]>> | undefined;
+    let end: RunEnd | undefined;
+    try {
+      next = stream.next();
+      // Marked handled here; awaiting it below still throws.
+      next.catch(() => undefined);
+      while (end === undefined) {
+        end = await this.#verdict();
+        if (end !== undefined) break;
+        const r: IteratorResult<RawUser[]> = await next;
+        if (r.done === true) {
+          end = this.#busy > 0 ? 'incomplete' : 'done';
+          break;
+        }
+        // The cursor reads the next batch while this one is sent.
+        next = stream.next();
+        next.catch(() => undefined);
+        end = await this.#batch(r.value);
+      }
+    } catch (err) {
+      await this.#interrupt('stopped').catch((e: unknown) => this.#log.warn({ err: e }, 'could not hand back the batch in flight'));
+      throw err;
+    } finally {
+      await next?.catch(() => undefined);
+      await stream.return?.(undefined)?.catch(() => undefined);
+    }
+    if (end === 'done') this.#counters.total = this.#checkpoint?.processed ?? 0;
+    if (end !== 'superseded') await this.#publish(true, end === 'done');
+    this.#log.info({ end, ...this.#counters, processed: this.#checkpoint?.processed ?? 0 }, 'broadcast run ended');
+    return { end, counters: { ...this.#counters }, checkpoint: this.#checkpoint };
+  }
+
+  /** Undefined to go on, else how the run ends: a stop, or what the store says. */
+  async #verdict(): Promise<RunEnd | undefined> {
+    if (this.#stopRequested) return 'stopped';
+    this.#lastCheck = Date.now();
+    const v = await this.#deps.store.check();
+    return v === 'continue' ? undefined : VERDICT_END[v];
+  }
+
+  /** One batch; returns how the run ends if it ended during the batch. */
+  async #batch(users: RawUser[]): Promise<RunEnd | undefined> {
+    const { fields, broadcastId } = this.#deps;
+    const ids = users.map((u) => idToString(getField(u, fields.id)) ?? '');
+    const batchId = batchIdOf(ids);
+    const lastUserId = ids[ids.length - 1] ?? null;
+    const known = await this.#deps.store.confirmedBatch(batchId);
+    if (known !== undefined) {
+      this.#add(known);
+      this.#advance(users.length, lastUserId);
+      await this.#publish(false);
+      return undefined;
+    }
+
+    const counts = zero();
+    this.#batchCounts = counts;
+    const byKey = new Map<string, Delivery>();
+    for (const u of users) {
+      const c = checkRecipient(u, fields);
+      if (c.kind !== 'valid') {
+        this.#count(counts, 'skipped');
+        if (c.kind === 'invalid') await this.#deps.events.record({ type: 'invalid', at: new Date(), kind: 'broadcast', userId: c.id, reason: c.reason });
+        continue;
+      }
+      const { id, email, name } = c.recipient;
+      const key = broadcastKey(broadcastId, id);
+      if (this.#deps.isSuppressed(email)) {
+        this.#count(counts, 'suppressed');
+        await this.#deps.events.record({ type: 'suppressed', at: new Date(), key, kind: 'broadcast', userId: id, reason: 'address is on the suppression list' });
+        continue;
+      }
+      byKey.set(key, { key, kind: 'broadcast', userId: id, email, name, broadcastId, dueAt: this.#opts.dueAt });
+    }
+
+    // adoptOwn: under the run lease nothing else of this process sends these keys, so an
+    // unfinished claim of ours is a leftover of an interrupted earlier attempt.
+    const { claimed, taken, finished } = await this.#deps.claims.claim([...byKey.keys()], { adoptOwn: true });
+    let busy = 0;
+    for (const key of taken) {
+      const status = finished?.get(key);
+      if (status !== undefined) {
+        this.#count(counts, status);
+        continue;
+      }
+      this.#count(counts, 'skipped');
+      busy++;
+      const d = byKey.get(key);
+      await this.#deps.events.record({ type: 'skipped', at: new Date(), key, kind: 'broadcast', userId: d?.userId ?? '', reason: 'claimed by another live instance' });
+    }
+    this.#unfed = claimed.flatMap((k) => byKey.get(k) ?? []);
+    this.#fed = 0;
+    this.#halted = false;
+    if (this.#stopRequested) return this.#interrupt('stopped');
+
+    this.#feed();
+    while (this.#outstanding.size > 0 || this.#fed < this.#unfed.length) {
+      if (this.#stopRequested || this.#halted) return this.#interrupt('stopped');
+      await Promise.race([this.#wake.wait, sleep(this.#opts.controlPollMs)]);
+      if (this.#stopRequested || this.#halted) return this.#interrupt('stopped');
+      if (this.#outstanding.size === 0 && this.#fed >= this.#unfed.length) break;
+      if (Date.now() - this.#lastCheck >= this.#opts.controlPollMs) {
+        const end = await this.#verdict();
+        if (end !== undefined) return this.#interrupt(end);
+        await this.#publish(false);
+      }
+    }
+
+    // Confirmed only once every outcome of the batch is written (the claims' `#done`); a batch
+    // with keys still busy elsewhere is not confirmed, so a later run looks at it again.
+    await this.#deps.recorder.flush();
+    if (busy === 0) await this.#deps.store.confirmBatch(batchId, counts);
+    this.#busy += busy;
+    this.#advance(users.length, lastUserId);
+    await this.#publish(false);
+    return undefined;
+  }
+
+  /** Keeps up to `feedAhead` of the batch in the send queue. */
+  #feed(): void {
+    while (!this.#halted && this.#fed < this.#unfed.length && this.#outstanding.size < this.#opts.feedAhead) {
+      const d = this.#unfed[this.#fed] as Delivery;
+      this.#outstanding.add(d.key);
+      try {
+        this.#deps.queue.submit(d);
+      } catch (err) {
+        // The queue is stopping (daemon shutdown): what is left is handed back by #interrupt.
+        this.#outstanding.delete(d.key);
+        this.#halted = true;
+        this.#log.info({ err }, 'send queue refused a broadcast message; stopping the run');
+        this.#wake.fire();
+        return;
+      }
+      this.#fed++;
+    }
+  }
+
+  /**
+   * Ends the batch early: takes this run's messages back from the queue, releases their claims
+   * and those never fed, and waits (bounded) for the sends in flight, whose outcomes count.
+   */
+  async #interrupt(end: RunEnd): Promise<RunEnd> {
+    this.#halted = true;
+    const withdrawn = this.#deps.queue.withdraw((d) => this.#outstanding.has(d.key));
+    for (const d of withdrawn) this.#outstanding.delete(d.key);
+    const give = [...withdrawn, ...this.#unfed.slice(this.#fed)].map((d) => d.key);
+    this.#fed = this.#unfed.length;
+    if (give.length > 0) await this.#deps.claims.release(give);
+    const deadline = Date.now() + this.#opts.drainTimeoutMs;
+    while (this.#outstanding.size > 0 && Date.now() < deadline) await Promise.race([this.#wake.wait, sleep(50)]);
+    if (this.#outstanding.size > 0) {
+      // Their outcome is unknown: the claims stay, and a later run takes them over once this
+      // process is gone (a possible duplicate, inside the crash bound).
+      this.#log.warn({ count: this.#outstanding.size }, 'broadcast sends still in flight after the drain timeout');
+      this.#outstanding.clear();
+    }
+    await this.#deps.recorder.flush();
+    this.#log.info({ released: give.length, end }, 'broadcast batch interrupted');
+    return end;
+  }
+
+  #count(batch: BatchCounts, field: keyof BatchCounts): void {
+    batch[field]++;
+    this.#counters[field]++;
+    this.#version++;
+  }
+
+  #add(counts: BatchCounts): void {
+    for (const f of ['sent', 'failed', 'skipped', 'suppressed'] as const) this.#counters[f] += counts[f];
+    this.#version++;
+  }
+
+  #advance(users: number, lastUserId: string | null): void {
+    const before = this.#checkpoint;
+    this.#checkpoint = { batches: (before?.batches ?? 0) + 1, processed: (before?.processed ?? 0) + users, lastUserId, at: new Date() };
+    this.#version++;
+  }
+
+  /**
+   * Writes the counters (only outcomes already written count) unless nothing changed, or this
+   * run has not yet caught up with what an earlier run published (`force` with `final` writes
+   * them anyway: a finished recount is the truth even if users left the segment).
+   */
+  async #publish(force: boolean, final = false): Promise<void> {
+    if (!force && this.#published === this.#version) return;
+    const base = this.#opts.baseline;
+    if (!final && base !== undefined && handled(this.#counters) < handled(base)) return;
+    this.#published = this.#version;
+    await this.#deps.recorder.flush();
+    await this.#deps.store.publish({ counters: { ...this.#counters }, checkpoint: this.#checkpoint });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

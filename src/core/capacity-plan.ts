@@ -1,0 +1,196 @@
+/**
+ * Capacity plan (`mailwheel plan`): how many scheduled sends fall due in each minute of the next
+ * hours, and how long each busy minute takes to drain at the configured rate windows. Pure: the
+ * CLI streams the users in and prints the result.
+ *
+ * Fires are counted with the daemon's own {@link JobRegistry} driven the way the scheduler drives
+ * it (take the earliest bucket, reschedule each job from its fire instant), so the plan counts
+ * exactly what the daemon will fire, DST and weekday rules included.
+ *
+ * Draining is a per-second fluid model of the send queue: sends due in a minute arrive at its
+ * start (or evenly over `spreadSeconds` with the spread window), first come first served, at the
+ * pace the send queue keeps under `perSecond` ({@link pacedRate}) and within the token budgets of
+ * the per-minute / hour / day windows. The
+ * windows refill on fixed boundaries counted from the start of the plan (Bottleneck refills
+ * relative to when the daemon started, so a real window may be shifted by up to its length).
+ * SMTP itself is taken as fast enough; with no rate window at all a minute drains at once.
+ */
+import { epochMinute } from './fire-time.js';
+import type { JobRegistry } from './job-registry.js';
+
+const MINUTE_MS = 60_000;
+
+/**
+ * The rate the send queue actually sustains under a `perSecond` limit. It grants batches of
+ * `perSecond / 20` messages (1..50) spaced by a whole number of milliseconds with 5 % headroom
+ * (adapters/smtp/send-queue.ts: Bottleneck's timers fire a little early, and the provider's
+ * window must never be exceeded), e.g. 13.3/s for 14/s and 37.7/s for 40/s. Planning with the
+ * nominal limit would promise drains about 5 % sooner than they happen.
+ */
+export function pacedRate(perSecond: number): number {
+  const batch = Math.min(50, Math.max(1, Math.floor(perSecond / 20)));
+  const minTime = Math.ceil(((batch * 1000) / perSecond) * 1.05);
+  return (batch * 1000) / minTime;
+}
+
+export interface RateWindows {
+  perSecond?: number | null | undefined;
+  perMinute?: number | null | undefined;
+  perHour?: number | null | undefined;
+  perDay?: number | null | undefined;
+}
+
+/**
+ * Counts the fires of every job in `registry` in [fromMs, fromMs + minutes), per minute, by
+ * firing and rescheduling them as the scheduler would. Consumes the registry's schedule.
+ */
+export function countFires(registry: JobRegistry, fromMs: number, minutes: number): Int32Array {
+  const counts = new Int32Array(minutes);
+  const first = epochMinute(fromMs);
+  const end = first + minutes;
+  for (let m = registry.nextFireMinute(); m !== undefined && m < end; m = registry.nextFireMinute()) {
+    const jobs = registry.takeDue(m);
+    if (m >= first) counts[m - first] = (counts[m - first] ?? 0) + jobs.length;
+    for (const job of jobs) registry.reschedule(job, job.fireAt);
+  }
+  return counts;
+}
+
+/** The `n` busiest minutes (most sends first; earlier first on ties), non-empty ones only. */
+export function topMinutes(counts: ArrayLike<number>, n: number): number[] {
+  const idx: number[] = [];
+  for (let i = 0; i < counts.length; i++) if ((counts[i] ?? 0) > 0) idx.push(i);
+  idx.sort((a, b) => (counts[b] ?? 0) - (counts[a] ?? 0) || a - b);
+  return idx.slice(0, n);
+}
+
+/** When one minute's sends are all out. */
+export interface Drain {
+  /** Sends due in the minute. */
+  sends: number;
+  /** Sends due earlier and still queued when the minute starts. */
+  backlogAtStart: number;
+  /** Seconds from the start of the minute until its last send (undefined: not within the model's horizon). */
+  drainSeconds: number | undefined;
+  /** Average sends per second from the minute's start to its drain (what the windows allowed). */
+  ratePerSecond: number | undefined;
+}
+
+export interface DrainModel {
+  /** Drain of minute `i` of the plan. */
+  drain(i: number): Drain;
+  /** True when no window limits the rate (a minute drains as fast as SMTP takes it). */
+  readonly unlimited: boolean;
+}
+
+/**
+ * Runs the fluid model over the plan and beyond it (up to `tailSeconds` more, for the backlog of
+ * the last minutes) and answers drain times per minute.
+ */
+export function drainModel(counts: ArrayLike<number>, rate: RateWindows, spreadSeconds = 0, tailSeconds = 7 * 86_400): DrainModel {
+  const windows: Array<{ len: number; limit: number; left: number }> = [];
+  for (const [len, limit] of [
+    [60, rate.perMinute],
+    [3600, rate.perHour],
+    [86_400, rate.perDay],
+  ] as const) {
+    if (limit) windows.push({ len, limit, left: limit });
+  }
+  const perSecond = rate.perSecond ? pacedRate(rate.perSecond) : Infinity;
+  const unlimited = perSecond === Infinity && windows.length === 0;
+  const minutes = counts.length;
+  // Cumulative arrivals at the end of each minute's arrival window, and cumulative sends per second.
+  const arrivedBy = new Float64Array(minutes);
+  let total = 0;
+  for (let i = 0; i < minutes; i++) arrivedBy[i] = total += counts[i] ?? 0;
+  const spread = Math.max(0, Math.min(59, Math.floor(spreadSeconds)));
+  const horizon = minutes * 60 + tailSeconds;
+  const sentBy: number[] = [0]; // sentBy[t] = sends completed by the end of second t-1
+  // How sends flowed inside second t, to place the last one within it: at `flow[t]` per second
+  // from the start of the second (a backlog drained at perSecond; Infinity: all at once), or,
+  // when the second's own spread arrivals were the limit, as they arrived (flow 0 marks that).
+  const flow: number[] = [];
+  let queued = 0;
+  let sent = 0;
+  for (let t = 0; t < horizon && sent < total - 1e-9; t++) {
+    const minute = Math.floor(t / 60);
+    const second = t % 60;
+    let arriving = 0;
+    if (minute < minutes) {
+      const n = counts[minute] ?? 0;
+      if (spread === 0) queued += second === 0 ? n : 0;
+      else if (second < spread) arriving = n / spread;
+    }
+    for (const w of windows) if (t % w.len === 0) w.left = w.limit;
+    let cap = perSecond;
+    for (const w of windows) cap = Math.min(cap, w.left);
+    const can = Math.min(queued + arriving, cap);
+    // Window budgets are released at once (Bottleneck reservoirs); only perSecond paces a second.
+    flow.push(can >= queued + arriving - 1e-9 && arriving > 0 ? 0 : perSecond);
+    for (const w of windows) w.left -= can;
+    queued += arriving - can;
+    sent += can;
+    sentBy.push(sent);
+  }
+
+  const drain = (i: number): Drain => {
+    const sends = counts[i] ?? 0;
+    const startT = i * 60;
+    const backlogAtStart = Math.max(0, (i > 0 ? (arrivedBy[i - 1] ?? 0) : 0) - (sentBy[startT] ?? sent));
+    const target = (arrivedBy[i] ?? 0) - 1e-9;
+    if (unlimited) return { sends, backlogAtStart, drainSeconds: spread === 0 ? 0 : spread, ratePerSecond: undefined };
+    // First second whose end has `target` sent, then interpolate inside that second.
+    let lo = startT;
+    let hi = sentBy.length - 1;
+    if ((sentBy[hi] ?? 0) < target) return { sends, backlogAtStart, drainSeconds: undefined, ratePerSecond: undefined };
+    if (lo > hi) return { sends, backlogAtStart, drainSeconds: 0, ratePerSecond: undefined };
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((sentBy[mid] ?? 0) >= target) hi = mid;
+      else lo = mid + 1;
+    }
+    const before = sentBy[hi - 1] ?? 0;
+    const rateIn = flow[hi - 1] ?? 0;
+    const inSecond = (sentBy[hi] ?? 0) - before;
+    const fraction = rateIn === 0 ? (inSecond > 0 ? (target - before) / inSecond : 1) : rateIn === Infinity ? 0 : (target - before) / rateIn;
+    const end = hi - 1 + Math.min(1, fraction);
+    const drainSeconds = Math.max(0, end - startT);
+    const drained = (arrivedBy[i] ?? 0) - (sentBy[startT] ?? 0);
+    return { sends, backlogAtStart, drainSeconds, ratePerSecond: drainSeconds > 0 ? drained / drainSeconds : undefined };
+  };
+  return { drain, unlimited };
+}
+
+/** A plan, ready to print or serialise. */
+export interface CapacityPlan {
+  fromMs: number;
+  minutes: number;
+  counts: Int32Array;
+  total: number;
+  peaks: Array<{ index: number; minuteMs: number; burst: Drain; spread: Drain & { seconds: number } }>;
+}
+
+/**
+ * Builds the plan from a registry already holding the users (scheduled from `fromMs`).
+ * @param spreadSeconds the spread window to compare against (the configured one, or a what-if).
+ */
+export function buildPlan(registry: JobRegistry, fromMs: number, minutes: number, rate: RateWindows, spreadSeconds: number, peaks: number): CapacityPlan {
+  const counts = countFires(registry, fromMs, minutes);
+  let total = 0;
+  for (const c of counts) total += c;
+  const burst = drainModel(counts, rate, 0);
+  const spread = drainModel(counts, rate, spreadSeconds);
+  const start = epochMinute(fromMs) * MINUTE_MS;
+  return {
+    fromMs: start,
+    minutes,
+    counts,
+    total,
+    peaks: topMinutes(counts, peaks).map((index) => ({
+      index,
+      minuteMs: start + index * MINUTE_MS,
+      burst: burst.drain(index),
+      spread: { ...spread.drain(index), seconds: spreadSeconds },
+    })),
+  };
+}

@@ -1,0 +1,219 @@
+/**
+ * Prometheus metrics (`/metrics`), with prom-client. Nothing here computes state of its own
+ * (STYLE habit 5): gauges and totals are read from the components at scrape time through
+ * `collect()` callbacks, and the only values fed from outside are per-event observations the
+ * components do not keep — send outcomes and SMTP latency (through the send queue's hooks),
+ * analytics write latency (the buffer's `onFlush`), and housekeeping runs.
+ *
+ * Broadcast progress comes from whoever runs broadcasts, through {@link Metrics.setBroadcastSource}.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SendQueueHooks } from '../adapters/smtp/send-queue.js';
+import type { BreakerState } from '../adapters/smtp/circuit-breaker.js';
+import type { FlushReport } from '../analytics/buffer.js';
+import type { DeliveryKind, OutcomeType } from '../core/types.js';
+
+const KINDS: readonly DeliveryKind[] = ['scheduled', 'broadcast'];
+const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open'];
+
+/** What the metrics read from the running components (plain getters, called at scrape time). */
+export interface MetricSources {
+  queue(): {
+    waiting: number;
+    inFlight: number;
+    slowLevel: number;
+    breaker: { state: BreakerState; opens: number; probes: number };
+  };
+  dispatcher(): { backlog: number; stats: { claimed: number; skipped: number; suppressed: number; released: number } };
+  registry(): { jobs: number; users: number; nextFireMinute: number | undefined };
+  analytics(): {
+    size: number;
+    limit: number;
+    waiting: number;
+    stats: { written: number; writeErrors: number; peak: number; blocked: number };
+    byType: ReadonlyMap<OutcomeType, number>;
+  };
+  /** The last processed minute and the saved checkpoint (epoch minutes). */
+  scheduler(): { lastProcessedMinute: number | undefined; checkpointMinute: number | undefined };
+}
+
+/** One broadcast's progress, as its runner reports it. */
+export interface BroadcastProgress {
+  id: string;
+  /** queued, running, paused, done, cancelled... (whatever the runner uses). */
+  state: string;
+  /** Users targeted so far (or in total, when known). */
+  targeted: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #sends: Counter<'kind' | 'outcome'>;
+  readonly #retries: Counter<'kind'>;
+  readonly #latency: Histogram<'kind' | 'outcome'>;
+  readonly #flush: Histogram<'outcome'>;
+  readonly #housekeeping: Counter<'job' | 'outcome'>;
+  readonly #housekeepingLast: Gauge<'job'>;
+  #broadcasts: (() => readonly BroadcastProgress[]) | undefined;
+
+  constructor(sources: MetricSources, opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'mailwheel_' });
+
+    this.#sends = new Counter({ name: 'mailwheel_sends_total', help: 'Messages with a final SMTP outcome, by kind and outcome (sent: accepted by the server).', labelNames: ['kind', 'outcome'], registers });
+    this.#retries = new Counter({ name: 'mailwheel_send_retries_total', help: 'Transient SMTP failures that were scheduled for another attempt.', labelNames: ['kind'], registers });
+    for (const kind of KINDS) {
+      for (const outcome of ['sent', 'failed']) this.#sends.inc({ kind, outcome }, 0);
+      this.#retries.inc({ kind }, 0);
+    }
+    this.#latency = new Histogram({
+      name: 'mailwheel_smtp_send_duration_seconds',
+      help: 'Duration of the last SMTP attempt of each message with a final outcome.',
+      labelNames: ['kind', 'outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.#flush = new Histogram({
+      name: 'mailwheel_analytics_flush_duration_seconds',
+      help: 'Duration of each analytics insertMany attempt, by outcome.',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.#housekeeping = new Counter({ name: 'mailwheel_housekeeping_runs_total', help: 'Runs of the housekeeping cron jobs (config/schedules.json), by job and outcome.', labelNames: ['job', 'outcome'], registers });
+    this.#housekeepingLast = new Gauge({ name: 'mailwheel_housekeeping_last_success_timestamp_seconds', help: 'When each housekeeping job last succeeded.', labelNames: ['job'], registers });
+
+    gauge(registers, 'mailwheel_queue_waiting', 'Messages submitted to the send queue and not yet handed to SMTP.', () => sources.queue().waiting);
+    gauge(registers, 'mailwheel_queue_in_flight', 'Messages being sent over SMTP now.', () => sources.queue().inFlight);
+    gauge(registers, 'mailwheel_send_slow_level', 'Slowdown level after 421 answers (0: full rate; each level halves it).', () => sources.queue().slowLevel);
+    gauge(registers, 'mailwheel_dispatch_backlog', 'Deliveries claimed and waiting to enter the send queue.', () => sources.dispatcher().backlog);
+    new Gauge({
+      name: 'mailwheel_smtp_breaker_state',
+      help: 'SMTP circuit breaker: 1 for the current state (open: sending paused, server unreachable).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const now = sources.queue().breaker.state;
+        for (const state of BREAKER_STATES) this.set({ state }, state === now ? 1 : 0);
+      },
+    });
+    mirror(registers, 'mailwheel_smtp_breaker_opens_total', 'Times the circuit breaker opened.', [], () => [[{}, sources.queue().breaker.opens]]);
+    mirror(registers, 'mailwheel_deliveries_total', 'Deliveries by dispatch result (claimed: will be sent; skipped: claimed elsewhere; suppressed; released at a stop).', ['result'], () => {
+      const s = sources.dispatcher().stats;
+      return [
+        [{ result: 'claimed' }, s.claimed],
+        [{ result: 'skipped' }, s.skipped],
+        [{ result: 'suppressed' }, s.suppressed],
+        [{ result: 'released' }, s.released],
+      ];
+    });
+
+    gauge(registers, 'mailwheel_registry_jobs', 'Scheduled jobs (user slots) in the job registry.', () => sources.registry().jobs);
+    gauge(registers, 'mailwheel_registry_users', 'Users with at least one scheduled job.', () => sources.registry().users);
+    gauge(registers, 'mailwheel_next_fire_timestamp_seconds', 'Start of the next minute with a scheduled fire.', () => {
+      const m = sources.registry().nextFireMinute;
+      return m === undefined ? undefined : m * 60;
+    });
+    gauge(registers, 'mailwheel_scheduler_last_minute_timestamp_seconds', 'Start of the last minute the scheduler processed.', () => {
+      const m = sources.scheduler().lastProcessedMinute;
+      return m === undefined ? undefined : m * 60;
+    });
+    gauge(registers, 'mailwheel_scheduler_checkpoint_timestamp_seconds', 'Start of the last minute saved as fully handled (catch-up resumes after it).', () => {
+      const m = sources.scheduler().checkpointMinute;
+      return m === undefined ? undefined : m * 60;
+    });
+
+    gauge(registers, 'mailwheel_analytics_buffered', 'Analytics events held in memory, waiting to be written.', () => sources.analytics().size);
+    gauge(registers, 'mailwheel_analytics_buffer_limit', 'Bound of the analytics buffer (analytics.maxBuffered).', () => sources.analytics().limit);
+    gauge(registers, 'mailwheel_analytics_buffer_peak', 'Most events the analytics buffer has held since start.', () => sources.analytics().stats.peak);
+    gauge(registers, 'mailwheel_analytics_blocked_producers', 'Callers waiting for room in the analytics buffer (backpressure on sending).', () => sources.analytics().waiting);
+    mirror(registers, 'mailwheel_analytics_events_total', 'Analytics events recorded, by type.', ['type'], () => [...sources.analytics().byType].map(([type, n]) => [{ type }, n]));
+    mirror(registers, 'mailwheel_analytics_written_total', 'Analytics events written to MongoDB.', [], () => [[{}, sources.analytics().stats.written]]);
+    mirror(registers, 'mailwheel_analytics_write_errors_total', 'Failed analytics writes (the events are kept and retried).', [], () => [[{}, sources.analytics().stats.writeErrors]]);
+    mirror(registers, 'mailwheel_analytics_backpressure_total', 'Events whose caller had to wait for room in the buffer.', [], () => [[{}, sources.analytics().stats.blocked]]);
+
+    const broadcasts = (): readonly BroadcastProgress[] => this.#broadcasts?.() ?? [];
+    new Gauge({
+      name: 'mailwheel_broadcast_messages',
+      help: 'Messages of each known broadcast, by outcome (targeted: users reached by its cursor so far).',
+      labelNames: ['broadcast', 'state', 'outcome'],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of broadcasts()) {
+          for (const outcome of ['targeted', 'sent', 'failed', 'skipped'] as const) this.set({ broadcast: b.id, state: b.state, outcome }, b[outcome]);
+        }
+      },
+    });
+  }
+
+  /** Wraps the send queue's hooks: counts every final outcome and retry, and times SMTP. */
+  wrapSendHooks(inner: SendQueueHooks): SendQueueHooks {
+    return {
+      onOutcome: (o) => {
+        this.#sends.inc({ kind: o.delivery.kind, outcome: o.status });
+        this.#latency.observe({ kind: o.delivery.kind, outcome: o.status }, o.latencyMs / 1000);
+        return inner.onOutcome(o);
+      },
+      onRetry: (d, attempt, delayMs, error) => {
+        this.#retries.inc({ kind: d.kind });
+        return inner.onRetry?.(d, attempt, delayMs, error);
+      },
+    };
+  }
+
+  /** For the analytics buffer's `onFlush` hook. */
+  observeFlush(r: FlushReport): void {
+    this.#flush.observe({ outcome: r.ok ? 'ok' : 'error' }, r.ms / 1000);
+  }
+
+  /** For the housekeeping runner. */
+  observeHousekeeping(job: string, ok: boolean, atMs: number): void {
+    this.#housekeeping.inc({ job, outcome: ok ? 'ok' : 'error' });
+    if (ok) this.#housekeepingLast.set({ job }, atMs / 1000);
+  }
+
+  /** Broadcast progress, read at each scrape (the broadcast runner registers it). */
+  setBroadcastSource(source: () => readonly BroadcastProgress[]): void {
+    this.#broadcasts = source;
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** A gauge read at scrape time; `undefined` means "no sample" (e.g. nothing scheduled). */
+function gauge(registers: Registry[], name: string, help: string, read: () => number | undefined): void {
+  new Gauge({
+    name,
+    help,
+    registers,
+    collect() {
+      const v = read();
+      this.reset();
+      if (v !== undefined) this.set(v);
+    },
+  });
+}
+
+/** A counter that mirrors a monotonic total a component keeps. */
+function mirror<L extends string>(registers: Registry[], name: string, help: string, labelNames: L[], read: () => Array<[Partial<Record<L, string>>, number]>): void {
+  new Counter<L>({
+    name,
+    help,
+    labelNames,
+    registers,
+    collect() {
+      this.reset();
+      for (const [labels, value] of read()) this.inc(labels, value);
+    },
+  });
+}
