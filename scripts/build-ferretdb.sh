@@ -9,7 +9,9 @@ set -euo pipefail
 VERSION=v1.24.2
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/.cache/bin/ferretdb"
-if [ -x "$out" ] && "$out" --version 2>/dev/null | grep -q "${VERSION}"; then
+# Output captured first: `--version | grep -q` (or `| head`) can end the pipe early, and under
+# pipefail the writer's SIGPIPE (exit 141) would fail the script.
+if [ -x "$out" ] && [[ "$("$out" --version 2>/dev/null)" == *"${VERSION}"* ]]; then
   exit 0
 fi
 command -v go >/dev/null || { echo "build-ferretdb: Go toolchain not found (install golang)" >&2; exit 1; }
@@ -21,4 +23,5 @@ cp -r "$moddir" "$src"; chmod -R u+w "$src"
 echo "${VERSION}" > "$src/build/version/version.txt"
 (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$out" ./cmd/ferretdb)
 rm -rf "$src"
-"$out" --version | head -n 1
+version_line=$("$out" --version)
+echo "${version_line%%$'\n'*}"
