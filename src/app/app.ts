@@ -184,6 +184,9 @@ export class App {
       { ...config.broadcasts, feedAhead: Math.max(100, config.smtp.poolSize * 10), drainTimeoutMs: config.send.drainTimeoutMs },
       log.child({ part: 'broadcast' }),
     );
+    this.metrics.setBroadcastSource(() =>
+      this.broadcasts.running().map((b) => ({ id: b.id, state: 'running', targeted: b.processed, sent: b.sent, failed: b.failed, skipped: b.skipped + b.suppressed })),
+    );
   }
 
   /** A broadcast run counts its outcomes once the recorder has them (even if recording threw). */

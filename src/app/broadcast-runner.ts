@@ -55,12 +55,14 @@ export type Decision = 'run' | 'paused' | 'cancelled' | undefined;
 
 export function decide(doc: Pick<BroadcastDoc, 'status' | 'at'>, action: ControlAction | undefined, now: number): Decision {
   if (action === 'cancel') return 'cancelled';
+  // A broadcast scheduled with --at never starts early, even when resumed before its instant.
+  const due = doc.at === undefined || doc.at.getTime() <= now;
   switch (doc.status) {
     case 'queued':
       if (action === 'pause') return 'paused';
-      return doc.at !== undefined && doc.at.getTime() > now ? undefined : 'run';
+      return due ? 'run' : undefined;
     case 'paused':
-      return action === 'resume' ? 'run' : undefined;
+      return action === 'resume' && due ? 'run' : undefined;
     case 'running':
       return action === 'pause' ? 'paused' : 'run';
     default:

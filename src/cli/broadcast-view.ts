@@ -39,7 +39,11 @@ export function statusWord(doc: BroadcastDoc, control: ControlAction | undefined
   return extra.length === 0 ? doc.status : `${doc.status} (${extra.join(', ')})`;
 }
 
-export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefined): string {
+/**
+ * @param heartbeat the last heartbeat of the run's holder (undefined: not looked up; null: the
+ *   instance is gone), so an operator can tell a live run from one waiting to be taken over.
+ */
+export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefined, heartbeat?: Date | null): string {
   const c = doc.counters;
   const lines: Array<[string, string]> = [
     ['broadcast', doc._id],
@@ -60,7 +64,10 @@ export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefine
     const cp = doc.checkpoint;
     lines.push(['checkpoint', `${n(cp.processed)} users in ${n(cp.batches)} confirmed batches, last user ${cp.lastUserId ?? '-'} (${iso(cp.at)})`]);
   }
-  if (doc.owner !== undefined) lines.push(['run', `generation ${doc.gen} by ${doc.owner}`]);
+  if (doc.owner !== undefined) {
+    const beat = heartbeat === undefined ? '' : heartbeat === null ? ' (instance gone)' : ` (heartbeat ${Math.max(0, Math.round((Date.now() - heartbeat.getTime()) / 1000))} s ago)`;
+    lines.push(['run', `generation ${doc.gen} by ${doc.owner}${beat}`]);
+  }
   if (doc.error !== undefined) lines.push(['error', doc.error]);
   lines.push(['updated', iso(doc.updatedAt)]);
   return lines.map(([k, v]) => `${k.padEnd(11)}${v}`).join('\n') + '\n';

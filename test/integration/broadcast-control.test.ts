@@ -135,3 +135,29 @@ describe('cancel', () => {
     expect(list.stdout).toMatch(new RegExp(`${id}\\s+cancelled`));
   });
 });
+
+describe('--at', () => {
+  it('a scheduled broadcast waits for its instant; one cancelled before its instant never sends', { timeout: 60_000 }, async () => {
+    const at = new Date(Date.now() + 4_000);
+    const segment = JSON.stringify({ _id: { $in: ['p000001', 'p000002', 'p000003'] } });
+    const r = await runCli(['broadcast', 'send', '--subject', 'Later', '--text-file', bodies.textFile, '--segment', segment, '--at', at.toISOString(), '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const { id, status } = JSON.parse(r.stdout) as { id: string; status: string };
+    expect(status).toBe('queued');
+    const early = await runCli(['broadcast', 'status', id], env);
+    expect(early.stdout).toMatch(/status\s+queued \(scheduled for /);
+
+    const far = JSON.parse((await runCli(['broadcast', 'send', '--subject', 'Never', '--text-file', bodies.textFile, '--segment', segment, '--at', new Date(Date.now() + 3_600_000).toISOString(), '--json'], env)).stdout) as { id: string };
+    const cancel = await runCli(['broadcast', 'cancel', far.id], env);
+    expect(cancel.code, cancel.stderr).toBe(0);
+    expect(cancel.stdout).toContain(`broadcast ${far.id} cancelled`);
+
+    const done = await waitForStatus(db.db, id, ['done'], 30_000);
+    const mine = smtp.messages.filter((m) => (m.headers.get('x-mailwheel-key') ?? '').startsWith(`b:${id}:`));
+    expect(mine).toHaveLength(3);
+    expect(Math.min(...mine.map((m) => m.receivedAt))).toBeGreaterThanOrEqual(at.getTime());
+    expect(done.startedAt?.getTime()).toBeGreaterThanOrEqual(at.getTime());
+    expect(perUser(smtp, far.id).size).toBe(0);
+    expect((await getBroadcast(db.db, far.id)).status).toBe('cancelled');
+  });
+});

@@ -217,6 +217,29 @@ describe('BroadcastRun', () => {
     expect(w.events.events.filter((e) => e.type === 'suppressed').map((e) => e.key)).toEqual([key(6)]);
   });
 
+  it('memory stays flat: it never reads more than one batch ahead of the batch being confirmed', async () => {
+    const w = world(3);
+    let yielded = 0;
+    let maxAhead = 0;
+    async function* counted(): AsyncGenerator<RawUser[]> {
+      for await (const b of batches(users(1_000), 25)) {
+        yielded++;
+        maxAhead = Math.max(maxAhead, yielded - w.store.confirms.length);
+        yield b;
+      }
+    }
+    const run = new BroadcastRun(
+      { broadcastId: BID, recipients: counted(), fields, claims: w.claims, queue: w.queue, recorder: w.recorder, events: w.events, isSuppressed: () => false, store: w.store },
+      { feedAhead: 10, controlPollMs: 5, drainTimeoutMs: 1000, dueAt: 0 },
+      log,
+    );
+    w.queue.onOutcome = (k, st) => run.onOutcome(k, st);
+    expect((await run.run()).end).toBe('done');
+    expect(yielded).toBe(40);
+    // The batch in flight and the prefetched next one: never more.
+    expect(maxAhead).toBeLessThanOrEqual(2);
+  });
+
   it('keeps at most feedAhead of its messages in the queue', async () => {
     const w = world(2);
     await makeRun(w, users(200), 100, { feedAhead: 7 }).run();

@@ -10,7 +10,7 @@
  *   - `lease:<id>:<gen>`: who holds generation `gen` of the run. Taking a run is inserting the
  *     next generation: the unique `_id` decides between daemons (findAndModify is not atomic
  *     on FerretDB v1). The next generation may be taken only when the holder of the current one
- *     released it or its instance heartbeat is stale; a holder that finds `gen + 1` taken knows
+ *     released it or is gone (InstanceRegistry.isAlive: stale heartbeat, or a dead local pid); a holder that finds `gen + 1` taken knows
  *     it was superseded and stops.
  *   - `control:<id>`: the operator's latest request (pause / resume / cancel), written only by
  *     the CLI, read by the lease holder before every batch and within long batches.

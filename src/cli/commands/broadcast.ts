@@ -68,10 +68,11 @@ export function registerBroadcast(program: Command): void {
     .description("a broadcast's status, counters and checkpoint")
     .option('--json', 'print JSON')
     .action((id: string, opts: { json?: boolean }, cmd: Command) =>
-      withStore(cmd, async ({ broadcasts }) => {
+      withStore(cmd, async ({ store, broadcasts }) => {
         const doc = await mustGet(broadcasts, id);
         const control = await broadcasts.control(id);
-        process.stdout.write(opts.json ? `${JSON.stringify({ ...publicView(doc), request: control ?? null })}\n` : statusBlock(doc, control));
+        const holder = doc.owner === undefined || doc.status !== 'running' ? undefined : ((await store.instances.findOne({ _id: doc.owner }))?.heartbeatAt ?? null);
+        process.stdout.write(opts.json ? `${JSON.stringify({ ...publicView(doc), request: control ?? null, ...(holder === undefined ? {} : { heartbeatAt: holder }) })}\n` : statusBlock(doc, control, holder));
       }),
     );
   for (const [action, what] of [
@@ -224,9 +225,11 @@ async function request(cmd: Command, id: string, action: ControlAction, opts: Re
       return;
     }
     await broadcasts.requestControl(id, action);
-    // A resume of a pause that no daemon applied yet needs nothing more.
-    if (!opts.wait || (action === 'resume' && doc.status !== 'paused')) {
-      process.stdout.write(`${action} of broadcast ${id} requested\n`);
+    // A resume of a pause that no daemon applied yet needs nothing more, nor one of a broadcast
+    // whose --at instant is still ahead (it starts then).
+    const notYet = action === 'resume' && doc.at !== undefined && doc.at.getTime() > Date.now();
+    if (!opts.wait || (action === 'resume' && doc.status !== 'paused') || notYet) {
+      process.stdout.write(`${action} of broadcast ${id} requested${notYet ? `; it starts at ${doc.at?.toISOString() ?? ''}` : ''}\n`);
       return;
     }
     const deadline = Date.now() + timeoutMs;
