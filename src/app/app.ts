@@ -262,6 +262,9 @@ export class App {
     // Suppressions made by other instances (their unsubscribe endpoint, their bounces) reach
     // this one's in-memory list with the same cadence as user changes.
     this.housekeeping.add('userSync', async () => (await Promise.all([this.sync.incremental(), this.suppressions.load()]))[0]);
+    // From the start of this minute, so a slot due now is kept (one already sent is re-fired and
+    // then skipped by its claim).
+    this.housekeeping.add('fullSync', () => this.sync.full(Math.floor(this.clock.now() / MINUTE_MS) * MINUTE_MS));
     this.housekeeping.add('retention', () => this.retention.run(this.clock.now()));
     const summary = new DailySummary(() => this.#summaryCounters(), this.clock.now());
     this.housekeeping.add('dailySummary', async () => {

@@ -199,6 +199,12 @@ export const scheduleEntrySchema = z.strictObject({
  */
 export const schedulesSchema = z.strictObject({
   userSync: scheduleEntrySchema,
+  /**
+   * A full resync of every user. Incremental syncs cannot see a user document that was deleted
+   * (there is nothing left to read), so without this a deleted user would keep their jobs until
+   * the next restart.
+   */
+  fullSync: scheduleEntrySchema.optional(),
   /** Deletes events and deliveries older than `retention.*Days`. */
   retention: scheduleEntrySchema.optional(),
   /** One log line with the day's counts. */

@@ -38,13 +38,13 @@ function fieldOf(config: object, schedules?: object): string {
 const every = { cron: '*/5 * * * *', timezone: 'UTC' };
 
 describe('schedules.json housekeeping entries', () => {
-  it('the packaged file schedules userSync, retention, dailySummary and broadcasts', () => {
+  it('the packaged file schedules userSync, fullSync, retention, dailySummary and broadcasts', () => {
     const packaged = JSON.parse(readFileSync(join(defaultConfigDir, 'schedules.json'), 'utf8')) as Record<string, unknown>;
-    expect(Object.keys(packaged).sort()).toEqual(['broadcasts', 'dailySummary', 'retention', 'userSync']);
+    expect(Object.keys(packaged).sort()).toEqual(['broadcasts', 'dailySummary', 'fullSync', 'retention', 'userSync']);
     expect(loadConfig({ env: {} }).schedules).toEqual(packaged);
   });
 
-  it.each(['retention', 'dailySummary', 'broadcasts'])('a bad cron expression in %s names that entry', (name) => {
+  it.each(['fullSync', 'retention', 'dailySummary', 'broadcasts'])('a bad cron expression in %s names that entry', (name) => {
     expect(fieldOf({}, { userSync: every, [name]: { cron: '61 * * * *', timezone: 'UTC' } })).toBe(`schedules.${name}.cron`);
     expect(fieldOf({}, { userSync: every, [name]: { cron: '0 3 * * *', timezone: 'Nowhere/Atlantis' } })).toBe(`schedules.${name}.timezone`);
   });
