@@ -7,6 +7,7 @@ import type { Collection, Document, Filter } from 'mongodb';
 import type { Config } from '../../config/schema.js';
 import type { SegmentFilter } from '../../core/segment.js';
 import type { RawUser } from '../../ports/index.js';
+import { cursorBatches } from './cursor-batches.js';
 
 export class MongoRecipientSource {
   readonly #users: Collection<Document>;
@@ -19,21 +20,8 @@ export class MongoRecipientSource {
   }
 
   /** Users matching `filter`, in batches of exactly `batchSize` (the last may be shorter). */
-  async *stream(filter: SegmentFilter, batchSize: number): AsyncGenerator<RawUser[]> {
-    const cursor = this.#users.find(filter as Filter<Document>, { projection: this.#projection, batchSize });
-    try {
-      let batch: RawUser[] = [];
-      for await (const doc of cursor) {
-        batch.push(doc);
-        if (batch.length >= batchSize) {
-          yield batch;
-          batch = [];
-        }
-      }
-      if (batch.length > 0) yield batch;
-    } finally {
-      await cursor.close();
-    }
+  stream(filter: SegmentFilter, batchSize: number): AsyncGenerator<RawUser[]> {
+    return cursorBatches<RawUser>(this.#users.find(filter as Filter<Document>, { projection: this.#projection, batchSize }), batchSize);
   }
 
   /** How many users match (a scan on FerretDB v1; not for the hot path). */

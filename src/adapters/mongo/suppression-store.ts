@@ -13,6 +13,7 @@
 import type { Collection } from 'mongodb';
 import { normaliseEmail } from '../../core/suppression-list.js';
 import type { SuppressionReason, SuppressionStore } from '../../ports/index.js';
+import { cursorBatches } from './cursor-batches.js';
 
 export interface SuppressionDoc {
   /** The lower-cased email address. */
@@ -76,21 +77,8 @@ export class MongoSuppressionStore implements SuppressionStore {
   }
 
   /** One streamed cursor (a full scan on FerretDB v1): meant for start-up and periodic reloads. */
-  async *allSuppressed(): AsyncIterable<string[]> {
-    const cursor = this.#col.find({ suppressed: true }, { projection: { _id: 1 }, batchSize: this.#batchSize });
-    try {
-      let batch: string[] = [];
-      for await (const doc of cursor) {
-        batch.push(doc._id);
-        if (batch.length >= this.#batchSize) {
-          yield batch;
-          batch = [];
-        }
-      }
-      if (batch.length > 0) yield batch;
-    } finally {
-      await cursor.close();
-    }
+  allSuppressed(): AsyncIterable<string[]> {
+    return cursorBatches(this.#col.find({ suppressed: true }, { projection: { _id: 1 }, batchSize: this.#batchSize }), this.#batchSize, (doc) => doc._id);
   }
 
   /** Runs `write` after every earlier write to `key` from this process has settled. */

@@ -6,6 +6,7 @@
 import { ObjectId, type Collection, type Document, type Filter } from 'mongodb';
 import type { Config } from '../../config/schema.js';
 import type { RawUser, UserSource } from '../../ports/index.js';
+import { cursorBatches } from './cursor-batches.js';
 
 export class MongoUserSource implements UserSource {
   readonly #users: Collection<Document>;
@@ -40,20 +41,7 @@ export class MongoUserSource implements UserSource {
     return undefined;
   }
 
-  async *#stream(filter: Filter<Document>): AsyncIterable<RawUser[]> {
-    const cursor = this.#users.find(filter, { projection: this.#projection, batchSize: this.#batchSize });
-    try {
-      let batch: RawUser[] = [];
-      for await (const doc of cursor) {
-        batch.push(doc);
-        if (batch.length >= this.#batchSize) {
-          yield batch;
-          batch = [];
-        }
-      }
-      if (batch.length > 0) yield batch;
-    } finally {
-      await cursor.close();
-    }
+  #stream(filter: Filter<Document>): AsyncIterable<RawUser[]> {
+    return cursorBatches<RawUser>(this.#users.find(filter, { projection: this.#projection, batchSize: this.#batchSize }), this.#batchSize);
   }
 }
