@@ -357,7 +357,8 @@ async function waitUntilReady(
   throw new Error(`ping did not succeed within ${READY_TIMEOUT_MS} ms (last error: ${lastPingError})`);
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** True when something accepts a TCP connection on 127.0.0.1:`port` (no protocol spoken). */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: '127.0.0.1' });
     socket.once('connect', () => {

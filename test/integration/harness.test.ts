@@ -3,10 +3,10 @@
  * does what the design relies on, and the in-process SMTP server's fault modes behave as the
  * sender will see them. If this file fails, every other integration test is suspect.
  */
-import net from 'node:net';
 import { MongoBulkWriteError, MongoClient, type Collection } from 'mongodb';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { canConnect } from '../../scripts/lib/mongo-server.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { TestSmtpServer } from '../helpers/smtp-server.js';
 
@@ -281,13 +281,3 @@ describe('TestSmtpServer', () => {
   });
 });
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
