@@ -11,7 +11,8 @@ import { SendQueue } from '../../src/adapters/smtp/send-queue.js';
 import { Dispatcher, type DispatcherOptions } from '../../src/core/dispatcher.js';
 import { OutcomeRecorder } from '../../src/core/outcome-recorder.js';
 import type { Delivery } from '../../src/core/types.js';
-import type { ClaimResult, ClaimStore, DeliveryQueue, EventRecorder, MailTransport, OutcomeEvent } from '../../src/ports/index.js';
+import type { ClaimResult, ClaimStore, DeliveryQueue, MailTransport } from '../../src/ports/index.js';
+import { RecordingEvents } from '../helpers/fakes.js';
 
 const log = pino({ level: 'silent' });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -65,15 +66,6 @@ class MemoryClaims implements ClaimStore {
   }
 }
 
-class RecordingEvents implements EventRecorder {
-  readonly events: OutcomeEvent[] = [];
-  async record(e: OutcomeEvent): Promise<void> {
-    this.events.push(e);
-  }
-  ofType(type: OutcomeEvent['type']): OutcomeEvent[] {
-    return this.events.filter((e) => e.type === type);
-  }
-}
 
 /**
  * A send queue the test drives by hand: `submit` parks deliveries in `queued`; `start()` moves one

@@ -8,24 +8,11 @@ import { describeKey } from '../../src/adapters/mongo/claim-store.js';
 import { broadcastKey, scheduledKey } from '../../src/core/delivery-key.js';
 import { messageIdFor, renderDelivery } from '../../src/core/message.js';
 import { compileTemplates, type TemplateSource } from '../../src/core/templates.js';
-import type { Delivery } from '../../src/core/types.js';
+import { sampleDelivery } from '../helpers/fakes.js';
 
 const DOMAIN = 'example.com';
 
-function delivery(over: Partial<Delivery> = {}): Delivery {
-  return {
-    key: scheduledKey('u1', '09:00', '2026-01-05'),
-    kind: 'scheduled',
-    userId: 'u1',
-    email: 'ada@example.test',
-    name: 'Ada',
-    slot: '09:00',
-    localDate: '2026-01-05',
-    timezone: 'UTC',
-    dueAt: Date.parse('2026-01-05T09:00:00Z'),
-    ...over,
-  };
-}
+const delivery = sampleDelivery;
 
 const TPL = compileTemplates({
   subject: 'Your {{time}} note, {{name}}',

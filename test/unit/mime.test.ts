@@ -9,10 +9,9 @@ import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { describe, expect, it } from 'vitest';
 import { MimeBuilder, rfc5322Date } from '../../src/adapters/smtp/mime.js';
-import { scheduledKey } from '../../src/core/delivery-key.js';
 import { messageIdFor, renderDelivery } from '../../src/core/message.js';
 import { compileTemplates, type TemplateSet } from '../../src/core/templates.js';
-import type { Delivery } from '../../src/core/types.js';
+import { sampleDelivery } from '../helpers/fakes.js';
 
 const FROM = 'Mailwheel Notes <noreply@example.com>';
 const NOW = Date.parse('2026-01-05T09:00:07Z');
@@ -23,20 +22,7 @@ const TPL = compileTemplates({
   html: '<!doctype html>\n<p title="{{name}}">Hello {{name}},</p>\n<p>This is your {{time}} note for {{date}}. Ünïcödé in the template too: 日本語.</p>\n',
 });
 
-function delivery(over: Partial<Delivery> = {}): Delivery {
-  return {
-    key: scheduledKey('u1', '09:00', '2026-01-05'),
-    kind: 'scheduled',
-    userId: 'u1',
-    email: 'ada@example.test',
-    name: 'Ada',
-    slot: '09:00',
-    localDate: '2026-01-05',
-    timezone: 'UTC',
-    dueAt: Date.parse('2026-01-05T09:00:00Z'),
-    ...over,
-  };
-}
+const delivery = sampleDelivery;
 
 function builder(tpl: TemplateSet = TPL): MimeBuilder {
   return new MimeBuilder(tpl, { from: FROM, now: () => NOW });

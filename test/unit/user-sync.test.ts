@@ -8,8 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { JobRegistry } from '../../src/core/job-registry.js';
 import { UserSync } from '../../src/core/user-sync.js';
-import type { EventRecorder, OutcomeEvent, RawUser, UserSource } from '../../src/ports/index.js';
+import type { RawUser, UserSource } from '../../src/ports/index.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { RecordingEvents } from '../helpers/fakes.js';
 
 const log = pino({ level: 'silent' });
 const fields = loadConfig({ env: {} }).config.users.fields;
@@ -56,15 +57,6 @@ class ScriptedSource implements UserSource {
   }
 }
 
-class RecordingEvents implements EventRecorder {
-  readonly events: OutcomeEvent[] = [];
-  async record(e: OutcomeEvent): Promise<void> {
-    this.events.push(e);
-  }
-  ofType(type: OutcomeEvent['type']): OutcomeEvent[] {
-    return this.events.filter((e) => e.type === type);
-  }
-}
 
 function setup(start = T0) {
   const clock = new FakeClock(start);
