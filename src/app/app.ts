@@ -134,7 +134,7 @@ export class App {
         breakerProbeMaxMs: config.send.breakerProbeMaxMs,
         slowdownCooldownMs: config.send.slowdownCooldownMs,
       },
-      this.metrics.wrapSendHooks(this.#settling(this.#toBroadcasts(this.recorder.hooks))),
+      this.metrics.wrapSendHooks(this.#afterRecording(this.recorder.hooks)),
       log.child({ part: 'send' }),
     );
     this.dispatcher = new Dispatcher(
@@ -189,26 +189,19 @@ export class App {
     );
   }
 
-  /** A broadcast run counts its outcomes once the recorder has them (even if recording threw). */
-  #toBroadcasts(inner: SendQueueHooks): SendQueueHooks {
+  /**
+   * After the recorder: a scheduled delivery settles in the catch-up ledger once its outcome is
+   * recorded; a broadcast run counts its outcome even if recording threw (it must not stall).
+   */
+  #afterRecording(inner: SendQueueHooks): SendQueueHooks {
     return {
       onOutcome: async (o) => {
         try {
           await inner.onOutcome(o);
+          if (o.delivery.kind === 'scheduled') this.ledger.settle(epochMinute(o.delivery.dueAt));
         } finally {
           if (o.delivery.kind === 'broadcast') this.broadcasts.onOutcome(o);
         }
-      },
-      onRetry: (d, attempt, delayMs, error) => inner.onRetry?.(d, attempt, delayMs, error),
-    };
-  }
-
-  /** Scheduled deliveries settle in the ledger once their outcome is recorded. */
-  #settling(inner: SendQueueHooks): SendQueueHooks {
-    return {
-      onOutcome: async (o) => {
-        await inner.onOutcome(o);
-        if (o.delivery.kind === 'scheduled') this.ledger.settle(epochMinute(o.delivery.dueAt));
       },
       onRetry: (d, attempt, delayMs, error) => inner.onRetry?.(d, attempt, delayMs, error),
     };
