@@ -3,11 +3,13 @@
  * runs every `bench/<suite>.bench.ts`, in name order. Each suite's figures are printed and
  * written to `bench/results/<suite>.json` together with the machine they were measured on.
  */
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, release, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Row, Suite } from './lib/suite.js';
+import { writeReport } from './report.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const resultsDir = join(benchDir, 'results');
@@ -48,7 +50,7 @@ function table(rows: readonly Row[]): string {
   return [line(cols), line(width.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
 }
 
-async function runSuite(name: string): Promise<void> {
+async function runSuite(name: string, quick: boolean): Promise<void> {
   const mod = (await import(pathToFileURL(join(benchDir, `${name}.bench.ts`)).href)) as { default: Suite };
   const suite = mod.default;
   const log = (line: string) => console.log(`[${name}] ${line}`);
@@ -56,17 +58,18 @@ async function runSuite(name: string): Promise<void> {
   log(suite.description);
   log(`machine: ${JSON.stringify(info)}`);
   const startedAt = new Date();
-  const result = await suite.run({ log });
+  const result = await suite.run({ log, quick });
   const finishedAt = new Date();
   log(`configuration: ${JSON.stringify(result.config)}`);
   console.log(`\n${table(result.rows)}\n`);
   if (result.comparisons.length > 0) console.log(`${table(result.comparisons)}\n`);
   for (const n of result.notes) log(`note: ${n}`);
-  const file = join(resultsDir, `${name}.json`);
+  const file = join(resultsDir, quick ? `${name}.quick.json` : `${name}.json`);
   const out = {
     suite: name,
     description: suite.description,
-    command: `npm run bench ${name}`,
+    command: `npm run bench ${name}${quick ? ' -- --quick' : ''}`,
+    quick,
     startedAt: startedAt.toISOString(),
     durationS: Math.round((finishedAt.getTime() - startedAt.getTime()) / 100) / 10,
     machine: info,
@@ -76,15 +79,32 @@ async function runSuite(name: string): Promise<void> {
   log(`results written to ${file} (${out.durationS} s)`);
 }
 
+/**
+ * Suites that run the daemon run it as it ships: `dist/cli/main.js`, built from the current
+ * source once per run (a stale build would measure old code).
+ */
+function build(): void {
+  const t0 = performance.now();
+  const r = spawnSync('npm', ['run', '--silent', 'build'], { cwd: join(benchDir, '..'), stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`npm run build failed (exit ${String(r.status)})`);
+  console.log(`[bench] built dist/ in ${Math.round(performance.now() - t0) / 1000} s`);
+}
+
 async function main(): Promise<void> {
   const all = available();
-  const wanted = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick') || process.env['BENCH_QUICK'] === '1';
+  const wanted = args.filter((a) => a !== '--quick');
   const unknown = wanted.filter((w) => !all.includes(w));
   if (unknown.length > 0) {
     console.error(`unknown suite(s): ${unknown.join(', ')}; available: ${all.join(', ')}`);
     process.exit(64);
   }
-  for (const name of wanted.length > 0 ? wanted : all) await runSuite(name);
+  build();
+  const t0 = performance.now();
+  for (const name of wanted.length > 0 ? wanted : all) await runSuite(name, quick);
+  console.log(`[bench] suites took ${Math.round((performance.now() - t0) / 1000)} s`);
+  if (!quick) console.log(`[bench] report written to ${writeReport(resultsDir)}`);
 }
 
 main().catch((err: unknown) => {

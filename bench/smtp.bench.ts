@@ -6,7 +6,8 @@
  *     keeping its connection): the physical limit of this machine;
  * (b) nodemailer pool, one `sendMail` per message built by nodemailer (the old path);
  * (c) nodemailer pool, raw MIME from MimeBuilder with an explicit envelope (the new path);
- * (d) mailwheel's SendQueue over (c): see sendQueueHook below, pending its rewrite;
+ * (d) mailwheel's SendQueue (Bottleneck grants of weighted batches, workers) over its own
+ *     SmtpPool of nodemailer SMTPConnections, raw MIME from MimeBuilder: what the daemon sends with;
  * (e) exploratory: the same raw MIME over nodemailer's SMTPConnection directly, one sequential
  *     sender per connection, without the Mailer and smtp-pool layers (what is left of
  *     nodemailer's per-message cost once MIME building is gone).
@@ -16,7 +17,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import nodemailer from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
@@ -38,7 +39,7 @@ const SIZES = [
 ];
 const POOLS = [1, 10, 50];
 /** Messages per cell; pool size 1 is a single connection, so it gets fewer. */
-const countFor = (pool: number): number => (pool === 1 ? 5_000 : 20_000);
+const countFor = (pool: number, quick: boolean): number => (pool === 1 ? 5_000 : 20_000) / (quick ? 10 : 1);
 /** A cell stops feeding after this long and reports what completed. */
 const MAX_SECONDS = 60;
 /** Same as config/default.json smtp.maxMessagesPerConnection: the daemon's own setting. */
@@ -55,40 +56,39 @@ interface Cell {
   sinkReceived: number;
 }
 
-type SendQueueRun = (opts: {
-  url: string;
-  pool: number;
-  templates: TemplateSet;
-  users: readonly Delivery[];
-  count: number;
-  maxSeconds: number;
-}) => Promise<{ sent: number; failed: number }>;
-
 /**
  * Case (d): the daemon's own path. A SendQueue (Bottleneck grants of weighted batches, worker
  * pool, no rate limit) over the NodemailerTransport (MimeBuilder raw MIME, SmtpPool), with
  * outcome hooks that only count, so what is measured is the queue and the transport.
  */
-function sendQueueHook(): SendQueueRun | undefined {
-  return async ({ url, pool, templates, users, count, maxSeconds }) => {
-    const file = join(mkdtempSync(join(tmpdir(), 'mw-bench-')), 'config.json');
-    writeFileSync(file, JSON.stringify({ smtp: { poolSize: pool, maxMessagesPerConnection: MAX_MESSAGES_PER_CONNECTION }, rate: { perSecond: null, perDay: null } }));
-    const { config } = loadConfig({ file, env: { SMTP_URL: url } });
-    const transport = new NodemailerTransport(config, { templates });
-    let sent = 0;
-    let failed = 0;
-    const queue = new SendQueue(
-      transport,
-      { concurrency: pool, rate: config.rate, maxAttempts: 1, backoffBaseMs: 10, backoffMaxMs: 10 },
-      { onOutcome: (o) => void (o.status === 'sent' ? sent++ : failed++) },
-      pino({ level: 'silent' }),
-    );
-    for (let i = 0; i < count; i++) queue.submit(users[i % users.length] as Delivery);
-    await Promise.race([queue.idle(), new Promise((r) => setTimeout(r, maxSeconds * 1000).unref())]);
-    await queue.stop(1000);
-    await transport.close();
-    return { sent, failed };
-  };
+async function viaSendQueue(opts: { url: string; pool: number; templates: TemplateSet; count: number }): Promise<Outcome> {
+  const file = join(mkdtempSync(join(tmpdir(), 'mw-bench-')), 'config.json');
+  writeFileSync(file, JSON.stringify({ smtp: { poolSize: opts.pool, maxMessagesPerConnection: MAX_MESSAGES_PER_CONNECTION }, rate: { perSecond: null, perDay: null } }));
+  const { config } = loadConfig({ file, env: { SMTP_URL: opts.url } });
+  rmSync(dirname(file), { recursive: true, force: true });
+  const transport = new NodemailerTransport(config, { templates: opts.templates });
+  let sent = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const queue = new SendQueue(
+    transport,
+    { concurrency: opts.pool, rate: config.rate, maxAttempts: 1, backoffBaseMs: 10, backoffMaxMs: 10 },
+    {
+      onOutcome: (o) => {
+        if (o.status === 'sent') sent++;
+        else {
+          failed++;
+          firstError ??= o.error?.message;
+        }
+      },
+    },
+    pino({ level: 'silent' }),
+  );
+  for (let i = 0; i < opts.count; i++) queue.submit(USERS[i % USERS.length] as Delivery);
+  await Promise.race([queue.idle(), new Promise((r) => setTimeout(r, MAX_SECONDS * 1000).unref())]);
+  await queue.stop(1000);
+  await transport.close();
+  return { sent, failed, firstError };
 }
 
 /** Sends `count` messages through a nodemailer pool, keeping 2 per connection in flight. */
@@ -212,8 +212,8 @@ const rate = (c: Cell): number => c.messages / c.seconds;
 
 const suite: Suite = {
   description:
-    'SMTP throughput into Postfix smtp-sink on 127.0.0.1: smtp-source (physical limit) vs nodemailer pool sendMail (old path) vs nodemailer pool raw MIME from MimeBuilder (new path), pool sizes 1/10/50, ~2 KB and ~10 KB',
-  async run({ log }) {
+    'SMTP throughput into Postfix smtp-sink on 127.0.0.1: smtp-source (physical limit) vs nodemailer pool sendMail (old path) vs mailwheel SendQueue + SmtpPool with raw MIME, pool sizes 1/10/50, ~2 KB and ~10 KB',
+  async run({ log, quick }) {
     const { installed } = ensurePostfixTools(log);
     const sink = await SmtpSink.start();
     log(`smtp-sink pid ${sink.pid} on 127.0.0.1:${sink.port}${installed ? ' (postfix tools installed by this run)' : ''}`);
@@ -230,7 +230,7 @@ const suite: Suite = {
         const file = join(tmp, `message-${size.label}.eml`);
         writeFileSync(file, sample.replace(/\r\n/g, '\n'));
         for (const pool of POOLS) {
-          const count = countFor(pool);
+          const count = countFor(pool, quick);
           log(`${size.label}, pool ${pool}: smtp-source, ${count} messages...`);
           let sourceOut = '';
           const a = await measured(sink, async () => {
@@ -262,14 +262,10 @@ const suite: Suite = {
             row('(c) nodemailer raw MIME (MimeBuilder)', size.label, pool, sample.length, c),
             row('(e) SMTPConnection direct, raw MIME', size.label, pool, sample.length, e),
           );
-          let dRate: number | null = null;
-          const hook = sendQueueHook();
-          if (hook !== undefined) {
-            log(`${size.label}, pool ${pool}: SendQueue...`);
-            const d = await measured(sink, async () => hook({ url: `smtp://127.0.0.1:${sink.port}`, pool, templates: tpl, users: USERS, count, maxSeconds: MAX_SECONDS }));
-            rows.push(row('(d) mailwheel SendQueue', size.label, pool, sample.length, d));
-            dRate = rate(d);
-          }
+          log(`${size.label}, pool ${pool}: mailwheel SendQueue...`);
+          const d = await measured(sink, () => viaSendQueue({ url: `smtp://127.0.0.1:${sink.port}`, pool, templates: tpl, count }));
+          if (d.firstError !== undefined) notes.push(`SendQueue ${size.label} pool ${pool}: ${d.failed} failed, first: ${d.firstError}`);
+          rows.push(row('(d) mailwheel SendQueue', size.label, pool, sample.length, d));
           comparisons.push({
             size: size.label,
             pool,
@@ -279,7 +275,9 @@ const suite: Suite = {
             'raw / old': round(rate(c) / rate(b), 2),
             'raw / smtp-source': round(rate(c) / rate(a), 2),
             'old / smtp-source': round(rate(b) / rate(a), 2),
-            'SendQueue msgs/s': dRate === null ? 'pending' : Math.round(dRate),
+            'SendQueue msgs/s': Math.round(rate(d)),
+            'SendQueue / smtp-source': round(rate(d) / rate(a), 2),
+            'SendQueue / old': round(rate(d) / rate(b), 2),
             'direct msgs/s (e)': Math.round(rate(e)),
             'direct / smtp-source': round(rate(e) / rate(a), 2),
           });
@@ -299,7 +297,7 @@ const suite: Suite = {
       master === undefined ? 'no Postfix master process was running' : `a Postfix master process (pid ${master}) was running; it was not used`,
     );
     return {
-      config: { sizes: SIZES, pools: POOLS, counts: Object.fromEntries(POOLS.map((p) => [p, countFor(p)])), maxSecondsPerCell: MAX_SECONDS, maxMessagesPerConnection: MAX_MESSAGES_PER_CONNECTION, sink: 'smtp-sink -c -u nobody -m 512 127.0.0.1:PORT 1024' },
+      config: { sizes: SIZES, pools: POOLS, counts: Object.fromEntries(POOLS.map((p) => [p, countFor(p, quick)])), maxSecondsPerCell: MAX_SECONDS, maxMessagesPerConnection: MAX_MESSAGES_PER_CONNECTION, sink: 'smtp-sink -c -u nobody -m 512 127.0.0.1:PORT 1024' },
       rows,
       comparisons,
       notes,

@@ -53,14 +53,19 @@ export class SmtpSink {
   readonly #pid: number;
   #out = '';
   #exited: Promise<void>;
+  /** Unparsed end of the counter output (a number may be split across chunks). */
+  #pending = '';
+  readonly #arrivals: number[] = [];
 
   private constructor(port: number, child: ChildProcess) {
     this.port = port;
     this.#child = child;
     this.#pid = child.pid ?? -1;
     child.stdout?.on('data', (b: Buffer) => {
+      const text = b.toString('latin1');
       // Keep only the tail: the counter line is rewritten in place with CR for every message.
-      this.#out = (this.#out + b.toString('latin1')).slice(-4096);
+      this.#out = (this.#out + text).slice(-4096);
+      this.#count(text);
     });
     child.stderr?.on('data', (b: Buffer) => {
       this.#out = (this.#out + b.toString('latin1')).slice(-4096);
@@ -83,6 +88,30 @@ export class SmtpSink {
       throw new Error(`${(err as Error).message}; output: ${sink.#out}`);
     }
     return sink;
+  }
+
+  /**
+   * Turns the counter output into arrival times. smtp-sink rewrites its counter line for every
+   * message and the pipe delivers it at once (checked: one chunk per message, within a
+   * millisecond), so the time a chunk is read is the time the sink saw the message's final ".".
+   * The reading process must not be busy sending, or the times lag: the suites that need exact
+   * per-second figures send from a child process.
+   */
+  #count(text: string): void {
+    const buf = this.#pending + text;
+    let end = 0;
+    for (const m of buf.matchAll(/mesg=(\d+)(?=\D)/g)) {
+      const n = Number(m[1]);
+      const now = performance.now();
+      for (let k = this.#arrivals.length; k < n; k++) this.#arrivals.push(now);
+      end = (m.index ?? 0) + m[0].length;
+    }
+    this.#pending = buf.slice(end).slice(-64);
+  }
+
+  /** performance.now() of every message the sink has received, in order. */
+  get arrivals(): readonly number[] {
+    return this.#arrivals;
   }
 
   get pid(): number {

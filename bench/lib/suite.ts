@@ -10,6 +10,11 @@ export type Row = Record<string, string | number | boolean | null>;
 export interface SuiteContext {
   /** Prints one line, prefixed with the suite name. */
   log(line: string): void;
+  /**
+   * `BENCH_QUICK=1` or `--quick`: every count scaled down (about 1/10 to 1/100) so a suite can be
+   * checked end to end in seconds while it is being written. Quick figures are not reported.
+   */
+  quick: boolean;
 }
 
 export interface SuiteResult {
@@ -21,6 +26,20 @@ export interface SuiteResult {
   comparisons: Row[];
   /** Anything a reader needs to interpret the figures. */
   notes: string[];
+  /** Time series for the report's charts (e.g. messages per second over a run). */
+  series?: Series[];
+}
+
+/** One line of a chart: `points` are [seconds since the start of the run, value]. */
+export interface Series {
+  /** File-name-safe id, unique within the suite (the chart is `bench/report/<suite>-<id>.svg`). */
+  id: string;
+  title: string;
+  /** What the value is, e.g. "messages/s". */
+  unit: string;
+  /** A horizontal line drawn on the chart (the configured rate limit), if any. */
+  limit?: number | null;
+  points: Array<[number, number]>;
 }
 
 export interface Suite {
