@@ -1,9 +1,430 @@
 /**
- * bench/REPORT.md, generated from the JSON results (placeholder until the generator lands).
+ * bench/REPORT.md and its charts (bench/report/<suite>-<series>.svg), generated from the JSON
+ * results in bench/results/ (never from the `*.quick.json` files: quick figures are not reported).
+ *
+ * `npm run bench` calls `writeReport` after a full run; `npm run bench:report` (this file run as a
+ * script) regenerates the report from the existing JSON without rerunning anything.
+ *
+ * The output is a pure function of the JSON: no wall-clock date, no locale, fixed rounding. The
+ * same results give byte-identical files, so a committed report only changes when figures do.
  */
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Row, Series } from './lib/suite.js';
 
-/** Writes the report from every `<suite>.json` in `resultsDir`; returns the report's path. */
+/** Suites in the order the issue lists them; any other suite follows, alphabetically. */
+export const SUITE_ORDER = ['mime', 'smtp', 'rate', 'registry', 'sync', 'peak', 'broadcast', 'old-design'];
+
+/** One `bench/results/<suite>.json`, checked field by field (a missing field is not an error). */
+export interface SuiteRecord {
+  suite: string;
+  description: string;
+  command: string;
+  quick: boolean;
+  startedAt: string | null;
+  durationS: number | null;
+  machine: Record<string, unknown> | null;
+  config: Record<string, unknown>;
+  rows: Row[];
+  comparisons: Row[];
+  notes: string[];
+  series: Series[];
+  /** Set when the file could not be read: the suite is listed, its figures are not. */
+  error?: string;
+}
+
+// ---------------------------------------------------------------- formatting
+
+/**
+ * Thousands separators on the integer part, the decimals exactly as JSON stored them (suites
+ * already round). Hand-written rather than toLocaleString so the output never depends on ICU.
+ */
+export function formatNumber(n: number): string {
+  const s = String(n);
+  if (!Number.isFinite(n) || /e/i.test(s)) return s;
+  const [int = '', frac] = s.split('.');
+  const sign = int.startsWith('-') ? '-' : '';
+  const grouped = int.slice(sign.length).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return `${sign}${grouped}${frac === undefined ? '' : `.${frac}`}`;
+}
+
+/** One table cell: numbers grouped, null and missing as "–", pipes and newlines made harmless. */
+export function formatCell(v: unknown): string {
+  if (v === null || v === undefined) return '–';
+  if (typeof v === 'number') return formatNumber(v);
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+/**
+ * A Markdown table of rows with different keys: the columns of all rows in first-seen order
+ * (column names carry the units, e.g. `msgsPerS`), numeric columns right-aligned.
+ */
+export function markdownTable(rows: readonly Row[]): string {
+  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  if (cols.length === 0) return '';
+  const numeric = (c: string) => rows.every((r) => r[c] === null || r[c] === undefined || typeof r[c] === 'number');
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [
+    line(cols.map(formatCell)),
+    line(cols.map((c) => (numeric(c) ? '---:' : '---'))),
+    ...rows.map((r) => line(cols.map((c) => formatCell(r[c])))),
+  ].join('\n');
+}
+
+/** A configuration value on one line: primitives as cells, lists of primitives joined, the rest as compact JSON. */
+function configValue(v: unknown): string {
+  if (Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object')) return v.map(formatCell).join(', ');
+  if (v !== null && typeof v === 'object') return `\`${JSON.stringify(v).replace(/\|/g, '\\|').replace(/`/g, "'")}\``;
+  return formatCell(v);
+}
+
+function configTable(config: Record<string, unknown>): string {
+  const keys = Object.keys(config);
+  if (keys.length === 0) return '';
+  return ['| setting | value |', '| --- | --- |', ...keys.map((k) => `| ${formatCell(k)} | ${configValue(config[k])} |`)].join('\n');
+}
+
+/** `2026-11-26T03:59:32.535Z` → `2026-11-26 03:59 UTC` (always UTC: the report must not depend on TZ). */
+function formatDate(iso: string | null): string {
+  if (iso === null || Number.isNaN(Date.parse(iso))) return 'unknown date';
+  return `${new Date(iso).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+function formatDuration(s: number | null): string {
+  if (s === null) return 'unknown duration';
+  if (s < 60) return `${formatNumber(s)} s`;
+  const m = Math.floor(s / 60);
+  return `${formatNumber(s)} s (${m} min ${Math.round(s - m * 60)} s)`;
+}
+
+// ---------------------------------------------------------------- the SVG chart
+
+const W = 800;
+const H = 300;
+const BASE_PLOT = { left: 76, right: W - 24, top: 40, bottom: H - 48 };
+/** About what fits across the chart at the title's size; longer titles wrap, at most two lines. */
+const TITLE_CHARS = 80;
+const TITLE_LINE = 18;
+/** More points than pixels only makes the file bigger; beyond this, buckets keep their min and max. */
+export const MAX_CHART_POINTS = 1600;
+const FONT = 'system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif';
+
+function xml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** One decimal is below a pixel's width; fixed rounding keeps the output byte-identical. */
+const px = (v: number) => String(Math.round(v * 10) / 10);
+
+/** Tick values 1, 2 or 5 × 10^k apart covering [lo, hi], about `count` of them. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  const span = hi - lo || 1;
+  const raw = span / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  // The nearest of 1, 2, 5, 10 (thresholds near their geometric means), not the next larger one,
+  // which would give as few as half the ticks asked for.
+  const r = raw / mag;
+  const step = (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
+  const ticks: number[] = [];
+  for (let t = Math.floor(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+  if ((ticks[ticks.length - 1] ?? lo) < hi) ticks.push(Number(((ticks[ticks.length - 1] ?? lo) + step).toPrecision(12)));
+  return ticks;
+}
+
+/** Keeps the shape of a long series: per bucket of consecutive points, its lowest and highest (in x order). */
+export function downsample(points: ReadonlyArray<[number, number]>, max = MAX_CHART_POINTS): Array<[number, number]> {
+  if (points.length <= max) return [...points];
+  const buckets = Math.floor(max / 2);
+  const out: Array<[number, number]> = [];
+  for (let b = 0; b < buckets; b++) {
+    const slice = points.slice(Math.floor((b * points.length) / buckets), Math.floor(((b + 1) * points.length) / buckets));
+    let lo = slice[0];
+    let hi = slice[0];
+    for (const p of slice) {
+      if (lo === undefined || p[1] < lo[1]) lo = p;
+      if (hi === undefined || p[1] > hi[1]) hi = p;
+    }
+    if (lo === undefined || hi === undefined) continue;
+    out.push(...(lo === hi ? [lo] : lo[0] <= hi[0] ? [lo, hi] : [hi, lo]));
+  }
+  return out;
+}
+
+/** Splits a title at spaces into lines of at most `max` characters; a third line is cut with an ellipsis. */
+export function wrapTitle(title: string, max = TITLE_CHARS): string[] {
+  const lines: string[] = [];
+  for (const word of title.split(/\s+/).filter((w) => w !== '')) {
+    const last = lines[lines.length - 1];
+    if (last !== undefined && last.length + 1 + word.length <= max) lines[lines.length - 1] = `${last} ${word}`;
+    else lines.push(word);
+  }
+  if (lines.length <= 2) return lines;
+  return [lines[0] ?? '', `${lines.slice(1).join(' ').slice(0, max - 1).trimEnd()}…`];
+}
+
+/** The limit's label: "limit 1,000/s" for a rate, otherwise the value and its unit. */
+export function limitLabel(limit: number, unit: string): string {
+  return unit.endsWith('/s') ? `limit ${formatNumber(limit)}/s` : `limit ${formatNumber(limit)} ${unit}`.trimEnd();
+}
+
+/**
+ * A line chart of one series: x = seconds since the start of the run, y = value from 0, a grid at
+ * the y ticks, and the limit (if any) as a dashed red line drawn over the data, so a series
+ * running exactly at the limit still shows it. Few points get markers, so single samples show.
+ */
+export function renderChart(series: Series): string {
+  const pts = downsample(series.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).sort((a, b) => a[0] - b[0]));
+  const limit = typeof series.limit === 'number' && Number.isFinite(series.limit) ? series.limit : null;
+  const xs = pts.map((p) => p[0]);
+  const ys = pts.map((p) => p[1]).concat(limit === null ? [] : [limit]);
+  const xMin = Math.min(0, ...xs);
+  const xTicks = niceTicks(xMin, Math.max(xMin + 1, ...xs), 8);
+  const yTicks = niceTicks(Math.min(0, ...ys), Math.max(1, ...ys) * 1.05, 5);
+  const [x0 = 0, x1 = 1] = [xTicks[0], xTicks[xTicks.length - 1]];
+  const [y0 = 0, y1 = 1] = [yTicks[0], yTicks[yTicks.length - 1]];
+  // A two-line title pushes the plot down rather than running off the 800 px.
+  const title = wrapTitle(series.title);
+  const PLOT = { ...BASE_PLOT, top: BASE_PLOT.top + TITLE_LINE * Math.max(0, title.length - 1) };
+  const sx = (x: number) => px(PLOT.left + ((x - x0) / (x1 - x0)) * (PLOT.right - PLOT.left));
+  const sy = (y: number) => px(PLOT.bottom - ((y - y0) / (y1 - y0)) * (PLOT.bottom - PLOT.top));
+  const text = (x: number | string, y: number | string, anchor: string, s: string, extra = '') =>
+    `<text x="${x}" y="${y}" text-anchor="${anchor}"${extra}>${xml(s)}</text>`;
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${xml(series.title)}" font-family="${FONT}" font-size="12" fill="#333">`,
+    `<title>${xml(series.title)}</title>`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    ...title.map((line, i) => text(W / 2, 22 + i * TITLE_LINE, 'middle', line, ' font-size="15" font-weight="600"')),
+    ...yTicks.map((t) => `<line x1="${PLOT.left}" x2="${PLOT.right}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e5e5e5"/>`),
+    ...yTicks.map((t) => text(PLOT.left - 6, Number(sy(t)) + 4, 'end', formatNumber(t))),
+    ...xTicks.map((t) => `<line x1="${sx(t)}" x2="${sx(t)}" y1="${PLOT.bottom}" y2="${PLOT.bottom + 5}" stroke="#333"/>`),
+    ...xTicks.map((t) => text(sx(t), PLOT.bottom + 18, 'middle', formatNumber(t))),
+    `<path d="M${PLOT.left} ${PLOT.top}V${PLOT.bottom}H${PLOT.right}" fill="none" stroke="#333"/>`,
+    text((PLOT.left + PLOT.right) / 2, H - 10, 'middle', 'seconds'),
+    text(16, (PLOT.top + PLOT.bottom) / 2, 'middle', series.unit, ` transform="rotate(-90 16 ${(PLOT.top + PLOT.bottom) / 2})"`),
+  ];
+  if (pts.length === 0) out.push(text((PLOT.left + PLOT.right) / 2, (PLOT.top + PLOT.bottom) / 2, 'middle', 'no data'));
+  else out.push(`<polyline class="series" fill="none" stroke="#1f77b4" stroke-width="1.5" stroke-linejoin="round" points="${pts.map(([x, y]) => `${sx(x)},${sy(y)}`).join(' ')}"/>`);
+  if (pts.length <= 50) out.push(...pts.map(([x, y]) => `<circle cx="${sx(x)}" cy="${sy(y)}" r="2.5" fill="#1f77b4"/>`));
+  if (limit !== null) {
+    out.push(`<line class="limit" x1="${PLOT.left}" x2="${PLOT.right}" y1="${sy(limit)}" y2="${sy(limit)}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+    out.push(text(PLOT.right - 4, Number(sy(limit)) - 5, 'end', limitLabel(limit, series.unit), ' fill="#d62728"'));
+  }
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+/** One line under a chart: what a reader without the image needs (and a check on the image). */
+function seriesSummary(s: Series): string {
+  const ys = s.points.map((p) => p[1]).filter(Number.isFinite);
+  if (ys.length === 0) return 'no data points';
+  // Loops, not Math.min(...ys): a long series would overflow the argument list.
+  let [min, max, sum] = [Infinity, -Infinity, 0];
+  for (const y of ys) [min, max, sum] = [Math.min(min, y), Math.max(max, y), sum + y];
+  const round1 = (n: number) => Math.round(n * 10) / 10;
+  const limit = typeof s.limit === 'number' ? `, limit ${formatNumber(s.limit)}` : '';
+  return `${formatNumber(ys.length)} point${ys.length === 1 ? '' : 's'}; ${s.unit}: min ${formatNumber(round1(min))}, mean ${formatNumber(round1(sum / ys.length))}, max ${formatNumber(round1(max))}${limit}`;
+}
+
+// ---------------------------------------------------------------- reading results
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Rows hold primitives; anything else a suite put there is shown as compact JSON rather than dropped. */
+function toRows(v: unknown): Row[] {
+  if (!Array.isArray(v)) return [];
+  return v.filter(isRecord).map((r) => {
+    const row: Row = {};
+    for (const [k, x] of Object.entries(r)) row[k] = x === null || ['string', 'number', 'boolean'].includes(typeof x) ? (x as Row[string]) : JSON.stringify(x);
+    return row;
+  });
+}
+
+function toSeries(v: unknown): Series[] {
+  if (!Array.isArray(v)) return [];
+  return v.filter(isRecord).map((s, i) => ({
+    id: typeof s['id'] === 'string' && s['id'] !== '' ? s['id'] : `series${i + 1}`,
+    title: typeof s['title'] === 'string' ? s['title'] : `series ${i + 1}`,
+    unit: typeof s['unit'] === 'string' ? s['unit'] : '',
+    limit: typeof s['limit'] === 'number' ? s['limit'] : null,
+    points: (Array.isArray(s['points']) ? s['points'] : []).filter(
+      (p): p is [number, number] => Array.isArray(p) && typeof p[0] === 'number' && typeof p[1] === 'number',
+    ),
+  }));
+}
+
+/** Reads one result file leniently: whatever is missing or malformed becomes empty, never an exception. */
+export function parseResult(json: unknown, fallbackName: string): SuiteRecord {
+  const r = isRecord(json) ? json : {};
+  const str = (k: string) => (typeof r[k] === 'string' ? (r[k] as string) : null);
+  return {
+    suite: str('suite') ?? fallbackName,
+    description: str('description') ?? '',
+    command: str('command') ?? `npm run bench ${fallbackName}`,
+    quick: r['quick'] === true,
+    startedAt: str('startedAt'),
+    durationS: typeof r['durationS'] === 'number' ? r['durationS'] : null,
+    machine: isRecord(r['machine']) ? r['machine'] : null,
+    config: isRecord(r['config']) ? r['config'] : {},
+    rows: toRows(r['rows']),
+    comparisons: toRows(r['comparisons']),
+    notes: Array.isArray(r['notes']) ? r['notes'].map((n) => (typeof n === 'string' ? n : JSON.stringify(n))) : [],
+    series: toSeries(r['series']),
+  };
+}
+
+/** Fixed suites first in their order, then the rest alphabetically. */
+export function orderSuites(names: Iterable<string>): string[] {
+  const rank = (n: string) => (SUITE_ORDER.includes(n) ? SUITE_ORDER.indexOf(n) : SUITE_ORDER.length);
+  return [...new Set(names)].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+// ---------------------------------------------------------------- the report
+
+/** A chart's file name: `<suite>-<id>.svg`, made file-name-safe and unique within the suite. */
+export function chartFiles(suite: string, series: readonly Series[]): string[] {
+  const seen = new Set<string>();
+  return series.map((s) => {
+    const base = `${suite}-${s.id}`.replace(/[^A-Za-z0-9._-]+/g, '-');
+    let name = base;
+    for (let n = 2; seen.has(name); n++) name = `${base}-${n}`;
+    seen.add(name);
+    return `${name}.svg`;
+  });
+}
+
+/** A stable key for comparing machines (key order in the JSON must not matter). */
+function machineKey(m: Record<string, unknown> | null): string {
+  const sortKeys = (v: unknown): unknown =>
+    isRecord(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys(v[k])])) : v;
+  return JSON.stringify(sortKeys(m));
+}
+
+function describeMachine(m: Record<string, unknown> | null): string {
+  if (m === null) return 'not recorded';
+  const v = (k: string) => (m[k] === undefined ? 'unknown' : formatCell(m[k]));
+  const versions = isRecord(m['versions']) ? Object.entries(m['versions']).map(([k, x]) => `${k} ${formatCell(x)}`).join(', ') : 'not recorded';
+  return `${v('cores')} cores (${v('cpuModel')}), ${v('memoryGiB')} GiB memory, ${v('os')}, Node ${v('node')}; packages: ${versions}`;
+}
+
+/** The machine most suites ran on (ties: the earlier suite in report order). */
+function commonMachine(records: readonly SuiteRecord[]): string | null {
+  const counts = new Map<string, number>();
+  for (const r of records) if (r.machine !== null) counts.set(machineKey(r.machine), (counts.get(machineKey(r.machine)) ?? 0) + 1);
+  let best: string | null = null;
+  for (const [k, n] of counts) if (best === null || n > (counts.get(best) ?? 0)) best = k;
+  return best;
+}
+
+function suiteSection(r: SuiteRecord, files: readonly string[], sameMachine: boolean): string {
+  const out = [`## ${r.suite}`, ''];
+  if (r.error !== undefined) return [...out, `**Result unreadable**: ${r.error}`, ''].join('\n');
+  if (r.description !== '') out.push(r.description, '');
+  out.push(`- Command: \`${r.command}\``, `- Ran: ${formatDate(r.startedAt)}, took ${formatDuration(r.durationS)}`);
+  if (r.quick) out.push('- **Quick run**: counts scaled down; these figures are not comparable.');
+  if (r.machine === null) out.push('- Machine: not recorded in the result');
+  else if (!sameMachine) out.push(`- **Machine differs from the header**: ${describeMachine(r.machine)}`);
+  out.push('');
+  const block = (title: string, body: string) => (body === '' ? [] : [`**${title}**`, '', body, '']);
+  out.push(...block('Configuration', configTable(r.config)));
+  out.push(...block('Results', markdownTable(r.rows)));
+  out.push(...block('Comparisons', markdownTable(r.comparisons)));
+  out.push(...block('Notes', r.notes.map((n) => `- ${n.replace(/\r?\n/g, '\n  ')}`).join('\n')));
+  r.series.forEach((s, i) => out.push(`![${s.title.replace(/[[\]<>]/g, '')}](report/${files[i] ?? ''})`, '', `*${seriesSummary(s)}*`, ''));
+  return out.join('\n');
+}
+
+/** The whole REPORT.md for these results; `known` adds suites that exist but have no result ("not run"). */
+export function renderReport(records: readonly SuiteRecord[], known: Iterable<string> = [], quickOnly: Iterable<string> = []): string {
+  const byName = new Map(records.map((r) => [r.suite, r]));
+  const names = orderSuites([...SUITE_ORDER, ...known, ...byName.keys()]);
+  const ran = names.map((n) => byName.get(n)).filter((r): r is SuiteRecord => r !== undefined);
+  const quick = new Set(quickOnly);
+  const common = commonMachine(ran);
+  const starts = ran.map((r) => r.startedAt).filter((s): s is string => s !== null && !Number.isNaN(Date.parse(s))).sort();
+  const ends = ran
+    .filter((r) => r.startedAt !== null && !Number.isNaN(Date.parse(r.startedAt)))
+    .map((r) => new Date(Date.parse(r.startedAt ?? '') + (r.durationS ?? 0) * 1000).toISOString())
+    .sort();
+  const total = Math.round(ran.reduce((a, r) => a + (r.durationS ?? 0), 0) * 10) / 10;
+  const commonRecord = ran.find((r) => machineKey(r.machine) === common);
+  const differing = ran.filter((r) => r.machine !== null && machineKey(r.machine) !== common).map((r) => r.suite);
+  const out = [
+    '# Benchmark report',
+    '',
+    // Dated by the results, not by the clock: regenerating from the same JSON changes nothing.
+    `Generated by \`npm run bench\` (regenerate from the JSON with \`npm run bench:report\`) from the results in \`bench/results/\`, measured ${starts.length === 0 ? 'at unknown dates' : `${formatDate(starts[0] ?? null)} – ${formatDate(ends[ends.length - 1] ?? null)}`}. Quick runs (\`*.quick.json\`) are never reported. Benchmarks assert nothing about speed; every comparison below was measured in the same run.`,
+    '',
+    `**Machine**: ${ran.length === 0 ? 'no results' : describeMachine(commonRecord?.machine ?? null)}${differing.length > 0 ? ` (suites measured elsewhere, see their sections: ${differing.join(', ')})` : ''}`,
+    '',
+    `**Total bench duration**: ${formatDuration(total)}, the sum of the suites' own durations, ${ran.length} of ${names.length} suites`,
+    '',
+    '| suite | status | ran | duration |',
+    '| --- | --- | --- | ---: |',
+    ...names.map((n) => {
+      const r = byName.get(n);
+      if (r === undefined) return `| ${n} | not run${quick.has(n) ? ' (quick run only)' : ''} | – | – |`;
+      const status = r.error !== undefined ? 'result unreadable' : r.quick ? 'quick run' : 'ran';
+      return `| [${n}](#${n.toLowerCase().replace(/[^a-z0-9_-]/g, '')}) | ${status} | ${formatDate(r.startedAt)} | ${r.durationS === null ? '–' : `${formatNumber(r.durationS)} s`} |`;
+    }),
+    '',
+  ];
+  for (const r of ran) out.push(suiteSection(r, chartFiles(r.suite, r.series), machineKey(r.machine) === common));
+  return `${out.join('\n').replace(/\n+$/, '')}\n`;
+}
+
+/**
+ * Writes `<resultsDir>/../REPORT.md` and `<resultsDir>/../report/*.svg` from every
+ * `<resultsDir>/<suite>.json`; returns the report's path. Charts no longer produced by any
+ * result are removed, so the directory always matches the report.
+ */
 export function writeReport(resultsDir: string): string {
-  return join(resultsDir, '..', 'REPORT.md');
+  const benchDir = resolve(resultsDir, '..');
+  const chartDir = join(benchDir, 'report');
+  const files = existsSync(resultsDir) ? readdirSync(resultsDir).sort() : [];
+  const records: SuiteRecord[] = [];
+  for (const f of files.filter((x) => x.endsWith('.json') && !x.endsWith('.quick.json'))) {
+    const name = f.slice(0, -'.json'.length);
+    try {
+      records.push(parseResult(JSON.parse(readFileSync(join(resultsDir, f), 'utf8')), name));
+    } catch (err) {
+      // One unreadable file must not lose the report of the others: it shows as a note.
+      records.push({ ...parseResult({}, name), error: `could not read ${f}: ${err instanceof Error ? err.message : String(err)}` });
+    }
+  }
+  const known = existsSync(benchDir) ? readdirSync(benchDir).filter((f) => f.endsWith('.bench.ts')).map((f) => f.slice(0, -'.bench.ts'.length)) : [];
+  const quickOnly = files.filter((f) => f.endsWith('.quick.json')).map((f) => f.slice(0, -'.quick.json'.length));
+  mkdirSync(chartDir, { recursive: true });
+  const written = new Set<string>();
+  for (const r of records) {
+    chartFiles(r.suite, r.series).forEach((file, i) => {
+      const s = r.series[i];
+      if (s === undefined) return;
+      writeFileSync(join(chartDir, file), renderChart(s));
+      written.add(file);
+    });
+  }
+  for (const f of readdirSync(chartDir)) if (f.endsWith('.svg') && !written.has(f)) rmSync(join(chartDir, f));
+  const path = join(benchDir, 'REPORT.md');
+  writeFileSync(path, renderReport(records, known, quickOnly));
+  return path;
+}
+
+/** Run as a script (`npm run bench:report`), not when imported by bench/run.ts or a test. */
+function isMain(): boolean {
+  const arg = process.argv[1];
+  if (arg === undefined) return false;
+  try {
+    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
+  console.log(`[bench] report written to ${writeReport(resultsDir)}`);
 }
