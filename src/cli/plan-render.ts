@@ -43,13 +43,6 @@ function drainText(minuteMs: number, d: Drain): string {
   return `drains by ${by}${rate}`;
 }
 
-/** `14/s (paced at 13.3/s)` for the header line. */
-export function describePacing(perSecond: number | null | undefined, paced: (r: number) => number): string {
-  if (!perSecond) return '';
-  const p = paced(perSecond);
-  return ` (the send queue paces ${formatCount(perSecond)}/s at ${Math.round(p * 10) / 10}/s)`;
-}
-
 /** One line per peak: "09:00 UTC: 3,412 sends, drains by 09:04:04 at 14/s (spread 30 s: ...)". */
 export function peakLines(plan: CapacityPlan, unlimited: boolean): string[] {
   return plan.peaks.map((p) => {

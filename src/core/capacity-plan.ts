@@ -8,10 +8,9 @@
  * exactly what the daemon will fire, DST and weekday rules included.
  *
  * Draining is a per-second fluid model of the send queue: sends due in a minute arrive at its
- * start (or evenly over `spreadSeconds` with the spread window), first come first served, at the
- * pace the send queue keeps under `perSecond` ({@link pacedRate}) and within the token budgets of
- * the per-minute / hour / day windows. The
- * windows refill on fixed boundaries counted from the start of the plan (Bottleneck refills
+ * start (or evenly over `spreadSeconds` with the spread window), first come first served, at
+ * `perSecond` and within the token budgets of the per-minute / hour / day windows. The windows
+ * refill on fixed boundaries counted from the start of the plan (Bottleneck refills
  * relative to when the daemon started, so a real window may be shifted by up to its length).
  * SMTP itself is taken as fast enough; with no rate window at all a minute drains at once.
  */
@@ -19,19 +18,6 @@ import { epochMinute } from './fire-time.js';
 import type { JobRegistry } from './job-registry.js';
 
 const MINUTE_MS = 60_000;
-
-/**
- * The rate the send queue actually sustains under a `perSecond` limit. It grants batches of
- * `perSecond / 20` messages (1..50) spaced by a whole number of milliseconds with 5 % headroom
- * (adapters/smtp/send-queue.ts: Bottleneck's timers fire a little early, and the provider's
- * window must never be exceeded), e.g. 13.3/s for 14/s and 37.7/s for 40/s. Planning with the
- * nominal limit would promise drains about 5 % sooner than they happen.
- */
-export function pacedRate(perSecond: number): number {
-  const batch = Math.min(50, Math.max(1, Math.floor(perSecond / 20)));
-  const minTime = Math.ceil(((batch * 1000) / perSecond) * 1.05);
-  return (batch * 1000) / minTime;
-}
 
 export interface RateWindows {
   perSecond?: number | null | undefined;
@@ -96,7 +82,9 @@ export function drainModel(counts: ArrayLike<number>, rate: RateWindows, spreadS
   ] as const) {
     if (limit) windows.push({ len, limit, left: limit });
   }
-  const perSecond = rate.perSecond ? pacedRate(rate.perSecond) : Infinity;
+  // The send queue sustains the per-second limit itself (core/pacing.ts: exact grant spacing,
+  // the ArrivalGate absorbing early timers), so the model drains at the nominal rate.
+  const perSecond = rate.perSecond || Infinity;
   const unlimited = perSecond === Infinity && windows.length === 0;
   const minutes = counts.length;
   // Cumulative arrivals at the end of each minute's arrival window, and cumulative sends per second.

@@ -10,7 +10,6 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { pacedRate } from '../../src/core/capacity-plan.js';
 import { nextFire } from '../../src/core/fire-time.js';
 import { checkUser } from '../../src/core/validate-user.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -76,13 +75,12 @@ it('per-minute counts agree with a brute-force count of every user’s fires', {
   expect(plan.total).toBe([...expected.values()].reduce((a, b) => a + b, 0));
   expect(plan.total).toBeGreaterThan(10_000);
 
-  // The busiest minutes come first, and each drains at the rate the send queue keeps under the
-  // limit (37.7/s for 40/s: whole-millisecond spacing with 5 % headroom).
+  // The busiest minutes come first, and each drains at the limit.
   const top = Math.max(...expected.values());
   expect(plan.peaks[0]?.sends).toBe(top);
   for (const p of plan.peaks.filter((x) => x.backlogAtStart === 0)) {
-    expect(p.drainSeconds).toBeCloseTo(p.sends / pacedRate(RATE), 1);
-    expect(p.ratePerSecond).toBeCloseTo(pacedRate(RATE), 0);
+    expect(p.drainSeconds).toBeCloseTo(p.sends / RATE, 1);
+    expect(p.ratePerSecond).toBeCloseTo(RATE, 0);
   }
 
   // The measured side: run-minute of a busy minute with no backlog from earlier minutes, the
@@ -100,7 +98,7 @@ it('per-minute counts agree with a brute-force count of every user’s fires', {
   // counts n/R. Compare like with like.
   const measured = ((last - first) / 1000) * (pick.sends / (pick.sends - 1));
   const error = Math.abs(measured - pick.drainSeconds) / pick.drainSeconds;
-  console.log(`[plan] ${pick.minute}: ${pick.sends} sends, plan drains in ${pick.drainSeconds} s at ${RATE}/s (paced ${pacedRate(RATE).toFixed(2)}/s); run-minute measured ${measured.toFixed(2)} s (${(error * 100).toFixed(1)} % off)`);
+  console.log(`[plan] ${pick.minute}: ${pick.sends} sends, plan drains in ${pick.drainSeconds} s at ${RATE}/s; run-minute measured ${measured.toFixed(2)} s (${(error * 100).toFixed(1)} % off)`);
   expect(error).toBeLessThanOrEqual(0.1);
 });
 
@@ -110,7 +108,7 @@ it('prints the chart and the peak lines, and --svg writes the picture', { timeou
   expect(r.code, r.stderr).toBe(0);
   expect(r.stdout).toMatch(/sends due per minute, 2027-02-01T00:00Z \+ 24 h/);
   expect(r.stdout).toMatch(/│.*█/);
-  expect(r.stdout).toMatch(/^ {2}\d\d:\d\d UTC: [\d,]+ sends(?: \(\+[\d,]+ still queued from earlier\))?, drains by \d\d:\d\d:\d\d at 37\.7\/s; spread over 59 s: drains by \d\d:\d\d:\d\d at [\d.]+\/s$/m);
+  expect(r.stdout).toMatch(/^ {2}\d\d:\d\d UTC: [\d,]+ sends(?: \(\+[\d,]+ still queued from earlier\))?, drains by \d\d:\d\d:\d\d at 40\/s; spread over 59 s: drains by \d\d:\d\d:\d\d at [\d.]+\/s$/m);
   const picture = readFileSync(svg, 'utf8');
   expect(picture.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
   expect(picture.trimEnd().endsWith('</svg>')).toBe(true);

@@ -119,7 +119,7 @@ describe('rate', () => {
     expect(times).toHaveLength(400);
     // Fixed one-second windows (as a provider counts) must hold the limit exactly. Sliding
     // windows may exceed it by Bottleneck's granularity: one grant, here perSecond/20 = 2 messages
-    // spaced by minTime (42 ms), whose arrivals can straddle a window edge.
+    // spaced by minTime (40 ms), whose arrivals can straddle a window edge.
     const fixed = new Map<number, number>();
     for (const x of times) {
       const w = Math.floor((x - (times[0] as number)) / 1000);

@@ -1,6 +1,6 @@
 /** The capacity plan's pure parts: fire counting through the registry, peaks, and the drain model. */
 import { describe, expect, it } from 'vitest';
-import { buildPlan, countFires, drainModel, pacedRate, topMinutes } from '../../src/core/capacity-plan.js';
+import { buildPlan, countFires, drainModel, topMinutes } from '../../src/core/capacity-plan.js';
 import { JobRegistry } from '../../src/core/job-registry.js';
 import type { UserRecord } from '../../src/core/types.js';
 
@@ -35,27 +35,21 @@ describe('topMinutes', () => {
 });
 
 describe('drainModel', () => {
-  it('paces like the send queue: 5 % headroom in whole milliseconds per batch', () => {
-    expect(pacedRate(14)).toBeCloseTo(1000 / 75, 9); // 1 per 75 ms
-    expect(pacedRate(40)).toBeCloseTo(2000 / 53, 9); // 2 per 53 ms
-    expect(pacedRate(1000)).toBeCloseTo(50_000 / 53, 9); // 50 per 53 ms
-  });
-
-  it('a burst drains at the paced rate: 700 at 14/s takes 52.5 s', () => {
+  it('a burst drains at the per-second limit: 700 at 14/s takes 50 s', () => {
     const d = drainModel([700], { perSecond: 14 }).drain(0);
-    expect(d.drainSeconds).toBeCloseTo(52.5, 5);
-    expect(d.ratePerSecond).toBeCloseTo(13.333, 3);
+    expect(d.drainSeconds).toBeCloseTo(50, 5);
+    expect(d.ratePerSecond).toBeCloseTo(14, 5);
     expect(d.backlogAtStart).toBe(0);
   });
 
   it('a minute that does not drain leaves a backlog for the next, which then drains later', () => {
-    // 20/s is paced at 1 per 53 ms = 18.87/s.
-    const r = pacedRate(20);
-    const m = drainModel([1200, 100], { perSecond: 20 });
-    expect(m.drain(0).drainSeconds).toBeCloseTo(1200 / r, 5);
+    // 1,500 at 20/s take 75 s: 1,200 go in the first minute, 300 are left for the second, whose
+    // own 100 wait behind them: (300 + 100) / 20 = 20 s into it.
+    const m = drainModel([1500, 100], { perSecond: 20 });
+    expect(m.drain(0).drainSeconds).toBeCloseTo(75, 5);
     const next = m.drain(1);
-    expect(next.backlogAtStart).toBeCloseTo(1200 - 60 * r, 5);
-    expect(next.drainSeconds).toBeCloseTo((1300 - 60 * r) / r, 5);
+    expect(next.backlogAtStart).toBeCloseTo(300, 5);
+    expect(next.drainSeconds).toBeCloseTo(20, 5);
   });
 
   it('per-minute windows release their budget at once, then wait for the refill', () => {
@@ -68,14 +62,14 @@ describe('drainModel', () => {
     const counts = new Array<number>(60 * 24).fill(0);
     counts[0] = 150;
     const d = drainModel(counts, { perSecond: 50, perDay: 100 }).drain(0);
-    expect(d.drainSeconds).toBeCloseTo(86_400 + 50 / pacedRate(50), 5);
+    expect(d.drainSeconds).toBeCloseTo(86_400 + 1, 5);
   });
 
   it('with the spread window, sends arrive over it and drain by its end when the rate allows', () => {
     // 10/s arrive, below 14/s: each goes as it arrives, the last at the end of the window.
     expect(drainModel([300], { perSecond: 14 }, 30).drain(0).drainSeconds).toBeCloseTo(30, 5);
     // 20/s arrive, above 14/s: the rate decides, as for a burst.
-    expect(drainModel([600], { perSecond: 14 }, 30).drain(0).drainSeconds).toBeCloseTo(600 / pacedRate(14), 5);
+    expect(drainModel([600], { perSecond: 14 }, 30).drain(0).drainSeconds).toBeCloseTo(600 / 14, 5);
   });
 
   it('no window at all: unlimited, drains as fast as SMTP takes it', () => {
@@ -91,8 +85,8 @@ describe('drainModel', () => {
     expect(plan.total).toBe(100);
     expect(plan.peaks).toHaveLength(1);
     expect(plan.peaks[0]).toMatchObject({ index: 5, minuteMs: FROM + 5 * 60_000 });
-    expect(plan.peaks[0]?.burst.drainSeconds).toBeCloseTo(100 / pacedRate(10), 5);
-    // Spread over 20 s, 5/s arrive, under the 9.5/s pace: the last goes at the end of the window.
+    expect(plan.peaks[0]?.burst.drainSeconds).toBeCloseTo(10, 5);
+    // Spread over 20 s, 5/s arrive, under the 10/s limit: the last goes at the end of the window.
     expect(plan.peaks[0]?.spread.drainSeconds).toBeCloseTo(20, 5);
 
   });

@@ -21,6 +21,7 @@ import type { MailTransport } from '../../ports/index.js';
 import { backoffDelay, classifySmtpError, isSlowDown } from './classify.js';
 import { ArrivalGate } from './arrival-gate.js';
 import { CircuitBreaker, type BreakerState } from './circuit-breaker.js';
+import { grantPacing } from '../../core/pacing.js';
 
 export interface SendOutcome {
   delivery: Delivery;
@@ -63,7 +64,6 @@ const KINDS: readonly DeliveryKind[] = ['scheduled', 'broadcast'];
 /** Batches granted ahead of the workers; more would let a burst build up behind a slow server. */
 const GRANTS_AHEAD = 2;
 const MAX_SLOW_LEVEL = 4;
-const MIN_TIME_HEADROOM = 1.05;
 
 const WINDOWS = [
   ['perMinute', 60_000],
@@ -153,12 +153,8 @@ export class SendQueue {
     this.#hooks = hooks;
     this.#log = log;
     const perSecond = opts.rate.perSecond ?? undefined;
-    // With a per-second limit, batches are small enough that spacing them by minTime keeps every
-    // one-second window under the limit with ~20 grants a second; without one, batches are large.
-    const batch = perSecond ? clamp(Math.floor(perSecond / 20), 1, this.#opts.maxBatch) : this.#opts.maxBatch;
-    // Bottleneck's timers drift early by a millisecond or two per grant (measured: 38-39 ms for a
-    // 40 ms minTime), which adds up to an extra grant per second; 5% of headroom absorbs it.
-    this.#base = { batch, minTime: perSecond ? Math.ceil(((batch * 1000) / perSecond) * MIN_TIME_HEADROOM) : 0 };
+    const { batch, minTime } = grantPacing(perSecond, this.#opts.maxBatch);
+    this.#base = { batch, minTime };
     this.#batch = batch;
     this.#limiter = new Bottleneck({ minTime: this.#base.minTime });
     this.#gate = perSecond ? new ArrivalGate(perSecond) : undefined;
@@ -429,10 +425,6 @@ export class SendQueue {
     if (this.#live.size > 0 || this.#inFlight.size > 0) return;
     for (const w of this.#idleWaiters.splice(0)) w();
   }
-}
-
-function clamp(n: number, lo: number, hi: number): number {
-  return Math.min(hi, Math.max(lo, n));
 }
 
 function sleep(ms: number): Promise<void> {

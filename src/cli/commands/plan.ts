@@ -10,12 +10,12 @@ import type { Command } from 'commander';
 import { MongoStore } from '../../adapters/mongo/store.js';
 import { MongoSuppressionStore } from '../../adapters/mongo/suppression-store.js';
 import { MongoUserSource } from '../../adapters/mongo/user-source.js';
-import { buildPlan, drainModel, pacedRate } from '../../core/capacity-plan.js';
+import { buildPlan, drainModel } from '../../core/capacity-plan.js';
 import { JobRegistry } from '../../core/job-registry.js';
 import { normaliseEmail } from '../../core/suppression-list.js';
 import { checkUser } from '../../core/validate-user.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
-import { describePacing, describeRate, formatCount, peakLines, planJson, svgChart, terminalChart } from '../plan-render.js';
+import { describeRate, formatCount, peakLines, planJson, svgChart, terminalChart } from '../plan-render.js';
 
 const MINUTE_MS = 60_000;
 
@@ -82,7 +82,7 @@ export function registerPlan(program: Command): void {
       }
       const out: string[] = [];
       out.push(`${formatCount(users.scheduled)} users scheduled (${formatCount(users.read)} read, ${formatCount(users.inactive)} inactive, ${formatCount(users.invalid)} invalid, ${formatCount(users.suppressed)} suppressed)`);
-      out.push(`rate ${describeRate(config.rate)}${describePacing(config.rate.perSecond, pacedRate)}`);
+      out.push(`rate ${describeRate(config.rate)}`);
       out.push(`${formatCount(plan.total)} sends due from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z over ${hours} h`);
       out.push('');
       out.push(terminalChart(plan, Math.min(96, (process.stdout.columns ?? 100) - 10)));
