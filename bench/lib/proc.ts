@@ -79,7 +79,8 @@ export function spawnWatched(cmd: string, args: string[], env: Record<string, st
   const samples: Array<[number, number]> = [];
   const sample = () => {
     const r = rssOf(pid);
-    if (r === undefined) return;
+    // A process that is exiting (zombie) has no VmRSS/VmHWM lines: NaN would poison the peak.
+    if (r === undefined || !Number.isFinite(r.rssMiB) || !Number.isFinite(r.hwmMiB)) return;
     peak = Math.max(peak, r.hwmMiB);
     samples.push([Math.round(performance.now() - startedAt) / 1000, Math.round(r.rssMiB * 10) / 10]);
   };

@@ -37,7 +37,7 @@ export function slidingWindows(arrivals: readonly number[], windowMs: number, li
 /**
  * The busiest and the quietest fixed one-second window from the first arrival (`perSecond`
  * counts). The last window is cut short by the end of the run, so it is left out of the minimum
- * (and counted in `partial`); it still counts for the maximum, which it can only lower.
+ * (`fullWindows` are the others); it stays in the maximum, since a short window cannot inflate it.
  */
 export function fixedWindowExtremes(arrivals: readonly number[], origin = arrivals[0] ?? 0): { max: number; min: number | null; fullWindows: number } {
   const counts = perSecond(arrivals, origin).map(([, c]) => c);
