@@ -25,7 +25,13 @@
  *   batch made of exactly the same users is skipped with one small read and its counts reused.
  *   Only a batch that differs (users changed, order changed, or the batch was cut short by a
  *   pause or a crash) is claimed again; duplicates come back as "already done" with their status.
- * Memory stays flat: the run holds the batch in flight and the prefetched next one, nothing else.
+ * Memory stays flat: the run holds the batch in flight and the prepared next one, nothing else.
+ *
+ * The next batch is prepared (read, ledger lookup, validated, claimed) while the current one is
+ * sent, so SMTP does not wait on those round trips at every batch boundary (measured: ~110 ms
+ * pauses every 250 messages, half the sending time, `npm run bench broadcast`). Claiming ahead
+ * does not widen the crash bound: a prepared batch has handed nothing to SMTP, and if the run
+ * ends first its claims are released (or, after a crash, taken over like any other).
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -114,6 +120,21 @@ class Signal {
   }
 }
 
+/** A batch read, looked up in the ledger, validated and claimed, waiting for its turn to send. */
+interface Prepared {
+  users: number;
+  lastUserId: string | null;
+  batchId: string;
+  /** The ledger's counts when the batch was confirmed by an earlier run: nothing to send. */
+  known?: BatchCounts;
+  /** Users counted while preparing (skipped, suppressed, finished by an earlier run). */
+  counts: BatchCounts;
+  /** Claimed by this run, to send. */
+  deliveries: Delivery[];
+  /** Keys claimed by another live instance and unfinished. */
+  busy: number;
+}
+
 export class BroadcastRun {
   readonly id: string;
   readonly #deps: BroadcastRunDeps;
@@ -188,30 +209,38 @@ export class BroadcastRun {
 
   async #run(): Promise<RunResult> {
     const stream = this.#deps.recipients[Symbol.asyncIterator]();
-    let next: Promise<IteratorResult<RawUser[]>> | undefined;
+    const prepareNext = (): Promise<Prepared | undefined> => {
+      const p = stream.next().then((r) => (r.done === true ? undefined : this.#prepare(r.value)));
+      // Marked handled here; awaiting it below still throws.
+      p.catch(() => undefined);
+      return p;
+    };
+    let pending: Promise<Prepared | undefined> | undefined;
     let end: RunEnd | undefined;
     try {
-      next = stream.next();
-      // Marked handled here; awaiting it below still throws.
-      next.catch(() => undefined);
+      pending = prepareNext();
       while (end === undefined) {
         end = await this.#verdict();
         if (end !== undefined) break;
-        const r: IteratorResult<RawUser[]> = await next;
-        if (r.done === true) {
+        const batch = await pending;
+        pending = undefined;
+        if (batch === undefined) {
           end = this.#busy > 0 ? 'incomplete' : 'done';
           break;
         }
-        // The cursor reads the next batch while this one is sent.
-        next = stream.next();
-        next.catch(() => undefined);
-        end = await this.#batch(r.value);
+        // The next batch is read and claimed while this one is sent.
+        pending = prepareNext();
+        end = await this.#send(batch);
       }
     } catch (err) {
       await this.#interrupt('stopped').catch((e: unknown) => this.#log.warn({ err: e }, 'could not hand back the batch in flight'));
       throw err;
     } finally {
-      await next?.catch(() => undefined);
+      // A batch prepared but never sent: its claims go back.
+      const unsent = await pending?.catch(() => undefined);
+      if (unsent !== undefined && unsent.deliveries.length > 0) {
+        await this.#deps.claims.release(unsent.deliveries.map((d) => d.key)).catch((e: unknown) => this.#log.warn({ err: e }, 'could not release the prepared batch'));
+      }
       await stream.return?.(undefined)?.catch(() => undefined);
     }
     if (end === 'done') this.#counters.total = this.#checkpoint?.processed ?? 0;
@@ -228,34 +257,31 @@ export class BroadcastRun {
     return v === 'continue' ? undefined : VERDICT_END[v];
   }
 
-  /** One batch; returns how the run ends if it ended during the batch. */
-  async #batch(users: RawUser[]): Promise<RunEnd | undefined> {
+  /**
+   * Reads the ledger, validates and claims one batch. Counts nothing into the run's counters yet
+   * (that happens when the batch's turn comes), so progress never runs ahead of sending.
+   */
+  async #prepare(users: RawUser[]): Promise<Prepared> {
     const { fields, broadcastId } = this.#deps;
     const ids = users.map((u) => idToString(getField(u, fields.id)) ?? '');
     const batchId = batchIdOf(ids);
-    const lastUserId = ids[ids.length - 1] ?? null;
-    const known = await this.#deps.store.confirmedBatch(batchId);
-    if (known !== undefined) {
-      this.#add(known);
-      this.#advance(users.length, lastUserId);
-      await this.#publish(false);
-      return undefined;
-    }
-
+    const base = { users: users.length, lastUserId: ids[ids.length - 1] ?? null, batchId };
     const counts = zero();
-    this.#batchCounts = counts;
+    const known = await this.#deps.store.confirmedBatch(batchId);
+    if (known !== undefined) return { ...base, known, counts, deliveries: [], busy: 0 };
+
     const byKey = new Map<string, Delivery>();
     for (const u of users) {
       const c = checkRecipient(u, fields);
       if (c.kind !== 'valid') {
-        this.#count(counts, 'skipped');
+        counts.skipped++;
         if (c.kind === 'invalid') await this.#deps.events.record({ type: 'invalid', at: new Date(), kind: 'broadcast', userId: c.id, reason: c.reason });
         continue;
       }
       const { id, email, name } = c.recipient;
       const key = broadcastKey(broadcastId, id);
       if (this.#deps.isSuppressed(email)) {
-        this.#count(counts, 'suppressed');
+        counts.suppressed++;
         await this.#deps.events.record({ type: 'suppressed', at: new Date(), key, kind: 'broadcast', userId: id, reason: 'address is on the suppression list' });
         continue;
       }
@@ -269,15 +295,30 @@ export class BroadcastRun {
     for (const key of taken) {
       const status = finished?.get(key);
       if (status !== undefined) {
-        this.#count(counts, status);
+        counts[status]++;
         continue;
       }
-      this.#count(counts, 'skipped');
+      counts.skipped++;
       busy++;
       const d = byKey.get(key);
       await this.#deps.events.record({ type: 'skipped', at: new Date(), key, kind: 'broadcast', userId: d?.userId ?? '', reason: 'claimed by another live instance' });
     }
-    this.#unfed = claimed.flatMap((k) => byKey.get(k) ?? []);
+    return { ...base, counts, deliveries: claimed.flatMap((k) => byKey.get(k) ?? []), busy };
+  }
+
+  /** Sends one prepared batch; returns how the run ends if it ended during the batch. */
+  async #send(batch: Prepared): Promise<RunEnd | undefined> {
+    if (batch.known !== undefined) {
+      this.#add(batch.known);
+      this.#advance(batch.users, batch.lastUserId);
+      await this.#publish(false);
+      return undefined;
+    }
+
+    const counts = batch.counts;
+    this.#batchCounts = counts;
+    this.#add(counts);
+    this.#unfed = batch.deliveries;
     this.#fed = 0;
     this.#halted = false;
     if (this.#stopRequested) return this.#interrupt('stopped');
@@ -298,9 +339,9 @@ export class BroadcastRun {
     // Confirmed only once every outcome of the batch is written (the claims' `#done`); a batch
     // with keys still busy elsewhere is not confirmed, so a later run looks at it again.
     await this.#deps.recorder.flush();
-    if (busy === 0) await this.#deps.store.confirmBatch(batchId, counts);
-    this.#busy += busy;
-    this.#advance(users.length, lastUserId);
+    if (batch.busy === 0) await this.#deps.store.confirmBatch(batch.batchId, counts);
+    this.#busy += batch.busy;
+    this.#advance(batch.users, batch.lastUserId);
     await this.#publish(false);
     return undefined;
   }
@@ -346,12 +387,6 @@ export class BroadcastRun {
     await this.#deps.recorder.flush();
     this.#log.info({ released: give.length, end }, 'broadcast batch interrupted');
     return end;
-  }
-
-  #count(batch: BatchCounts, field: keyof BatchCounts): void {
-    batch[field]++;
-    this.#counters[field]++;
-    this.#version++;
   }
 
   #add(counts: BatchCounts): void {

@@ -285,8 +285,12 @@ describe('BroadcastRun', () => {
     expect(sentBefore.size).toBeGreaterThanOrEqual(45);
     expect(sentBefore.size).toBeLessThanOrEqual(sentAtPause + 2);
     expect(sentBefore.size).toBeLessThan(60);
-    // Released claims are exactly the fed-but-unsent and never-fed keys of the interrupted batch.
-    expect(new Set(w.claims.released)).toEqual(new Set(Array.from({ length: 30 }, (_, i) => key(30 + i)).filter((k) => !sentBefore.has(k))));
+    // Released claims are exactly the fed-but-unsent and never-fed keys of the interrupted batch,
+    // plus the whole next batch, which was claimed ahead while this one was sent and never fed.
+    const interrupted = Array.from({ length: 30 }, (_, i) => key(30 + i)).filter((k) => !sentBefore.has(k));
+    const preparedNext = Array.from({ length: 30 }, (_, i) => key(60 + i));
+    expect(new Set(w.claims.released)).toEqual(new Set([...interrupted, ...preparedNext]));
+    expect(preparedNext.some((k) => sentBefore.has(k))).toBe(false);
     expect(w.store.confirms).toHaveLength(1);
     expect(r1.counters.sent).toBe(sentBefore.size);
 
