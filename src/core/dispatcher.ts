@@ -43,7 +43,7 @@ export class Dispatcher {
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #active = 0;
-  /** Counters since construction; `claimMs` is the time spent waiting on bulk claims (for benchmarks). */
+  /** Counters since construction; `claimMs`: time the feed waited for a bulk claim (for benchmarks). */
   readonly stats = { claimed: 0, skipped: 0, suppressed: 0, released: 0, claimMs: 0 };
 
   constructor(
@@ -80,30 +80,25 @@ export class Dispatcher {
     const result: DispatchResult = { claimed: 0, skipped: 0, suppressed: 0 };
     const spreadMs = this.#opts.spreadMs ?? 0;
     const startedAt = Date.now();
+    const step = this.#opts.claimBatch;
     let position = 0;
     this.#active++;
+    // The next chunk is claimed while this one is fed: a bulk claim is a database round trip
+    // (about 145 ms for 1,000 keys on FerretDB) that the send queue would otherwise wait for
+    // between chunks. Claimed keys wait in #unfed, so a stop releases them like any other.
+    const claimAt = (i: number): Promise<Delivery[]> | undefined => {
+      if (i >= deliveries.length || this.#stopping) return undefined;
+      const p = this.#claimChunk(deliveries.slice(i, i + step), result);
+      p.catch(() => undefined); // handled where it is awaited
+      return p;
+    };
+    let next = claimAt(0);
     try {
-      for (let i = 0; i < deliveries.length && !this.#stopping; i += this.#opts.claimBatch) {
-        const chunk: Delivery[] = [];
-        for (const d of deliveries.slice(i, i + this.#opts.claimBatch)) {
-          if (!this.#isSuppressed(d.email)) chunk.push(d);
-          else {
-            result.suppressed++;
-            await this.#events.record({ type: 'suppressed', at: new Date(), key: d.key, kind: d.kind, userId: d.userId, reason: 'address is on the suppression list' });
-          }
-        }
-        const byKey = new Map(chunk.map((d) => [d.key, d]));
-        const claimStart = performance.now();
-        const { claimed, taken } = await this.#claims.claim([...byKey.keys()]);
-        this.stats.claimMs += performance.now() - claimStart;
-        result.claimed += claimed.length;
-        result.skipped += taken.length;
-        for (const key of taken) {
-          const d = byKey.get(key);
-          if (d) await this.#events.record({ type: 'skipped', at: new Date(), key, kind: d.kind, userId: d.userId, reason: 'already claimed' });
-        }
-        const mine = claimed.flatMap((k) => byKey.get(k) ?? []);
-        for (const d of mine) this.#unfed.add(d);
+      for (let i = 0; next !== undefined; i += step) {
+        const waitStart = performance.now();
+        const mine = await next;
+        this.stats.claimMs += performance.now() - waitStart;
+        next = claimAt(i + step);
         for (const d of mine) {
           if (spreadMs > 0) await this.#until(startedAt + Math.floor((position++ * spreadMs) / deliveries.length));
           await this.#room();
@@ -113,12 +108,38 @@ export class Dispatcher {
         }
       }
     } finally {
+      // A claim still in flight lands its keys in #unfed before the stop (waiting for #active)
+      // releases them.
+      await next?.catch(() => undefined);
       this.#active--;
     }
     this.stats.claimed += result.claimed;
     this.stats.skipped += result.skipped;
     this.stats.suppressed += result.suppressed;
     return result;
+  }
+
+  /** Filters out suppressed addresses, claims the rest in bulk; what this instance won waits in #unfed. */
+  async #claimChunk(chunk: readonly Delivery[], result: DispatchResult): Promise<Delivery[]> {
+    const wanted: Delivery[] = [];
+    for (const d of chunk) {
+      if (!this.#isSuppressed(d.email)) wanted.push(d);
+      else {
+        result.suppressed++;
+        await this.#events.record({ type: 'suppressed', at: new Date(), key: d.key, kind: d.kind, userId: d.userId, reason: 'address is on the suppression list' });
+      }
+    }
+    const byKey = new Map(wanted.map((d) => [d.key, d]));
+    const { claimed, taken } = await this.#claims.claim([...byKey.keys()]);
+    result.claimed += claimed.length;
+    result.skipped += taken.length;
+    for (const key of taken) {
+      const d = byKey.get(key);
+      if (d) await this.#events.record({ type: 'skipped', at: new Date(), key, kind: d.kind, userId: d.userId, reason: 'already claimed' });
+    }
+    const mine = claimed.flatMap((k) => byKey.get(k) ?? []);
+    for (const d of mine) this.#unfed.add(d);
+    return mine;
   }
 
   /** Resolves when everything dispatched so far has an outcome. */
