@@ -133,7 +133,7 @@ export class App {
     this.transport = new NodemailerTransport(config, {
       headersFor: (d) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, this.clock.now()),
     });
-    this.recorder = new OutcomeRecorder(this.claims, this.analytics, { batchSize: 500, intervalMs: 250 }, log, {
+    this.recorder = new OutcomeRecorder(this.claims, this.analytics, { batchSize: 100, intervalMs: 250 }, log, {
       isHardBounce,
       recordHardBounce: (email, detail, userId) => this.suppressions.recordHardBounce(email, detail, userId),
     });
