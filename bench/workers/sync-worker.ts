@@ -28,6 +28,12 @@ export interface WorkerJob {
   uri: string;
   /** Users expected (for progress lines). */
   users: number;
+  /**
+   * sync mode: after the full sync, change users and time an incremental sync. Off for the largest
+   * size: on FerretDB every _id write and the incremental read each scan the table, which would
+   * cost minutes at 1M without telling more than the smaller size does.
+   */
+  incremental: boolean;
   /** sync mode: existing users (ObjectId hex) changed with updateOne by exact _id before the incremental sync. */
   updateIds?: string[];
   /** The slot times every changed user gets. */
@@ -59,6 +65,11 @@ export interface SyncResult extends MemoryFigures {
   /** heapUsed after gc() following the full sync, minus heapUsed after gc() before it. */
   heapDeltaBytes: number;
   bytesPerJob: number;
+  /** The changes and the incremental sync, when the job asked for them. */
+  change?: ChangeResult;
+}
+
+export interface ChangeResult {
   /** updateOne by exact _id of `updateIds`, one after another. */
   update: { modified: number; seconds: number };
   /** insertMany of `newUsers`. */
@@ -163,11 +174,24 @@ async function runSync(job: WorkerJob, client: MongoClient): Promise<SyncResult>
   const heapDeltaBytes = process.memoryUsage().heapUsed - heapBefore;
   progress(`  full sync: ${full.read.toLocaleString('en')} users, ${registry.size.toLocaleString('en')} jobs in ${Math.round(fullSeconds * 10) / 10} s; heap +${Math.round(heapDeltaBytes / MIB)} MiB`);
 
-  // Users change the way an application changes them: some existing users get new times (and
-  // updatedAt), new users sign up. On FerretDB v1 every write by _id costs a scan of the table,
-  // so only a handful of existing users are updated; the bulk of the change is new users.
+  return {
+    mode: 'sync',
+    full: { read: full.read, valid: full.valid, invalid: full.invalid, jobs: registry.size, users: registry.userCount, seconds: fullSeconds, reportMs: full.ms },
+    heapDeltaBytes,
+    bytesPerJob: heapDeltaBytes / Math.max(1, full.jobs),
+    ...(job.incremental ? { change: await changeAndResync(job, users, sync, registry, config.users.fields) } : {}),
+    ...memory,
+  };
+}
+
+/**
+ * Users change the way an application changes them: some existing users get new times (and
+ * updatedAt), new users sign up; then an incremental sync picks them up. On FerretDB v1 every
+ * write by _id costs a scan of the table, so only a handful of existing users are updated; the
+ * bulk of the change is new users.
+ */
+async function changeAndResync(job: WorkerJob, users: Collection<Document>, sync: UserSync, registry: JobRegistry, f: FieldMap): Promise<ChangeResult> {
   const times = job.changedTimes ?? ['10:15'];
-  const f = config.users.fields;
   const tu = performance.now();
   let modified = 0;
   for (const id of job.updateIds ?? []) {
@@ -183,22 +207,14 @@ async function runSync(job: WorkerJob, client: MongoClient): Promise<SyncResult>
   const ti = performance.now();
   const inc = await sync.incremental();
   const incSeconds = (performance.now() - ti) / 1000;
-  const changedUserTimes = (job.updateIds ?? []).map((id) => registry.jobsOf(id).map((j) => j.time));
-
   return {
-    mode: 'sync',
-    full: { read: full.read, valid: full.valid, invalid: full.invalid, jobs: registry.size, users: registry.userCount, seconds: fullSeconds, reportMs: full.ms },
-    heapDeltaBytes,
-    bytesPerJob: heapDeltaBytes / Math.max(1, full.jobs),
     update: { modified, seconds: updateSeconds },
     insert: ins,
     incremental: { read: inc.read, valid: inc.valid, seconds: incSeconds, reportMs: inc.ms, jobs: inc.jobs, users: registry.userCount },
-    changedUserTimes,
-    ...memory,
+    changedUserTimes: (job.updateIds ?? []).map((id) => registry.jobsOf(id).map((j) => j.time)),
   };
 }
 
-/** New users from the seed generator, updatedAt = now, inserted in unordered batches of 1,000. */
 async function insertNewUsers(users: Collection<Document>, spec: WorkerJob['newUsers'], fields: FieldMap): Promise<{ inserted: number; seconds: number }> {
   if (spec === undefined || spec.count === 0) return { inserted: 0, seconds: 0 };
   const t0 = performance.now();
