@@ -62,8 +62,10 @@ export interface MinuteTiming {
   syncMs: number;
   /** From the end of the sync until every due delivery was claimed and in the send queue. */
   dispatchMs: number;
-  /** Of that, the time spent waiting on bulk claims (claims are interleaved with sending). */
+  /** Time the bulk claims took (interleaved with sending). */
   claimMs: number;
+  /** Of the claims' time, what the feed waited for (the next chunk is claimed while one is fed). */
+  claimWaitMs: number;
   /** The whole run, until every outcome was recorded. */
   totalMs: number;
 }
@@ -374,6 +376,7 @@ export class App {
         syncMs: ms(synced - t0),
         dispatchMs: ms(dispatched - synced),
         claimMs: ms(this.dispatcher.stats.claimMs - before.claimMs),
+        claimWaitMs: ms(this.dispatcher.stats.claimWaitMs - before.claimWaitMs),
         totalMs: ms(performance.now() - t0),
       },
     };
