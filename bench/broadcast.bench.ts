@@ -20,7 +20,6 @@ import { MimeBuilder } from '../src/adapters/smtp/mime.js';
 import { broadcastKey } from '../src/core/delivery-key.js';
 import { compileTemplates } from '../src/core/templates.js';
 import { insertMany, startBenchDb, userDoc } from './lib/db.js';
-import { ensurePostfixTools } from './lib/postfix.js';
 import { cliEntry, spawnMailwheel, spawnWatched, writeConfig, type Finished } from './lib/proc.js';
 import { runSmtpSource, SmtpSink } from './lib/sink.js';
 import { round, type Row, type Series, type Suite, type SuiteContext } from './lib/suite.js';
@@ -263,9 +262,7 @@ const suite: Suite = {
   async run(ctx: SuiteContext) {
     const { log } = ctx;
     const scale = scaleFor(ctx.quick);
-    const { installed } = ensurePostfixTools(log);
-    const sink = await SmtpSink.start();
-    log(`smtp-sink pid ${sink.pid} on 127.0.0.1:${sink.port}${installed ? ' (postfix tools installed by this run)' : ''}`);
+    const sink = await SmtpSink.startWithTools(log);
     const tmp = mkdtempSync(join(tmpdir(), 'mailwheel-bench-broadcast-'));
     const rows: Row[] = [];
     const results: SizeResult[] = [];

@@ -25,6 +25,7 @@ import nodemailer from 'nodemailer';
 import { scheduledKey } from '../src/core/delivery-key.js';
 import { loadTemplates, type TemplateSet } from '../src/core/templates.js';
 import type { Delivery } from '../src/core/types.js';
+import type { MinuteReport } from '../src/app/app.js';
 import { insertMany, startBenchDb, userDoc } from './lib/db.js';
 import { mailOptions } from './lib/fixtures.js';
 import { repoRoot, spawnMailwheel, writeConfig } from './lib/proc.js';
@@ -217,17 +218,6 @@ async function oldDesign(db: Db, port: number, templates: TemplateSet, cap: numb
 
 // ---------------------------------------------------------------------------------------------
 // mailwheel
-
-interface MinuteReport {
-  due: number;
-  claimed: number;
-  skipped: number;
-  sent: number;
-  failed: number;
-  retried: number;
-  /** run-minute's own timing of the minute (sync, claims, dispatch until every outcome). */
-  timing?: { syncMs?: number; claimMs?: number; dispatchMs?: number; totalMs?: number };
-}
 
 interface MailwheelResult {
   report: MinuteReport;

@@ -20,8 +20,8 @@ import type { Document } from 'mongodb';
 import { MimeBuilder } from '../src/adapters/smtp/mime.js';
 import { scheduledKey } from '../src/core/delivery-key.js';
 import { loadTemplates } from '../src/core/templates.js';
+import type { MinuteReport } from '../src/app/app.js';
 import { insertMany, startBenchDb } from './lib/db.js';
-import { ensurePostfixTools } from './lib/postfix.js';
 import { repoRoot, spawnMailwheel, writeConfig } from './lib/proc.js';
 import { runSmtpSource, SmtpSink } from './lib/sink.js';
 import { round, type Row, type Series, type Suite, type SuiteContext } from './lib/suite.js';
@@ -72,16 +72,6 @@ function sampleMessage(): string {
   return builder.build(d, { 'List-Unsubscribe': '<mailto:unsubscribe@example.com?subject=unsubscribe>' }).raw;
 }
 
-/** What `run-minute --json` prints (src/app/app.ts MinuteReport). */
-interface MinuteReport {
-  due: number;
-  claimed: number;
-  skipped: number;
-  sent: number;
-  failed: number;
-  retried: number;
-  timing?: { startedAt: number; syncMs: number; dispatchMs: number; claimMs: number; claimWaitMs: number; totalMs: number };
-}
 
 function parseReport(stdout: string): MinuteReport | undefined {
   const line = stdout.trim().split('\n').at(-1);
@@ -186,9 +176,7 @@ const suite: Suite = {
   async run(ctx: SuiteContext) {
     const { log } = ctx;
     const scale = scaleFor(ctx.quick);
-    const { installed } = ensurePostfixTools(log);
-    const sink = await SmtpSink.start();
-    log(`smtp-sink pid ${sink.pid} on 127.0.0.1:${sink.port}${installed ? ' (postfix tools installed by this run)' : ''}`);
+    const sink = await SmtpSink.startWithTools(log);
     const tmp = mkdtempSync(join(tmpdir(), 'mailwheel-bench-peak-'));
     try {
       const sample = sampleMessage();

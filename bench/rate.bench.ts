@@ -19,7 +19,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MimeBuilder } from '../src/adapters/smtp/mime.js';
 import { deliveryFor, FROM, templateOfSize } from './lib/fixtures.js';
-import { ensurePostfixTools } from './lib/postfix.js';
 import { repoRoot, spawnWatched } from './lib/proc.js';
 import { SmtpSink } from './lib/sink.js';
 import { round, type Row, type Series, type Suite } from './lib/suite.js';
@@ -197,9 +196,7 @@ const suite: Suite = {
     'rate.perSecond = 20 / 200 / 1,000 held at the server: mailwheel SendQueue (child process, pool 10) into Postfix smtp-sink, per-second and sliding-window figures from arrival times, against the same sender unlimited (physical limit)',
   async run({ log, quick }) {
     const scale = quick ? QUICK : FULL;
-    const { installed } = ensurePostfixTools(log);
-    const sink = await SmtpSink.start();
-    log(`smtp-sink pid ${sink.pid} on 127.0.0.1:${sink.port}${installed ? ' (postfix tools installed by this run)' : ''}`);
+    const sink = await SmtpSink.startWithTools(log);
     const runs: SenderRun[] = [];
     try {
       // The physical limit first: the same sender, no limit, so it is measured on the same sink.

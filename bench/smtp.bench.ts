@@ -29,7 +29,7 @@ import { loadConfig } from '../src/config/load.js';
 import type { TemplateSet } from '../src/core/templates.js';
 import type { Delivery } from '../src/core/types.js';
 import { deliveries, deliveryFor, FROM, mailOptions, templateOfSize } from './lib/fixtures.js';
-import { ensurePostfixTools, runningPostfixMaster } from './lib/postfix.js';
+import { runningPostfixMaster } from './lib/postfix.js';
 import { runSmtpSource, SmtpSink } from './lib/sink.js';
 import { cpuMsSince, round, type Row, type Suite } from './lib/suite.js';
 
@@ -214,9 +214,7 @@ const suite: Suite = {
   description:
     'SMTP throughput into Postfix smtp-sink on 127.0.0.1: smtp-source (physical limit) vs nodemailer pool sendMail (old path) vs mailwheel SendQueue + SmtpPool with raw MIME, pool sizes 1/10/50, ~2 KB and ~10 KB',
   async run({ log, quick }) {
-    const { installed } = ensurePostfixTools(log);
-    const sink = await SmtpSink.start();
-    log(`smtp-sink pid ${sink.pid} on 127.0.0.1:${sink.port}${installed ? ' (postfix tools installed by this run)' : ''}`);
+    const sink = await SmtpSink.startWithTools(log);
     const tmp = mkdtempSync(join(tmpdir(), 'mailwheel-bench-'));
     const rows: Row[] = [];
     const comparisons: Row[] = [];

@@ -6,7 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { SMTP_SINK, SMTP_SOURCE } from './postfix.js';
+import { ensurePostfixTools, SMTP_SINK, SMTP_SOURCE } from './postfix.js';
 
 const CLOCK_TICKS = (() => {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
@@ -71,6 +71,14 @@ export class SmtpSink {
       this.#out = (this.#out + b.toString('latin1')).slice(-4096);
     });
     this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  }
+
+  /** Installs the Postfix tools if they are missing, starts a sink and says where it runs. */
+  static async startWithTools(log: (line: string) => void): Promise<SmtpSink> {
+    const { installed } = ensurePostfixTools(log);
+    const sink = await SmtpSink.start();
+    log(`smtp-sink pid ${sink.pid} on 127.0.0.1:${sink.port}${installed ? ' (postfix tools installed by this run)' : ''}`);
+    return sink;
   }
 
   /** Starts `smtp-sink -c -u nobody 127.0.0.1:PORT 1024` on a free port. */

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { NodemailerTransport } from '../../src/adapters/smtp/nodemailer-transport.js';
-import { SendQueue } from '../../src/adapters/smtp/send-queue.js';
+import { SendQueue, sendQueueOptions } from '../../src/adapters/smtp/send-queue.js';
 import { loadConfig } from '../../src/config/load.js';
 import { cpuMsSince } from '../lib/suite.js';
 import { deliveries, templateOfSize } from '../lib/fixtures.js';
@@ -92,16 +92,7 @@ async function main(): Promise<void> {
     // is the limiter, the queue and the transport.
     const queue = new SendQueue(
       transport,
-      {
-        concurrency: config.smtp.poolSize,
-        rate: config.rate,
-        maxAttempts: config.send.maxAttempts,
-        backoffBaseMs: config.send.backoffBaseMs,
-        backoffMaxMs: config.send.backoffMaxMs,
-        breakerThreshold: config.send.breakerThreshold,
-        breakerProbeMaxMs: config.send.breakerProbeMaxMs,
-        slowdownCooldownMs: config.send.slowdownCooldownMs,
-      },
+      sendQueueOptions(config),
       {
         onOutcome: (o) => {
           if (o.status === 'sent') {

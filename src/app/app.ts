@@ -11,7 +11,7 @@ import { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
 import { MongoStore } from '../adapters/mongo/store.js';
 import { MongoUserSource } from '../adapters/mongo/user-source.js';
 import { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
-import { SendQueue } from '../adapters/smtp/send-queue.js';
+import { SendQueue, sendQueueOptions } from '../adapters/smtp/send-queue.js';
 import { Dispatcher } from '../core/dispatcher.js';
 import { JobRegistry, type Job } from '../core/job-registry.js';
 import { MinuteScheduler } from '../core/minute-scheduler.js';
@@ -141,16 +141,7 @@ export class App {
     });
     this.queue = new SendQueue(
       this.transport,
-      {
-        concurrency: config.smtp.poolSize,
-        rate: config.rate,
-        maxAttempts: config.send.maxAttempts,
-        backoffBaseMs: config.send.backoffBaseMs,
-        backoffMaxMs: config.send.backoffMaxMs,
-        breakerThreshold: config.send.breakerThreshold,
-        breakerProbeMaxMs: config.send.breakerProbeMaxMs,
-        slowdownCooldownMs: config.send.slowdownCooldownMs,
-      },
+      sendQueueOptions(config),
       this.metrics.wrapSendHooks(this.#afterRecording(this.recorder.hooks)),
       log.child({ part: 'send' }),
     );

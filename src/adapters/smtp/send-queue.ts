@@ -55,6 +55,20 @@ export interface SendQueueOptions {
   maxBatch?: number;
 }
 
+/** The queue's settings as the daemon takes them from its config (one place, so a benchmark measures the same queue). */
+export function sendQueueOptions(config: Config): SendQueueOptions {
+  return {
+    concurrency: config.smtp.poolSize,
+    rate: config.rate,
+    maxAttempts: config.send.maxAttempts,
+    backoffBaseMs: config.send.backoffBaseMs,
+    backoffMaxMs: config.send.backoffMaxMs,
+    breakerThreshold: config.send.breakerThreshold,
+    breakerProbeMaxMs: config.send.breakerProbeMaxMs,
+    slowdownCooldownMs: config.send.slowdownCooldownMs,
+  };
+}
+
 /** A transport the breaker can probe (nodemailer's `verify`). */
 export type ProbeableTransport = MailTransport & { verify?(): Promise<boolean> };
 
