@@ -3,7 +3,8 @@
  * ways so that schedule / replace / cancel / fire never scan:
  *
  * - `#jobs`:    jobId -> Job
- * - `#byUser`:  userId -> Set<jobId>
+ * - `#byUser`:  userId -> jobIds (an array: a user has a handful of slots, and a Set per user
+ *                costs several times the memory of a short array)
  * - `#buckets`: epoch minute of the job's fire instant -> Set<jobId>
  *
  * plus a min-heap of bucket minutes (lazy deletion) so the earliest non-empty bucket is cheap to
@@ -36,15 +37,19 @@ export function jobId(userId: string, time: string): string {
  * operations, plus O(log B) heap work where B is the number of distinct bucket minutes (bounded by
  * the scheduling horizon, about 8 days x 1440 minutes, whatever the number of users).
  */
+/** Interned local dates kept at most (the scheduling horizon spans about 8 days per zone offset). */
+const MAX_DATES = 1000;
+
 export class JobRegistry {
   #jobs = new Map<string, Job>();
-  #byUser = new Map<string, Set<string>>();
+  #byUser = new Map<string, readonly string[]>();
   #buckets = new Map<number, Set<string>>();
   /** Min-heap of minutes that had a bucket when pushed; entries whose bucket is gone are dropped lazily. */
   #heap: number[] = [];
   /** Minutes currently present in `#heap` (so a minute is never pushed twice). */
   #inHeap = new Set<number>();
   #visits = 0;
+  readonly #dates = new Map<string, string>();
 
   /** Number of jobs (user slots) held. */
   get size(): number {
@@ -106,12 +111,11 @@ export class JobRegistry {
     for (const time of new Set(user.times)) {
       const slot = nextFire(user.timezone, time, user.days, fromMs);
       if (slot !== undefined) {
-        next.push({ id: jobId(user.id, time), user, time, fireAt: slot.at, localDate: slot.localDate });
+        next.push({ id: jobId(user.id, time), user, time, fireAt: slot.at, localDate: this.#date(slot.localDate) });
       }
     }
 
-    const wanted = new Set<string>();
-    for (const job of next) wanted.add(job.id);
+    const wanted = next.map((job) => job.id);
 
     const old = this.#byUser.get(user.id);
     this.#visits++;
@@ -121,7 +125,7 @@ export class JobRegistry {
         const job = this.#jobs.get(id);
         this.#visits++;
         if (job !== undefined) this.#unbucket(job);
-        if (!wanted.has(id)) {
+        if (!wanted.includes(id)) {
           this.#jobs.delete(id);
           this.#visits++;
         }
@@ -140,9 +144,9 @@ export class JobRegistry {
       this.#visits++;
       this.#bucket(job);
     }
-    // A fresh Set rather than editing the old one: same cost, and no stale ids can survive.
+    // A fresh list rather than editing the old one: same cost, and no stale ids can survive.
     this.#byUser.set(user.id, wanted);
-    this.#visits += 1 + wanted.size;
+    this.#visits += 1 + wanted.length;
     return next.length;
   }
 
@@ -166,7 +170,7 @@ export class JobRegistry {
     }
     this.#byUser.delete(userId);
     this.#visits++;
-    return ids.size;
+    return ids.length;
   }
 
   /**
@@ -208,7 +212,7 @@ export class JobRegistry {
       this.#visits++;
       return undefined;
     }
-    const moved: Job = { id: job.id, user, time, fireAt: slot.at, localDate: slot.localDate };
+    const moved: Job = { id: job.id, user, time, fireAt: slot.at, localDate: this.#date(slot.localDate) };
     this.#jobs.set(job.id, moved);
     this.#visits++;
     this.#bucket(moved);
@@ -235,6 +239,18 @@ export class JobRegistry {
     const out: Array<[number, number]> = [];
     for (const [minute, ids] of this.#buckets) out.push([minute, ids.size]);
     return out.sort((a, b) => a[0] - b[0]);
+  }
+
+  /**
+   * One shared string per local date: every job holds one, and the dates in use are a few days'
+   * worth, so a million jobs would otherwise keep a million copies of a handful of strings.
+   */
+  #date(localDate: string): string {
+    const known = this.#dates.get(localDate);
+    if (known !== undefined) return known;
+    if (this.#dates.size >= MAX_DATES) this.#dates.clear();
+    this.#dates.set(localDate, localDate);
+    return localDate;
   }
 
   #bucket(job: Job): void {
