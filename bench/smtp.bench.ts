@@ -91,8 +91,50 @@ async function viaSendQueue(opts: { url: string; pool: number; templates: Templa
   return { sent, failed, firstError };
 }
 
+interface Outcome {
+  sent: number;
+  failed: number;
+  firstError?: string | undefined;
+  /** CPU time to report instead of this process's (smtp-source's own, for case a). */
+  cpuMs?: number;
+}
+
+/**
+ * The cell's shared feed: workers take the next user until `count` messages were started or the
+ * cell's time is up, and every send's outcome is tallied.
+ */
+class Feed {
+  readonly #count: number;
+  readonly #deadline = performance.now() + MAX_SECONDS * 1000;
+  #next = 0;
+  readonly outcome: Required<Pick<Outcome, 'sent' | 'failed'>> & { firstError: string | undefined } = { sent: 0, failed: 0, firstError: undefined };
+
+  constructor(count: number) {
+    this.#count = count;
+  }
+
+  /** One worker: sends, one at a time, until the feed runs out. */
+  async drain(send: (d: Delivery) => Promise<unknown>): Promise<void> {
+    while (this.#next < this.#count && performance.now() < this.#deadline) {
+      const d = USERS[this.#next++ % USERS.length];
+      if (d === undefined) continue;
+      try {
+        await send(d);
+        this.outcome.sent++;
+      } catch (err) {
+        this.outcome.failed++;
+        this.noteError(err as Error);
+      }
+    }
+  }
+
+  noteError(err: Error): void {
+    this.outcome.firstError ??= err.message;
+  }
+}
+
 /** Sends `count` messages through a nodemailer pool, keeping 2 per connection in flight. */
-async function viaPool(port: number, pool: number, count: number, send: (t: Mail, d: Delivery) => Promise<unknown>): Promise<{ sent: number; failed: number; firstError: string | undefined }> {
+async function viaPool(port: number, pool: number, count: number, send: (t: Mail, d: Delivery) => Promise<unknown>): Promise<Outcome> {
   const transport = nodemailer.createTransport({
     host: '127.0.0.1',
     port,
@@ -105,77 +147,39 @@ async function viaPool(port: number, pool: number, count: number, send: (t: Mail
     greetingTimeout: 10_000,
     socketTimeout: 30_000,
   });
-  const deadline = performance.now() + MAX_SECONDS * 1000;
-  let next = 0;
-  let sent = 0;
-  let failed = 0;
-  let firstError: string | undefined;
-  const worker = async () => {
-    while (next < count && performance.now() < deadline) {
-      const d = USERS[next++ % USERS.length];
-      if (d === undefined) continue;
-      try {
-        await send(transport, d);
-        sent++;
-      } catch (err) {
-        failed++;
-        firstError ??= (err as Error).message;
-      }
-    }
-  };
+  const feed = new Feed(count);
   try {
-    await Promise.all(Array.from({ length: pool * 2 }, worker));
+    await Promise.all(Array.from({ length: pool * 2 }, () => feed.drain((d) => send(transport, d))));
   } finally {
     transport.close();
   }
-  return { sent, failed, firstError };
-}
-
-
-interface Outcome {
-  sent: number;
-  failed: number;
-  firstError?: string | undefined;
-  /** CPU time to report instead of this process's (smtp-source's own, for case a). */
-  cpuMs?: number;
+  return feed.outcome;
 }
 
 /** Case (e): `pool` SMTPConnections, each sending one message after another over its connection. */
 async function viaConnections(port: number, pool: number, count: number, builder: MimeBuilder): Promise<Outcome> {
-  const deadline = performance.now() + MAX_SECONDS * 1000;
-  let next = 0;
-  let sent = 0;
-  let failed = 0;
-  let firstError: string | undefined;
+  const feed = new Feed(count);
   const worker = async () => {
     const conn = new SMTPConnection({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, connectionTimeout: 10_000, socketTimeout: 30_000 });
     try {
       await new Promise<void>((resolve, reject) => {
         // Kept for the connection's life: an 'error' event with no listener would throw.
         conn.on('error', (err: Error) => {
-          firstError ??= err.message;
+          feed.noteError(err);
           reject(err);
         });
         conn.connect(() => resolve());
       });
-      while (next < count && performance.now() < deadline) {
-        const d = USERS[next++ % USERS.length];
-        if (d === undefined) continue;
+      await feed.drain((d) => {
         const m = builder.build(d);
-        try {
-          await new Promise<void>((resolve, reject) => conn.send(m.envelope, m.raw, (err) => (err ? reject(err) : resolve())));
-          sent++;
-        } catch (err) {
-          failed++;
-          firstError ??= (err as Error).message;
-        }
-      }
+        return new Promise<void>((resolve, reject) => conn.send(m.envelope, m.raw, (err) => (err ? reject(err) : resolve())));
+      });
     } finally {
       conn.quit();
     }
   };
   await Promise.all(Array.from({ length: pool }, worker));
-  return { sent, failed, firstError };
+  return feed.outcome;
 }
 
 async function measured(sink: SmtpSink, fn: () => Promise<Outcome>): Promise<Cell & { firstError: string | undefined }> {
