@@ -19,6 +19,13 @@
  *   by {@link recipientFilter}; the suppression list is applied per user while sending.
  * - FerretDB v1 (the test server) evaluates `$elemMatch` with a sub-document query wrongly (it
  *   matches nothing); MongoDB is right. `--dry-run` shows the count the server gives.
+ * - `__proto__`, `constructor` and `prototype` are refused as field names (or parts of a dotted
+ *   one) anywhere, naming the key and where: written into a plain object, `__proto__` sets the
+ *   prototype instead of a condition, so `{"__proto__": {"plan": "pro"}}` once became the empty
+ *   filter (everyone). Every object built here also comes from `Object.fromEntries`, which
+ *   defines own properties whatever the key, so no key can reach a prototype even if the
+ *   refusal were removed.
+ * - Unsubscribed means anything but `false`, `null` or absent (see {@link recipientFilter}).
  */
 import { ErrorCodes, MailwheelError } from '../errors.js';
 
@@ -83,10 +90,12 @@ export function validateSegment(raw: unknown): SegmentFilter {
 
 /**
  * The query a broadcast runs: the segment, only active users, never the unsubscribed (mapped
- * field names). An empty segment adds nothing.
+ * field names). An empty segment adds nothing. Subscribed is `unsubscribed` false, null or
+ * missing (`$in: [false, null]` matches a missing field too, on MongoDB and FerretDB): a value
+ * such as `"true"`, `1` or `{}` keeps the user from mail (`$ne: true` once let them through).
  */
 export function recipientFilter(segment: SegmentFilter, fields: { active: string; unsubscribed: string }): SegmentFilter {
-  const base: SegmentFilter[] = [{ [fields.active]: true }, { [fields.unsubscribed]: { $ne: true } }];
+  const base: SegmentFilter[] = [{ [fields.active]: true }, { [fields.unsubscribed]: { $in: [false, null] } }];
   return { $and: Object.keys(segment).length === 0 ? base : [...base, segment] };
 }
 
@@ -112,24 +121,31 @@ function refuse(op: string, path: string): never {
 function filterDoc(raw: unknown, path: string, d: number): SegmentFilter {
   depth(path, d);
   if (!isPlainObject(raw)) throw new SegmentError('must be a JSON object (a MongoDB filter)', path);
-  const out: SegmentFilter = {};
+  const out: Array<[string, unknown]> = [];
   for (const [key, value] of Object.entries(raw)) {
     const here = at(path, key);
     if (key.startsWith('$')) {
       if (!LOGICAL.has(key)) refuse(key, here);
       if (!Array.isArray(value) || value.length === 0) throw new SegmentError(`${key} needs a non-empty array of filters`, here, key);
-      out[key] = value.map((v, i) => filterDoc(v, at(here, i), d + 1));
+      out.push([key, value.map((v, i) => filterDoc(v, at(here, i), d + 1))]);
       continue;
     }
     fieldName(key, here);
-    out[key] = condition(value, here, d + 1);
+    out.push([key, condition(value, here, d + 1)]);
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
+/** Names that mean something to a JavaScript object rather than to the query. */
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
 function fieldName(name: string, path: string): void {
-  if (name === '' || name.includes('\0') || name.split('.').some((p) => p === '' || p.startsWith('$'))) {
+  const parts = name.split('.');
+  if (name === '' || name.includes('\0') || parts.some((p) => p === '' || p.startsWith('$'))) {
     throw new SegmentError(`bad field name ${JSON.stringify(name)}`, path);
+  }
+  if (parts.some((p) => FORBIDDEN_KEYS.has(p))) {
+    throw new SegmentError(`field name ${JSON.stringify(name)} is not allowed (${[...FORBIDDEN_KEYS].join(', ')} are refused anywhere in a segment)`, path);
   }
 }
 
@@ -150,13 +166,13 @@ function isOperatorDoc(raw: unknown, path: string): raw is Record<string, unknow
 
 function operatorDoc(raw: Record<string, unknown>, path: string, d: number): SegmentFilter {
   depth(path, d);
-  const out: SegmentFilter = {};
+  const out: Array<[string, unknown]> = [];
   for (const [op, value] of Object.entries(raw)) {
     const here = at(path, op);
     if (!FIELD_OPERATORS.has(op)) refuse(op, here);
-    out[op] = operand(op, value, raw, here, d + 1);
+    out.push([op, operand(op, value, raw, here, d + 1)]);
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 function operand(op: string, value: unknown, doc: Record<string, unknown>, path: string, d: number): unknown {
@@ -187,9 +203,9 @@ function operand(op: string, value: unknown, doc: Record<string, unknown>, path:
       }
       return value;
     case '$regex':
-      return regex(value, doc['$options'], path);
+      return regex(value, Object.hasOwn(doc, '$options') ? doc['$options'] : undefined, path);
     case '$options':
-      if (!('$regex' in doc)) throw new SegmentError('$options only goes with $regex', path, op);
+      if (!Object.hasOwn(doc, '$regex')) throw new SegmentError('$options only goes with $regex', path, op);
       return value;
     case '$not':
       if (!isOperatorDoc(value, path)) throw new SegmentError('$not needs an operator document, e.g. {"$not": {"$gt": 5}}', path, op);
@@ -237,14 +253,14 @@ function literal(raw: unknown, path: string, d: number): unknown {
       if (Number.isNaN(ms)) throw new SegmentError('$date needs an ISO-8601 date string', path, '$date');
       return new Date(ms);
     }
-    const out: Record<string, unknown> = {};
+    const out: Array<[string, unknown]> = [];
     for (const [key, value] of Object.entries(raw)) {
       const here = at(path, key);
       if (key.startsWith('$')) refuse(key, here);
       fieldName(key, here);
-      out[key] = literal(value, here, d + 1);
+      out.push([key, literal(value, here, d + 1)]);
     }
-    return out;
+    return Object.fromEntries(out);
   }
   throw new SegmentError(`unsupported value ${String(raw)}`, path);
 }

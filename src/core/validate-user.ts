@@ -64,7 +64,15 @@ export function checkRecipient(doc: RawUser, f: FieldMap): RecipientCheck {
   if (CONTROL_RE.test(id)) return { kind: 'invalid', id: JSON.stringify(id), reason: `${f.id}: contains control characters` };
   const bad = (reason: string): RecipientCheck => ({ kind: 'invalid', id, reason });
 
-  if (getField(doc, f.active) !== true || getField(doc, f.unsubscribed) === true) return { kind: 'inactive', id };
+  if (getField(doc, f.active) !== true) return { kind: 'inactive', id };
+  // Mailing someone who unsubscribed cannot be taken back: anything but false, null or absent
+  // counts as unsubscribed. A value that is not a boolean ("true", 1, {}) is also reported once
+  // (an `invalid` event naming the field), since the application wrote something unexpected.
+  const unsubscribed = getField(doc, f.unsubscribed);
+  if (unsubscribed === true) return { kind: 'inactive', id };
+  if (unsubscribed !== false && unsubscribed !== null && unsubscribed !== undefined) {
+    return bad(`${f.unsubscribed}: ${describe(unsubscribed)} is not true or false; treated as unsubscribed (no mail)`);
+  }
 
   const email = getField(doc, f.email);
   if (typeof email !== 'string') return bad(`${f.email}: missing or not a string`);
@@ -80,6 +88,14 @@ export function checkRecipient(doc: RawUser, f: FieldMap): RecipientCheck {
     name = rawName;
   }
   return { kind: 'valid', recipient: { id, email, name } };
+}
+
+/** A short, safe description of an unexpected value for a reason text. */
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : typeof v;
 }
 
 export function checkUser(doc: RawUser, f: FieldMap): UserCheck {

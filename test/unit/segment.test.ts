@@ -105,14 +105,57 @@ describe('parseSegment: refused, naming the operator', () => {
   });
 });
 
+describe('parseSegment: keys that mean something to a JavaScript object', () => {
+  it.each([
+    ['{"__proto__": {"plan": "pro"}}', '__proto__'],
+    ['{"constructor": {"plan": "pro"}}', 'constructor'],
+    ['{"prototype": 1}', 'prototype'],
+    ['{"plan": "pro", "__proto__": {"plan": "pro"}}', '__proto__'],
+    ['{"$or": [{"plan": "free"}, {"__proto__": {"plan": "pro"}}]}', '$or[1].__proto__'],
+    ['{"$and": [{"$nor": [{"constructor": 1}]}]}', '$and[0].$nor[0].constructor'],
+    ['{"orders": {"$elemMatch": {"__proto__": {"state": "paid"}}}}', 'orders.$elemMatch.__proto__'],
+    ['{"address": {"__proto__": {"city": "Berlin"}}}', 'address.__proto__'],
+    ['{"address": {"city": "Berlin", "constructor": "x"}}', 'address.constructor'],
+    ['{"a": {"$in": [{"prototype": 1}]}}', 'a.$in[0].prototype'],
+    ['{"a": {"$not": {"$eq": {"__proto__": {}}}}}', 'a.$not.$eq.__proto__'],
+    ['{"profile.__proto__.plan": "pro"}', 'profile.__proto__.plan'],
+  ])('%s is refused naming the key at %s', (text, path) => {
+    const err = refusal(text);
+    expect(err.code).toBe(ErrorCodes.BAD_ARGUMENT);
+    expect(err.path).toBe(path);
+    expect(err.message).toMatch(/field name "[^"]*(__proto__|constructor|prototype)[^"]*" is not allowed/);
+    expect(err.message).toContain(`(at ${path})`);
+  });
+
+  it('builds every object with own properties only, whatever a key was (no prototype set)', () => {
+    const { filter } = parseSegment('{"plan": "pro", "$or": [{"a": {"b": 1}}, {"c": {"$in": [{"d": 2}]}}]}');
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) return v.forEach(walk);
+      if (typeof v !== 'object' || v === null || v instanceof Date) return;
+      expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
+      Object.values(v).forEach(walk);
+    };
+    walk(filter);
+    expect(filter).toEqual({ plan: 'pro', $or: [{ a: { b: 1 } }, { c: { $in: [{ d: 2 }] } }] });
+  });
+
+  it('the stored text reads back to the same filter that is queried', () => {
+    for (const text of ['{"plan": "pro", "plan": "team"}', '{"a": {"$gte": {"$date": "2026-01-01T00:00:00Z"}}, "$or": [{"b": [1, {"c": null}]}]}']) {
+      const s = parseSegment(text);
+      expect(parseSegment(s.json).filter).toEqual(s.filter);
+      expect(parseSegment(s.json).json).toBe(s.json);
+    }
+  });
+});
+
 describe('recipientFilter', () => {
   const fields = { active: 'isActive', unsubscribed: 'prefs.optOut' };
 
   it('combines the segment with active and not unsubscribed, under mapped names', () => {
-    expect(recipientFilter({ plan: 'pro' }, fields)).toEqual({ $and: [{ isActive: true }, { 'prefs.optOut': { $ne: true } }, { plan: 'pro' }] });
+    expect(recipientFilter({ plan: 'pro' }, fields)).toEqual({ $and: [{ isActive: true }, { 'prefs.optOut': { $in: [false, null] } }, { plan: 'pro' }] });
   });
 
   it('an empty segment means every active, subscribed user', () => {
-    expect(recipientFilter({}, fields)).toEqual({ $and: [{ isActive: true }, { 'prefs.optOut': { $ne: true } }] });
+    expect(recipientFilter({}, fields)).toEqual({ $and: [{ isActive: true }, { 'prefs.optOut': { $in: [false, null] } }] });
   });
 });

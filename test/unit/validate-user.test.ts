@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import { checkUser, type FieldMap } from '../../src/core/validate-user.js';
+import { checkRecipient, checkUser, type FieldMap } from '../../src/core/validate-user.js';
 import type { RawUser } from '../../src/ports/index.js';
 
 const fields: FieldMap = loadConfig({ env: {} }).config.users.fields;
@@ -90,8 +90,29 @@ describe('checkUser: inactive users', () => {
     expect(checkUser(base({ active: false, email: 'nope' }), fields)).toEqual({ kind: 'inactive', id: 'u1' });
   });
 
-  it('unsubscribed: false is still served', () => {
-    expect(checkUser(base({ unsubscribed: false }), fields).kind).toBe('valid');
+  it('unsubscribed: false, null or absent is still served', () => {
+    for (const unsubscribed of [false, null, undefined]) expect(checkUser(base({ unsubscribed }), fields).kind, String(unsubscribed)).toBe('valid');
+  });
+
+  it.each<[string, unknown, string]>([
+    ['"true"', 'true', '"true"'],
+    ['"false" (a string is not false)', 'false', '"false"'],
+    ['"yes"', 'yes', '"yes"'],
+    ['1', 1, '1'],
+    ['0', 0, '0'],
+    ['{}', {}, 'an object'],
+    ['[]', [], 'an array'],
+    ['""', '', '""'],
+  ])('unsubscribed: %s is never served, and is invalid naming the field', (_label, unsubscribed, shown) => {
+    const r = checkUser(base({ unsubscribed }), fields);
+    expect(r.kind).toBe('invalid');
+    expect(reasonOf(base({ unsubscribed }))).toBe(`unsubscribed: ${shown} is not true or false; treated as unsubscribed (no mail)`);
+    // Broadcasts go through the same check.
+    expect(checkRecipient(base({ unsubscribed }), fields).kind).toBe('invalid');
+  });
+
+  it('an inactive user with an odd unsubscribed value is just inactive (not served either way)', () => {
+    expect(checkUser(base({ active: false, unsubscribed: 'true' }), fields)).toEqual({ kind: 'inactive', id: 'u1' });
   });
 });
 
