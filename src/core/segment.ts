@@ -61,8 +61,12 @@ const BSON_TYPES = new Set([
 ]);
 
 export const ALLOWED_OPERATORS: readonly string[] = [...LOGICAL, ...FIELD_OPERATORS];
-/** Longest accepted segment text. */
-export const MAX_SEGMENT_CHARS = 64 * 1024;
+/**
+ * Longest accepted segment text: above a command line's 128 KiB per argument (Linux), so a long
+ * `$in` list fits through `--segment-file`, and far below MongoDB's 16 MB document limit (the
+ * broadcast document stores it, the query carries it).
+ */
+export const MAX_SEGMENT_CHARS = 1024 * 1024;
 export const MAX_DEPTH = 16;
 export const MAX_REGEX = 256;
 

@@ -1,8 +1,9 @@
 /**
  * The core slice end to end, with real servers: `mailwheel run-minute` against FerretDB (or the
  * configured MongoDB) and a real SMTP server. Every active valid user due in the minute gets
- * exactly one message, nobody else gets any, a rerun sends nothing, and each invalid user leaves
- * one `invalid` event naming the field.
+ * exactly one message, nobody else gets any (nor a user whose `unsubscribed` is "true", 1 or any
+ * other non-boolean), a rerun sends nothing, and each invalid user leaves one `invalid` event
+ * naming the field.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, writeTestConfig } from '../helpers/cli.js';
@@ -12,6 +13,7 @@ import { invalidUsers, usersDueAt } from '../helpers/users.js';
 
 const MINUTE = '2027-01-15T09:00:00Z';
 const DUE = 2500;
+const ODD_UNSUBSCRIBED: unknown[] = ['true', 1, 'yes', {}, 0];
 
 describe('run-minute (real MongoDB-wire server, real SMTP server)', () => {
   let db: TestDb;
@@ -27,7 +29,9 @@ describe('run-minute (real MongoDB-wire server, real SMTP server)', () => {
     const otherMinute = usersDueAt(40, '2027-01-15T09:01:00Z', 'later');
     const inactive = usersDueAt(100, MINUTE, 'inactive').map((u) => ({ ...u, active: false }));
     const unsubscribed = usersDueAt(50, MINUTE, 'unsub').map((u) => ({ ...u, unsubscribed: true }));
-    await db.db.collection('users').insertMany([...due, ...otherMinute, ...inactive, ...unsubscribed, ...invalid.map((i) => i.doc)]);
+    // Unsubscribed written as something other than a boolean: never mailed, one invalid event each.
+    const oddUnsubscribed = usersDueAt(ODD_UNSUBSCRIBED.length, MINUTE, 'odd').map((u, i) => ({ ...u, unsubscribed: ODD_UNSUBSCRIBED[i] }));
+    await db.db.collection('users').insertMany([...due, ...otherMinute, ...inactive, ...unsubscribed, ...oddUnsubscribed, ...invalid.map((i) => i.doc)]);
     const config = writeTestConfig({
       smtp: { poolSize: 10 },
       rate: { perSecond: null, perDay: null },
@@ -63,11 +67,16 @@ describe('run-minute (real MongoDB-wire server, real SMTP server)', () => {
   it('records one invalid event per invalid user, naming the field', async () => {
     const events = await db.db.collection('mailwheel_events').find({ type: 'invalid' }).toArray();
     // Only the first run has happened at this point, so exactly one event per invalid user.
-    expect(events).toHaveLength(invalid.length);
+    expect(events).toHaveLength(invalid.length + ODD_UNSUBSCRIBED.length);
     for (const { doc, field } of invalid) {
       const ev = events.find((e) => e['userId'] === doc['_id']);
       expect(ev, String(doc['_id'])).toBeDefined();
       expect(String(ev?.['reason'])).toMatch(new RegExp(`^${field}:`));
+    }
+    for (let i = 0; i < ODD_UNSUBSCRIBED.length; i++) {
+      const odd = events.filter((e) => e['userId'] === `odd${String(i).padStart(6, '0')}`);
+      expect(odd, JSON.stringify(ODD_UNSUBSCRIBED[i])).toHaveLength(1);
+      expect(String(odd[0]?.['reason'])).toMatch(/^unsubscribed: .* treated as unsubscribed/);
     }
   });
 

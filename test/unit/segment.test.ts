@@ -4,7 +4,7 @@
  * the operator and where it was; the recipient filter always adds active and not-unsubscribed.
  */
 import { describe, expect, it } from 'vitest';
-import { parseSegment, recipientFilter, SegmentError, validateSegment } from '../../src/core/segment.js';
+import { MAX_SEGMENT_CHARS, parseSegment, recipientFilter, SegmentError, validateSegment } from '../../src/core/segment.js';
 import { ErrorCodes } from '../../src/errors.js';
 
 function refusal(text: string): SegmentError {
@@ -101,7 +101,7 @@ describe('parseSegment: refused, naming the operator', () => {
     let deep: unknown = { a: 1 };
     for (let i = 0; i < 20; i++) deep = { $and: [deep] };
     expect(() => validateSegment(deep)).toThrow(/nested deeper/);
-    expect(refusal(`{"a": "${'x'.repeat(70_000)}"}`).message).toMatch(/longer than/);
+    expect(refusal(`{"a": "${'x'.repeat(MAX_SEGMENT_CHARS)}"}`).message).toMatch(/longer than/);
   });
 });
 

@@ -4,7 +4,7 @@
  * (app/broadcast-runner.ts). Everything is checked before anything is written: the templates
  * compile, the segment passes the operator allow-list, and the server accepts the query.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MongoBroadcastStore, type BroadcastDoc } from '../../adapters/mongo/broadcast-store.js';
 import { MongoRecipientSource } from '../../adapters/mongo/recipient-source.js';
@@ -14,7 +14,7 @@ import { MimeBuilder } from '../../adapters/smtp/mime.js';
 import type { Config } from '../../config/schema.js';
 import { broadcastKey } from '../../core/delivery-key.js';
 import { renderDelivery } from '../../core/message.js';
-import { parseSegment, recipientFilter, type Segment } from '../../core/segment.js';
+import { MAX_SEGMENT_CHARS, parseSegment, recipientFilter, SegmentError, type Segment } from '../../core/segment.js';
 import { SuppressionList } from '../../core/suppression-list.js';
 import { compileTemplates, type TemplateSet } from '../../core/templates.js';
 import { checkRecipient, type Recipient } from '../../core/validate-user.js';
@@ -27,7 +27,8 @@ interface SendOpts {
   subject: string;
   textFile: string;
   htmlFile?: string;
-  segment: string;
+  segment?: string;
+  segmentFile?: string;
   at?: string;
   dryRun?: boolean;
   wait?: boolean;
@@ -47,7 +48,8 @@ export function registerBroadcast(program: Command): void {
     .requiredOption('--subject <text>', 'subject line; may use {{name}} and {{email}}')
     .requiredOption('--text-file <file>', 'plain-text body (Mustache: {{name}}, {{email}})')
     .option('--html-file <file>', 'HTML body (values are HTML-escaped)')
-    .option('--segment <json>', 'MongoDB filter over users, e.g. \'{"plan": "pro"}\'; always combined with active and not unsubscribed', '{}')
+    .option('--segment <json>', 'MongoDB filter over users, e.g. \'{"plan": "pro"}\'; always combined with active and not unsubscribed (default: every user)')
+    .option('--segment-file <file>', 'read the segment from a JSON file instead (for segments too long for a command line)')
     .option('--at <iso>', 'start at this instant instead of now, e.g. 2026-03-08T09:00:00Z')
     .option('--dry-run', 'count the recipients and render one sample; write nothing')
     .option('--wait', 'show progress until the broadcast is done, paused or cancelled')
@@ -119,13 +121,36 @@ function readText(file: string, option: string): string {
   }
 }
 
+/** The segment from `--segment` or `--segment-file` (not both); a refusal names the file. */
+function segmentOf(opts: SendOpts): Segment {
+  if (opts.segment !== undefined && opts.segmentFile !== undefined) throw badArgument('--segment and --segment-file: give one of them, not both');
+  if (opts.segmentFile === undefined) return parseSegment(opts.segment ?? '{}');
+  const file = opts.segmentFile;
+  let text: string;
+  try {
+    const size = statSync(file).size;
+    // Checked before reading, so a wrong path to a huge file is not read into memory.
+    if (size > MAX_SEGMENT_CHARS * 4) throw new SegmentError(`longer than ${MAX_SEGMENT_CHARS} characters`, '');
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err instanceof SegmentError) throw badArgument(`--segment-file ${file}: ${err.message}`);
+    throw badArgument(`--segment-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return parseSegment(text);
+  } catch (err) {
+    if (err instanceof SegmentError) throw badArgument(`--segment-file ${file}: ${err.message}`);
+    throw err;
+  }
+}
+
 async function send(opts: SendOpts, cmd: Command): Promise<void> {
   // Everything the operator gave is checked before connecting, so nothing is written for a
   // mistake (the segment allow-list names a refused operator).
   const text = readText(opts.textFile, '--text-file');
   const html = opts.htmlFile === undefined ? undefined : readText(opts.htmlFile, '--html-file');
   const templates = compileTemplates({ subject: opts.subject, text, html });
-  const segment = parseSegment(opts.segment);
+  const segment = segmentOf(opts);
   const at = opts.at === undefined ? undefined : new Date(parseInstant(opts.at, '--at'));
   await withStore(cmd, async ({ config, store, broadcasts }) => {
     const recipients = new MongoRecipientSource(store.users, config.users.fields);
