@@ -32,12 +32,15 @@ const EMAIL_RE = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 const MAX_TIMES = 24;
 
-/** Reads a possibly dotted field path ("profile.email"). */
+/**
+ * Reads a possibly dotted field path ("profile.email"). Own properties only: a field mapped to a
+ * name such as `constructor` must read the document, never what `Object.prototype` holds.
+ */
 export function getField(doc: RawUser, path: string): unknown {
-  if (!path.includes('.')) return doc[path];
+  if (!path.includes('.')) return Object.hasOwn(doc, path) ? doc[path] : undefined;
   let cur: unknown = doc;
   for (const part of path.split('.')) {
-    if (typeof cur !== 'object' || cur === null) return undefined;
+    if (typeof cur !== 'object' || cur === null || !Object.hasOwn(cur, part)) return undefined;
     cur = (cur as Record<string, unknown>)[part];
   }
   return cur;

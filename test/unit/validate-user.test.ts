@@ -232,4 +232,14 @@ describe('checkUser: custom field mapping', () => {
     const doc: RawUser = { uid: 'app-12', enabled: true, optedOut: true, profile: { mail: 'a@example.test' }, prefs: { sendAt: ['09:00'] } };
     expect(checkUser(doc, custom)).toEqual({ kind: 'inactive', id: 'app-12' });
   });
+
+  it('reads own properties only: a field named like an Object.prototype member is missing unless the document has it', () => {
+    const protoNamed: FieldMap = { ...custom, name: 'constructor', unsubscribed: 'prefs.valueOf' };
+    const doc: RawUser = { uid: 'app-13', enabled: true, profile: { mail: 'a@example.test' }, prefs: { sendAt: ['09:00'] } };
+    // Before: `constructor` read Object (name "not a string") and `prefs.valueOf` a function.
+    expect(checkUser(doc, protoNamed)).toMatchObject({ kind: 'valid', user: { id: 'app-13', name: undefined } });
+    // A document from MongoDB keeps a `__proto__` key as an own property (js-bson): read as data.
+    const withProtoKey = JSON.parse('{"uid": "app-14", "enabled": true, "profile": {"mail": "b@example.test", "__proto__": {"displayName": "Eve"}}, "prefs": {"sendAt": ["09:00"]}}') as RawUser;
+    expect(checkUser(withProtoKey, custom)).toMatchObject({ kind: 'valid', user: { name: undefined } });
+  });
 });

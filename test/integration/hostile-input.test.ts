@@ -6,6 +6,7 @@
  *   to every user: the key set the prototype instead of a condition);
  * - users whose `unsubscribed` is not strictly false, null or absent ("true", 1, "yes", {}) are
  *   not matched by the recipient filter on the server and get no broadcast;
+ * - `plan` does not schedule such users either, and counts them as invalid;
  * - `--segment-file` reads a segment too long for a command line, and names the file when it
  *   cannot be read or is not JSON.
  */
@@ -19,6 +20,7 @@ import { broadcastUsers, insertUsers, perUser, writeBodies } from '../helpers/br
 import { runCli, writeTestConfig } from '../helpers/cli.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { TestSmtpServer } from '../helpers/smtp-server.js';
+import { usersDueAt } from '../helpers/users.js';
 
 const EX_USAGE = 64;
 const OVERRIDES = {
@@ -91,6 +93,36 @@ describe('broadcasts and odd unsubscribed values (real MongoDB-wire server, real
     const got = perUser(smtp, id);
     expect(new Set(got.keys())).toEqual(expected);
     expect([...got.values()].every((n) => n === 1)).toBe(true);
+  });
+});
+
+describe('plan and odd unsubscribed values (CLI, real MongoDB-wire server)', () => {
+  let db: TestDb;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    db = await testDb('hostile_plan');
+    const users = usersDueAt(UNSUBSCRIBED.length, '2027-03-01T10:00:00Z', 'q').map((u, i) => {
+      const value = UNSUBSCRIBED[i]?.[1];
+      return value === undefined ? u : { ...u, unsubscribed: value };
+    });
+    await db.db.collection('users').insertMany(users);
+    const config = writeTestConfig({ http: { enabled: false } });
+    env = { MONGODB_URI: db.uri, SMTP_URL: 'smtp://127.0.0.1:9', MAILWHEEL_CONFIG: config, LOG_LEVEL: 'warn' };
+  });
+
+  afterAll(async () => {
+    await db?.cleanup();
+  });
+
+  it('schedules only users whose unsubscribed is false, null or absent; non-booleans count as invalid', async () => {
+    const r = await runCli(['plan', '--json', '--from', '2027-03-01T09:00:00Z', '--hours', '2'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout) as { total: number; users: Record<string, number> };
+    const mailed = UNSUBSCRIBED.filter(([, , m]) => m).length;
+    const notBoolean = UNSUBSCRIBED.filter(([, v]) => v !== undefined && v !== null && typeof v !== 'boolean').length;
+    expect(plan.users).toMatchObject({ read: UNSUBSCRIBED.length, scheduled: mailed, inactive: 1, invalid: notBoolean });
+    expect(plan.total).toBe(mailed);
   });
 });
 
