@@ -35,8 +35,10 @@ function isPlainObject(v: unknown): v is Json {
 export function deepMerge(base: Json, over: Json): Json {
   const out: Json = { ...base };
   for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
-    out[k] = isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v;
+    const b = Object.hasOwn(out, k) ? out[k] : undefined;
+    // Not `out[k] = ...`: a "__proto__" key must stay a key (refused as an unknown setting), not
+    // become the prototype whose values the schema would then read as settings.
+    Object.defineProperty(out, k, { value: isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
