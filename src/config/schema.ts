@@ -6,7 +6,7 @@
 import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
-const fieldName = z.string().min(1);
+const fieldName = z.string().min(1).refine((n) => !n.split('.').some((p) => ['__proto__', 'constructor', 'prototype'].includes(p)), 'must not name __proto__, constructor or prototype (they reach JavaScript prototypes)');
 
 const mongodb = z.strictObject({
   /** Connection string; the database is the one named in its path. Env: MONGODB_URI. */

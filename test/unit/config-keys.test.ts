@@ -2,7 +2,8 @@
  * A config file whose JSON holds a `__proto__` key (issue 10, the same class of fault as segments):
  * it is refused as an unknown setting, exit 78 naming it, instead of setting a prototype whose
  * values the schema then read as settings (`rate.perMinute` took effect, unknown keys inside it
- * passed unnoticed).
+ * passed unnoticed). A user field mapped to such a name is refused too (seed-users wrote through
+ * it into Object.prototype).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +32,12 @@ describe('config: keys that mean something to a JavaScript object', () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).field).toBe(field);
     expect((err as ConfigError).message).toContain('unknown setting');
+  });
+
+  it.each(['__proto__.x', 'profile.constructor', 'prototype'])('a user field mapped to %s is refused naming the field', (name) => {
+    const err = load(JSON.stringify({ users: { fields: { name } } }));
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).field).toBe('users.fields.name');
   });
 
   it('deepMerge keeps a __proto__ key as an own key and never sets a prototype', () => {
