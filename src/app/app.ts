@@ -289,7 +289,7 @@ export class App {
       users: this.registry.userCount,
       jobs: this.registry.size,
       nextFire: next === undefined ? null : new Date(next * MINUTE_MS).toISOString(),
-      queue: { waiting: this.queue.waiting, inFlight: this.queue.inFlight, backlog: this.dispatcher.backlog, slowLevel: this.queue.slowLevel },
+      queue: { waiting: this.queue.waiting, inFlight: this.queue.inFlight, backlog: this.dispatcher.backlog, ratePerSecond: this.queue.ratePerSecond },
       breaker: this.queue.breaker,
       sends: { ...this.queue.stats },
       claims: { ...this.claims.stats },
