@@ -174,6 +174,8 @@ export class SendQueue {
   #workers = 0;
   /** Set while the server's deferrals hold the rate below the configured one. */
   #aimd: AimdRate | undefined;
+  /** The AIMD ceiling: rate.perSecond, or the highest pace measured when deferrals began. */
+  #ceiling = 0;
   /** Sends completed in the current and the previous second: the pace, when no per-second rate is configured. */
   #pace = { start: 0, current: 0, previous: 0 };
   #stopping = false;
@@ -437,8 +439,10 @@ export class SendQueue {
   #slowDown(startedAt: number, error: SmtpError): void {
     const now = performance.now();
     if (this.#aimd === undefined) {
-      const maxRate = this.#opts.rate.perSecond ?? this.#measuredPace(now);
-      this.#aimd = new AimdRate({ maxRate, ...this.#opts.slowdown });
+      // Never below an earlier ceiling: the pace just after a recovery is the slowed one, and
+      // measuring it again would ratchet the ceiling down with every episode.
+      this.#ceiling = Math.max(this.#ceiling, this.#opts.rate.perSecond ?? this.#measuredPace(now));
+      this.#aimd = new AimdRate({ maxRate: this.#ceiling, ...this.#opts.slowdown });
     }
     if (!this.#aimd.deferred(now, startedAt)) return;
     this.stats.slowdowns++;
