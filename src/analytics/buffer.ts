@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EventSink, OutcomeEvent, StoredEvent } from '../ports/index.js';
+import { eventIdOf } from './event-id.js';
 
 export interface AnalyticsBufferOptions {
   /** Flush when this many events are waiting. */
@@ -85,7 +86,9 @@ export class AnalyticsBuffer {
    * backpressure.
    */
   record(event: OutcomeEvent): Promise<void> {
-    const stored: StoredEvent = { ...event, id: randomUUID() };
+    // A delivery's final outcome has an id from its key (event-id.ts), so it is stored once
+    // whoever writes it; other events are each their own.
+    const stored: StoredEvent = { ...event, id: eventIdOf(event) ?? randomUUID() };
     this.stats.recorded++;
     this.byType.set(event.type, (this.byType.get(event.type) ?? 0) + 1);
     // Earlier waiters go first: an event never overtakes one recorded before it.

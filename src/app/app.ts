@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { AnalyticsBuffer } from '../analytics/buffer.js';
+import { MongoEventReconciler } from '../adapters/mongo/event-reconciler.js';
 import { MongoClaimStore } from '../adapters/mongo/claim-store.js';
 import { MongoEventSink } from '../adapters/mongo/event-sink.js';
 import { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
@@ -100,6 +101,8 @@ export class App {
   readonly ledger = new MinuteLedger();
   readonly checkpoint: Checkpoint;
   readonly retention: MongoRetention;
+  /** Rebuilds, at start, the outcome events a crash lost, from the delivery records. */
+  readonly eventCheck: MongoEventReconciler;
   /** Runs broadcasts (`mailwheel broadcast send`): pickup, lease, batches, pause/cancel. */
   readonly broadcasts: BroadcastRunner;
   #smtpCheck: { at: number; ok: Promise<boolean> } | undefined;
@@ -129,6 +132,7 @@ export class App {
       onFlush: (r) => this.metrics.observeFlush(r),
     });
     this.claims = new MongoClaimStore(store.deliveries, this.instances);
+    this.eventCheck = new MongoEventReconciler({ deliveries: store.deliveries, events: store.events, state: store.state });
     this.suppressions = new SuppressionList(new MongoSuppressionStore(store.suppressions, { batchSize: config.mongodb.batchSize }), {
       hardBounceLimit: config.send.hardBounceLimit,
     });
@@ -223,11 +227,29 @@ export class App {
       await store.ensureIndexes();
       await app.suppressions.load();
       await app.instances.start();
+      await app.#rebuildLostEvents();
     } catch (err) {
       await store.close().catch(() => undefined);
       throw err;
     }
     return app;
+  }
+
+  /**
+   * Before anything is sent (daemon and run-minute alike): a crash may have lost buffered events
+   * of deliveries whose records say they were settled; write those events back. Analytics are not
+   * worth a failed start: a failure is logged, and the next start checks the same range again.
+   */
+  async #rebuildLostEvents(): Promise<void> {
+    const { config } = this.loaded;
+    try {
+      const r = await this.eventCheck.reconcile({ now: Date.now(), lookbackMs: config.send.catchUpLookbackHours * 3_600_000, batchSize: config.mongodb.batchSize });
+      const fields = { from: r.from.toISOString(), checked: r.checked, rebuilt: r.rebuilt };
+      if (r.rebuilt > 0) this.log.warn(fields, 'outcome events lost in a crash rebuilt from the delivery records');
+      else this.log.info(fields, 'outcome events match the delivery records');
+    } catch (err) {
+      this.log.warn({ err }, 'could not check outcome events against the delivery records; will check again at the next start');
+    }
   }
 
   /** Runs the daemon: full sync, the minute timer, the housekeeping crons. */
@@ -289,7 +311,7 @@ export class App {
       users: this.registry.userCount,
       jobs: this.registry.size,
       nextFire: next === undefined ? null : new Date(next * MINUTE_MS).toISOString(),
-      queue: { waiting: this.queue.waiting, inFlight: this.queue.inFlight, backlog: this.dispatcher.backlog, slowLevel: this.queue.slowLevel },
+      queue: { waiting: this.queue.waiting, inFlight: this.queue.inFlight, backlog: this.dispatcher.backlog, ratePerSecond: this.queue.ratePerSecond },
       breaker: this.queue.breaker,
       sends: { ...this.queue.stats },
       claims: { ...this.claims.stats },
@@ -416,7 +438,11 @@ export class App {
       ['scheduler drain', () => this.scheduler.stop()],
       // After the dispatcher: deliveries it released stay open, so the saved minute stays before them.
       ['checkpoint', () => this.checkpoint.close()],
-      ['analytics', () => this.analytics.close(this.loaded.config.send.drainTimeoutMs)],
+      ['analytics', async () => {
+        await this.analytics.close(this.loaded.config.send.drainTimeoutMs);
+        // Everything settled so far has its event: the next start need not look before now.
+        await this.eventCheck.markChecked(new Date());
+      }],
       ['smtp', () => this.transport.close()],
       ['instance', () => this.instances.stop()],
       ['mongodb', () => this.store.close()],

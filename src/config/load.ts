@@ -11,7 +11,7 @@ import { ConfigError } from '../errors.js';
 import { isValidZone } from '../core/fire-time.js';
 import { loadTemplates, type TemplateSet } from '../core/templates.js';
 import { maskUri } from '../log.js';
-import { configSchema, schedulesSchema, type Config, type Schedules } from './schema.js';
+import { configSchema, retiredSettings, schedulesSchema, type Config, type Schedules } from './schema.js';
 
 /** The folder holding default.json, schedules.json and templates/ shipped with the package. */
 export const defaultConfigDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config');
@@ -104,6 +104,11 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
     configDir = dirname(abs);
   }
   merged = deepMerge(merged, envOverrides(env));
+  for (const { path, message } of retiredSettings) {
+    let node: unknown = merged;
+    for (const key of path) node = isPlainObject(node) && Object.hasOwn(node, key) ? node[key] : undefined;
+    if (node !== undefined) throw new ConfigError(path.join('.'), message);
+  }
 
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) throw firstIssue(parsed.error);

@@ -76,8 +76,18 @@ const send = z.strictObject({
   breakerThreshold: positiveInt,
   /** Longest wait between probes of an unreachable server. */
   breakerProbeMaxMs: positiveInt,
-  /** After a 421 / "too many" answer the send rate is lowered for this long. */
-  slowdownCooldownMs: positiveInt,
+  /*
+   * After a 421 / 4.7.x / "too many" deferral the send rate is lowered AIMD-style and climbs back
+   * as the server accepts again (src/adapters/smtp/aimd-rate.ts). Replaces `slowdownCooldownMs`.
+   */
+  /** Rate factor per deferral (multiplicative decrease), e.g. 0.7: 30 % slower. */
+  slowdownDecrease: z.number().gt(0).lt(1),
+  /** At most one decrease per this many ms (the 421s of one crowded moment count once). */
+  slowdownWindowMs: positiveInt,
+  /** Share of the configured rate regained per second of accepted sending (additive increase). */
+  slowdownRecoveryPerSecond: z.number().gt(0).max(10),
+  /** Lowest send rate as a share of the configured `rate.perSecond` (not an absolute rate). */
+  slowdownFloor: z.number().gt(0).max(1),
   /** On start, a fire missed while no instance ran is still sent when younger than this; older ones are recorded as `missed`. */
   catchUpGraceMs: z.number().int().min(0),
   /** How far back the start-up catch-up enumerates missed fires (hours); older downtime is logged as one range. */
@@ -186,6 +196,15 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Settings that no longer exist, with what replaced them: refused (exit 78) with this text rather than "unknown setting". */
+export const retiredSettings: ReadonlyArray<{ path: readonly string[]; message: string }> = [
+  {
+    path: ['send', 'slowdownCooldownMs'],
+    message:
+      'replaced by send.slowdownDecrease, send.slowdownWindowMs, send.slowdownRecoveryPerSecond and send.slowdownFloor (the slowdown after 421s is now AIMD, without fixed levels); remove it',
+  },
+];
 
 /** One housekeeping schedule: a node-cron expression and the zone it is read in. */
 export const scheduleEntrySchema = z.strictObject({

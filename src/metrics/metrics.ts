@@ -21,7 +21,8 @@ export interface MetricSources {
   queue(): {
     waiting: number;
     inFlight: number;
-    slowLevel: number;
+    ratePerSecond: number | null;
+    rateRatio: number;
     breaker: { state: BreakerState; opens: number; probes: number };
   };
   dispatcher(): { backlog: number; stats: { claimed: number; skipped: number; suppressed: number; released: number } };
@@ -88,7 +89,8 @@ export class Metrics {
 
     gauge(registers, 'mailwheel_queue_waiting', 'Messages submitted to the send queue and not yet handed to SMTP.', () => sources.queue().waiting);
     gauge(registers, 'mailwheel_queue_in_flight', 'Messages being sent over SMTP now.', () => sources.queue().inFlight);
-    gauge(registers, 'mailwheel_send_slow_level', 'Slowdown level after 421 answers (0: full rate; each level halves it).', () => sources.queue().slowLevel);
+    gauge(registers, 'mailwheel_send_rate_per_second', 'Per-second send rate in force: rate.perSecond, lower while 421 deferrals slow the queue (0: no per-second limit).', () => sources.queue().ratePerSecond ?? 0);
+    gauge(registers, 'mailwheel_send_rate_ratio', 'Send rate in force as a share of the configured rate (1: full rate; lower after 421 deferrals).', () => sources.queue().rateRatio);
     gauge(registers, 'mailwheel_dispatch_backlog', 'Deliveries claimed and waiting to enter the send queue.', () => sources.dispatcher().backlog);
     new Gauge({
       name: 'mailwheel_smtp_breaker_state',

@@ -18,18 +18,24 @@ export interface LogLine {
 export interface TestApp {
   app: App;
   logs: LogLine[];
+  /** The same lines unparsed (JSON.parse would hide a duplicated key). */
+  rawLogs: string[];
 }
 
 export async function startTestApp(mongoUri: string, smtpUrl: string, overrides: Record<string, unknown> = {}): Promise<TestApp> {
   const file = writeTestConfig({ http: { enabled: false }, rate: { perSecond: null, perDay: null }, ...overrides });
   const loaded = loadConfig({ file, env: { MONGODB_URI: mongoUri, SMTP_URL: smtpUrl } });
   const logs: LogLine[] = [];
+  const rawLogs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line.trim()) logs.push(JSON.parse(line) as LogLine);
+      for (const line of chunk.toString().split('\n')) if (line.trim()) {
+        rawLogs.push(line);
+        logs.push(JSON.parse(line) as LogLine);
+      }
       done();
     },
   });
   const app = await App.create(loaded, createLogger('info', sink));
-  return { app, logs };
+  return { app, logs, rawLogs };
 }

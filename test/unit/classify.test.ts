@@ -2,7 +2,7 @@
  * SMTP error classification (what is retried) and the backoff policy (how long to wait).
  */
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, classifySmtpError } from '../../src/adapters/smtp/classify.js';
+import { backoffDelay, classifySmtpError, isSlowDown } from '../../src/adapters/smtp/classify.js';
 import { ErrorCodes, SmtpError } from '../../src/errors.js';
 
 /** What nodemailer rejects with after an SMTP reply. */
@@ -119,5 +119,23 @@ describe('backoffDelay (exponential, full jitter)', () => {
       expect(d).toBeGreaterThanOrEqual(0);
       expect(d).toBeLessThan(Math.min(max, base * 2 ** (attempt - 1)));
     }
+  });
+});
+
+describe("isSlowDown (answers about the sender's pace, which slow the whole queue)", () => {
+  it.each([
+    [421, '421 4.7.0 Try again later'],
+    [450, '450 4.7.28 Our system has detected an unusual rate of unsolicited mail'],
+    [451, '451 4.7.1 Please try again later'],
+    [452, '452 Too many recipients received this hour'],
+  ])('%i "%s" is a slow-down', (code, text) => {
+    expect(isSlowDown(classifySmtpError(smtpReply(code, text)))).toBe(true);
+  });
+  it.each([
+    [450, '450 4.2.1 Mailbox busy'],
+    [451, '451 4.3.0 Local error in processing'],
+    [550, '550 5.7.1 Relaying denied'],
+  ])('%i "%s" is not', (code, text) => {
+    expect(isSlowDown(classifySmtpError(smtpReply(code, text)))).toBe(false);
   });
 });

@@ -203,6 +203,19 @@ describe('loadConfig: bad configuration names the field', () => {
     expect(configError({}, {}, { LOG_LEVEL: 'chatty' }).field).toBe('log.level');
   });
 
+  it('the retired send.slowdownCooldownMs is refused naming the settings that replace it', () => {
+    const err = configError({ send: { slowdownCooldownMs: 30000 } });
+    expect(err.field).toBe('send.slowdownCooldownMs');
+    expect(err.code).toBe(ErrorCodes.CONFIG_INVALID);
+    for (const key of ['send.slowdownDecrease', 'send.slowdownWindowMs', 'send.slowdownRecoveryPerSecond', 'send.slowdownFloor']) expect(err.message).toContain(key);
+  });
+
+  it('the slowdown floor and decrease are shares (0 < x <= 1, decrease < 1)', () => {
+    expect(configError({ send: { slowdownFloor: 0 } }).field).toBe('send.slowdownFloor');
+    expect(configError({ send: { slowdownFloor: 1.5 } }).field).toBe('send.slowdownFloor');
+    expect(configError({ send: { slowdownDecrease: 1 } }).field).toBe('send.slowdownDecrease');
+  });
+
   it('an unknown key is rejected and the error names it', () => {
     const nested = configError({ smtp: { poolsize: 3 } });
     expect(nested.message).toContain('poolsize');

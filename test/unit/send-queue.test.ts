@@ -273,3 +273,38 @@ describe('SendQueue: stop', () => {
     await first;
   });
 });
+
+describe('SendQueue: slowdown after a 421', () => {
+  it('lowers the rate in proportion (x decrease), logs it with one `level` key, and climbs back as messages are accepted', async () => {
+    const lines: string[] = [];
+    const captured = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+    const transport = new FakeTransport();
+    transport.behaviour = async (d, attempt) => {
+      if (d.key === 'k0' && attempt === 1) throw smtpReply(421);
+    };
+    const queue = new SendQueue(
+      transport,
+      { concurrency: 1, rate: { perSecond: 100 }, maxAttempts: 3, backoffBaseMs: 2, backoffMaxMs: 8, slowdown: { decrease: 0.5, windowMs: 1000, recoveryPerSecond: 5, floor: 0.1 } },
+      { onOutcome: () => undefined },
+      captured,
+    );
+    queues.push(queue);
+    queue.submit(delivery('k0'));
+    await until(() => expect(queue.stats.slowdowns).toBe(1));
+    const warn = lines.find((l) => l.includes('lowering the send rate'));
+    expect(warn).toBeDefined();
+    // pino's own level only: a second `level` key made the line ambiguous JSON.
+    expect(warn?.match(/"level":/g)).toHaveLength(1);
+    expect(JSON.parse(warn ?? '{}')).toMatchObject({ level: 40, ratePerSecond: 50, configuredPerSecond: 100, smtpCode: 421 });
+    expect(queue.ratePerSecond).toBe(50);
+    expect(queue.rateRatio).toBe(0.5);
+    // Each accepted message adds 5 x 100 / rate (5 x the configured rate per second of sending): about 8 bring it back to 100/s.
+    for (let i = 1; i <= 20; i++) queue.submit(delivery(`k${i}`));
+    await queue.idle();
+    expect(queue.ratePerSecond).toBe(100);
+    expect(queue.rateRatio).toBe(1);
+    const info = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => String(l['msg']).includes('back to the configured rate'));
+    expect(info).toMatchObject({ level: 30, ratePerSecond: 100 });
+    for (const l of lines) expect(l.match(/"level":/g)).toHaveLength(1);
+  });
+});

@@ -54,6 +54,8 @@ export interface StateDoc {
   _id: string;
   /** `scheduler`: the last epoch minute whose fires all have an outcome. */
   lastMinute?: number;
+  /** `events`: delivery outcomes settled before this have their events (event-reconciler.ts). */
+  checkedUntil?: Date;
   updatedAt: Date;
   /** The instance that last moved it. */
   instance?: string;

@@ -62,11 +62,14 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
 }
 
 /**
- * A 421 ("service not available, closing channel", used by providers for throttling) or any
+ * A 421 ("service not available, closing channel", used by providers for throttling), a 4xx with
+ * an enhanced status 4.7.x (policy deferral, e.g. Gmail's "450 4.7.28 ... rate limited") or any
  * answer that says "too many" / "rate" is about the sender's pace, not the message.
  */
 export function isSlowDown(err: SmtpError): boolean {
-  return err.smtpCode === 421 || /too many|rate limit|throttl/i.test(err.message);
+  if (err.smtpCode === 421) return true;
+  if (err.smtpCode !== undefined && err.smtpCode >= 400 && err.smtpCode < 500 && /\b4\.7\.\d{1,3}\b/.test(err.message)) return true;
+  return /too many|rate limit|throttl/i.test(err.message);
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * SendQueue: the only road to SMTP. It decides when each message may go (the provider's rate
  * windows, priorities, backoff after transient failures, a circuit breaker when the server is
- * unreachable, a slowdown when the server says "too many") and hands messages to the transport
+ * unreachable, an AIMD slowdown when the server defers with 421 / "too many") and hands messages to the transport
  * with at most `concurrency` in flight, the size of the SMTP pool.
  *
  * Why it is built this way: Bottleneck 2.19.5 completes about 414 jobs/s whatever the settings
@@ -19,6 +19,7 @@ import type { Delivery, DeliveryKind } from '../../core/types.js';
 import type { SmtpError } from '../../errors.js';
 import type { MailTransport } from '../../ports/index.js';
 import { backoffDelay, classifySmtpError, isSlowDown } from './classify.js';
+import { AimdRate } from './aimd-rate.js';
 import { ArrivalGate } from './arrival-gate.js';
 import { CircuitBreaker, type BreakerState } from './circuit-breaker.js';
 import { grantPacing } from '../../core/pacing.js';
@@ -49,11 +50,24 @@ export interface SendQueueOptions {
   breakerThreshold?: number;
   /** Longest wait between probes while the breaker is open. Default 30 s. */
   breakerProbeMaxMs?: number;
-  /** How long a 421 / "too many" slowdown lasts per level. Default 30 s. */
-  slowdownCooldownMs?: number;
+  /** The AIMD slowdown after 421 / "too many" deferrals (aimd-rate.ts); defaults below. */
+  slowdown?: SlowdownOptions;
   /** Largest batch per Bottleneck grant. Default 50. */
   maxBatch?: number;
 }
+
+export interface SlowdownOptions {
+  /** Rate factor per deferral (multiplicative decrease). Default 0.7. */
+  decrease: number;
+  /** At most one decrease per this many ms. Default 2000. */
+  windowMs: number;
+  /** Share of the configured rate regained per second of accepted sending. Default 0.2. */
+  recoveryPerSecond: number;
+  /** Lowest rate as a share of the configured rate. Default 0.1. */
+  floor: number;
+}
+
+const SLOWDOWN_DEFAULTS: SlowdownOptions = { decrease: 0.7, windowMs: 2000, recoveryPerSecond: 0.2, floor: 0.1 };
 
 /** The queue's settings as the daemon takes them from its config (one place, so a benchmark measures the same queue). */
 export function sendQueueOptions(config: Config): SendQueueOptions {
@@ -65,7 +79,12 @@ export function sendQueueOptions(config: Config): SendQueueOptions {
     backoffMaxMs: config.send.backoffMaxMs,
     breakerThreshold: config.send.breakerThreshold,
     breakerProbeMaxMs: config.send.breakerProbeMaxMs,
-    slowdownCooldownMs: config.send.slowdownCooldownMs,
+    slowdown: {
+      decrease: config.send.slowdownDecrease,
+      windowMs: config.send.slowdownWindowMs,
+      recoveryPerSecond: config.send.slowdownRecoveryPerSecond,
+      floor: config.send.slowdownFloor,
+    },
   };
 }
 
@@ -77,7 +96,6 @@ const PRIORITY: Record<DeliveryKind, number> = { scheduled: 2, broadcast: 7 };
 const KINDS: readonly DeliveryKind[] = ['scheduled', 'broadcast'];
 /** Batches granted ahead of the workers; more would let a burst build up behind a slow server. */
 const GRANTS_AHEAD = 2;
-const MAX_SLOW_LEVEL = 4;
 
 const WINDOWS = [
   ['perMinute', 60_000],
@@ -151,11 +169,15 @@ export class SendQueue {
   readonly #inFlight = new Set<Entry>();
   readonly #base: { batch: number; minTime: number };
   #batch: number;
+  #minTime: number;
   #granting = 0;
   #workers = 0;
-  #slowLevel = 0;
-  #slowTimer: NodeJS.Timeout | undefined;
-  #lastSlowdown = 0;
+  /** Set while the server's deferrals hold the rate below the configured one. */
+  #aimd: AimdRate | undefined;
+  /** The AIMD ceiling: rate.perSecond, or the highest pace measured when deferrals began. */
+  #ceiling = 0;
+  /** Sends completed in the current and the previous second: the pace, when no per-second rate is configured. */
+  #pace = { start: 0, current: 0, previous: 0 };
   #stopping = false;
   #stopped: Promise<StopResult> | undefined;
   #idleWaiters: Array<() => void> = [];
@@ -163,13 +185,14 @@ export class SendQueue {
 
   constructor(transport: ProbeableTransport, opts: SendQueueOptions, hooks: SendQueueHooks, log: Logger) {
     this.#transport = transport;
-    this.#opts = { breakerThreshold: 5, breakerProbeMaxMs: 30_000, slowdownCooldownMs: 30_000, maxBatch: 50, ...opts };
+    this.#opts = { breakerThreshold: 5, breakerProbeMaxMs: 30_000, maxBatch: 50, ...opts, slowdown: { ...SLOWDOWN_DEFAULTS, ...opts.slowdown } };
     this.#hooks = hooks;
     this.#log = log;
     const perSecond = opts.rate.perSecond ?? undefined;
     const { batch, minTime } = grantPacing(perSecond, this.#opts.maxBatch);
     this.#base = { batch, minTime };
     this.#batch = batch;
+    this.#minTime = minTime;
     this.#limiter = new Bottleneck({ minTime: this.#base.minTime });
     this.#gate = perSecond ? new ArrivalGate(perSecond) : undefined;
     let last = this.#limiter;
@@ -198,9 +221,16 @@ export class SendQueue {
   get breaker(): { state: BreakerState; opens: number; probes: number } {
     return { state: this.#breaker.state, opens: this.#breaker.opens, probes: this.#breaker.probes };
   }
-  /** 0 = full speed; each level halves the rate after a 421 / "too many" answer. */
-  get slowLevel(): number {
-    return this.#slowLevel;
+  /**
+   * The per-second rate in force: the configured `rate.perSecond`, or lower after 421 deferrals;
+   * null when no per-second limit is in force.
+   */
+  get ratePerSecond(): number | null {
+    return this.#aimd?.slowed ? this.#aimd.rate : (this.#opts.rate.perSecond ?? null);
+  }
+  /** ratePerSecond as a share of the configured rate (1: full rate). */
+  get rateRatio(): number {
+    return this.#aimd?.slowed ? this.#aimd.rate / this.#aimd.maxRate : 1;
   }
 
   submit(delivery: Delivery): void {
@@ -256,7 +286,6 @@ export class SendQueue {
   async #stop(drainTimeoutMs: number): Promise<StopResult> {
     this.#stopping = true;
     this.#breaker.close();
-    if (this.#slowTimer) clearTimeout(this.#slowTimer);
     for (const e of this.#live) if (e.backoff) clearTimeout(e.backoff);
     // Not awaited: Bottleneck's stop() waits for running jobs without a deadline; grants are
     // instant anyway, and the drain below has a deadline.
@@ -352,6 +381,7 @@ export class SendQueue {
     this.#inFlight.add(entry);
     entry.attempts++;
     const started = Date.now();
+    const startedMono = performance.now();
     let error: SmtpError | undefined;
     try {
       await this.#transport.send(entry.delivery);
@@ -364,6 +394,7 @@ export class SendQueue {
     try {
       if (!error) {
         this.#breaker.success();
+        this.#accepted();
         this.stats.sent++;
         this.#live.delete(entry);
         await this.#hooks.onOutcome({ delivery: entry.delivery, status: 'sent', attempts: entry.attempts, latencyMs });
@@ -373,7 +404,7 @@ export class SendQueue {
         entry.attempts--;
         if (!this.#stopping) this.#pending[entry.delivery.kind].unshift(entry);
       } else if (error.retryable && entry.attempts < this.#opts.maxAttempts) {
-        if (isSlowDown(error)) this.#slowDown();
+        if (isSlowDown(error)) this.#slowDown(startedMono, error);
         if (!this.#stopping) await this.#retryLater(entry, error);
       } else {
         this.stats.failed++;
@@ -402,32 +433,53 @@ export class SendQueue {
 
   /**
    * A 421 or "too many" answer is about the sender, not the message: lower the rate of the whole
-   * queue for a cool-down (each level halves it), then step back up one level per cool-down.
+   * queue (AIMD, aimd-rate.ts), once per crowded moment. Without a configured per-second rate the
+   * ceiling is the pace of the last second or two, and the limit is lifted again once recovered.
    */
-  #slowDown(): void {
-    const now = Date.now();
-    // One crowded moment produces several 421s at once; count it as one signal.
-    if (now - this.#lastSlowdown < 1000) return;
-    this.#lastSlowdown = now;
-    this.#slowLevel = Math.min(MAX_SLOW_LEVEL, this.#slowLevel + 1);
+  #slowDown(startedAt: number, error: SmtpError): void {
+    const now = performance.now();
+    if (this.#aimd === undefined) {
+      // Never below an earlier ceiling: the pace just after a recovery is the slowed one, and
+      // measuring it again would ratchet the ceiling down with every episode.
+      this.#ceiling = Math.max(this.#ceiling, this.#opts.rate.perSecond ?? this.#measuredPace(now));
+      this.#aimd = new AimdRate({ maxRate: this.#ceiling, ...this.#opts.slowdown });
+    }
+    if (!this.#aimd.deferred(now, startedAt)) return;
     this.stats.slowdowns++;
     this.#applyRate();
-    this.#log.warn({ level: this.#slowLevel, batch: this.#batch }, 'server asked us to slow down; lowering the send rate');
-    if (this.#slowTimer) clearTimeout(this.#slowTimer);
-    const stepUp = (): void => {
-      this.#slowLevel = Math.max(0, this.#slowLevel - 1);
-      this.#applyRate();
-      this.#log.info({ level: this.#slowLevel }, 'send rate stepped back up');
-      this.#slowTimer = this.#slowLevel > 0 ? unref(setTimeout(stepUp, this.#opts.slowdownCooldownMs)) : undefined;
-    };
-    this.#slowTimer = unref(setTimeout(stepUp, this.#opts.slowdownCooldownMs));
+    // Not `level`: that key is pino's own (a second one made the JSON line ambiguous).
+    const ratePerSecond = round2(this.#aimd.rate);
+    this.#log.warn({ ratePerSecond, configuredPerSecond: this.#opts.rate.perSecond ?? null, smtpCode: error.smtpCode }, 'server deferred a message; lowering the send rate');
   }
 
+  #accepted(): void {
+    const now = performance.now();
+    if (now - this.#pace.start >= 1000) {
+      this.#pace = { start: now, current: 0, previous: now - this.#pace.start < 2000 ? this.#pace.current : 0 };
+    }
+    this.#pace.current++;
+    if (this.#aimd === undefined) return;
+    if (this.#aimd.accepted()) {
+      this.#log.info({ ratePerSecond: this.#opts.rate.perSecond ?? null }, 'server accepts again: send rate back to the configured rate');
+      this.#aimd = undefined;
+    }
+    this.#applyRate();
+  }
+
+  /** Completed sends per second over the current and the previous second (at least 1). */
+  #measuredPace(now: number): number {
+    const seconds = Math.max(1, (now - this.#pace.start) / 1000 + (this.#pace.previous > 0 ? 1 : 0));
+    return Math.max(1, (this.#pace.current + this.#pace.previous) / seconds);
+  }
+
+  /** Grant pacing for the rate in force; the limiter is touched only when it changes by more than 5 %. */
   #applyRate(): void {
-    const level = this.#slowLevel;
-    this.#batch = Math.max(1, this.#base.batch >> level);
-    const minTime = level === 0 ? this.#base.minTime : Math.max(this.#base.minTime, 100) * 2 ** (level - 1);
-    this.#limiter.updateSettings({ minTime });
+    const slowed = this.#aimd?.slowed === true;
+    const { batch, minTime } = slowed ? grantPacing(this.#aimd?.rate, this.#opts.maxBatch) : this.#base;
+    if (batch === this.#batch && Math.abs(minTime - this.#minTime) <= 0.05 * this.#minTime) return;
+    this.#batch = batch;
+    this.#minTime = minTime;
+    void this.#limiter.updateSettings({ minTime });
   }
 
   #onBreaker(state: BreakerState): void {
@@ -448,7 +500,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function unref(t: NodeJS.Timeout): NodeJS.Timeout {
-  t.unref();
-  return t;
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
 }

@@ -1,0 +1,102 @@
+/**
+ * Rebuilds the outcome events a crash lost. Analytics events are buffered and written in batches
+ * (analytics/buffer.ts), so a SIGKILL loses those not yet written, while the delivery records
+ * (`<key>#done`, written first) survive: they are the truth. At start, every delivery settled since
+ * the last point known to have its events gets its missing `sent` / `failed` / `missed` event back,
+ * marked as rebuilt, with the record's time.
+ *
+ * Bounded: only outcomes settled after the `events` state document's `checkedUntil` (less a margin
+ * for other instances' buffers and clocks), and never further back than the catch-up lookback,
+ * read through the `at` index in batches; each batch is one `_id` lookup of its events. Written at
+ * start after a check, and at a clean stop after the buffer is flushed, so after a clean stop the
+ * next start reads only the margin.
+ *
+ * Idempotent: an outcome event's `_id` is `<key>#<type>` (event-id.ts), so a rebuilt event and a
+ * live instance's late write of the same event store one document. Events written before those
+ * ids existed (random `_id`) are found by user and key (the `userId` index) before anything is
+ * rebuilt, so the first start after an upgrade does not duplicate them.
+ */
+import { MongoBulkWriteError, type Collection } from 'mongodb';
+import { describeKey } from './claim-store.js';
+import { writeErrorsOf } from './event-sink.js';
+import { cursorBatches } from './cursor-batches.js';
+import { FINAL_OUTCOMES, outcomeEventId, type FinalOutcome } from '../../analytics/event-id.js';
+import type { DeliveryDoc, DoneDoc, EventDoc, StateDoc } from './store.js';
+
+const ID = 'events';
+const DUPLICATE_KEY = 11000;
+/** Checked again behind `checkedUntil`: another instance's unflushed buffer, clock differences. */
+export const RECHECK_MARGIN_MS = 10 * 60_000;
+export const REBUILT_REASON = 'rebuilt from the delivery record: the event was lost (process killed before its analytics were written)';
+
+export interface ReconcileReport {
+  from: Date;
+  to: Date;
+  /** Settled deliveries looked at. */
+  checked: number;
+  /** Events written back. */
+  rebuilt: number;
+}
+
+export class MongoEventReconciler {
+  readonly #deliveries: Collection<DeliveryDoc>;
+  readonly #events: Collection<EventDoc>;
+  readonly #state: Collection<StateDoc>;
+
+  constructor(cols: { deliveries: Collection<DeliveryDoc>; events: Collection<EventDoc>; state: Collection<StateDoc> }) {
+    this.#deliveries = cols.deliveries;
+    this.#events = cols.events;
+    this.#state = cols.state;
+  }
+
+  /** Rebuilds the missing events of deliveries settled in (checkedUntil - margin, now]; at most `lookbackMs` back. */
+  async reconcile(opts: { now: number; lookbackMs: number; batchSize: number }): Promise<ReconcileReport> {
+    const state = await this.#state.findOne({ _id: ID });
+    const checked = state?.checkedUntil instanceof Date ? state.checkedUntil.getTime() - RECHECK_MARGIN_MS : Number.NEGATIVE_INFINITY;
+    const from = new Date(Math.max(checked, opts.now - opts.lookbackMs));
+    const to = new Date(opts.now);
+    const cursor = this.#deliveries.find({ type: 'done', at: { $gte: from, $lte: to } }, { projection: { _id: 1, type: 1, key: 1, status: 1, at: 1 } }).batchSize(opts.batchSize);
+    const report: ReconcileReport = { from, to, checked: 0, rebuilt: 0 };
+    for await (const batch of cursorBatches(cursor, opts.batchSize)) {
+      const done = batch.filter((d): d is DoneDoc => d.type === 'done');
+      report.checked += done.length;
+      report.rebuilt += await this.#rebuild(done);
+    }
+    await this.markChecked(to);
+    return report;
+  }
+
+  /** Records that every outcome settled before `until` has its event (a clean stop after its flush). */
+  async markChecked(until: Date): Promise<void> {
+    await this.#state.updateOne({ _id: ID }, { $max: { checkedUntil: until }, $set: { updatedAt: new Date() } }, { upsert: true });
+  }
+
+  async #rebuild(done: readonly DoneDoc[]): Promise<number> {
+    const wanted = new Map<string, DoneDoc>();
+    for (const d of done) if ((FINAL_OUTCOMES as readonly string[]).includes(d.status)) wanted.set(outcomeEventId(d.key, d.status), d);
+    if (wanted.size === 0) return 0;
+    for (const e of await this.#events.find({ _id: { $in: [...wanted.keys()] } }, { projection: { _id: 1 } }).toArray()) wanted.delete(e._id);
+    if (wanted.size === 0) return 0;
+    // Events from before the key-derived ids: same key and type under a random `_id`.
+    const missing = [...wanted.values()];
+    const legacy = await this.#events
+      .find(
+        { userId: { $in: [...new Set(missing.map((d) => describeKey(d.key).userId))] }, key: { $in: missing.map((d) => d.key) }, type: { $in: [...FINAL_OUTCOMES] } },
+        { projection: { key: 1, type: 1 } },
+      )
+      .toArray();
+    for (const e of legacy) if (e.key !== undefined) wanted.delete(outcomeEventId(e.key, e.type as FinalOutcome));
+    if (wanted.size === 0) return 0;
+    const docs: EventDoc[] = [...wanted].map(([id, d]) => ({ _id: id, type: d.status, at: d.at, key: d.key, ...describeKey(d.key), reason: REBUILT_REASON }));
+    try {
+      await this.#events.insertMany(docs, { ordered: false });
+      return docs.length;
+    } catch (err) {
+      // A duplicate: a live instance wrote that event meanwhile; it is there either way.
+      if (!(err instanceof MongoBulkWriteError)) throw err;
+      const errors = writeErrorsOf(err);
+      if (!errors.every((e) => e.code === DUPLICATE_KEY)) throw err;
+      return docs.length - errors.length;
+    }
+  }
+}
