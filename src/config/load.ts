@@ -112,7 +112,7 @@ function suggestion(schema: unknown, path: readonly string[], key: string): stri
   const lower = key.toLowerCase();
   const near = here
     .map((k) => ({ k, d: editDistance(lower, k.toLowerCase()) }))
-    .filter(({ k, d }) => d <= Math.max(1, Math.floor(k.length / 4)))
+    .filter(({ k, d }) => d <= (k.length >= 5 ? 2 : 1))
     .sort((a, b) => a.d - b.d)[0];
   if (near !== undefined) return ` (did you mean "${[...path, near.k].join('.')}"?)`;
   // The right name in the wrong section (e.g. smtp.spreadSeconds for send.spreadSeconds).
