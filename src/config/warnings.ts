@@ -24,7 +24,7 @@ export function configWarnings(config: Config): ConfigWarning[] {
   if (!uriNamesDatabase(config.mongodb.uri)) {
     out.push({
       setting: 'mongodb.uri (MONGODB_URI)',
-      message: `names no database, so users are read from "${databaseName(config.mongodb.uri)}.${config.users.collection}"; put your database in the URI path (mongodb://host:27017/yourdb)`,
+      message: `names no database, so users are read from ${databaseName(config.mongodb.uri)}.${config.users.collection}; put your database in the URI path (mongodb://host:27017/yourdb)`,
     });
   }
   const mode = unsubscribeMode(config.unsubscribe);
@@ -37,6 +37,6 @@ export function emptyUsersWarning(config: Config, count: number): ConfigWarning 
   if (count > 0) return undefined;
   return {
     setting: 'users.collection',
-    message: `"${databaseName(config.mongodb.uri)}.${config.users.collection}" holds no documents: nobody will be mailed (check mongodb.uri's database and users.collection)`,
+    message: `${databaseName(config.mongodb.uri)}.${config.users.collection} holds no documents: nobody will be mailed (check mongodb.uri's database and users.collection)`,
   };
 }
