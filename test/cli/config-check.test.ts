@@ -96,13 +96,24 @@ describe.concurrent('config check output', () => {
 });
 
 describe.concurrent('URLs the process could not use are refused before start (78), never a hang', () => {
+  // A reachable MongoDB, so only the URL under test can stop the process (the old code connected,
+  // then hung on `new URL(smtp.url)`).
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await testDb('badurl');
+  });
+  afterAll(async () => {
+    await db?.cleanup();
+  });
+
   it.each<[string, Record<string, string>, string]>([
     ['start, SMTP port out of range', { SMTP_URL: 'smtp://127.0.0.1:99999' }, 'smtp.url'],
     ['run-minute, SMTP host with a space', { SMTP_URL: 'smtp://mail example.test:25' }, 'smtp.url'],
     ['start, MongoDB port out of range', { MONGODB_URI: 'mongodb://127.0.0.1:99999/app' }, 'mongodb.uri'],
   ])('%s', { timeout: 60_000 }, async (label, env, field) => {
     const args = label.startsWith('start') ? ['start'] : ['run-minute', '--at', new Date().toISOString()];
-    const r = await runCli(args, { ...BASE, ...env });
+    const http = writeTestConfig({ http: { enabled: false } });
+    const r = await runCli([...args, '--config', http], { ...BASE, MONGODB_URI: db.uri, ...env });
     expect(r.code).toBe(EX_CONFIG);
     expect(r.stderr).toContain(field);
     expect(r.stderr).not.toMatch(/\n\s+at /);
