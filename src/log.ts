@@ -34,17 +34,18 @@ export const REDACT_PATHS = [
  * scrubbed of these exact strings.
  */
 const secrets = new Set<string>();
+/** The secrets and their JSON-escaped forms (pino writes JSON), longest first. */
+let patterns: string[] = [];
 
 export function registerSecrets(list: Iterable<string>): void {
   for (const s of list) if (s.length >= 2) secrets.add(s);
+  patterns = [...new Set([...secrets].flatMap((s) => [s, JSON.stringify(s).slice(1, -1)]))].sort((a, b) => b.length - a.length);
 }
 
-/** `text` with every registered secret (and its JSON-escaped form) replaced by `[redacted]`. */
+/** `text` with every registered secret replaced by `[redacted]`. */
 export function scrubSecrets(text: string): string {
-  if (secrets.size === 0) return text;
   let out = text;
-  const all = [...secrets].flatMap((s) => [s, JSON.stringify(s).slice(1, -1)]).sort((a, b) => b.length - a.length);
-  for (const s of all) if (s.length >= 2 && out.includes(s)) out = out.split(s).join('[redacted]');
+  for (const s of patterns) if (out.includes(s)) out = out.split(s).join('[redacted]');
   return out;
 }
 
