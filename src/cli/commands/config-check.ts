@@ -25,7 +25,7 @@ export function registerConfigCheck(program: Command): void {
   const config = program.command('config').description('configuration commands');
   config
     .command('check')
-    .description('validate the configuration and print the effective values (secrets redacted); exit 78 if invalid')
+    .description('validate the configuration and print the effective values (secrets redacted), the unsubscribe mode and warnings; exit 78 naming every bad field, 69 if a --connect check fails')
     .option('--json', 'stdout is one JSON document (messages go to stderr)')
     .option('--connect', 'also ping MongoDB, count the users, and greet (STARTTLS, AUTH) the SMTP server; exit 69 if one fails')
     .option('--timeout <ms>', 'how long each --connect check may take', '5000')
