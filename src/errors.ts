@@ -14,6 +14,8 @@ export const ErrorCodes = {
   BAD_ARGUMENT: 'MW_BAD_ARGUMENT',
   /** The request does not fit the current state (e.g. resuming a cancelled broadcast). */
   INVALID_STATE: 'MW_INVALID_STATE',
+  /** MongoDB or SMTP cannot be reached. */
+  UNAVAILABLE: 'MW_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -22,6 +24,8 @@ export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 export const EXIT_CONFIG = 78;
 /** Exit code for a bad command line (sysexits.h EX_USAGE). */
 export const EXIT_USAGE = 64;
+/** Exit code when MongoDB or SMTP cannot be reached (sysexits.h EX_UNAVAILABLE). */
+export const EXIT_UNAVAILABLE = 69;
 
 export class MailwheelError extends Error {
   readonly code: ErrorCode;
@@ -32,13 +36,40 @@ export class MailwheelError extends Error {
   }
 }
 
-/** Bad configuration: names the field (dotted path) so the operator knows what to fix. */
+export interface ConfigProblem {
+  field: string;
+  message: string;
+}
+
+/**
+ * Bad configuration: names the field (dotted path) so the operator knows what to fix. Config
+ * loading reports every bad field at once (`problems`, one line each); `field` is the first.
+ */
 export class ConfigError extends MailwheelError {
   readonly field: string;
-  constructor(field: string, message: string) {
-    super(ErrorCodes.CONFIG_INVALID, `config: ${field}: ${message}`);
+  readonly problems: readonly ConfigProblem[];
+  constructor(field: string, message: string, more: readonly ConfigProblem[] = []) {
+    const problems = [{ field, message }, ...more];
+    super(
+      ErrorCodes.CONFIG_INVALID,
+      problems.length === 1 ? `config: ${field}: ${message}` : `config: ${problems.length} problems:\n${problems.map((p) => `  ${p.field}: ${p.message}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
     this.field = field;
+    this.problems = problems;
+  }
+
+  static of(problems: readonly ConfigProblem[]): ConfigError {
+    const [first, ...more] = problems;
+    return new ConfigError(first?.field ?? '(root)', first?.message ?? 'invalid', more);
+  }
+}
+
+/** A service the command needs (MongoDB, SMTP) cannot be reached: exit 69 (EX_UNAVAILABLE). */
+export class UnavailableError extends MailwheelError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCodes.UNAVAILABLE, message, options);
+    this.name = 'UnavailableError';
   }
 }
 

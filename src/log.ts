@@ -1,7 +1,8 @@
 /**
  * Structured logs (pino) to stderr, so stdout stays free for command output (`--json`).
  * Secrets never reach a log line: credential-bearing keys are redacted wherever they appear,
- * and URIs are logged only through `maskUri`.
+ * URIs are logged only through `redactUri` (config/urls.ts), and the configured secrets are
+ * scrubbed from every line (`scrubSecrets`).
  */
 import pino, { type Logger } from 'pino';
 
@@ -26,13 +27,31 @@ export const REDACT_PATHS = [
   'config.mongodb.uri',
 ];
 
-export function createLogger(level: string, destination: pino.DestinationStream = pino.destination(2)): Logger {
-  return pino({ level, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
+/**
+ * The secrets of the loaded configuration (URI credentials, the unsubscribe secret, the HTTP
+ * token). Key-based redaction cannot see a secret quoted inside a message or a stack (a driver
+ * error that repeats the connection string), so every log line and every CLI error is also
+ * scrubbed of these exact strings.
+ */
+const secrets = new Set<string>();
+/** The secrets and their JSON-escaped forms (pino writes JSON), longest first. */
+let patterns: string[] = [];
+
+export function registerSecrets(list: Iterable<string>): void {
+  for (const s of list) if (s.length >= 2) secrets.add(s);
+  patterns = [...new Set([...secrets].flatMap((s) => [s, JSON.stringify(s).slice(1, -1)]))].sort((a, b) => b.length - a.length);
 }
 
-/** A URI with its credentials removed, for logs and `config check`. */
-export function maskUri(uri: string): string {
-  // Up to the LAST '@' before the path: a password may contain an unencoded '@' and
-  // nodemailer accepts that.
-  return uri.replace(/^([^:/]+:\/\/)[^/?#]*@/, '$1***:***@');
+/** `text` with every registered secret replaced by `[redacted]`. */
+export function scrubSecrets(text: string): string {
+  let out = text;
+  for (const s of patterns) if (out.includes(s)) out = out.split(s).join('[redacted]');
+  return out;
+}
+
+export function createLogger(level: string, destination: pino.DestinationStream = pino.destination(2)): Logger {
+  return pino(
+    { level, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, hooks: { streamWrite: scrubSecrets } },
+    destination,
+  );
 }

@@ -11,6 +11,7 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Schedules } from '../config/schema.js';
+import { scrubSecrets } from '../log.js';
 
 export type HousekeepingJob = keyof Schedules;
 
@@ -85,7 +86,8 @@ export class Housekeeping {
     } catch (err) {
       ok = false;
       stats.failures++;
-      stats.lastError = err instanceof Error ? err.message : String(err);
+      // Shown on /stats: scrubbed of configured secrets (a driver error may quote the URI).
+      stats.lastError = scrubSecrets(err instanceof Error ? err.message : String(err));
       this.#log.error({ err, job: name, ms: Date.now() - started }, `housekeeping ${name} failed`);
     }
     stats.runs++;

@@ -4,7 +4,8 @@
  * and turns errors into exit codes (78 for bad configuration, 64 for a bad command line).
  */
 import { Command, CommanderError } from 'commander';
-import { ConfigError, EXIT_CONFIG, EXIT_USAGE, ErrorCodes, MailwheelError } from '../errors.js';
+import { ConfigError, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE, ErrorCodes, MailwheelError } from '../errors.js';
+import { scrubSecrets } from '../log.js';
 import { registerBroadcast } from './commands/broadcast.js';
 import { registerConfigCheck } from './commands/config-check.js';
 import { registerPlan } from './commands/plan.js';
@@ -47,15 +48,17 @@ function reportError(err: unknown): number {
     // Help and version are "errors" to commander's exitOverride, with exit code 0.
     return err.exitCode === 0 ? 0 : EXIT_USAGE;
   }
+  // Error texts may quote a connection string (driver errors): scrubbed of the config's secrets.
   if (err instanceof ConfigError) {
-    process.stderr.write(`mailwheel: ${err.message}\n`);
+    process.stderr.write(scrubSecrets(`mailwheel: ${err.message}\n`));
     return EXIT_CONFIG;
   }
   if (err instanceof MailwheelError) {
-    process.stderr.write(`mailwheel: ${err.message}\n`);
+    process.stderr.write(scrubSecrets(`mailwheel: ${err.message}\n`));
+    if (err.code === ErrorCodes.UNAVAILABLE) return EXIT_UNAVAILABLE;
     return err.code === ErrorCodes.BAD_ARGUMENT ? EXIT_USAGE : 1;
   }
-  process.stderr.write(`mailwheel: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(scrubSecrets(`mailwheel: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`));
   return 1;
 }
 
@@ -67,7 +70,7 @@ if (/(?:^|[\\/])(main\.[jt]s|mailwheel)$/.test(entry)) {
       process.exitCode = code;
     },
     (err: unknown) => {
-      process.stderr.write(`mailwheel: ${String(err)}\n`);
+      process.stderr.write(scrubSecrets(`mailwheel: ${String(err)}\n`));
       process.exitCode = 1;
     },
   );

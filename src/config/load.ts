@@ -7,11 +7,12 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cron from 'node-cron';
-import { ConfigError } from '../errors.js';
+import { ConfigError, type ConfigProblem } from '../errors.js';
 import { isValidZone } from '../core/fire-time.js';
 import { loadTemplates, type TemplateSet } from '../core/templates.js';
-import { maskUri } from '../log.js';
+import { registerSecrets } from '../log.js';
 import { configSchema, retiredSettings, schedulesSchema, type Config, type Schedules } from './schema.js';
+import { redactUri, uriSecrets } from './urls.js';
 
 /** The folder holding default.json, schedules.json and templates/ shipped with the package. */
 export const defaultConfigDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config');
@@ -36,8 +37,8 @@ export function deepMerge(base: Json, over: Json): Json {
   const out: Json = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = Object.hasOwn(out, k) ? out[k] : undefined;
-    // Not `out[k] = ...`: a "__proto__" key must stay a key (refused as an unknown setting), not
-    // become the prototype whose values the schema would then read as settings.
+    // defineProperty, not assignment: a "__proto__" key from JSON stays an own (unknown, so
+    // refused) key instead of replacing the object's prototype.
     Object.defineProperty(out, k, { value: isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v, enumerable: true, writable: true, configurable: true });
   }
   return out;
@@ -77,15 +78,81 @@ interface Issue {
   keys?: string[];
 }
 
-/** The first validation problem as a ConfigError naming the exact field (an unknown key by name). */
-function firstIssue(error: { issues: readonly Issue[] }, prefix = ''): ConfigError {
-  const issue = error.issues[0];
-  if (!issue) return new ConfigError(prefix || '(root)', 'invalid');
-  const path = issue.path.map(String);
-  if (issue.code === 'unrecognized_keys' && issue.keys?.[0] !== undefined) {
-    return new ConfigError(prefix + [...path, issue.keys[0]].join('.'), 'unknown setting (check the spelling)');
+/** Every validation problem, each naming its exact field (an unknown key by name, with a suggestion). */
+function problemsOf(error: { issues: readonly Issue[] }, schema: unknown, prefix = ''): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    const path = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys' && issue.keys !== undefined) {
+      for (const key of issue.keys) out.push({ field: prefix + [...path, key].join('.'), message: `unknown setting${suggestion(schema, path, key)}` });
+      continue;
+    }
+    out.push({ field: prefix + (path.join('.') || '(root)'), message: issue.message });
   }
-  return new ConfigError(prefix + (path.join('.') || '(root)'), issue.message);
+  return out;
+}
+
+/** The keys of the (strict) object schema at `path`, or undefined. */
+function shapeAt(schema: unknown, path: readonly string[]): Record<string, unknown> | undefined {
+  let node = schema as { shape?: Record<string, unknown> } | undefined;
+  for (const key of path) node = node?.shape?.[key] as typeof node;
+  return node?.shape;
+}
+
+/** Every dotted key path of the schema's objects (leaves and sections alike). */
+function allPaths(schema: unknown, prefix: string[] = []): string[][] {
+  const shape = shapeAt(schema, []);
+  if (shape === undefined) return [];
+  return Object.entries(shape).flatMap(([k, sub]) => [[...prefix, k], ...allPaths(sub, [...prefix, k])]);
+}
+
+/** ` (did you mean "X"?)` for a misspelt or misplaced key, else ''. */
+function suggestion(schema: unknown, path: readonly string[], key: string): string {
+  const here = Object.keys(shapeAt(schema, path) ?? {});
+  const lower = key.toLowerCase();
+  const near = here
+    .map((k) => ({ k, d: editDistance(lower, k.toLowerCase()) }))
+    .filter(({ k, d }) => d <= (k.length >= 5 ? 2 : 1))
+    .sort((a, b) => a.d - b.d)[0];
+  if (near !== undefined) return ` (did you mean "${[...path, near.k].join('.')}"?)`;
+  // The right name in the wrong section (e.g. smtp.spreadSeconds for send.spreadSeconds).
+  const elsewhere = allPaths(schema).find((p) => p[p.length - 1]?.toLowerCase() === lower);
+  return elsewhere === undefined ? '' : ` (did you mean "${elsewhere.join('.')}"?)`;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+
+/** Runs `fn`, turning a ConfigError it throws into problems (other errors pass through). */
+function collect<T>(problems: ConfigProblem[], fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+    return undefined;
+  }
+}
+
+/**
+ * A relative path from the config: one the operator's file sets is resolved against that file's
+ * folder (and only there: a missing file is an error naming that path, never a silent fallback);
+ * the packaged default is looked for in the operator's folder first, then in the packaged one.
+ */
+function resolveConfigPath(value: string, setByOperator: boolean, operatorDir: string | undefined, exists: (p: string) => boolean): string {
+  if (isAbsolute(value)) return value;
+  if (operatorDir !== undefined && setByOperator) return join(operatorDir, value);
+  if (operatorDir !== undefined && exists(join(operatorDir, value))) return join(operatorDir, value);
+  return join(defaultConfigDir, value);
 }
 
 export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): LoadedConfig {
@@ -96,43 +163,83 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
   sources.push(defaultsFile);
 
   const file = opts.file ?? env.MAILWHEEL_CONFIG;
-  let configDir = defaultConfigDir;
+  let operatorDir: string | undefined;
+  let operator: Json = {};
   if (file) {
     const abs = resolve(file);
-    merged = deepMerge(merged, readJson(abs, '--config'));
+    operator = readJson(abs, '--config');
+    merged = deepMerge(merged, operator);
     sources.push(abs);
-    configDir = dirname(abs);
+    operatorDir = dirname(abs);
   }
   merged = deepMerge(merged, envOverrides(env));
+  registerConfigSecrets(merged);
+
+  // Every problem is collected and reported at once: an operator fixes them in one pass.
+  const problems: ConfigProblem[] = [];
   for (const { path, message } of retiredSettings) {
     let node: unknown = merged;
     for (const key of path) node = isPlainObject(node) && Object.hasOwn(node, key) ? node[key] : undefined;
-    if (node !== undefined) throw new ConfigError(path.join('.'), message);
+    if (node !== undefined) problems.push({ field: path.join('.'), message });
   }
-
   const parsed = configSchema.safeParse(merged);
-  if (!parsed.success) throw firstIssue(parsed.error);
-  const config = parsed.data;
+  // A retired key is named once, with its replacement, not also as an unknown setting.
+  const retired = new Set(problems.map((p) => p.field));
+  if (!parsed.success) problems.push(...problemsOf(parsed.error, configSchema).filter((p) => !retired.has(p.field)));
 
-  // schedules.json: the operator's folder first, then the packaged one.
-  const schedPath = isAbsolute(config.schedulesFile) ? config.schedulesFile : join(configDir, config.schedulesFile);
-  const schedFile = file && existsSync(schedPath) ? schedPath : join(defaultConfigDir, config.schedulesFile);
-  const sched = schedulesSchema.safeParse(readJson(schedFile, 'schedulesFile'));
-  if (!sched.success) throw firstIssue(sched.error, 'schedules.');
-  for (const [name, entry] of Object.entries(sched.data)) {
-    if (entry === undefined) continue;
-    if (!cron.validate(entry.cron)) throw new ConfigError(`schedules.${name}.cron`, `invalid cron expression "${entry.cron}"`);
-    if (!isValidZone(entry.timezone)) throw new ConfigError(`schedules.${name}.timezone`, `unknown IANA zone "${entry.timezone}"`);
+  // schedules.json and the templates are checked even when other fields are bad.
+  let schedules: Schedules | undefined;
+  const schedulesFile = merged.schedulesFile;
+  if (typeof schedulesFile === 'string' && schedulesFile !== '') {
+    const schedFile = resolveConfigPath(schedulesFile, operator.schedulesFile !== undefined, operatorDir, existsSync);
+    schedules = collect(problems, () => {
+      const sched = schedulesSchema.safeParse(readJson(schedFile, 'schedulesFile'));
+      if (!sched.success) throw ConfigError.of(problemsOf(sched.error, schedulesSchema, 'schedules.'));
+      const bad: ConfigProblem[] = [];
+      for (const [name, entry] of Object.entries(sched.data)) {
+        if (entry === undefined) continue;
+        if (!cron.validate(entry.cron)) bad.push({ field: `schedules.${name}.cron`, message: `invalid cron expression "${entry.cron}"` });
+        if (!isValidZone(entry.timezone)) bad.push({ field: `schedules.${name}.timezone`, message: `unknown IANA zone "${entry.timezone}"` });
+      }
+      if (bad.length > 0) throw ConfigError.of(bad);
+      return sched.data;
+    });
+    sources.push(schedFile);
   }
-  sources.push(schedFile);
 
-  // templates/: the operator's folder first, then the packaged one (the whole folder, never a
-  // mix of files from both). The config then names the folder actually used.
-  const tplPath = isAbsolute(config.templates.dir) ? config.templates.dir : join(configDir, config.templates.dir);
-  const tplDir = isAbsolute(config.templates.dir) || (file && isDirectory(tplPath)) ? tplPath : join(defaultConfigDir, config.templates.dir);
+  // templates/: the whole folder from one place, never a mix of files from both. The config
+  // then names the folder actually used.
+  let templates: { scheduled: TemplateSet } | undefined;
+  let tplDir: string | undefined;
+  const tplValue = isPlainObject(merged.templates) ? merged.templates.dir : undefined;
+  if (typeof tplValue === 'string' && tplValue !== '') {
+    const setByOperator = isPlainObject(operator.templates) && operator.templates.dir !== undefined;
+    tplDir = resolveConfigPath(tplValue, setByOperator, operatorDir, isDirectory);
+    const dir = tplDir;
+    templates = collect(problems, () => ({ scheduled: loadTemplates(dir, 'scheduled') }));
+  }
+
+  if (problems.length > 0 || !parsed.success || schedules === undefined || templates === undefined || tplDir === undefined) {
+    throw ConfigError.of(problems);
+  }
+  const config = parsed.data;
   config.templates.dir = tplDir;
-  const templates = { scheduled: loadTemplates(tplDir, 'scheduled') };
-  return { config: deepFreeze(config), schedules: deepFreeze(sched.data), templates, sources };
+  return { config: deepFreeze(config), schedules: deepFreeze(schedules), templates, sources };
+}
+
+/** Secrets of the merged (possibly invalid) config, so no log line or error message shows them. */
+function registerConfigSecrets(merged: Json): void {
+  const get = (section: string, key: string): unknown => (isPlainObject(merged[section]) ? merged[section][key] : undefined);
+  const uri = get('mongodb', 'uri');
+  const url = get('smtp', 'url');
+  const secrets: string[] = [];
+  if (typeof uri === 'string') secrets.push(...uriSecrets(uri));
+  if (typeof url === 'string') secrets.push(...uriSecrets(url));
+  for (const [section, key] of [['unsubscribe', 'secret'], ['http', 'token']] as const) {
+    const v = get(section, key);
+    if (typeof v === 'string' && v.length >= 2) secrets.push(v);
+  }
+  registerSecrets(secrets);
 }
 
 function isDirectory(path: string): boolean {
@@ -151,8 +258,8 @@ function deepFreeze<T>(o: T): T {
 /** A copy of the config safe to print: credentials in URIs replaced. */
 export function redactConfig(config: Config): Json {
   const clone = JSON.parse(JSON.stringify(config)) as Json;
-  (clone.mongodb as Json).uri = maskUri(config.mongodb.uri);
-  (clone.smtp as Json).url = maskUri(config.smtp.url);
+  (clone.mongodb as Json).uri = redactUri(config.mongodb.uri);
+  (clone.smtp as Json).url = redactUri(config.smtp.url);
   if (config.unsubscribe.secret !== null) (clone.unsubscribe as Json).secret = '[redacted]';
   if (config.http.token !== null) (clone.http as Json).token = '[redacted]';
   return clone;

@@ -4,17 +4,28 @@
  * override it, and the merged result must pass this schema or start-up stops (exit 78).
  */
 import { z } from 'zod';
+import { baseUrlProblem, mongoUriProblem, smtpUrlProblem } from './urls.js';
 
 const positiveInt = z.number().int().positive();
 const fieldName = z.string().min(1).refine((n) => !n.split('.').some((p) => ['__proto__', 'constructor', 'prototype'].includes(p)), 'must not name __proto__, constructor or prototype (they reach JavaScript prototypes)');
 
+/** A string checked by one of the URL checks in `urls.ts` (messages never quote the value). */
+function urlString(problem: (s: string) => string | undefined) {
+  return z.string().superRefine((value, ctx) => {
+    const why = problem(value);
+    if (why !== undefined) ctx.addIssue({ code: 'custom', message: why });
+  });
+}
+
 const mongodb = z.strictObject({
   /** Connection string; the database is the one named in its path. Env: MONGODB_URI. */
-  uri: z.string().regex(/^mongodb(\+srv)?:\/\/.+/, 'must be a mongodb:// or mongodb+srv:// URI'),
+  uri: urlString(mongoUriProblem),
   /** Prefix of the collections mailwheel owns (deliveries, events, broadcasts, suppressions). */
   collectionPrefix: z.string().regex(/^[A-Za-z0-9_]*$/, 'letters, digits and _ only'),
   /** Documents per cursor batch when streaming users. */
   batchSize: positiveInt.max(100_000),
+  /** How long a command waits for a reachable server before it gives up (exit 69). */
+  serverSelectionTimeoutMs: positiveInt.max(600_000),
 });
 
 const users = z.strictObject({
@@ -35,7 +46,7 @@ const users = z.strictObject({
 
 const smtp = z.strictObject({
   /** smtp:// or smtps:// URL, credentials included. Env: SMTP_URL. Never logged. */
-  url: z.string().regex(/^smtps?:\/\/.+/, 'must be an smtp:// or smtps:// URL'),
+  url: urlString(smtpUrlProblem),
   /** The From header of every message. */
   from: z.string().min(3).refine((s) => !/[\r\n]/.test(s), 'must not contain CR or LF'),
   /** Pooled SMTP connections; also the send concurrency. */
@@ -100,8 +111,13 @@ const unsubscribe = z.strictObject({
    * Null: messages carry only the mailto link and the HTTP endpoint refuses every token.
    */
   secret: z.string().min(16, 'must be at least 16 characters').nullable(),
-  /** Public base URL of this daemon's HTTP endpoint, as recipients reach it (https in production). */
-  baseUrl: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL'),
+  /**
+   * Public https base URL of this daemon's HTTP endpoint, as recipients reach it. One-click
+   * links (RFC 8058 requires https) are sent only with a secret and this; null: mailto only.
+   */
+  baseUrl: urlString(baseUrlProblem).nullable(),
+  /** Accept an http:// baseUrl on 127.0.0.1, ::1 or localhost (development and tests only). */
+  allowInsecureBaseUrl: z.boolean(),
   /** Address for mailto: unsubscribe requests. */
   mailto: z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'must be an email address'),
   /** How long a token stays valid. */
@@ -190,6 +206,10 @@ export const configSchema = z
     message: 'must be >= send.backoffBaseMs',
     path: ['send', 'backoffMaxMs'],
   })
+  .refine((c) => c.unsubscribe.baseUrl === null || insecureBaseUrlAllowed(c.unsubscribe.baseUrl, c.unsubscribe.allowInsecureBaseUrl), {
+    message: 'must be an https:// URL (RFC 8058 one-click links must be https); http:// only on 127.0.0.1, ::1 or localhost with unsubscribe.allowInsecureBaseUrl: true',
+    path: ['unsubscribe', 'baseUrl'],
+  })
   .refine((c) => c.retention.deliveriesDays * 24 > c.send.catchUpLookbackHours, {
     message: 'must be longer than send.catchUpLookbackHours (a deleted delivery record can be sent again)',
     path: ['retention', 'deliveriesDays'],
@@ -205,6 +225,18 @@ export const retiredSettings: ReadonlyArray<{ path: readonly string[]; message: 
       'replaced by send.slowdownDecrease, send.slowdownWindowMs, send.slowdownRecoveryPerSecond and send.slowdownFloor (the slowdown after 421s is now AIMD, without fixed levels); remove it',
   },
 ];
+
+/** https always; http only on a loopback host and only when the operator said so. */
+function insecureBaseUrlAllowed(url: string, allowInsecure: boolean): boolean {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return true; // reported on the field itself
+  }
+  if (u.protocol === 'https:') return true;
+  return allowInsecure && ['127.0.0.1', '[::1]', 'localhost'].includes(u.hostname);
+}
 
 /** One housekeeping schedule: a node-cron expression and the zone it is read in. */
 export const scheduleEntrySchema = z.strictObject({

@@ -67,6 +67,39 @@ export function verifyToken(token: string, secret: string | null, nowMs: number)
   return { ok: true, userId: payload.u, email: payload.e };
 }
 
+export interface UnsubscribeMode {
+  /** `one-click`: mailto and an https link with `List-Unsubscribe-Post`; `mailto`: mailto only. */
+  mode: 'one-click' | 'mailto';
+  /** Why, in words for an operator (`config check`, the start-up warning). */
+  reason: string;
+  /** True when the operator set a secret but one-click is off anyway: worth a warning. */
+  warn: boolean;
+}
+
+/**
+ * Which List-Unsubscribe headers messages carry. One-click needs a secret and a base URL (the
+ * config refuses an http base URL unless `allowInsecureBaseUrl` on a loopback host, for tests).
+ * A secret without a base URL means mailto only: there is no safe default for a public URL.
+ */
+export function unsubscribeMode(cfg: Config['unsubscribe']): UnsubscribeMode {
+  if (cfg.secret === null || cfg.secret === '') {
+    return { mode: 'mailto', reason: 'unsubscribe.secret is not set (MAILWHEEL_UNSUBSCRIBE_SECRET): messages carry a mailto: link only', warn: false };
+  }
+  if (cfg.baseUrl === null) {
+    return {
+      mode: 'mailto',
+      reason: 'unsubscribe.secret is set but unsubscribe.baseUrl is not: messages carry a mailto: link only; set unsubscribe.baseUrl to the https:// URL recipients reach this daemon at for one-click links',
+      warn: true,
+    };
+  }
+  const insecure = cfg.baseUrl.startsWith('http:');
+  return {
+    mode: 'one-click',
+    reason: insecure ? `one-click links to ${cfg.baseUrl} over plain http (unsubscribe.allowInsecureBaseUrl: development only)` : `one-click links to ${cfg.baseUrl}`,
+    warn: insecure,
+  };
+}
+
 /**
  * The RFC 2369 / RFC 8058 headers for one message. With a secret: a mailto link and an http(s)
  * one-click URL, both carrying a token valid for `tokenTtlDays`, plus `List-Unsubscribe-Post`.
@@ -75,7 +108,8 @@ export function verifyToken(token: string, secret: string | null, nowMs: number)
  */
 export function unsubscribeHeaders(claims: TokenClaims, cfg: Config['unsubscribe'], nowMs: number): Record<string, string> {
   const mailto = `mailto:${encodeAddress(cfg.mailto)}?subject=unsubscribe`;
-  if (cfg.secret === null || cfg.secret === '') return { 'List-Unsubscribe': `<${mailto}>` };
+  const mode = unsubscribeMode(cfg);
+  if (mode.mode === 'mailto' || cfg.secret === null || cfg.baseUrl === null) return { 'List-Unsubscribe': `<${mailto}>` };
   const expiresAt = Math.floor(nowMs / 1000) + cfg.tokenTtlDays * DAY_S;
   // base64url and '.' need no percent-encoding in a query or a mailto subject.
   const token = signToken({ ...claims, expiresAt }, cfg.secret);

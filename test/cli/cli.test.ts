@@ -48,8 +48,9 @@ describe('mailwheel config check', () => {
     const all = r.stdout + r.stderr;
     expect(all).not.toContain('s3cr3t');
     expect(all).not.toContain('dbuser');
-    expect(r.stdout).toContain('config OK');
-    const printed = JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf('config OK'))) as {
+    // stdout is the JSON alone (a script can pipe it to jq); the verdict goes to stderr.
+    expect(r.stderr).toContain('config OK');
+    const printed = JSON.parse(r.stdout) as {
       sources: string[];
       config: { smtp: { url: string; poolSize: number }; mongodb: { uri: string } };
     };

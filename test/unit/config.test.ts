@@ -308,3 +308,64 @@ describe('redactConfig', () => {
     expect(text).toContain('smtp.example.test:587');
   });
 });
+
+describe('loadConfig: every problem at once, suggestions, and paths relative to the operator file', () => {
+  it('reports every bad field in one error, each on its own line', () => {
+    const err = configError(
+      { smtp: { poolSize: 0 }, mongodb: { batchSize: -1 }, http: { port: 70000 }, sendd: {} },
+      { 'schedules.json': { userSync: { cron: 'every five minutes', timezone: 'Mars/Base' } } },
+      { SMTP_URL: 'smtp://127.0.0.1:99999' },
+    );
+    const fields = err.problems.map((p) => p.field);
+    expect(fields).toEqual(expect.arrayContaining(['smtp.poolSize', 'mongodb.batchSize', 'http.port', 'sendd', 'smtp.url', 'schedules.userSync.cron', 'schedules.userSync.timezone']));
+    for (const f of fields) expect(err.message).toMatch(new RegExp(`^  ${f.replace(/\./g, '\\.')}: `, 'm'));
+  });
+
+  it.each<[string, object, string, string]>([
+    ['a misspelt key', { smtp: { poolsize: 3 } }, 'smtp.poolsize', 'smtp.poolSize'],
+    ['a misspelt section', { smtpp: { poolSize: 3 } }, 'smtpp', 'smtp'],
+    ['a key in the wrong section', { smtp: { spreadSeconds: 5 } }, 'smtp.spreadSeconds', 'send.spreadSeconds'],
+    ['a misspelt nested key', { users: { fields: { emial: 'mail' } } }, 'users.fields.emial', 'users.fields.email'],
+  ])('%s: an error naming it, with "did you mean"', (_label, config, field, meant) => {
+    const err = configError(config);
+    expect(err.field).toBe(field);
+    expect(err.message).toContain(`did you mean "${meant}"?`);
+  });
+
+  it('a "__proto__" key is an unknown setting, not a prototype', () => {
+    const err = configError('{ "__proto__": { "smtp": { "poolSize": 3 } } }');
+    expect(err.field).toBe('__proto__');
+    const nested = configError('{ "smtp": { "__proto__": { "poolSize": 0 } } }');
+    expect(nested.field).toBe('smtp.__proto__');
+  });
+
+  it("a schedulesFile the operator's file names is read from that file's folder, never the packaged one", () => {
+    // The packaged folder has a schedules.json; the operator's has none: that is an error naming
+    // the operator's path, not a silent switch to the packaged schedules.
+    const err = configError({ schedulesFile: 'schedules.json' });
+    expect(err.field).toBe('schedulesFile');
+    expect(err.message).not.toContain(defaultConfigDir);
+    expect(err.message).toMatch(/mailwheel-config-[^/]+\/schedules\.json/);
+  });
+
+  it('a relative schedulesFile in a subfolder of the operator folder is read from there', () => {
+    const { file, dir } = tempConfig({ 'config.json': { schedulesFile: 'ops/sched.json' } });
+    mkdirSync(join(dir, 'ops'));
+    writeFileSync(join(dir, 'ops', 'sched.json'), JSON.stringify({ userSync: { cron: '*/3 * * * *', timezone: 'UTC' } }));
+    const loaded = loadConfig({ file, env: {} });
+    expect(loaded.schedules.userSync.cron).toBe('*/3 * * * *');
+    expect(loaded.sources).toContain(join(dir, 'ops', 'sched.json'));
+  });
+
+  it("a templates.dir the operator's file names is resolved against that file's folder, never the packaged one", () => {
+    // The packaged folder has templates/; the operator's has none.
+    const { file } = tempConfig({ 'config.json': { templates: { dir: 'templates' } } });
+    try {
+      loadConfig({ file, env: {} });
+      expect.unreachable('a missing operator templates folder must be a ConfigError');
+    } catch (err) {
+      expect((err as ConfigError).field).toBe('templates.dir');
+      expect((err as ConfigError).message).toContain(join(file, '..', 'templates'));
+    }
+  });
+});

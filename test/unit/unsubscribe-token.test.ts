@@ -24,6 +24,7 @@ function flip(s: string, i: number): string {
 const cfg = (secret: string | null): Config['unsubscribe'] => ({
   secret,
   baseUrl: 'https://mail.example.com/',
+  allowInsecureBaseUrl: false,
   mailto: 'unsubscribe@example.com',
   tokenTtlDays: 60,
 });

@@ -4,6 +4,8 @@
  */
 import { MongoClient, type Collection, type Db, type Document } from 'mongodb';
 import { databaseName } from '../../config/load.js';
+import { scrubUri, uriHosts } from '../../config/urls.js';
+import { UnavailableError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
 import type { StoredEvent } from '../../ports/index.js';
 import type { SuppressionDoc } from './suppression-store.js';
@@ -82,13 +84,22 @@ export class MongoStore {
     this.#usersName = config.users.collection;
   }
 
-  static async connect(config: Config): Promise<MongoStore> {
+  /**
+   * Connects, or throws an `UnavailableError` (exit 69) whose one line names the setting, the
+   * host (never the credentials) and the cause, instead of the driver's stack.
+   */
+  static async connect(config: Config, opts: { serverSelectionTimeoutMs?: number } = {}): Promise<MongoStore> {
     const client = new MongoClient(config.mongodb.uri, {
       // Fail fast at start-up rather than hang for the driver's default 30 s.
-      serverSelectionTimeoutMS: 10_000,
+      serverSelectionTimeoutMS: opts.serverSelectionTimeoutMs ?? config.mongodb.serverSelectionTimeoutMs,
       appName: 'mailwheel',
     });
-    await client.connect();
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.close().catch(() => undefined);
+      throw new UnavailableError(`mongodb.uri (MONGODB_URI): cannot connect to ${uriHosts(config.mongodb.uri)}: ${mongoCause(err, config.mongodb.uri)}`, { cause: err });
+    }
     return new MongoStore(client, client.db(databaseName(config.mongodb.uri)), config);
   }
 
@@ -126,4 +137,13 @@ export class MongoStore {
   async close(): Promise<void> {
     await this.client.close();
   }
+}
+
+/** The driver's reason in one line, scrubbed of the URI's credentials. */
+export function mongoCause(err: unknown, uri: string): string {
+  const e = err as { message?: string; reason?: { servers?: Map<string, { error?: { message?: string } | null }> } };
+  // A server-selection timeout wraps the real cause (refused, DNS, TLS, auth) per server.
+  const inner = [...(e.reason?.servers?.values() ?? [])].map((s) => s.error?.message).find((m) => m !== undefined && m !== '');
+  const text = inner ?? e.message ?? String(err);
+  return scrubUri(uri, text.split('\n')[0] ?? text);
 }

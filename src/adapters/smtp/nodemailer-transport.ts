@@ -87,7 +87,7 @@ export class NodemailerTransport implements MailTransport {
 }
 
 /** Reads the CA bundle once, at construction, so a bad path stops start-up, not the first send. */
-function readCa(path: string): Buffer {
+export function readCa(path: string): Buffer {
   let pem: Buffer;
   try {
     pem = readFileSync(path);

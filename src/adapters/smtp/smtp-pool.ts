@@ -80,6 +80,15 @@ export class SmtpPool {
     }
   }
 
+  /**
+   * Opens one connection (greeting, EHLO, STARTTLS when offered, AUTH when the URL has
+   * credentials) and quits; rejects with the cause (`config check --connect`).
+   */
+  async check(): Promise<void> {
+    const conn = await this.#open();
+    conn.smtp.quit();
+  }
+
   /** Opens a connection, greets and logs in, then quits: true when the server answers. */
   async verify(): Promise<boolean> {
     try {

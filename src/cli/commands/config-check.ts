@@ -1,15 +1,126 @@
+/**
+ * `mailwheel config check`: validates the configuration (exit 78 naming every bad field), prints
+ * the effective values with secrets redacted, which unsubscribe mode is in force and why, and the
+ * warnings. `--connect` also reaches MongoDB and SMTP (exit 69 naming each failure).
+ * With `--json`, stdout is exactly one JSON document; every message goes to stderr.
+ */
 import type { Command } from 'commander';
-import { redactConfig } from '../../config/load.js';
-import { configFor } from '../context.js';
+import { MongoStore } from '../../adapters/mongo/store.js';
+import { SmtpPool } from '../../adapters/smtp/smtp-pool.js';
+import { readCa } from '../../adapters/smtp/nodemailer-transport.js';
+import { redactConfig, type LoadedConfig } from '../../config/load.js';
+import { redactUri, scrubUri, uriHosts } from '../../config/urls.js';
+import { configWarnings, emptyUsersWarning, type ConfigWarning } from '../../config/warnings.js';
+import { signToken, unsubscribeMode, verifyToken } from '../../core/unsubscribe-token.js';
+import { UnavailableError } from '../../errors.js';
+import { configFor, parsePositiveInt } from '../context.js';
+
+interface CheckResult {
+  name: 'mongodb' | 'smtp' | 'unsubscribe';
+  ok: boolean;
+  detail: string;
+}
 
 export function registerConfigCheck(program: Command): void {
   const config = program.command('config').description('configuration commands');
   config
     .command('check')
-    .description('validate the configuration and print the effective values (secrets redacted); exit 78 if invalid')
-    .action((_opts: unknown, cmd: Command) => {
+    .description('validate the configuration and print the effective values (secrets redacted), the unsubscribe mode and warnings; exit 78 naming every bad field, 69 if a --connect check fails')
+    .option('--json', 'stdout is one JSON document (messages go to stderr)')
+    .option('--connect', 'also ping MongoDB, count the users, and greet (STARTTLS, AUTH) the SMTP server; exit 69 if one fails')
+    .option('--timeout <ms>', 'how long each --connect check may take', '5000')
+    .action(async (opts: { json?: boolean; connect?: boolean; timeout: string }, cmd: Command) => {
+      const timeoutMs = parsePositiveInt(opts.timeout, '--timeout');
       const loaded = configFor(cmd);
-      const out = { sources: loaded.sources, config: redactConfig(loaded.config), schedules: loaded.schedules };
-      process.stdout.write(`${JSON.stringify(out, null, 2)}\nconfig OK\n`);
+      const mode = unsubscribeMode(loaded.config.unsubscribe);
+      const warnings = configWarnings(loaded.config);
+      const checks = opts.connect ? await connectChecks(loaded, timeoutMs, warnings) : undefined;
+      const failed = checks?.filter((c) => !c.ok) ?? [];
+
+      const doc = {
+        ok: failed.length === 0,
+        sources: loaded.sources,
+        config: redactConfig(loaded.config),
+        schedules: loaded.schedules,
+        unsubscribe: { mode: mode.mode, reason: mode.reason },
+        warnings,
+        ...(checks === undefined ? {} : { checks }),
+      };
+      const messages = [
+        `unsubscribe: ${mode.mode === 'one-click' ? 'one-click' : 'mailto only'}: ${mode.reason}`,
+        ...(checks ?? []).filter((c) => c.ok).map((c) => `${c.name}: ${c.detail}`),
+        ...warnings.map((w) => `warning: ${w.setting}: ${w.message}`),
+        ...failed.map((c) => `mailwheel: ${c.detail}`),
+        failed.length === 0 ? (checks ? 'config OK, connections OK' : 'config OK') : `${failed.length} check(s) failed`,
+      ];
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+        process.stderr.write(`${messages.join('\n')}\n`);
+      } else {
+        const { sources, config: cfg, schedules } = doc;
+        process.stdout.write(`${JSON.stringify({ sources, config: cfg, schedules }, null, 2)}\n`);
+        process.stderr.write(`${messages.join('\n')}\n`);
+      }
+      if (failed.length > 0) process.exitCode = 69;
     });
+}
+
+/** Each check runs on its own, so one report names every failure. */
+async function connectChecks(loaded: LoadedConfig, timeoutMs: number, warnings: ConfigWarning[]): Promise<CheckResult[]> {
+  const [mongo, smtp] = await Promise.all([checkMongo(loaded, timeoutMs, warnings), checkSmtp(loaded, timeoutMs)]);
+  return [mongo, smtp, checkUnsubscribe(loaded)];
+}
+
+async function checkMongo(loaded: LoadedConfig, timeoutMs: number, warnings: ConfigWarning[]): Promise<CheckResult> {
+  const { config } = loaded;
+  let store: MongoStore | undefined;
+  try {
+    store = await MongoStore.connect(config, { serverSelectionTimeoutMs: timeoutMs });
+    await store.db.command({ ping: 1 });
+    const users = await store.users.countDocuments({}, { maxTimeMS: timeoutMs });
+    const empty = emptyUsersWarning(config, users);
+    if (empty) warnings.push(empty);
+    return { name: 'mongodb', ok: true, detail: `${redactUri(config.mongodb.uri)} answers; ${store.db.databaseName}.${config.users.collection} holds ${users.toLocaleString('en-US')} documents` };
+  } catch (err) {
+    const detail = err instanceof UnavailableError ? err.message : `mongodb.uri (MONGODB_URI): ${uriHosts(config.mongodb.uri)}: ${scrubUri(config.mongodb.uri, (err as Error).message)}`;
+    return { name: 'mongodb', ok: false, detail };
+  } finally {
+    await store?.close().catch(() => undefined);
+  }
+}
+
+async function checkSmtp(loaded: LoadedConfig, timeoutMs: number): Promise<CheckResult> {
+  const s = loaded.config.smtp;
+  const pool = new SmtpPool({
+    url: s.url,
+    size: 1,
+    maxMessages: 1,
+    connectionTimeoutMs: Math.min(timeoutMs, s.connectionTimeoutMs),
+    socketTimeoutMs: Math.min(timeoutMs, s.socketTimeoutMs),
+    tls: { rejectUnauthorized: s.rejectUnauthorized, ca: s.ca === null ? undefined : readCa(s.ca) },
+  });
+  const auth = new URL(s.url).username !== '';
+  try {
+    await pool.check();
+    return { name: 'smtp', ok: true, detail: `${redactUri(s.url)} greets${auth ? ' and accepts the credentials' : ''}` };
+  } catch (err) {
+    const e = err as { message?: string; code?: string };
+    const why = scrubUri(s.url, (e.message ?? String(err)).split('\n')[0] ?? '');
+    return { name: 'smtp', ok: false, detail: `smtp.url (SMTP_URL): cannot use ${uriHosts(s.url)}: ${why}${e.code ? ` (${e.code})` : ''}` };
+  } finally {
+    pool.close();
+  }
+}
+
+/** With one-click on, a token signed now must verify (the secret and clock are usable). */
+function checkUnsubscribe(loaded: LoadedConfig): CheckResult {
+  const cfg = loaded.config.unsubscribe;
+  const mode = unsubscribeMode(cfg);
+  if (mode.mode !== 'one-click' || cfg.secret === null) return { name: 'unsubscribe', ok: true, detail: `mailto only (${mode.reason})` };
+  const now = Date.now();
+  const token = signToken({ userId: 'config-check', email: 'check@example.com', expiresAt: Math.floor(now / 1000) + 60 }, cfg.secret);
+  const back = verifyToken(token, cfg.secret, now);
+  return back.ok
+    ? { name: 'unsubscribe', ok: true, detail: `one-click tokens sign and verify; links point to ${cfg.baseUrl ?? ''}/unsubscribe` }
+    : { name: 'unsubscribe', ok: false, detail: `unsubscribe.secret: a token signed now does not verify (${back.reason})` };
 }

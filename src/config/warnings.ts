@@ -1,0 +1,42 @@
+/**
+ * Settings that are valid but probably not what the operator meant: each one would otherwise
+ * send nothing, or send something other than intended, silently. `config check` prints them and
+ * `start` logs them as warnings.
+ */
+import { unsubscribeMode } from '../core/unsubscribe-token.js';
+import { databaseName } from './load.js';
+import type { Config } from './schema.js';
+
+export interface ConfigWarning {
+  /** The setting to look at, dotted (and its environment variable, if any). */
+  setting: string;
+  message: string;
+}
+
+/** True when the connection string's path names a database. */
+export function uriNamesDatabase(uri: string): boolean {
+  return /^mongodb(?:\+srv)?:\/\/[^/]+\/[^?]+/.test(uri);
+}
+
+/** Warnings that need no connection. */
+export function configWarnings(config: Config): ConfigWarning[] {
+  const out: ConfigWarning[] = [];
+  if (!uriNamesDatabase(config.mongodb.uri)) {
+    out.push({
+      setting: 'mongodb.uri (MONGODB_URI)',
+      message: `names no database, so users are read from ${databaseName(config.mongodb.uri)}.${config.users.collection}; put your database in the URI path (mongodb://host:27017/yourdb)`,
+    });
+  }
+  const mode = unsubscribeMode(config.unsubscribe);
+  if (mode.warn) out.push({ setting: 'unsubscribe.baseUrl', message: mode.reason });
+  return out;
+}
+
+/** The warning for an empty users collection (nothing would ever be scheduled), or undefined. */
+export function emptyUsersWarning(config: Config, count: number): ConfigWarning | undefined {
+  if (count > 0) return undefined;
+  return {
+    setting: 'users.collection',
+    message: `${databaseName(config.mongodb.uri)}.${config.users.collection} holds no documents: nobody will be mailed (check mongodb.uri's database and users.collection)`,
+  };
+}
