@@ -67,5 +67,10 @@ export function decodeUserId(s: string): DecodedUserId | undefined {
  */
 export function compactUserId(encoded: string): string {
   if (Buffer.byteLength(encoded, 'utf8') <= COMPACT_ID_MAX_BYTES) return encoded;
+  return digestUserId(encoded);
+}
+
+/** `h:` and the base64url SHA-256 of the encoded id. */
+export function digestUserId(encoded: string): string {
   return `h:${createHash('sha256').update(encoded, 'utf8').digest('base64url')}`;
 }

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MongoClaimStore } from '../../src/adapters/mongo/claim-store.js';
+import { broadcastKey } from '../../src/core/delivery-key.js';
 import { InstanceRegistry } from '../../src/adapters/mongo/instance-registry.js';
 import type { DeliveryDoc, InstanceDoc } from '../../src/adapters/mongo/store.js';
 import { testDb, type TestDb } from '../helpers/db.js';
@@ -113,4 +114,18 @@ it('a delivery claimed under the key an older version gave it (untyped id) is no
   // After the upgrade, `_id: "3"` claims `s:3:...`; `_id: 3` (`s:n:3:...`) is another user.
   expect((await claims.claim(['s:3:09:00:2027-02-01'])).claimed).toEqual(['s:3:09:00:2027-02-01']);
   expect((await claims.claim(['s:n:3:09:00:2027-02-01'])).claimed).toEqual(['s:n:3:09:00:2027-02-01']);
+});
+
+it("a user whose id is another user's id + '#done' is its own broadcast delivery, not the other's done record", async () => {
+  const { claims } = await instance();
+  const x = broadcastKey('B2', 'x');
+  expect((await claims.claim([x])).claimed).toEqual([x]);
+  await claims.complete([{ key: x, status: 'sent' }]);
+  const xDone = broadcastKey('B2', 'x#done');
+  expect((await claims.claim([xDone])).claimed).toEqual([xDone]);
+  // And the other way round: the claim of `x#done` does not read as `y` being done.
+  const yDone = broadcastKey('B2', 'y#done');
+  expect((await claims.claim([yDone])).claimed).toEqual([yDone]);
+  const y = broadcastKey('B2', 'y');
+  expect((await claims.claim([y])).claimed).toEqual([y]);
 });
