@@ -10,6 +10,8 @@
 import { ObjectId, type Document } from 'mongodb';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MongoBroadcastStore } from '../../src/adapters/mongo/broadcast-store.js';
+import { MongoUserSource } from '../../src/adapters/mongo/user-source.js';
+import { loadConfig } from '../../src/config/load.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { perUser, waitForStatus } from '../helpers/broadcasts.js';
 import { testDb, type TestDb } from '../helpers/db.js';
@@ -123,4 +125,15 @@ it('each unsubscribes separately through the HTTP handler; the suppression keeps
   const report = await t.app.runMinute(MINUTE + 60_000);
   expect(report).toMatchObject({ due: USERS.length, sent: 1, suppressed: 4 });
   expect(smtp.messages.slice(before).map((m) => m.to[0])).toEqual(['keep@example.test']);
+});
+
+it('looking a user up by its id text (preview, schedule show) finds the user of that type', async () => {
+  const source = new MongoUserSource(db.db.collection('users'), loadConfig({ env: {} }).config);
+  const emailOf = async (id: string) => (await source.byId(id))?.['email'];
+  expect(await emailOf('n:1')).toBe('num1@example.test');
+  expect(await emailOf('1')).toBe('str1@example.test');
+  expect(await emailOf('s:1')).toBe('str1@example.test');
+  expect(await emailOf(HEX)).toBe('oid@example.test');
+  expect(await emailOf(`s:${HEX}`)).toBeUndefined();
+  expect(await emailOf('n:2')).toBeUndefined();
 });

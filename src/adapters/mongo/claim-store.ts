@@ -56,6 +56,8 @@ export class MongoClaimStore implements ClaimStore {
   /** Takeovers are rare single-key writes; bounded so a mass recovery does not flood the server. */
   readonly #limit = pLimit(16);
   readonly stats = { claimed: 0, taken: 0, takenOver: 0, takeoverErrors: 0 };
+  /** Whether any claim was written by a version without typed ids (asked once per process). */
+  #legacyClaims: Promise<boolean> | undefined;
 
   constructor(col: Collection<DeliveryDoc>, instances: InstanceRegistry) {
     this.#col = col;
@@ -102,7 +104,8 @@ export class MongoClaimStore implements ClaimStore {
   /**
    * Keys among `keys` claimed under their legacy key (see {@link legacyKeyOf}) by a version that
    * wrote untyped ids; fills `finished` with those already done. One set read, and only for
-   * batches holding such keys (numeric ids, or strings that read as another type).
+   * batches holding such keys (numeric ids, or strings that read as another type), and only
+   * while the collection holds claims of that version (`retention.deliveriesDays`).
    */
   async #claimedUnderLegacyKey(keys: readonly string[], finished: Map<string, 'sent' | 'failed'>): Promise<Set<string>> {
     const found = new Set<string>();
@@ -112,6 +115,10 @@ export class MongoClaimStore implements ClaimStore {
       if (old !== undefined) byLegacy.set(old, k);
     }
     if (byLegacy.size === 0) return found;
+    // A database never written by such a version (or whose old claims retention has deleted)
+    // needs no lookups at all.
+    this.#legacyClaims ??= this.#col.findOne({ type: 'claim', v: { $exists: false } }, { projection: { _id: 1 } }).then((d) => d !== null);
+    if (!(await this.#legacyClaims)) return found;
     const olds = [...byLegacy.keys()];
     const docs = await this.#col.find({ _id: { $in: [...olds, ...olds.map((k) => `${k}#done`)] } }).toArray();
     const status = new Map<string, unknown>();
