@@ -10,6 +10,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/schema.js';
+import { compactUserId } from './user-id.js';
 
 export interface TokenClaims {
   userId: string;
@@ -36,10 +37,13 @@ interface Payload {
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const DAY_S = 86_400;
 
-/** Signs a token for `claims`; `secret` must be non-empty. */
+/**
+ * Signs a token for `claims`; `secret` must be non-empty. A long user id is signed as its digest
+ * (`compactUserId`), so every token fits a header line and the handler's length limit.
+ */
 export function signToken(input: TokenInput, secret: string): string {
   if (secret === '') throw new Error('signToken: empty secret');
-  const payload: Payload = { u: input.userId, e: input.email, x: Math.floor(input.expiresAt) };
+  const payload: Payload = { u: compactUserId(input.userId), e: input.email, x: Math.floor(input.expiresAt) };
   const payloadPart = Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
   return `${payloadPart}.${mac(payloadPart, secret)}`;
 }

@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import type { RawUser } from '../ports/index.js';
 import { isValidZone, parseHHMM } from './fire-time.js';
 import type { UserRecord } from './types.js';
+import { compactUserId, encodeUserId, MAX_USER_ID_BYTES } from './user-id.js';
 
 export type FieldMap = Config['users']['fields'];
 
@@ -46,15 +47,11 @@ export function getField(doc: RawUser, path: string): unknown {
   return cur;
 }
 
-/** A stable string form of an id: ObjectId-like values expose toHexString. */
-export function idToString(v: unknown): string | undefined {
-  if (typeof v === 'string') return v.length > 0 ? v : undefined;
-  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  if (typeof v === 'object' && v !== null && 'toHexString' in v && typeof v.toHexString === 'function') {
-    return String(v.toHexString());
-  }
-  return undefined;
-}
+/**
+ * The string form of an id, unambiguous across types (`_id: 1` and `_id: "1"` differ); see
+ * `user-id.ts`.
+ */
+export const idToString = encodeUserId;
 
 /**
  * The checks every email needs, scheduled or broadcast: an id, active and not unsubscribed, a
@@ -63,7 +60,10 @@ export function idToString(v: unknown): string | undefined {
  */
 export function checkRecipient(doc: RawUser, f: FieldMap): RecipientCheck {
   const id = idToString(getField(doc, f.id));
-  if (id === undefined) return { kind: 'invalid', id: '(none)', reason: `${f.id}: missing or not a string/ObjectId` };
+  if (id === undefined) return { kind: 'invalid', id: '(none)', reason: `${f.id}: missing or not a string, number or ObjectId` };
+  const idBytes = Buffer.byteLength(id, 'utf8');
+  // Reported by its digest: the id itself would put kilobytes into every log line and event.
+  if (idBytes > MAX_USER_ID_BYTES) return { kind: 'invalid', id: compactUserId(id), reason: `${f.id}: ${idBytes} bytes long, more than ${MAX_USER_ID_BYTES} (starts ${JSON.stringify(id.slice(0, 40))})` };
   if (CONTROL_RE.test(id)) return { kind: 'invalid', id: JSON.stringify(id), reason: `${f.id}: contains control characters` };
   const bad = (reason: string): RecipientCheck => ({ kind: 'invalid', id, reason });
 

@@ -49,7 +49,7 @@ export class HttpServer {
   constructor(sources: HttpSources, log: Logger, opts: HttpServerOptions = {}) {
     this.#sources = sources;
     this.#log = log;
-    this.#token = opts.token ? Buffer.from(`Bearer ${opts.token}`) : undefined;
+    this.#token = opts.token ? Buffer.from(opts.token) : undefined;
     // Every request here is small: a client that takes longer to send one is holding a socket
     // open on purpose (slowloris), and /unsubscribe may be reachable from the internet.
     this.#server = createServer({ requestTimeout: 15_000, headersTimeout: 10_000 }, (req, res) => void this.#handle(req, res));
@@ -104,10 +104,15 @@ export class HttpServer {
     }
   }
 
-  /** Constant-time comparison of the whole Authorization header with `Bearer <token>`. */
+  /**
+   * `Authorization: Bearer <token>`, the scheme name in any case (RFC 7235 §2.1: schemes are
+   * case-insensitive); the token is compared in constant time.
+   */
   #authorised(req: IncomingMessage): boolean {
     if (this.#token === undefined) return true;
-    const given = Buffer.from(req.headers.authorization ?? '');
+    const header = req.headers.authorization ?? '';
+    const scheme = /^bearer +/i.exec(header);
+    const given = Buffer.from(scheme === null ? '' : header.slice(scheme[0].length));
     return given.length === this.#token.length && timingSafeEqual(given, this.#token);
   }
 }

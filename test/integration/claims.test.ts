@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MongoClaimStore } from '../../src/adapters/mongo/claim-store.js';
+import { broadcastKey } from '../../src/core/delivery-key.js';
 import { InstanceRegistry } from '../../src/adapters/mongo/instance-registry.js';
 import type { DeliveryDoc, InstanceDoc } from '../../src/adapters/mongo/store.js';
 import { testDb, type TestDb } from '../helpers/db.js';
@@ -88,4 +89,43 @@ it('a crashed process on this host is dead at once, even while its last heartbea
   const r = await claims.claim(all);
   expect(r.claimed.sort()).toEqual([...all].sort());
   expect(claims.stats.takenOver).toBe(20);
+});
+
+it('a delivery claimed under the key an older version gave it (untyped id) is not claimed again; a new-format claim of a look-alike id does not block', async () => {
+  const { claims } = await instance();
+  const { reg: oldLive } = await instance();
+  const col = db.db.collection<DeliveryDoc>('mailwheel_deliveries');
+  const at = new Date();
+  // Written by the version before typed ids: `_id: 1` (and the hex string) printed untagged.
+  const old = { type: 'claim' as const, kind: 'scheduled' as const, owner: 'gone', gen: 'g', at };
+  await col.insertMany([
+    { ...old, _id: 's:1:09:00:2027-02-01', userId: '1' },
+    { _id: 's:1:09:00:2027-02-01#done', type: 'done', key: 's:1:09:00:2027-02-01', status: 'sent', at },
+    // In flight at a live old instance: it will finish it.
+    { ...old, kind: 'broadcast', _id: 'b:B1:65f0a1b2c3d4e5f6a7b8c9d0', userId: '65f0a1b2c3d4e5f6a7b8c9d0', owner: oldLive.id },
+    // Unfinished by an instance that is gone: a takeover would have sent it; so does the new key.
+    { ...old, _id: 's:4:09:00:2027-02-01', userId: '4' },
+  ]);
+  const r = await claims.claim(['s:n:1:09:00:2027-02-01', 'b:B1:s:65f0a1b2c3d4e5f6a7b8c9d0', 's:n:2:09:00:2027-02-01', 's:n:4:09:00:2027-02-01']);
+  expect(r.claimed.sort()).toEqual(['s:n:2:09:00:2027-02-01', 's:n:4:09:00:2027-02-01']);
+  expect(r.taken.sort()).toEqual(['b:B1:s:65f0a1b2c3d4e5f6a7b8c9d0', 's:n:1:09:00:2027-02-01']);
+  expect([...(r.finished ?? [])]).toEqual([['s:n:1:09:00:2027-02-01', 'sent']]);
+
+  // After the upgrade, `_id: "3"` claims `s:3:...`; `_id: 3` (`s:n:3:...`) is another user.
+  expect((await claims.claim(['s:3:09:00:2027-02-01'])).claimed).toEqual(['s:3:09:00:2027-02-01']);
+  expect((await claims.claim(['s:n:3:09:00:2027-02-01'])).claimed).toEqual(['s:n:3:09:00:2027-02-01']);
+});
+
+it("a user whose id is another user's id + '#done' is its own broadcast delivery, not the other's done record", async () => {
+  const { claims } = await instance();
+  const x = broadcastKey('B2', 'x');
+  expect((await claims.claim([x])).claimed).toEqual([x]);
+  await claims.complete([{ key: x, status: 'sent' }]);
+  const xDone = broadcastKey('B2', 'x#done');
+  expect((await claims.claim([xDone])).claimed).toEqual([xDone]);
+  // And the other way round: the claim of `x#done` does not read as `y` being done.
+  const yDone = broadcastKey('B2', 'y#done');
+  expect((await claims.claim([yDone])).claimed).toEqual([yDone]);
+  const y = broadcastKey('B2', 'y');
+  expect((await claims.claim([y])).claimed).toEqual([y]);
 });

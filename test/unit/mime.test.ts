@@ -9,7 +9,10 @@ import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { describe, expect, it } from 'vitest';
 import { MimeBuilder, rfc5322Date } from '../../src/adapters/smtp/mime.js';
+import { broadcastKey, scheduledKey } from '../../src/core/delivery-key.js';
 import { messageIdFor, renderDelivery } from '../../src/core/message.js';
+import { unsubscribeHeaders, verifyToken } from '../../src/core/unsubscribe-token.js';
+import { encodeUserId } from '../../src/core/user-id.js';
 import { compileTemplates, type TemplateSet } from '../../src/core/templates.js';
 import { sampleDelivery } from '../helpers/fakes.js';
 
@@ -55,7 +58,8 @@ function expectWellFormed(raw: string, boundary: string): void {
     if (i > headerEnd) expect(line, `body line ${i} ends in whitespace`).not.toMatch(/[ \t]$/);
   }
   // Header lines: a field or a continuation, nothing else.
-  for (const line of lines.slice(0, headerEnd)) expect(line).toMatch(/^([\x21-\x39\x3b-\x7e]+: |[ \t])/);
+  // (A long value may be folded right after the colon: RFC 5322 unstructured starts with FWS.)
+  for (const line of lines.slice(0, headerEnd)) expect(line).toMatch(/^([\x21-\x39\x3b-\x7e]+:( |$)|[ \t])/);
   // In the body, the boundary appears only as its own delimiter lines (multipart messages).
   const delimiters = lines.slice(headerEnd).filter((l) => l.includes(boundary));
   if (raw.includes('multipart/alternative')) {
@@ -266,4 +270,44 @@ describe('MimeBuilder: headers', () => {
     expect(raw).toMatch(/^From: =\?UTF-8\?Q\?=C3=89quipe_Mailwheel\?= <noreply@example\.com>\r$/m);
     expect(firstAddress((await parse(raw)).from)).toEqual({ name: 'Équipe Mailwheel', address: 'noreply@example.com' });
   });
+});
+
+describe('MimeBuilder: long user ids', () => {
+  // The longest values each part can take: a 254-character address, long config URLs, and ids
+  // from short to far beyond the validation cap, including ones JSON or Q-encoding doubles.
+  const email = `${'l'.repeat(64)}@${'d'.repeat(60)}.${'e'.repeat(60)}.${'f'.repeat(62)}.test`;
+  const unsub = {
+    secret: 'test-secret-0123456789abcdef',
+    baseUrl: `https://${'u'.repeat(90)}.example.test/${'p'.repeat(100)}`,
+    mailto: `${'m'.repeat(64)}@${'n'.repeat(90)}.example.test`,
+    tokenTtlDays: 30,
+  };
+  const ids = ['x'.repeat(2000), 'x'.repeat(1600), 'x'.repeat(128), 'x'.repeat(129), '"'.repeat(128), '\\'.repeat(128), '日'.repeat(42), '日'.repeat(2000), 'y'.repeat(100_000), 7, 'plain'];
+
+  it.each(ids.map((id) => [typeof id === 'string' ? `${id.slice(0, 6)}... (${id.length})` : String(id), id]))(
+    'id %s: every header line is at most 998 characters, the key header round-trips, the token verifies',
+    async (_label, raw) => {
+      const userId = encodeUserId(raw) ?? '';
+      expect(email.length).toBe(254);
+      for (const key of [scheduledKey(userId, '09:00', '2026-01-05'), broadcastKey('bc_0123456789abcdef', userId)]) {
+        const d = delivery({ key, userId, email });
+        const headers = unsubscribeHeaders({ userId, email }, unsub, NOW);
+        const b = builder();
+        const built = b.build(d, headers);
+        expectWellFormed(built.raw, b.boundary);
+        const head = built.raw.slice(0, built.raw.indexOf('\r\n\r\n')).split('\r\n');
+        for (const line of head) expect(line.length, line.slice(0, 60)).toBeLessThanOrEqual(998);
+        // With an ObjectId-sized id the whole key header is one line of at most 78.
+        if (userId.length <= 24) expect(head.find((l) => l.startsWith('X-Mailwheel-Key:'))?.length).toBeLessThanOrEqual(78);
+        // (A non-ASCII key travels as encoded-words, which mailparser leaves as they are in X- fields.)
+        if (/^[\x20-\x7e]+$/.test(key)) expect((await parse(built.raw)).headers.get('x-mailwheel-key')).toBe(key);
+        const token = /[?&]t=([^>]+)>/.exec(headers['List-Unsubscribe'] ?? '')?.[1] ?? '';
+        expect(token.length).toBeLessThanOrEqual(1024);
+        const check = verifyToken(token, unsub.secret, NOW);
+        expect(check.ok && check.email).toBe(email);
+        // Short ids travel whole (the handler records the typed id); long ones as their digest.
+        expect(check.ok && check.userId).toBe(Buffer.byteLength(userId) <= 128 ? userId : key.match(/h:[\w-]{43}/)?.[0]);
+      }
+    },
+  );
 });

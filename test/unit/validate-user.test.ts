@@ -66,7 +66,25 @@ describe('checkUser: valid users', () => {
     const r = checkUser(base({ _id: new FakeObjectId(hex) }), fields);
     expect(r.kind === 'valid' && r.user.id).toBe(hex);
     const n = checkUser(base({ _id: 42 }), fields);
-    expect(n.kind === 'valid' && n.user.id).toBe('42');
+    expect(n.kind === 'valid' && n.user.id).toBe('n:42');
+  });
+
+  it('gives ids that print alike different ids: 1 and "1", an ObjectId and its hex string', () => {
+    const hex = '65f0a1b2c3d4e5f6a7b8c9d0';
+    const ids = [1, '1', new FakeObjectId(hex), hex].map((_id) => {
+      const r = checkUser(base({ _id }), fields);
+      return r.kind === 'valid' ? r.user.id : r.kind;
+    });
+    expect(ids).toEqual(['n:1', '1', hex, `s:${hex}`]);
+  });
+
+  it('accepts an id of 4,096 bytes; a longer one is invalid, reported by a short digest', () => {
+    expect(checkUser(base({ _id: 'x'.repeat(4096) }), fields).kind).toBe('valid');
+    const r = checkUser(base({ _id: 'y'.repeat(100_000) }), fields);
+    expect(r.kind).toBe('invalid');
+    if (r.kind !== 'invalid') return;
+    expect(r.id).toMatch(/^h:[\w-]{43}$/);
+    expect(r.reason).toMatch(/^_id: 100000 bytes long, more than 4096/);
   });
 
   it('accepts exactly 24 distinct times', () => {

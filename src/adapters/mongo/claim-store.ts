@@ -32,12 +32,32 @@ export function describeKey(key: string): { kind: DeliveryKind; userId: string }
   return { kind, userId };
 }
 
+/**
+ * The key an earlier version gave the same delivery, when it differs. Before user ids kept their
+ * type, `_id: 1` was `1` in keys (now `n:1`), and a string that reads as another type was itself
+ * (now `s:` + it). A claim made under that key by a version without the typed ids (a daemon
+ * upgraded mid-day, or an old instance still running) means the message may already have gone
+ * out, so the new key is not claimed: counted as taken, finished with the old key's status
+ * (unless that claim is unfinished and its owner gone, which a takeover would have re-sent).
+ * An id over 128 bytes is now a digest in the key and its old key cannot be rebuilt from it;
+ * such users may get a slot twice across the upgrade (their messages had over-long header lines
+ * before it).
+ */
+export function legacyKeyOf(key: string): string | undefined {
+  const parts = key.split(':');
+  if (parts[0] === 's' && parts.length >= 6 && (parts[1] === 'n' || parts[1] === 's')) return ['s', ...parts.slice(2)].join(':');
+  if (parts[0] === 'b' && parts.length >= 4 && (parts[2] === 'n' || parts[2] === 's')) return ['b', parts[1], ...parts.slice(3)].join(':');
+  return undefined;
+}
+
 export class MongoClaimStore implements ClaimStore {
   readonly #col: Collection<DeliveryDoc>;
   readonly #instances: InstanceRegistry;
   /** Takeovers are rare single-key writes; bounded so a mass recovery does not flood the server. */
   readonly #limit = pLimit(16);
   readonly stats = { claimed: 0, taken: 0, takenOver: 0, takeoverErrors: 0 };
+  /** Whether any claim was written by a version without typed ids (asked once per process). */
+  #legacyClaims: Promise<boolean> | undefined;
 
   constructor(col: Collection<DeliveryDoc>, instances: InstanceRegistry) {
     this.#col = col;
@@ -48,14 +68,16 @@ export class MongoClaimStore implements ClaimStore {
     if (keys.length === 0) return { claimed: [], taken: [] };
     const at = new Date();
     const owner = this.#instances.id;
-    const docs: ClaimDoc[] = keys.map((key) => ({ _id: key, type: 'claim', ...describeKey(key), owner, gen: randomUUID(), at }));
+    const finished = new Map<string, 'sent' | 'failed'>();
+    const legacy = await this.#claimedUnderLegacyKey(keys, finished);
+    if (legacy.size > 0) keys = keys.filter((k) => !legacy.has(k));
+    const docs: ClaimDoc[] = keys.map((key) => ({ _id: key, type: 'claim', ...describeKey(key), owner, gen: randomUUID(), at, v: 2 }));
     const dupIdx = await insertIgnoringDuplicates(this.#col, docs);
     const claimed: string[] = [];
     const dups: string[] = [];
     keys.forEach((k, i) => (dupIdx.has(i) ? dups : claimed).push(k));
-    const finished = new Map<string, 'sent' | 'failed'>();
     const recovered = await this.#takeOverAbandoned(dups, finished, options.adoptOwn === true);
-    const taken = dups.filter((k) => !recovered.has(k));
+    const taken = [...legacy, ...dups.filter((k) => !recovered.has(k))];
     this.stats.claimed += claimed.length + recovered.size;
     this.stats.taken += taken.length;
     this.stats.takenOver += recovered.size;
@@ -77,6 +99,42 @@ export class MongoClaimStore implements ClaimStore {
     for (let i = 0; i < keys.length; i += DELETE_CHUNK) {
       await this.#col.deleteMany({ _id: { $in: keys.slice(i, i + DELETE_CHUNK) } });
     }
+  }
+
+  /**
+   * Keys among `keys` claimed under their legacy key (see {@link legacyKeyOf}) by a version that
+   * wrote untyped ids; fills `finished` with those already done. One set read, and only for
+   * batches holding such keys (numeric ids, or strings that read as another type), and only
+   * while the collection holds claims of that version (`retention.deliveriesDays`).
+   */
+  async #claimedUnderLegacyKey(keys: readonly string[], finished: Map<string, 'sent' | 'failed'>): Promise<Set<string>> {
+    const found = new Set<string>();
+    const byLegacy = new Map<string, string>();
+    for (const k of keys) {
+      const old = legacyKeyOf(k);
+      if (old !== undefined) byLegacy.set(old, k);
+    }
+    if (byLegacy.size === 0) return found;
+    // A database never written by such a version (or whose old claims retention has deleted)
+    // needs no lookups at all.
+    this.#legacyClaims ??= this.#col.findOne({ type: 'claim', v: { $exists: false } }, { projection: { _id: 1 } }).then((d) => d !== null);
+    if (!(await this.#legacyClaims)) return found;
+    const olds = [...byLegacy.keys()];
+    const docs = await this.#col.find({ _id: { $in: [...olds, ...olds.map((k) => `${k}#done`)] } }).toArray();
+    const status = new Map<string, unknown>();
+    for (const d of docs) if (d.type === 'done') status.set(d.key, d.status);
+    for (const d of docs) {
+      // A claim of the new format under that text belongs to another user (`"1"` vs `1`).
+      if (d.type !== 'claim' || d.v === 2) continue;
+      const key = byLegacy.get(d._id);
+      if (key === undefined) continue;
+      const s = status.get(d._id);
+      // Unfinished, and its owner is gone: what a takeover of the old key would have re-sent.
+      if (s === undefined && !(await this.#instances.isAlive(d.owner))) continue;
+      found.add(key);
+      if (s === 'sent' || s === 'failed') finished.set(key, s);
+    }
+    return found;
   }
 
   /**

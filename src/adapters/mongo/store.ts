@@ -30,6 +30,11 @@ export interface ClaimDoc {
   /** Changes at every (re)claim, so a takeover races on a unique key for this generation. */
   gen: string;
   at: Date;
+  /**
+   * 2: the key holds the typed user id (`core/user-id.ts`). Absent on claims written before,
+   * whose keys printed `_id: 1` as `1`; see `legacyKeyOf` in claim-store.ts.
+   */
+  v?: 2;
 }
 
 export interface DoneDoc {

@@ -10,8 +10,9 @@
  * one address are rare, so the chain costs nothing in practice), and an upsert that loses the
  * insert race is retried as an update.
  */
-import type { Collection } from 'mongodb';
+import type { Collection, ObjectId } from 'mongodb';
 import { normaliseEmail } from '../../core/suppression-list.js';
+import { mongoUserId } from './user-source.js';
 import type { SuppressionReason, SuppressionStore } from '../../ports/index.js';
 import { cursorBatches } from './cursor-batches.js';
 
@@ -22,7 +23,10 @@ export interface SuppressionDoc {
   suppressed: boolean;
   /** Why it was suppressed (the latest reason when suppressed more than once). */
   reason?: SuppressionReason;
-  userId?: string;
+  /** The user's `_id`, with its type (`1` and `"1"` are different users). */
+  userId?: string | number | ObjectId;
+  /** For a user whose id reached us only as a digest (`h:...`, a long id; see user-id.ts). */
+  userIdDigest?: string;
   /** The last SMTP answer of a hard bounce, or a note for a manual suppression. */
   detail?: string;
   hardBounces: number;
@@ -50,7 +54,11 @@ export class MongoSuppressionStore implements SuppressionStore {
   async suppress(entry: { email: string; userId?: string; reason: SuppressionReason; detail?: string }): Promise<void> {
     const set: Partial<SuppressionDoc> = { suppressed: true, reason: entry.reason, updatedAt: new Date() };
     // Only what is known is written: a later suppression without a user id keeps the earlier one.
-    if (entry.userId !== undefined) set.userId = entry.userId;
+    if (entry.userId !== undefined) {
+      const typed = mongoUserId(entry.userId);
+      if (typed !== undefined) set.userId = typed;
+      else set.userIdDigest = entry.userId;
+    }
     if (entry.detail !== undefined) set.detail = entry.detail;
     const _id = normaliseEmail(entry.email);
     await this.#serial(_id, () => upsertOnce(() => this.#col.updateOne({ _id }, { $set: set, $setOnInsert: { hardBounces: 0 } }, { upsert: true })));

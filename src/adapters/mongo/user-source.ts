@@ -5,6 +5,7 @@
  */
 import { ObjectId, type Collection, type Document, type Filter } from 'mongodb';
 import type { Config } from '../../config/schema.js';
+import { decodeUserId } from '../../core/user-id.js';
 import type { RawUser, UserSource } from '../../ports/index.js';
 import { cursorBatches } from './cursor-batches.js';
 
@@ -31,7 +32,14 @@ export class MongoUserSource implements UserSource {
 
   async byId(id: string): Promise<RawUser | undefined> {
     const field = this.#fields.id;
-    // Ids arrive as strings (CLI, delivery keys); the document may hold an ObjectId or a string.
+    // An encoded id (user-id.ts) names one typed value. Untagged text may also be typed by hand
+    // (`--user 42` for `_id: 42`): tagged text is looked up exactly, plain text as before, trying
+    // the plausible types in turn.
+    if (/^[a-z]:/.test(id)) {
+      const typed = mongoUserId(id);
+      if (typed === undefined) return undefined;
+      return (await this.#users.findOne({ [field]: typed }, { projection: this.#projection })) ?? undefined;
+    }
     const candidates: unknown[] = ObjectId.isValid(id) && /^[0-9a-f]{24}$/i.test(id) ? [new ObjectId(id), id] : [id];
     if (/^\d+$/.test(id)) candidates.push(Number(id));
     for (const value of candidates) {
@@ -44,4 +52,11 @@ export class MongoUserSource implements UserSource {
   #stream(filter: Filter<Document>): AsyncIterable<RawUser[]> {
     return cursorBatches<RawUser>(this.#users.find(filter, { projection: this.#projection, batchSize: this.#batchSize }), this.#batchSize);
   }
+}
+
+/** The typed `_id` value an encoded user id stands for; undefined for a digest or bad text. */
+export function mongoUserId(encoded: string): string | number | ObjectId | undefined {
+  const d = decodeUserId(encoded);
+  if (d === undefined) return undefined;
+  return d.type === 'objectId' ? ObjectId.createFromHexString(d.hex) : d.value;
 }
