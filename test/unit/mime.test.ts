@@ -279,6 +279,7 @@ describe('MimeBuilder: long user ids', () => {
   const unsub = {
     secret: 'test-secret-0123456789abcdef',
     baseUrl: `https://${'u'.repeat(90)}.example.test/${'p'.repeat(100)}`,
+    allowInsecureBaseUrl: false,
     mailto: `${'m'.repeat(64)}@${'n'.repeat(90)}.example.test`,
     tokenTtlDays: 30,
   };
