@@ -39,6 +39,16 @@ import { MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
 import { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
 
 const MINUTE_MS = 60_000;
+/** How long `/readyz` reuses an SMTP handshake's answer: longer after a success than after a failure. */
+const SMTP_CHECK_OK_MS = 30_000;
+const SMTP_CHECK_FAILED_MS = 5_000;
+
+/** One SMTP handshake for `/readyz`; `result` is set once it answered, `at` when it did. */
+interface SmtpCheck {
+  at: number;
+  ok: Promise<boolean>;
+  result: boolean | undefined;
+}
 
 /** What one `run-minute` did. */
 export interface MinuteReport {
@@ -102,7 +112,7 @@ export class App {
   readonly retention: MongoRetention;
   /** Runs broadcasts (`mailwheel broadcast send`): pickup, lease, batches, pause/cancel. */
   readonly broadcasts: BroadcastRunner;
-  #smtpCheck: { at: number; ok: Promise<boolean> } | undefined;
+  #smtpCheck: SmtpCheck | undefined;
   /** The minute before the start-up schedule begins: everything up to it is handled or recorded. */
   #resumedAfter: number | undefined;
   #http: HttpServer | undefined;
@@ -317,26 +327,32 @@ export class App {
       () => false,
     );
     const [mongoOk, smtpOk] = await Promise.all([mongodb, this.#smtpReachable()]);
-    return { ok: this.#synced && mongoOk && smtpOk, synced: this.#synced, mongodb: mongoOk, smtp: smtpOk };
+    return { ok: this.#synced && mongoOk && smtpOk, synced: this.#synced, mongodb: mongoOk, smtp: smtpOk, breaker: this.queue.breaker.state };
   }
 
   /**
-   * An open breaker means unreachable; otherwise an SMTP handshake (nodemailer `verify`), cached
-   * for 30 s so a probe every few seconds does not open a connection to the provider each time.
+   * An open breaker means unreachable; otherwise an SMTP handshake (`verify`, which resolves
+   * false on failure: its value is the answer, not the fact that it resolved), shared by
+   * concurrent probes and cached so a probe every few seconds does not open a connection to the
+   * provider each time: 30 s after a success, 5 s after a failure (a recovery shows soon).
    */
   #smtpReachable(): Promise<boolean> {
     if (this.queue.breaker.state === 'open') return Promise.resolve(false);
     const now = Date.now();
-    if (this.#smtpCheck === undefined || now - this.#smtpCheck.at > 30_000) {
-      this.#smtpCheck = {
-        at: now,
-        ok: this.transport.verify().then(
-          () => true,
-          () => false,
-        ),
-      };
+    const check = this.#smtpCheck;
+    if (check === undefined || (check.result !== undefined && now - check.at > (check.result ? SMTP_CHECK_OK_MS : SMTP_CHECK_FAILED_MS))) {
+      const next: SmtpCheck = { at: now, result: undefined, ok: Promise.resolve(false) };
+      next.ok = this.transport.verify().then(
+        (ok) => ok,
+        () => false,
+      );
+      void next.ok.then((ok) => {
+        next.result = ok;
+        next.at = Date.now();
+      });
+      this.#smtpCheck = next;
     }
-    return this.#smtpCheck.ok;
+    return (this.#smtpCheck as SmtpCheck).ok;
   }
 
   /**
