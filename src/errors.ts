@@ -14,6 +14,8 @@ export const ErrorCodes = {
   BAD_ARGUMENT: 'MW_BAD_ARGUMENT',
   /** The request does not fit the current state (e.g. resuming a cancelled broadcast). */
   INVALID_STATE: 'MW_INVALID_STATE',
+  /** The daemon or a command could not start (port in use, a dependency failed); exit 1. */
+  STARTUP_FAILED: 'MW_STARTUP_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -228,13 +228,21 @@ export class App {
   /** Connects to MongoDB and registers this instance; nothing is sent yet. */
   static async create(loaded: LoadedConfig, log: Logger, opts: AppOptions = {}): Promise<App> {
     const store = await MongoStore.connect(loaded.config);
-    const app = new App(loaded, log, store, opts);
+    // Whatever fails from here on closes what was opened, so the process can exit (an open
+    // MongoDB client or timer would keep a failed start alive).
+    let app: App;
+    try {
+      app = new App(loaded, log, store, opts);
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
     try {
       await store.ensureIndexes();
       await app.suppressions.load();
       await app.instances.start();
     } catch (err) {
-      await store.close().catch(() => undefined);
+      await app.close();
       throw err;
     }
     return app;
@@ -245,16 +253,8 @@ export class App {
     // Schedule from just after the checkpoint (the last minute fully handled, by any instance):
     // fires missed while down land in overdue buckets and go out first, or are recorded as
     // `missed` past the grace period. A first start schedules from the start of this minute.
-    const now = this.clock.now();
-    const plan = planCatchUp(await this.checkpoint.load(), now, this.catchUp.opts);
-    this.catchUp.begin(now);
-    this.#resumedAfter = epochMinute(plan.fromMs) - 1;
-    if (plan.uncovered) await this.catchUp.recordUncovered(plan.uncovered);
-    if (plan.minutes > 0) this.log.info({ since: new Date(plan.fromMs).toISOString(), minutes: plan.minutes }, 'catching up on fires missed while down');
-    await this.sync.full(plan.fromMs);
-    this.#synced = true;
-    this.scheduler.start();
-    this.checkpoint.start();
+    // The HTTP port first: a port in use fails the start at once, not after a long user sync
+    // (`/readyz` says `synced: false` until the sync is done).
     const { http } = this.loaded.config;
     if (http.enabled) {
       this.#unsubscribe = new UnsubscribeHandler({ list: this.suppressions, secret: this.loaded.config.unsubscribe.secret, clock: this.clock, log: this.log.child({ part: 'unsubscribe' }) });
@@ -270,6 +270,16 @@ export class App {
       );
       this.httpPort = await this.#http.listen(http.host, http.port);
     }
+    const now = this.clock.now();
+    const plan = planCatchUp(await this.checkpoint.load(), now, this.catchUp.opts);
+    this.catchUp.begin(now);
+    this.#resumedAfter = epochMinute(plan.fromMs) - 1;
+    if (plan.uncovered) await this.catchUp.recordUncovered(plan.uncovered);
+    if (plan.minutes > 0) this.log.info({ since: new Date(plan.fromMs).toISOString(), minutes: plan.minutes }, 'catching up on fires missed while down');
+    await this.sync.full(plan.fromMs);
+    this.#synced = true;
+    this.scheduler.start();
+    this.checkpoint.start();
     // Suppressions made by other instances (their unsubscribe endpoint, their bounces) reach
     // this one's in-memory list with the same cadence as user changes.
     this.housekeeping.add('userSync', async () => (await Promise.all([this.sync.incremental(), this.suppressions.load()]))[0]);

@@ -16,6 +16,14 @@ export function registerStart(program: Command): void {
         await app.close();
         clearInterval(keepAlive);
       });
-      await app.start();
+      try {
+        await app.start();
+      } catch (err) {
+        // A failed start must end the process (main.ts prints one line, exit non-zero): close
+        // what was opened (HTTP server, MongoDB client, timers, SMTP pool) and let go of it.
+        clearInterval(keepAlive);
+        await app.close();
+        throw err;
+      }
     });
 }
