@@ -24,6 +24,11 @@ export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 export const EXIT_CONFIG = 78;
 /** Exit code for a bad command line (sysexits.h EX_USAGE). */
 export const EXIT_USAGE = 64;
+/**
+ * Exit code for work left undone that a rerun can finish (sysexits.h EX_TEMPFAIL): `run-minute`
+ * gave up on an unreachable SMTP server, or was stopped, with mail unsent and its claims released.
+ */
+export const EXIT_TEMPFAIL = 75;
 
 export class MailwheelError extends Error {
   readonly code: ErrorCode;

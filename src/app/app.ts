@@ -80,6 +80,38 @@ export interface MinuteTiming {
   totalMs: number;
 }
 
+/** Live counters of a `run-minute` (its progress lines, and the summary of a run that was stopped). */
+export interface MinuteProgress {
+  /** Deliveries due in the minute; undefined until the user sync is done and the minute fired. */
+  due: number | undefined;
+  /** Users scheduled so far (grows during the user sync). */
+  users: number;
+  claimed: number;
+  skipped: number;
+  suppressed: number;
+  sent: number;
+  failed: number;
+  retried: number;
+  /** Claimed and not handed to SMTP yet (in the send queue, in backoff, or not yet queued). */
+  waiting: number;
+  inFlight: number;
+  /** Claims given back at a stop (a rerun of the minute sends them). */
+  released: number;
+  breaker: string;
+}
+
+/** What a `run-minute --dry-run` would send. */
+export interface MinutePlan {
+  due: number;
+  /** Would be claimed and sent now. */
+  wouldSend: number;
+  /** Already claimed (sent, failed, or in progress) by an earlier run or another instance. */
+  alreadyClaimed: number;
+  suppressed: number;
+  /** Of `wouldSend`, per template and kind (scheduled mail uses the `scheduled` template). */
+  byTemplate: Array<{ template: string; kind: string; count: number }>;
+}
+
 export interface AppOptions {
   clock?: Clock;
 }
@@ -118,6 +150,8 @@ export class App {
   #http: HttpServer | undefined;
   #unsubscribe: UnsubscribeHandler | undefined;
   #synced = false;
+  /** Deliveries fired so far (for `run-minute`, the minute's due count). */
+  #minuteDue: number | undefined;
   #closed: Promise<void> | undefined;
 
   private constructor(loaded: LoadedConfig, log: Logger, store: MongoStore, opts: AppOptions) {
@@ -365,6 +399,48 @@ export class App {
     return (this.#smtpCheck as SmtpCheck).ok;
   }
 
+  /** Counters since this App was created, read while a `run-minute` runs (one minute per process). */
+  minuteProgress(): MinuteProgress {
+    const d = this.dispatcher.stats;
+    const q = this.queue.stats;
+    return {
+      due: this.#minuteDue,
+      users: this.registry.userCount,
+      claimed: d.claimed,
+      skipped: d.skipped,
+      suppressed: d.suppressed,
+      sent: q.sent,
+      failed: q.failed,
+      retried: q.retried,
+      waiting: this.queue.waiting + this.dispatcher.backlog,
+      inFlight: this.queue.inFlight,
+      released: d.released,
+      breaker: this.queue.breaker.state,
+    };
+  }
+
+  /**
+   * What `runMinute` would send, without claiming or sending anything (`run-minute --dry-run`):
+   * the deliveries due, less suppressed addresses and keys already claimed. Reads only.
+   */
+  async planMinute(minuteStartMs: number): Promise<MinutePlan> {
+    await this.sync.full(minuteStartMs);
+    // Taken out of the registry without rescheduling: a dry run ends the process after this.
+    const jobs = this.registry.takeDue(epochMinute(minuteStartMs));
+    const keys: string[] = [];
+    let suppressed = 0;
+    for (const j of jobs) {
+      if (this.suppressions.has(j.user.email)) suppressed++;
+      else keys.push(scheduledKey(j.user.id, j.time, j.localDate));
+    }
+    let alreadyClaimed = 0;
+    for (let i = 0; i < keys.length; i += 1000) {
+      alreadyClaimed += await this.store.deliveries.countDocuments({ _id: { $in: keys.slice(i, i + 1000) } });
+    }
+    const wouldSend = keys.length - alreadyClaimed;
+    return { due: jobs.length, wouldSend, alreadyClaimed, suppressed, byTemplate: wouldSend > 0 ? [{ template: 'scheduled', kind: 'scheduled', count: wouldSend }] : [] };
+  }
+
   /**
    * Sends what is due in one minute (claims respected) and waits for every outcome.
    * @returns the number of deliveries due, claimed, and skipped as already claimed.
@@ -413,6 +489,7 @@ export class App {
     }));
     // Every delivery of the minute is open in the ledger until it has an outcome; those that
     // never get one here (a stop released them, a crash) keep the checkpoint before this minute.
+    this.#minuteDue = (this.#minuteDue ?? 0) + deliveries.length;
     this.ledger.begin(minute, deliveries.length);
     const { send, missed } = this.catchUp.split(deliveries);
     const r = await this.dispatcher.dispatch(send);
