@@ -65,6 +65,16 @@ describe.concurrent('a failed start exits at once with one line', () => {
     expect(lines[0]).toMatch(/^mailwheel: config: smtp\.ca: cannot read/);
   });
 
+  it('start with an SMTP URL that passes the pattern but cannot be parsed: exits, one line naming smtp.url, no password', async () => {
+    const config = writeTestConfig({ http: { enabled: false } });
+    const r = await exitsWithin(['start'], { MAILWHEEL_CONFIG: config, SMTP_URL: 'smtp://user:pa55word@exa mple.test:25' });
+    expect(r.code, r.stderr).toBe(78);
+    const lines = messages(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toContain('smtp.url');
+    expect(r.stderr).not.toContain('pa55word');
+  });
+
   it('MAILWHEEL_DEBUG=1 adds the stack', async () => {
     const config = writeTestConfig({ http: { enabled: true, host: '127.0.0.1', port: takenPort } });
     const r = await exitsWithin(['start'], { MAILWHEEL_CONFIG: config, MAILWHEEL_DEBUG: '1' });
