@@ -61,10 +61,7 @@ export class HttpServer {
     try {
       await new Promise<void>((resolve, reject) => {
         this.#server.once('error', reject);
-        this.#server.listen(port, host, () => {
-          this.#server.removeListener('error', reject);
-          resolve();
-        });
+        this.#server.listen(port, host, () => resolve());
       });
     } catch (err) {
       throw listenError(err, host, port);

@@ -12,7 +12,9 @@ export function registerStart(program: Command): void {
       const app = await App.create(loaded, log);
       // The daemon's timers are unref'd so tests and run-minute can exit; this keeps `start` alive.
       const keepAlive = setInterval(() => undefined, 1 << 30);
+      let stopping = false;
       onStopSignal(log, async () => {
+        stopping = true;
         await app.close();
         clearInterval(keepAlive);
       });
@@ -23,6 +25,9 @@ export function registerStart(program: Command): void {
         // what was opened (HTTP server, MongoDB client, timers, SMTP pool) and let go of it.
         clearInterval(keepAlive);
         await app.close();
+        // A stop signal during start-up closed the app under it: that is a stop, not a failure
+        // (the signal handler exits).
+        if (stopping) return;
         throw err;
       }
     });
