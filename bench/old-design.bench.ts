@@ -238,7 +238,7 @@ async function mailwheel(db: Db, dbUri: string, port: number, log: (line: string
   try {
     // The env repeats the URIs: MONGODB_URI / SMTP_URL in the caller's environment would
     // otherwise override the config file.
-    const cli = spawnMailwheel(['--config', config, 'run-minute', '--at', MINUTE, '--json'], { MONGODB_URI: dbUri, SMTP_URL: smtpUrl });
+    const cli = spawnMailwheel(['--config', config, 'run-minute', '--at', MINUTE, '--force', '--json'], { MONGODB_URI: dbUri, SMTP_URL: smtpUrl });
     const guard = setTimeout(() => cli.kill('SIGTERM'), MAX_RUN_SECONDS * 1000);
     const fin = await cli.done;
     clearTimeout(guard);

@@ -104,7 +104,7 @@ async function measureRun(id: string, limit: number | null, sink: SmtpSink, scal
     });
     const before = sink.arrivals.length;
     log(`${id}: run-minute --at ${MINUTE} (rate ${limit === null ? 'unlimited' : `${limit}/s`})...`);
-    const child = spawnMailwheel(['--config', config, 'run-minute', '--at', MINUTE, '--json']);
+    const child = spawnMailwheel(['--config', config, 'run-minute', '--at', MINUTE, '--force', '--json']);
     const guard = setTimeout(() => child.kill('SIGTERM'), scale.maxRunSeconds * 1000);
     const done = await child.done;
     clearTimeout(guard);

@@ -16,6 +16,8 @@ export const ErrorCodes = {
   INVALID_STATE: 'MW_INVALID_STATE',
   /** MongoDB or SMTP cannot be reached. */
   UNAVAILABLE: 'MW_UNAVAILABLE',
+  /** The daemon or a command could not start (port in use, a dependency failed); exit 1. */
+  STARTUP_FAILED: 'MW_STARTUP_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -26,6 +28,11 @@ export const EXIT_CONFIG = 78;
 export const EXIT_USAGE = 64;
 /** Exit code when MongoDB or SMTP cannot be reached (sysexits.h EX_UNAVAILABLE). */
 export const EXIT_UNAVAILABLE = 69;
+/**
+ * Exit code for work left undone that a rerun can finish (sysexits.h EX_TEMPFAIL): `run-minute`
+ * gave up on an unreachable SMTP server, or was stopped, with mail unsent and its claims released.
+ */
+export const EXIT_TEMPFAIL = 75;
 
 export class MailwheelError extends Error {
   readonly code: ErrorCode;

@@ -40,6 +40,16 @@ import { MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
 import { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
 
 const MINUTE_MS = 60_000;
+/** How long `/readyz` reuses an SMTP handshake's answer: longer after a success than after a failure. */
+const SMTP_CHECK_OK_MS = 30_000;
+const SMTP_CHECK_FAILED_MS = 5_000;
+
+/** One SMTP handshake for `/readyz`; `result` is set once it answered, `at` when it did. */
+interface SmtpCheck {
+  at: number;
+  ok: Promise<boolean>;
+  result: boolean | undefined;
+}
 
 /** What one `run-minute` did. */
 export interface MinuteReport {
@@ -69,6 +79,38 @@ export interface MinuteTiming {
   claimWaitMs: number;
   /** The whole run, until every outcome was recorded. */
   totalMs: number;
+}
+
+/** Live counters of a `run-minute` (its progress lines, and the summary of a run that was stopped). */
+export interface MinuteProgress {
+  /** Deliveries due in the minute; undefined until the user sync is done and the minute fired. */
+  due: number | undefined;
+  /** Users scheduled so far (grows during the user sync). */
+  users: number;
+  claimed: number;
+  skipped: number;
+  suppressed: number;
+  sent: number;
+  failed: number;
+  retried: number;
+  /** Claimed and not handed to SMTP yet (in the send queue, in backoff, or not yet queued). */
+  waiting: number;
+  inFlight: number;
+  /** Claims given back at a stop (a rerun of the minute sends them). */
+  released: number;
+  breaker: string;
+}
+
+/** What a `run-minute --dry-run` would send. */
+export interface MinutePlan {
+  due: number;
+  /** Would be claimed and sent now. */
+  wouldSend: number;
+  /** Already claimed (sent, failed, or in progress) by an earlier run or another instance. */
+  alreadyClaimed: number;
+  suppressed: number;
+  /** Of `wouldSend`, per template and kind (scheduled mail uses the `scheduled` template). */
+  byTemplate: Array<{ template: string; kind: string; count: number }>;
 }
 
 export interface AppOptions {
@@ -105,12 +147,14 @@ export class App {
   readonly eventCheck: MongoEventReconciler;
   /** Runs broadcasts (`mailwheel broadcast send`): pickup, lease, batches, pause/cancel. */
   readonly broadcasts: BroadcastRunner;
-  #smtpCheck: { at: number; ok: Promise<boolean> } | undefined;
+  #smtpCheck: SmtpCheck | undefined;
   /** The minute before the start-up schedule begins: everything up to it is handled or recorded. */
   #resumedAfter: number | undefined;
   #http: HttpServer | undefined;
   #unsubscribe: UnsubscribeHandler | undefined;
   #synced = false;
+  /** Deliveries fired so far (for `run-minute`, the minute's due count). */
+  #minuteDue: number | undefined;
   #closed: Promise<void> | undefined;
 
   private constructor(loaded: LoadedConfig, log: Logger, store: MongoStore, opts: AppOptions) {
@@ -222,14 +266,22 @@ export class App {
   /** Connects to MongoDB and registers this instance; nothing is sent yet. */
   static async create(loaded: LoadedConfig, log: Logger, opts: AppOptions = {}): Promise<App> {
     const store = await MongoStore.connect(loaded.config);
-    const app = new App(loaded, log, store, opts);
+    // Whatever fails from here on closes what was opened, so the process can exit (an open
+    // MongoDB client or timer would keep a failed start alive).
+    let app: App;
+    try {
+      app = new App(loaded, log, store, opts);
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
     try {
       await store.ensureIndexes();
       await app.suppressions.load();
       await app.instances.start();
       await app.#rebuildLostEvents();
     } catch (err) {
-      await store.close().catch(() => undefined);
+      await app.close();
       throw err;
     }
     return app;
@@ -257,16 +309,8 @@ export class App {
     // Schedule from just after the checkpoint (the last minute fully handled, by any instance):
     // fires missed while down land in overdue buckets and go out first, or are recorded as
     // `missed` past the grace period. A first start schedules from the start of this minute.
-    const now = this.clock.now();
-    const plan = planCatchUp(await this.checkpoint.load(), now, this.catchUp.opts);
-    this.catchUp.begin(now);
-    this.#resumedAfter = epochMinute(plan.fromMs) - 1;
-    if (plan.uncovered) await this.catchUp.recordUncovered(plan.uncovered);
-    if (plan.minutes > 0) this.log.info({ since: new Date(plan.fromMs).toISOString(), minutes: plan.minutes }, 'catching up on fires missed while down');
-    await this.sync.full(plan.fromMs);
-    this.#synced = true;
-    this.scheduler.start();
-    this.checkpoint.start();
+    // The HTTP port first: a port in use fails the start at once, not after a long user sync
+    // (`/readyz` says `synced: false` until the sync is done).
     const { http } = this.loaded.config;
     if (http.enabled) {
       this.#unsubscribe = new UnsubscribeHandler({ list: this.suppressions, secret: this.loaded.config.unsubscribe.secret, clock: this.clock, log: this.log.child({ part: 'unsubscribe' }) });
@@ -282,6 +326,16 @@ export class App {
       );
       this.httpPort = await this.#http.listen(http.host, http.port);
     }
+    const now = this.clock.now();
+    const plan = planCatchUp(await this.checkpoint.load(), now, this.catchUp.opts);
+    this.catchUp.begin(now);
+    this.#resumedAfter = epochMinute(plan.fromMs) - 1;
+    if (plan.uncovered) await this.catchUp.recordUncovered(plan.uncovered);
+    if (plan.minutes > 0) this.log.info({ since: new Date(plan.fromMs).toISOString(), minutes: plan.minutes }, 'catching up on fires missed while down');
+    await this.sync.full(plan.fromMs);
+    this.#synced = true;
+    this.scheduler.start();
+    this.checkpoint.start();
     // Suppressions made by other instances (their unsubscribe endpoint, their bounces) reach
     // this one's in-memory list with the same cadence as user changes.
     this.housekeeping.add('userSync', async () => (await Promise.all([this.sync.incremental(), this.suppressions.load()]))[0]);
@@ -339,26 +393,74 @@ export class App {
       () => false,
     );
     const [mongoOk, smtpOk] = await Promise.all([mongodb, this.#smtpReachable()]);
-    return { ok: this.#synced && mongoOk && smtpOk, synced: this.#synced, mongodb: mongoOk, smtp: smtpOk };
+    return { ok: this.#synced && mongoOk && smtpOk, synced: this.#synced, mongodb: mongoOk, smtp: smtpOk, breaker: this.queue.breaker.state };
   }
 
   /**
-   * An open breaker means unreachable; otherwise an SMTP handshake (nodemailer `verify`), cached
-   * for 30 s so a probe every few seconds does not open a connection to the provider each time.
+   * An open breaker means unreachable; otherwise an SMTP handshake (`verify`, which resolves
+   * false on failure: its value is the answer, not the fact that it resolved), shared by
+   * concurrent probes and cached so a probe every few seconds does not open a connection to the
+   * provider each time: 30 s after a success, 5 s after a failure (a recovery shows soon).
    */
   #smtpReachable(): Promise<boolean> {
     if (this.queue.breaker.state === 'open') return Promise.resolve(false);
     const now = Date.now();
-    if (this.#smtpCheck === undefined || now - this.#smtpCheck.at > 30_000) {
-      this.#smtpCheck = {
-        at: now,
-        ok: this.transport.verify().then(
-          () => true,
-          () => false,
-        ),
-      };
+    const check = this.#smtpCheck;
+    if (check === undefined || (check.result !== undefined && now - check.at > (check.result ? SMTP_CHECK_OK_MS : SMTP_CHECK_FAILED_MS))) {
+      const next: SmtpCheck = { at: now, result: undefined, ok: Promise.resolve(false) };
+      next.ok = this.transport.verify().then(
+        (ok) => ok,
+        () => false,
+      );
+      void next.ok.then((ok) => {
+        next.result = ok;
+        next.at = Date.now();
+      });
+      this.#smtpCheck = next;
     }
-    return this.#smtpCheck.ok;
+    return (this.#smtpCheck as SmtpCheck).ok;
+  }
+
+  /** Counters since this App was created, read while a `run-minute` runs (one minute per process). */
+  minuteProgress(): MinuteProgress {
+    const d = this.dispatcher.stats;
+    const q = this.queue.stats;
+    return {
+      due: this.#minuteDue,
+      users: this.registry.userCount,
+      claimed: d.claimed,
+      skipped: d.skipped,
+      suppressed: d.suppressed,
+      sent: q.sent,
+      failed: q.failed,
+      retried: q.retried,
+      waiting: this.queue.waiting + this.dispatcher.backlog,
+      inFlight: this.queue.inFlight,
+      released: d.released,
+      breaker: this.queue.breaker.state,
+    };
+  }
+
+  /**
+   * What `runMinute` would send, without claiming or sending anything (`run-minute --dry-run`):
+   * the deliveries due, less suppressed addresses and keys already claimed. Reads only.
+   */
+  async planMinute(minuteStartMs: number): Promise<MinutePlan> {
+    await this.sync.full(minuteStartMs);
+    // Taken out of the registry without rescheduling: a dry run ends the process after this.
+    const jobs = this.registry.takeDue(epochMinute(minuteStartMs));
+    const keys: string[] = [];
+    let suppressed = 0;
+    for (const j of jobs) {
+      if (this.suppressions.has(j.user.email)) suppressed++;
+      else keys.push(scheduledKey(j.user.id, j.time, j.localDate));
+    }
+    let alreadyClaimed = 0;
+    for (let i = 0; i < keys.length; i += 1000) {
+      alreadyClaimed += await this.store.deliveries.countDocuments({ _id: { $in: keys.slice(i, i + 1000) } });
+    }
+    const wouldSend = keys.length - alreadyClaimed;
+    return { due: jobs.length, wouldSend, alreadyClaimed, suppressed, byTemplate: wouldSend > 0 ? [{ template: 'scheduled', kind: 'scheduled', count: wouldSend }] : [] };
   }
 
   /**
@@ -409,6 +511,7 @@ export class App {
     }));
     // Every delivery of the minute is open in the ledger until it has an outcome; those that
     // never get one here (a stop released them, a crash) keep the checkpoint before this minute.
+    this.#minuteDue = (this.#minuteDue ?? 0) + deliveries.length;
     this.ledger.begin(minute, deliveries.length);
     const { send, missed } = this.catchUp.split(deliveries);
     const r = await this.dispatcher.dispatch(send);

@@ -39,11 +39,22 @@ export function parsePositiveInt(value: string, option: string): number {
   return n;
 }
 
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses a duration such as `90`, `90s`, `5m`, `1.5h`, `500ms` (no unit: seconds) into ms. */
+export function parseDuration(value: string, option: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  const ms = m ? Number(m[1]) * (DURATION_UNITS[m[2] ?? 's'] ?? 1000) : NaN;
+  if (!(ms > 0) || !Number.isFinite(ms)) throw badArgument(`${option}: "${value}" is not a duration (e.g. 90s, 5m, 1h)`);
+  return Math.round(ms);
+}
+
 /**
- * Calls `stop` on the first SIGTERM/SIGINT (graceful); a second signal exits at once with 130,
- * for an operator who does not want to wait for the drain.
+ * Calls `stop` on the first SIGTERM/SIGINT (graceful) and exits with the code it returns (0
+ * when it returns nothing); a second signal exits at once with 130, for an operator who does not
+ * want to wait for the drain.
  */
-export function onStopSignal(log: Logger, stop: (signal: string) => Promise<void>): void {
+export function onStopSignal(log: Logger, stop: (signal: string) => Promise<number | void>): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -53,7 +64,7 @@ export function onStopSignal(log: Logger, stop: (signal: string) => Promise<void
     stopping = true;
     log.info({ signal }, 'stopping gracefully');
     stop(signal).then(
-      () => process.exit(0),
+      (code) => process.exit(code ?? 0),
       (err: unknown) => {
         log.error({ err }, 'graceful stop failed');
         process.exit(1);

@@ -39,7 +39,10 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
-    return reportError(err);
+    const code = reportError(err);
+    // The stack only on request: the line above is what an operator needs.
+    if (process.env['MAILWHEEL_DEBUG'] && err instanceof Error && !(err instanceof CommanderError)) process.stderr.write(`${err.stack ?? ''}\n`);
+    return code;
   }
 }
 
@@ -58,8 +61,15 @@ function reportError(err: unknown): number {
     if (err.code === ErrorCodes.UNAVAILABLE) return EXIT_UNAVAILABLE;
     return err.code === ErrorCodes.BAD_ARGUMENT ? EXIT_USAGE : 1;
   }
-  process.stderr.write(scrubSecrets(`mailwheel: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`));
+  // One line for the operator (a start-up failure under systemd reads best that way); the stack
+  // with MAILWHEEL_DEBUG=1.
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(scrubSecrets(`mailwheel: ${oneLine(message)}\n`));
   return 1;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
 
 // Run when executed directly (bin or tsx), not when imported by tests.
@@ -68,6 +78,9 @@ if (/(?:^|[\\/])(main\.[jt]s|mailwheel)$/.test(entry)) {
   main(process.argv).then(
     (code) => {
       process.exitCode = code;
+      // A failed command has closed what it opened; should anything still hold the event loop
+      // (a driver's timer), it must not keep a failed process alive (systemd would see it running).
+      if (code !== 0) setTimeout(() => process.exit(code), 5_000).unref();
     },
     (err: unknown) => {
       process.stderr.write(scrubSecrets(`mailwheel: ${String(err)}\n`));

@@ -163,6 +163,15 @@ const broadcasts = z.strictObject({
   maxConcurrent: positiveInt.max(16),
 });
 
+/** `mailwheel run-minute`, a one-shot replay of one minute. */
+const runMinute = z.strictObject({
+  /**
+   * Give up (release the claims, print a summary, exit 75) once nothing has been claimed, sent or
+   * failed for this long: an unreachable SMTP server otherwise keeps the run waiting for ever.
+   */
+  giveUpAfterSeconds: positiveInt.max(86_400),
+});
+
 const http = z.strictObject({
   enabled: z.boolean(),
   host: z.string().min(1),
@@ -193,6 +202,7 @@ export const configSchema = z
     analytics,
     retention,
     broadcasts,
+    runMinute,
     http,
     unsubscribe,
     templates,

@@ -116,9 +116,6 @@ export class Dispatcher {
       await next?.catch(() => undefined);
       this.#active--;
     }
-    this.stats.claimed += result.claimed;
-    this.stats.skipped += result.skipped;
-    this.stats.suppressed += result.suppressed;
     return result;
   }
 
@@ -129,6 +126,7 @@ export class Dispatcher {
       if (!this.#isSuppressed(d.email)) wanted.push(d);
       else {
         result.suppressed++;
+        this.stats.suppressed++;
         await this.#events.record({ type: 'suppressed', at: new Date(), key: d.key, kind: d.kind, userId: d.userId, reason: 'address is on the suppression list' });
       }
     }
@@ -138,6 +136,10 @@ export class Dispatcher {
     this.stats.claimMs += performance.now() - claimStart;
     result.claimed += claimed.length;
     result.skipped += taken.length;
+    // Counted per chunk, not at the end of the dispatch: run-minute's progress lines and /metrics
+    // read them while a long dispatch is still feeding the queue.
+    this.stats.claimed += claimed.length;
+    this.stats.skipped += taken.length;
     for (const key of taken) {
       const d = byKey.get(key);
       if (d) await this.#events.record({ type: 'skipped', at: new Date(), key, kind: d.kind, userId: d.userId, reason: 'already claimed' });

@@ -10,6 +10,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { ErrorCodes, MailwheelError } from '../errors.js';
 import type { UnsubscribeHandler } from './unsubscribe.js';
 
 /** A readiness answer with details (which dependency failed). */
@@ -55,11 +56,16 @@ export class HttpServer {
     this.#server = createServer({ requestTimeout: 15_000, headersTimeout: 10_000 }, (req, res) => void this.#handle(req, res));
   }
 
+  /** @throws MailwheelError naming the address and the cause (port in use, no permission, ...). */
   async listen(host: string, port: number): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#server.once('error', reject);
+        this.#server.listen(port, host, () => resolve());
+      });
+    } catch (err) {
+      throw listenError(err, host, port);
+    }
     const addr = this.#server.address() as AddressInfo;
     this.#log.info({ host, port: addr.port }, 'http listening');
     return addr.port;
@@ -115,6 +121,22 @@ export class HttpServer {
     const given = Buffer.from(scheme === null ? '' : header.slice(scheme[0].length));
     return given.length === this.#token.length && timingSafeEqual(given, this.#token);
   }
+}
+
+/** Why a bind failed, in the words an operator acts on, with the settings to change. */
+function listenError(err: unknown, host: string, port: number): MailwheelError {
+  const code = (err as { code?: string }).code;
+  const reason =
+    code === 'EADDRINUSE'
+      ? 'address already in use (another process listens there; stop it or change http.port)'
+      : code === 'EACCES'
+        ? 'permission denied (ports below 1024 need privileges; change http.port)'
+        : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+          ? 'no such local address (check http.host)'
+          : err instanceof Error
+            ? err.message
+            : String(err);
+  return new MailwheelError(ErrorCodes.STARTUP_FAILED, `http: cannot listen on ${host}:${port}: ${reason}`, { cause: err });
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -87,7 +87,7 @@ it('per-minute counts agree with a brute-force count of every user’s fires', {
   // smallest such peak so the test stays short.
   const pick = plan.peaks.filter((p) => p.backlogAtStart === 0 && p.sends >= 250).sort((a, b) => a.sends - b.sends)[0];
   if (pick === undefined) throw new Error('no suitable peak minute in the plan');
-  const run = await runCli(['run-minute', '--at', pick.minute, '--json'], env);
+  const run = await runCli(['run-minute', '--at', pick.minute, '--force', '--json'], env);
   expect(run.code, run.stderr).toBe(0);
   const report = JSON.parse(run.stdout) as { due: number; sent: number };
   expect(report).toMatchObject({ due: pick.sends, sent: pick.sends });

@@ -35,18 +35,22 @@ afterAll(async () => {
   await db?.cleanup();
 });
 
-it('SIGTERM mid-run exits 0; a rerun completes the minute with exactly one message per user', async () => {
-  const run = spawnCli(['run-minute', '--at', MINUTE, '--json'], env);
+it('SIGTERM mid-run exits 75 with a summary of what is left; a rerun completes the minute with exactly one message per user', async () => {
+  const run = spawnCli(['run-minute', '--at', MINUTE, '--force', '--json'], env);
   await smtp.waitFor(300, 60_000);
   run.child.kill('SIGTERM');
   const first = await run.done;
-  expect(first.code, first.stderr.slice(-2000)).toBe(0);
+  // Mail was left unsent (its claims released): EX_TEMPFAIL, and the summary says how much.
+  expect(first.code, first.stderr.slice(-2000)).toBe(75);
   expect(first.stderr).toContain('stopping gracefully');
   const afterStop = smtp.messages.length;
   expect(afterStop).toBeGreaterThanOrEqual(300);
   expect(afterStop).toBeLessThan(USERS);
+  const summary = JSON.parse(first.stdout.trim()) as Record<string, unknown>;
+  expect(summary).toMatchObject({ stopped: 'stopped by SIGTERM', due: USERS, sent: afterStop, unsent: USERS - afterStop });
+  expect(first.stderr).toMatch(new RegExp(`^mailwheel: run-minute .* stopped by SIGTERM: ${USERS - afterStop} left unsent`, 'm'));
 
-  const second = await runCli(['run-minute', '--at', MINUTE, '--json'], env);
+  const second = await runCli(['run-minute', '--at', MINUTE, '--force', '--json'], env);
   expect(second.code, second.stderr.slice(-2000)).toBe(0);
   const report = JSON.parse(second.stdout.trim()) as Record<string, number>;
   // The rerun sends exactly what the first run had not.

@@ -67,7 +67,7 @@ it('/metrics parses strictly and its send counters match the SMTP server', { tim
   expect((await fetch(`${base}/healthz`)).status).toBe(200);
   const ready = await fetch(`${base}/readyz`, { headers: auth });
   expect(ready.status).toBe(200);
-  expect(await ready.json()).toEqual({ ok: true, synced: true, mongodb: true, smtp: true });
+  expect(await ready.json()).toEqual({ ok: true, synced: true, mongodb: true, smtp: true, breaker: 'closed' });
 
   const res = await fetch(`${base}/metrics`, { headers: auth });
   expect(res.status).toBe(200);

@@ -46,7 +46,7 @@ describe('run-minute (real MongoDB-wire server, real SMTP server)', () => {
   });
 
   it('delivers exactly one message to each active valid user due in the minute, and none to others', async () => {
-    const r = await runCli(['run-minute', '--at', '2027-01-15T09:00:30Z', '--json'], env);
+    const r = await runCli(['run-minute', '--at', '2027-01-15T09:00:30Z', '--force', '--json'], env);
     expect(r.stderr).not.toMatch(/"level":(50|60)/);
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout.trim()) as Record<string, number>;
@@ -81,7 +81,7 @@ describe('run-minute (real MongoDB-wire server, real SMTP server)', () => {
   });
 
   it('a second run of the same minute sends nothing (claims)', async () => {
-    const r = await runCli(['run-minute', '--at', '2027-01-15T09:00:00Z', '--json'], env);
+    const r = await runCli(['run-minute', '--at', '2027-01-15T09:00:00Z', '--force', '--json'], env);
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout.trim()) as Record<string, number>;
     expect(report).toMatchObject({ due: DUE, claimed: 0, skipped: DUE, sent: 0 });

@@ -8,6 +8,7 @@
  * that talks SMTP: connect, STARTTLS/TLS, login, send, reset, recycle.
  */
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { ConfigError } from '../../errors.js';
 
 export interface SmtpPoolOptions {
   /** smtp:// or smtps:// URL; credentials, if any, in its userinfo. */
@@ -48,7 +49,13 @@ export class SmtpPool {
 
   constructor(opts: SmtpPoolOptions) {
     this.#opts = opts;
-    const u = new URL(opts.url);
+    let u: URL;
+    try {
+      u = new URL(opts.url);
+    } catch {
+      // The URL itself is not repeated: it may hold a password.
+      throw new ConfigError('smtp.url', 'is not a URL that can be parsed (check the host name and escape special characters in the credentials)');
+    }
     const secure = u.protocol === 'smtps:';
     this.#target = {
       host: u.hostname.replace(/^\[|\]$/g, ''),

@@ -17,10 +17,23 @@ export function registerStart(program: Command): void {
       for (const w of empty ? [...warnings, empty] : warnings) log.warn({ setting: w.setting }, `${w.setting}: ${w.message}`);
       // The daemon's timers are unref'd so tests and run-minute can exit; this keeps `start` alive.
       const keepAlive = setInterval(() => undefined, 1 << 30);
+      let stopping = false;
       onStopSignal(log, async () => {
+        stopping = true;
         await app.close();
         clearInterval(keepAlive);
       });
-      await app.start();
+      try {
+        await app.start();
+      } catch (err) {
+        // A failed start must end the process (main.ts prints one line, exit non-zero): close
+        // what was opened (HTTP server, MongoDB client, timers, SMTP pool) and let go of it.
+        clearInterval(keepAlive);
+        await app.close();
+        // A stop signal during start-up closed the app under it: that is a stop, not a failure
+        // (the signal handler exits).
+        if (stopping) return;
+        throw err;
+      }
     });
 }
