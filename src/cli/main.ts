@@ -41,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const code = reportError(err);
     // The stack only on request: the line above is what an operator needs.
-    if (process.env['MAILWHEEL_DEBUG'] && err instanceof Error && !(err instanceof CommanderError)) process.stderr.write(`${err.stack ?? ''}\n`);
+    if (process.env['MAILWHEEL_DEBUG'] && err instanceof Error && !(err instanceof CommanderError)) process.stderr.write(scrubSecrets(`${err.stack ?? ''}\n`));
     return code;
   }
 }
