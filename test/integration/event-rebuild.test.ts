@@ -58,7 +58,7 @@ describe('events lost to SIGKILL', () => {
     const env = { MONGODB_URI: db.uri, SMTP_URL: smtp.url, MAILWHEEL_CONFIG: config, LOG_LEVEL: 'info' };
     const deliveries = db.db.collection('mailwheel_deliveries');
 
-    proc = spawnCli(['run-minute', '--at', MINUTE, '--json'], env);
+    proc = spawnCli(['run-minute', '--at', MINUTE, '--force', '--json'], env);
     await vi.waitFor(async () => expect(await deliveries.countDocuments({ type: 'done' })).toBeGreaterThanOrEqual(100), { timeout: 60_000, interval: 50 });
     proc.child.kill('SIGKILL');
     expect((await proc.done).signal).toBe('SIGKILL');
@@ -66,7 +66,7 @@ describe('events lost to SIGKILL', () => {
     // The crash did lose events (otherwise this test would prove nothing).
     expect(afterKill.events.length).toBeLessThan(afterKill.deliveries.length);
 
-    proc = spawnCli(['run-minute', '--at', MINUTE, '--json'], env);
+    proc = spawnCli(['run-minute', '--at', MINUTE, '--force', '--json'], env);
     const end = await proc.done;
     expect(end.code, end.stderr.slice(-2000)).toBe(0);
 
