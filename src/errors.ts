@@ -14,6 +14,8 @@ export const ErrorCodes = {
   BAD_ARGUMENT: 'MW_BAD_ARGUMENT',
   /** The request does not fit the current state (e.g. resuming a cancelled broadcast). */
   INVALID_STATE: 'MW_INVALID_STATE',
+  /** An output file named on the command line cannot be created (exit 73, EX_CANTCREAT). */
+  CANNOT_WRITE: 'MW_CANNOT_WRITE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -22,6 +24,8 @@ export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 export const EXIT_CONFIG = 78;
 /** Exit code for a bad command line (sysexits.h EX_USAGE). */
 export const EXIT_USAGE = 64;
+/** Exit code for an output file that cannot be created (sysexits.h EX_CANTCREAT). */
+export const EXIT_CANTCREAT = 73;
 
 export class MailwheelError extends Error {
   readonly code: ErrorCode;
