@@ -1,7 +1,7 @@
 /**
  * Starts a real MongoDB-wire server for tests and the demo.
  *
- * Order (see DESIGN.md "Real parts, and how they start"):
+ * Order (see docs/ARCHITECTURE.md "Real parts, and how they start"):
  *   1. env MONGODB_URI set       -> use it as is; stop() is a no-op (we do not own that server).
  *   2. FerretDB v1.24.2 (SQLite) -> built by scripts/build-ferretdb.sh into .cache/bin/ferretdb,
  *                                    started on a free loopback port with a fresh temp data folder.
@@ -455,7 +455,7 @@ async function startMemoryServer(log: (line: string) => void): Promise<MongoWire
   // Imported lazily: it is a devDependency, so `npm run demo` on a production-style install
   // with FerretDB available never needs it.
   const { MongoMemoryServer } = await import('mongodb-memory-server');
-  // Prefer a `mongod` already on PATH over a download (DESIGN.md); MONGOMS_SYSTEM_BINARY, if
+  // Prefer a `mongod` already on PATH over a download (docs/ARCHITECTURE.md); MONGOMS_SYSTEM_BINARY, if
   // set, still wins inside mongodb-memory-server.
   const systemBinary = findOnPath('mongod');
   const server = await MongoMemoryServer.create({
