@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { App } from '../../app/app.js';
 import { configFor, loggerFor, onStopSignal, parseInstant } from '../context.js';
+import { formatCount } from '../format.js';
 
 export function registerRunMinute(program: Command): void {
   program
@@ -18,7 +19,7 @@ export function registerRunMinute(program: Command): void {
       try {
         const report = await app.runMinute(minuteStart);
         const line = { minute: new Date(minuteStart).toISOString(), ...report };
-        process.stdout.write(opts.json ? `${JSON.stringify(line)}\n` : `${line.minute}: due ${report.due}, claimed ${report.claimed}, skipped ${report.skipped} (already claimed), sent ${report.sent}, failed ${report.failed}, retries ${report.retried}\n`);
+        process.stdout.write(opts.json ? `${JSON.stringify(line)}\n` : `${line.minute}: due ${formatCount(report.due)}, claimed ${formatCount(report.claimed)}, skipped ${formatCount(report.skipped)} (already claimed), sent ${formatCount(report.sent)}, failed ${formatCount(report.failed)}, retries ${formatCount(report.retried)}\n`);
       } finally {
         await app.close();
       }
