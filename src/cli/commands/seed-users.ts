@@ -68,7 +68,7 @@ export function registerSeedUsers(program: Command): void {
             if (!(err instanceof Error && /ns not found|NamespaceNotFound/i.test(err.message))) throw err;
           });
           dropped = { documents, foreign };
-          process.stderr.write(`dropped ${where}: ${formatCount(documents)} documents (${formatCount(foreign)} not created by seed-users)\n`);
+          if (documents > 0) process.stderr.write(`dropped ${where}: ${formatCount(documents)} documents (${formatCount(foreign)} not created by seed-users)\n`);
         }
         // Continue the numbering of an earlier run so emails stay unique without --drop. A count
         // is a full scan on FerretDB, but once per run is cheap next to the inserts.
