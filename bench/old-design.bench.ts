@@ -6,7 +6,7 @@
  * process: bench/workers/old-design-server.ts). The same minute is sent twice, each time to a
  * fresh server:
  *
- * 1. the old design, reimplemented here as faithfully as DESIGN.md's table describes it (see
+ * 1. the old design, reimplemented here as faithfully as docs/ARCHITECTURE.md's table describes it (see
  *    `oldDesign` below): the first 1,000 users only, one new SMTP connection per message, every
  *    send at once at 09:00 with no limit and no retry, one analytics write per event;
  * 2. mailwheel as it ships: the built CLI `run-minute --at <09:00>` with its default pool of 10
@@ -162,7 +162,7 @@ function reasonOf(err: unknown): string {
 }
 
 /**
- * The old design, faithful in each point of DESIGN.md's table of failures:
+ * The old design, faithful in each point of docs/ARCHITECTURE.md's table of failures:
  *
  * - users: `find({active: true})` read with `to_list(1000)`: one query, the first 1,000
  *   documents, everyone after them silently dropped (here `.limit(cap).toArray()`, the same
@@ -351,7 +351,7 @@ const suite: Suite = {
       const topReasons = [...old.reasons.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3);
       notes.push(
         `old design failures by reason: ${topReasons.length === 0 ? 'none' : topReasons.map(([r, n]) => `${n} x "${r}"`).join('; ')}`,
-        `faithful means, point by point from DESIGN.md: users read with one find({active: true}) capped at ${scale.oldCap} (the old to_list(1000)${quick ? ', scaled to 100 in quick mode' : ''}), every later user silently dropped; all sends started at the same instant with no limit; a new non-pooled nodemailer transport per message (one SMTP connection each, default timeouts, no retry); MIME built by nodemailer sendMail from the rendered template; one insertOne per outcome event, awaited by the send`,
+        `faithful means, point by point from docs/ARCHITECTURE.md: users read with one find({active: true}) capped at ${scale.oldCap} (the old to_list(1000)${quick ? ', scaled to 100 in quick mode' : ''}), every later user silently dropped; all sends started at the same instant with no limit; a new non-pooled nodemailer transport per message (one SMTP connection each, default timeouts, no retry); MIME built by nodemailer sendMail from the rendered template; one insertOne per outcome event, awaited by the send`,
         `server: smtp-server in its own process, maxClients ${MAX_CLIENTS} (a connection that makes more than ${MAX_CLIENTS} sessions open is answered "421 Too many connected clients" and closed before its greeting; counted as refused), no STARTTLS, no reverse lookup, accepts and discards every message; a fresh server per design`,
         'usersServed = distinct recipients the server accepted a message for; duplicateRecipients = recipients who got more than one',
         'old wallSeconds: from the users query to the last event written (this process); mailwheel wallSeconds: the whole CLI process (node start-up, MongoDB connect, full user sync, claims, sends, analytics flush, exit); minuteSeconds: run-minute\'s own timing.totalMs (sync, claims and sends until every outcome is recorded; the old design\'s wall time again for its row)',

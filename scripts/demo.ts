@@ -16,17 +16,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import { loadConfig } from '../src/config/load.js';
 import { scheduledKey } from '../src/core/delivery-key.js';
 import { nextFire, type FireSlot } from '../src/core/fire-time.js';
 import type { UserRecord } from '../src/core/types.js';
 import { checkUser, type FieldMap } from '../src/core/validate-user.js';
+import { headerValue, startMailCapture, type MailCapture } from './lib/mail-capture.js';
 import { startMongoWire, withDbName, type MongoWire } from './lib/mongo-server.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -88,70 +87,28 @@ interface CaptureStats {
 }
 
 interface Capture extends CaptureStats {
-  server: SMTPServer;
-  port: number;
+  capture: MailCapture;
 }
 
 async function startCapture(): Promise<Capture> {
-  let n = 0;
   const stats: CaptureStats = { received: 0, byKey: new Map(), withoutKey: 0 };
-  const onData = (stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null) => void): void => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.once('end', () => {
-      const raw = Buffer.concat(chunks);
-      const rcpt = session.envelope.rcptTo[0]?.address ?? 'unknown';
-      // Recipients are seeded test addresses, but never trust mail data with a file name.
-      const file = path.join(mailDir, `${String(++n).padStart(5, '0')}-${rcpt.replace(/[^A-Za-z0-9@._-]/g, '_').slice(0, 100)}.eml`);
-      writeFile(file, raw).then(
-        () => {
-          stats.received++;
-          const key = headerValue(raw.toString('utf8'), 'x-mailwheel-key');
-          if (key === undefined) stats.withoutKey++;
-          else stats.byKey.set(key, (stats.byKey.get(key) ?? 0) + 1);
-          callback();
-        },
-        // A 4xx makes the daemon retry instead of counting a message that was never stored.
-        (err: unknown) => callback(Object.assign(new Error(`cannot store message: ${String(err)}`), { responseCode: 451 })),
-      );
-    });
-  };
-  const server = new SMTPServer({
-    // The default reverse DNS lookup of each client would send queries off this machine.
-    disableReverseLookup: true,
-    authOptional: true,
-    allowInsecureAuth: true,
-    // No certificate here, and nodemailer upgrades opportunistically when STARTTLS is offered.
-    disabledCommands: ['STARTTLS'],
-    logger: false,
+  const capture = await startMailCapture({
+    port: 0,
+    dir: mailDir,
     banner: 'mailwheel demo capture',
-    onData,
+    onMessage: ({ raw }) => {
+      stats.received++;
+      const key = headerValue(raw.toString('utf8'), 'x-mailwheel-key');
+      if (key === undefined) stats.withoutKey++;
+      else stats.byKey.set(key, (stats.byKey.get(key) ?? 0) + 1);
+    },
   });
-  // Client resets and the like are emitted here; without a listener they would crash the demo.
-  server.on('error', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    server.server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.server.address();
-  if (address === null || typeof address === 'string') throw new Error('SMTP capture has no TCP address');
   // A live view: the counters keep moving after this returns.
-  return Object.assign(stats, { server, port: address.port });
-}
-
-function headerValue(raw: string, name: string): string | undefined {
-  const end = raw.search(/\r?\n\r?\n/);
-  const head = (end < 0 ? raw : raw.slice(0, end)).replace(/\r?\n(?=[ \t])/g, '');
-  for (const line of head.split(/\r?\n/)) {
-    const colon = line.indexOf(':');
-    if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === name) return line.slice(colon + 1).trim();
-  }
-  return undefined;
+  return Object.assign(stats, { capture });
 }
 
 function closeCapture(capture: Capture): Promise<void> {
-  // close() waits for open connections; the daemon is gone by now, so this is quick, but bound it.
-  return Promise.race([new Promise<void>((resolve) => capture.server.close(() => resolve())), sleep(5_000)]);
+  return capture.capture.close();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,7 +291,7 @@ async function main(): Promise<number> {
     db = await step(startMongoWire({ log: (line) => say(line) }));
     const dbUri = withDbName(db.uri, 'mailwheel_demo');
     capture = await step(startCapture());
-    const smtpUrl = `smtp://127.0.0.1:${capture.port}`;
+    const smtpUrl = `smtp://127.0.0.1:${capture.capture.port}`;
     say(`SMTP capture on ${smtpUrl}, messages go to ${path.relative(root, mailDir)}/`);
 
     writeFileSync(

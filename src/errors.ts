@@ -18,6 +18,8 @@ export const ErrorCodes = {
   UNAVAILABLE: 'MW_UNAVAILABLE',
   /** The daemon or a command could not start (port in use, a dependency failed); exit 1. */
   STARTUP_FAILED: 'MW_STARTUP_FAILED',
+  /** An output file named on the command line cannot be created (exit 73, EX_CANTCREAT). */
+  CANNOT_WRITE: 'MW_CANNOT_WRITE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -33,6 +35,8 @@ export const EXIT_UNAVAILABLE = 69;
  * gave up on an unreachable SMTP server, or was stopped, with mail unsent and its claims released.
  */
 export const EXIT_TEMPFAIL = 75;
+/** Exit code for an output file that cannot be created (sysexits.h EX_CANTCREAT). */
+export const EXIT_CANTCREAT = 73;
 
 export class MailwheelError extends Error {
   readonly code: ErrorCode;

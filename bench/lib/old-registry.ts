@@ -1,5 +1,5 @@
 /**
- * The OLD design's job store, reimplemented faithfully for the registry suite (DESIGN.md:
+ * The OLD design's job store, reimplemented faithfully for the registry suite (docs/ARCHITECTURE.md:
  * "removing a user's jobs scanned every scheduled job (O(users x jobs))").
  *
  * Jobs live in one Map keyed `${userId}:${HH:MM}`; there is no index by user. Replacing or

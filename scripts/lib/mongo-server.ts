@@ -1,7 +1,7 @@
 /**
  * Starts a real MongoDB-wire server for tests and the demo.
  *
- * Order (see DESIGN.md "Real parts, and how they start"):
+ * Order (see docs/ARCHITECTURE.md "Real parts, and how they start"):
  *   1. env MONGODB_URI set       -> use it as is; stop() is a no-op (we do not own that server).
  *   2. FerretDB v1.24.2 (SQLite) -> built by scripts/build-ferretdb.sh into .cache/bin/ferretdb,
  *                                    started on a free loopback port with a fresh temp data folder.
@@ -138,6 +138,18 @@ export async function startRestartableFerretdb(opts: StartMongoWireOptions = {})
 }
 
 /**
+ * FerretDB on a fixed loopback port with a data folder that outlives it (`npm run dev-servers`):
+ * the operator's shell keeps one `MONGODB_URI` across restarts, and seeded users stay. Throws
+ * when FerretDB cannot be had (no binary and no Go toolchain), or the port is taken.
+ */
+export async function startFerretdbAt(place: { port: number; dataDir: string }, opts: StartMongoWireOptions = {}): Promise<MongoWire & { pid: number | undefined }> {
+  const log = opts.log ?? (() => {});
+  const binary = ensureFerretdbBinary(log);
+  if (binary === undefined) throw new Error('FerretDB is not available: install Go (it is built once into .cache/, scripts/build-ferretdb.sh)');
+  return startFerretdbOnce(binary, log, place);
+}
+
+/**
  * Returns `uri` with its database path replaced by `dbName`, keeping credentials, hosts and
  * query options. Done on the string because mongodb URIs may list several `host:port` pairs,
  * which WHATWG `URL` cannot parse.
@@ -220,7 +232,7 @@ interface FixedPlace {
 }
 
 /** A FerretDB process we started; `kill()` ends it at once (SIGKILL), keeping a fixed place's data. */
-type FerretdbProcess = MongoWire & { kill(): Promise<void> };
+type FerretdbProcess = MongoWire & { kill(): Promise<void>; pid: number | undefined };
 
 async function startFerretdbOnce(binary: string, log: (line: string) => void, place?: FixedPlace): Promise<FerretdbProcess> {
   const started = Date.now();
@@ -307,7 +319,7 @@ async function startFerretdbOnce(binary: string, log: (line: string) => void, pl
     await exited;
     log(`mongo: FerretDB on port ${port} killed`);
   };
-  return { uri, kind: 'ferretdb', stop, kill };
+  return { uri, kind: 'ferretdb', stop, kill, pid: child.pid };
 }
 
 /** Polls `ping` until it succeeds, the process exits, or READY_TIMEOUT_MS passes. */
@@ -443,7 +455,7 @@ async function startMemoryServer(log: (line: string) => void): Promise<MongoWire
   // Imported lazily: it is a devDependency, so `npm run demo` on a production-style install
   // with FerretDB available never needs it.
   const { MongoMemoryServer } = await import('mongodb-memory-server');
-  // Prefer a `mongod` already on PATH over a download (DESIGN.md); MONGOMS_SYSTEM_BINARY, if
+  // Prefer a `mongod` already on PATH over a download (docs/ARCHITECTURE.md); MONGOMS_SYSTEM_BINARY, if
   // set, still wins inside mongodb-memory-server.
   const systemBinary = findOnPath('mongod');
   const server = await MongoMemoryServer.create({

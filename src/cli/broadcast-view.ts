@@ -6,8 +6,9 @@
 import cliProgress from 'cli-progress';
 import type { BroadcastDoc, MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
 import { FINAL_STATUSES, type BroadcastCounters, type ControlAction } from '../ports/broadcasts.js';
+import { formatCount } from './format.js';
 
-const n = (v: number): string => v.toLocaleString('en-US');
+const n = formatCount;
 const iso = (d: Date | undefined): string => (d === undefined ? '-' : d.toISOString());
 
 /** Users with an outcome (sent, failed, skipped, suppressed). */
@@ -141,7 +142,7 @@ export async function follow(store: MongoBroadcastStore, id: string, opts: Follo
     rate.add(now, c.sent + c.failed);
     const total = Math.max(c.total ?? 0, done);
     const perSecond = rate.perSecond;
-    const payload = { sent: n(c.sent), failed: n(c.failed), skipped: n(c.skipped), suppressed: n(c.suppressed), rate: perSecond.toFixed(0), etaText: c.total === undefined ? '?' : eta((total - done) / perSecond), status: doc.status };
+    const payload = { sent: n(c.sent), failed: n(c.failed), skipped: n(c.skipped), suppressed: n(c.suppressed), rate: formatCount(perSecond), etaText: c.total === undefined ? '?' : eta((total - done) / perSecond), status: doc.status };
     const over = FINAL_STATUSES.has(doc.status) || doc.status === 'paused';
     if (bar !== undefined) {
       if (!started) bar.start(total || 1, done, payload);

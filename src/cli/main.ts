@@ -4,7 +4,7 @@
  * and turns errors into exit codes (78 for bad configuration, 64 for a bad command line).
  */
 import { Command, CommanderError } from 'commander';
-import { ConfigError, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE, ErrorCodes, MailwheelError } from '../errors.js';
+import { ConfigError, EXIT_CANTCREAT, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE, ErrorCodes, MailwheelError } from '../errors.js';
 import { scrubSecrets } from '../log.js';
 import { registerBroadcast } from './commands/broadcast.js';
 import { registerConfigCheck } from './commands/config-check.js';
@@ -15,6 +15,7 @@ import { registerScheduleShow } from './commands/schedule-show.js';
 import { registerSeedUsers } from './commands/seed-users.js';
 import { registerStart } from './commands/start.js';
 import { packageVersion } from './context.js';
+import { systemErrorLine } from './main-errors.js';
 
 export function buildProgram(): Command {
   const program = new Command('mailwheel')
@@ -59,7 +60,13 @@ function reportError(err: unknown): number {
   if (err instanceof MailwheelError) {
     process.stderr.write(scrubSecrets(`mailwheel: ${err.message}\n`));
     if (err.code === ErrorCodes.UNAVAILABLE) return EXIT_UNAVAILABLE;
-    return err.code === ErrorCodes.BAD_ARGUMENT ? EXIT_USAGE : 1;
+    return err.code === ErrorCodes.BAD_ARGUMENT ? EXIT_USAGE : err.code === ErrorCodes.CANNOT_WRITE ? EXIT_CANTCREAT : 1;
+  }
+  const sys = systemErrorLine(err);
+  if (sys !== undefined) {
+    // A file or system call failed (ENOENT, EACCES...): one line naming what, not a stack trace.
+    process.stderr.write(scrubSecrets(`mailwheel: ${sys}\n`));
+    return 1;
   }
   // One line for the operator (a start-up failure under systemd reads best that way); the stack
   // with MAILWHEEL_DEBUG=1.
@@ -72,9 +79,23 @@ function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
 
+/**
+ * A reader that closes the pipe early (`mailwheel schedule show ... | head -2`) is not an error:
+ * stop writing and exit 0 quietly, as `cat` and `git log` do. Any other stdout error is reported
+ * in one line.
+ */
+export function exitQuietlyOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    process.stderr.write(`mailwheel: stdout: ${err.code ?? err.message}\n`);
+    process.exit(1);
+  });
+}
+
 // Run when executed directly (bin or tsx), not when imported by tests.
 const entry = process.argv[1] ?? '';
 if (/(?:^|[\\/])(main\.[jt]s|mailwheel)$/.test(entry)) {
+  exitQuietlyOnClosedStdout();
   main(process.argv).then(
     (code) => {
       process.exitCode = code;

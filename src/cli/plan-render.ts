@@ -4,13 +4,12 @@
  * string building, no I/O.
  */
 import type { CapacityPlan, Drain, RateWindows } from '../core/capacity-plan.js';
+import { formatCount, formatRate } from './format.js';
+
+export { formatCount, formatRate };
 
 const MINUTE_MS = 60_000;
 const BLOCKS = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-
-export function formatCount(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
 
 function hhmm(ms: number): string {
   return new Date(ms).toISOString().slice(11, 16);
@@ -18,12 +17,6 @@ function hhmm(ms: number): string {
 
 function hhmmss(ms: number): string {
   return new Date(ms).toISOString().slice(11, 19);
-}
-
-/** `14/s`, `13.3/s`, `0.58/s`. */
-export function formatRate(perSecond: number): string {
-  const r = perSecond >= 100 ? Math.round(perSecond) : perSecond >= 10 ? Math.round(perSecond * 10) / 10 : Math.round(perSecond * 100) / 100;
-  return `${r}/s`;
 }
 
 /** The configured windows, e.g. `14/s, 50,000/day` (or `no rate limit`). */

@@ -60,7 +60,7 @@ function readJson(file: string, label: string): Json {
   }
 }
 
-/** Environment variables that override the file (DESIGN.md "Environment"). */
+/** Environment variables that override the file (docs/ARCHITECTURE.md "Environment"). */
 function envOverrides(env: NodeJS.ProcessEnv): Json {
   const o: Json = {};
   if (env.MONGODB_URI) o.mongodb = { uri: env.MONGODB_URI };

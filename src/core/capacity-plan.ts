@@ -15,7 +15,7 @@
  * SMTP itself is taken as fast enough; with no rate window at all a minute drains at once.
  */
 import { epochMinute } from './fire-time.js';
-import type { JobRegistry } from './job-registry.js';
+import type { Job, JobRegistry } from './job-registry.js';
 
 const MINUTE_MS = 60_000;
 
@@ -30,13 +30,16 @@ export interface RateWindows {
  * Counts the fires of every job in `registry` in [fromMs, fromMs + minutes), per minute, by
  * firing and rescheduling them as the scheduler would. Consumes the registry's schedule.
  */
-export function countFires(registry: JobRegistry, fromMs: number, minutes: number): Int32Array {
+export function countFires(registry: JobRegistry, fromMs: number, minutes: number, onFire?: (index: number, job: Job) => void): Int32Array {
   const counts = new Int32Array(minutes);
   const first = epochMinute(fromMs);
   const end = first + minutes;
   for (let m = registry.nextFireMinute(); m !== undefined && m < end; m = registry.nextFireMinute()) {
     const jobs = registry.takeDue(m);
-    if (m >= first) counts[m - first] = (counts[m - first] ?? 0) + jobs.length;
+    if (m >= first) {
+      counts[m - first] = (counts[m - first] ?? 0) + jobs.length;
+      if (onFire !== undefined) for (const job of jobs) onFire(m - first, job);
+    }
     for (const job of jobs) registry.reschedule(job, job.fireAt);
   }
   return counts;
@@ -163,7 +166,12 @@ export interface CapacityPlan {
  * @param spreadSeconds the spread window to compare against (the configured one, or a what-if).
  */
 export function buildPlan(registry: JobRegistry, fromMs: number, minutes: number, rate: RateWindows, spreadSeconds: number, peaks: number): CapacityPlan {
-  const counts = countFires(registry, fromMs, minutes);
+  return planFromCounts(countFires(registry, fromMs, minutes), fromMs, rate, spreadSeconds, peaks);
+}
+
+/** {@link buildPlan} from counts already made (e.g. by {@link countFires}, less sends already claimed). */
+export function planFromCounts(counts: Int32Array, fromMs: number, rate: RateWindows, spreadSeconds: number, peaks: number): CapacityPlan {
+  const minutes = counts.length;
   let total = 0;
   for (const c of counts) total += c;
   const burst = drainModel(counts, rate, 0);

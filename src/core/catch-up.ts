@@ -1,5 +1,5 @@
 /**
- * Catch-up after downtime (DESIGN.md "Delivery contract"): fires missed while the daemon was down
+ * Catch-up after downtime (docs/ARCHITECTURE.md "Delivery contract"): fires missed while the daemon was down
  * are sent on start when they are younger than a grace period, and recorded as `missed` otherwise,
  * never silently dropped.
  *

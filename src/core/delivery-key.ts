@@ -1,5 +1,5 @@
 /**
- * Delivery keys (DESIGN.md "Claims"): one per message that may ever be sent, so that claiming the
+ * Delivery keys (docs/ARCHITECTURE.md "Claims"): one per message that may ever be sent, so that claiming the
  * key decides, once and for all instances, who sends it.
  *
  * `userId` is the unambiguous encoding of the user's `_id` (`user-id.ts`), so users whose ids

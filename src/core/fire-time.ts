@@ -1,7 +1,7 @@
 /**
  * Fire-time math: when does a user's slot `HH:MM` on local date D fire?
  *
- * THE RULE (DESIGN.md): a slot HH:MM on local date D fires at the earliest instant at which the
+ * THE RULE (docs/ARCHITECTURE.md): a slot HH:MM on local date D fires at the earliest instant at which the
  * user's local clock, on date D, reads HH:MM or later. So a time inside a DST gap fires when the
  * gap ends, and an ambiguous time (DST fall-back) fires once, at its first occurrence.
  *

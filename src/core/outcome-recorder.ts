@@ -2,7 +2,7 @@
  * Records what happened to each delivery: one analytics event, and the claim marked done.
  * Claim completions are batched (one bulk write per `batchSize` or `intervalMs`) for the same
  * reason analytics are: a write per message would cost more than the send. The batch interval
- * is the window in which a crash leaves a sent message looking unsent (see DESIGN.md, Crash).
+ * is the window in which a crash leaves a sent message looking unsent (see docs/ARCHITECTURE.md, Crash).
  */
 import type { Logger } from 'pino';
 import type { ClaimStore, Delivery, EventRecorder } from '../ports/index.js';

@@ -15,7 +15,7 @@ export interface UserRecord {
 
 export type DeliveryKind = 'scheduled' | 'broadcast';
 
-/** One message to one user, identified by its delivery key (see DESIGN.md "Claims"). */
+/** One message to one user, identified by its delivery key (see docs/ARCHITECTURE.md "Claims"). */
 export interface Delivery {
   key: string;
   kind: DeliveryKind;

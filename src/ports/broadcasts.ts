@@ -1,5 +1,5 @@
 /**
- * What a broadcast run needs from the outside (DESIGN.md "BroadcastRunner"). The run itself
+ * What a broadcast run needs from the outside (docs/ARCHITECTURE.md "BroadcastRunner"). The run itself
  * (`core/broadcast-run.ts`) sees only these; `adapters/mongo/broadcast-store.ts` implements the
  * storage side, the SendQueue the queue side.
  */

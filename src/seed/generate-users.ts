@@ -12,6 +12,14 @@ import { DateTime } from 'luxon';
 import { ObjectId } from 'mongodb';
 import type { FieldMap } from '../core/validate-user.js';
 
+/**
+ * Every generated document carries this field, so `seed-users --drop` can tell the documents it
+ * made from an application's real users (and refuse to drop those without `--yes`). A fixed name,
+ * outside the configured field map: no application field is expected to be called this.
+ */
+export const SEED_MARK_FIELD = '_seededBy';
+export const SEED_MARK_VALUE = 'mailwheel';
+
 /** What a generated document is meant to be, as `checkUser` will classify it. */
 export type SeedKind = 'active' | 'inactive' | 'invalid';
 
@@ -120,7 +128,7 @@ export function* generateUsers(opts: GenerateUsersOptions): Generator<SeedUser> 
     const n = firstIndex + i;
     const kind: SeedKind = kinds[i] === 0 ? 'active' : kinds[i] === 1 ? 'inactive' : 'invalid';
     const f = opts.fields;
-    const doc: Record<string, unknown> = {};
+    const doc: Record<string, unknown> = { [SEED_MARK_FIELD]: SEED_MARK_VALUE };
     const id = objectIdFor(opts.nowMs, idMiddle, n);
     // With the default mapping the id is the document's `_id`; with another id field the driver
     // still makes an `_id`, and the mapped field gets the same value as a string.

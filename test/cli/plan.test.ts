@@ -24,10 +24,13 @@ const RATE = 40;
 let db: TestDb;
 let smtp: TestSmtpServer;
 let env: Record<string, string>;
+/** What `seed-users --json` reported. */
+let seeded: { active: number; inactive: number; invalid: number };
 
 interface PlanJson {
   total: number;
-  users: { scheduled: number; invalid: number };
+  users: { scheduled: number; invalid: number; inactive: number; documents: number };
+  alreadyClaimed: number;
   perMinute: Array<{ minute: string; sends: number }>;
   peaks: Array<{ minute: string; sends: number; backlogAtStart: number; drainSeconds: number; drainsBy: string; ratePerSecond: number }>;
 }
@@ -37,8 +40,9 @@ beforeAll(async () => {
   smtp = await TestSmtpServer.start();
   const config = writeTestConfig({ smtp: { poolSize: 10 }, rate: { perSecond: RATE, perDay: null }, http: { enabled: false } });
   env = { MONGODB_URI: db.uri, SMTP_URL: smtp.url, MAILWHEEL_CONFIG: config, LOG_LEVEL: 'warn' };
-  const seed = await runCli(['seed-users', '10000', '--seed', '11', '--inactive-ratio', '0.05', '--invalid-ratio', '0.01'], env);
+  const seed = await runCli(['seed-users', '10000', '--seed', '11', '--inactive-ratio', '0.05', '--invalid-ratio', '0.01', '--json'], env);
   expect(seed.code, seed.stderr).toBe(0);
+  seeded = JSON.parse(seed.stdout) as typeof seeded;
 });
 
 afterAll(async () => {
@@ -113,4 +117,50 @@ it('prints the chart and the peak lines, and --svg writes the picture', { timeou
   expect(picture.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
   expect(picture.trimEnd().endsWith('</svg>')).toBe(true);
   expect((picture.match(/<rect /g) ?? []).length).toBeGreaterThan(100);
+});
+
+it('counts inactive users as seed-users does (deactivated and unsubscribed alike)', { timeout: 60_000 }, async () => {
+  const r = await runCli(['plan', '--json', '--from', FROM, '--hours', '1'], env);
+  expect(r.code, r.stderr).toBe(0);
+  const plan = JSON.parse(r.stdout) as PlanJson;
+  expect(seeded.inactive).toBe(500);
+  expect(plan.users.inactive).toBe(seeded.inactive);
+  expect(plan.users.invalid).toBe(seeded.invalid);
+  expect(plan.users.documents).toBe(10_000);
+  const text = await runCli(['plan', '--from', FROM, '--hours', '1'], env);
+  expect(text.stdout).toContain('(10,000 documents: 500 inactive or unsubscribed, 100 invalid, 0 suppressed)');
+});
+
+it('leaves out sends already claimed (by run-minute or a daemon), and says how many', { timeout: 120_000 }, async () => {
+  const args = ['plan', '--json', '--from', FROM, '--hours', String(HOURS)];
+  const before = JSON.parse((await runCli(args, env)).stdout) as PlanJson;
+  // The quietest non-empty minute: claim every send due in it, as run-minute would, under the
+  // documented key s:<userId>:<HH:MM>:<local date>.
+  const quiet = [...before.perMinute].sort((a, b) => a.sends - b.sends)[0];
+  if (quiet === undefined) throw new Error('empty plan');
+  const minuteMs = Date.parse(quiet.minute);
+  const fields = loadConfig({ env: {} }).config.users.fields;
+  const keys: string[] = [];
+  for (const doc of await db.db.collection('users').find({}).toArray()) {
+    const c = checkUser(doc, fields);
+    if (c.kind !== 'valid') continue;
+    for (const time of new Set(c.user.times)) {
+      const s = nextFire(c.user.timezone, time, c.user.days, minuteMs - 1);
+      if (s !== undefined && Math.floor(s.at / 60_000) * 60_000 === minuteMs) keys.push(`s:${c.user.id}:${time}:${s.localDate}`);
+    }
+  }
+  expect(keys).toHaveLength(quiet.sends);
+  const deliveries = db.db.collection<{ _id: string } & Record<string, unknown>>('mailwheel_deliveries');
+  await deliveries.insertMany(keys.map((k) => ({ _id: k, type: 'claim', kind: 'scheduled', userId: k.split(':')[1], owner: 'test', gen: 'g', at: new Date() })));
+  try {
+    const after = JSON.parse((await runCli(args, env)).stdout) as PlanJson;
+    expect(after.total).toBe(before.total - quiet.sends);
+    expect(after.perMinute.find((p) => p.minute === quiet.minute)).toBeUndefined();
+    // The first test's run-minute claimed a minute already; these come on top.
+    expect(after.alreadyClaimed - before.alreadyClaimed).toBe(quiet.sends);
+    const text = await runCli(['plan', '--from', FROM, '--hours', String(HOURS)], env);
+    expect(text.stdout).toContain(`not counting ${after.alreadyClaimed.toLocaleString('en-US')} already claimed`);
+  } finally {
+    await deliveries.deleteMany({ _id: { $in: keys } });
+  }
 });

@@ -48,7 +48,7 @@ it('SIGTERM mid-run exits 75 with a summary of what is left; a rerun completes t
   expect(afterStop).toBeLessThan(USERS);
   const summary = JSON.parse(first.stdout.trim()) as Record<string, unknown>;
   expect(summary).toMatchObject({ stopped: 'stopped by SIGTERM', due: USERS, sent: afterStop, unsent: USERS - afterStop });
-  expect(first.stderr).toMatch(new RegExp(`^mailwheel: run-minute .* stopped by SIGTERM: ${USERS - afterStop} left unsent`, 'm'));
+  expect(first.stderr).toMatch(new RegExp(`^mailwheel: run-minute .* stopped by SIGTERM: ${(USERS - afterStop).toLocaleString('en-US')} left unsent`, 'm'));
 
   const second = await runCli(['run-minute', '--at', MINUTE, '--force', '--json'], env);
   expect(second.code, second.stderr.slice(-2000)).toBe(0);

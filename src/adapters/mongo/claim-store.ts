@@ -22,7 +22,7 @@ const DUPLICATE_KEY = 11000;
 /** Keys per release (one `deleteMany` with `$in`). */
 const DELETE_CHUNK = 1000;
 
-/** Parses the kind and user id back out of a delivery key (see DESIGN.md "Claims"). */
+/** Parses the kind and user id back out of a delivery key (see docs/ARCHITECTURE.md "Claims"). */
 export function describeKey(key: string): { kind: DeliveryKind; userId: string } {
   const parts = key.split(':');
   const kind: DeliveryKind = parts[0] === 'b' ? 'broadcast' : 'scheduled';

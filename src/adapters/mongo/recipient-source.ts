@@ -1,6 +1,6 @@
 /**
  * Reads a broadcast's recipients: ONE streamed cursor over the users collection with the
- * validated segment filter (batchSize + getMore, never `skip`, no cap, no sort; see DESIGN.md
+ * validated segment filter (batchSize + getMore, never `skip`, no cap, no sort; see docs/ARCHITECTURE.md
  * "Known limits" for why no sort), projecting only the fields a broadcast needs.
  */
 import type { Collection, Document, Filter } from 'mongodb';

@@ -2,7 +2,7 @@
  * Raw MIME for one template set, built by substitution instead of by nodemailer's MIME tree.
  *
  * nodemailer's MailComposer builds every message through a tree of streams (~2,500-3,000 msgs/s
- * per core here, DESIGN.md "Known limits"), which caps a per-message `sendMail`. Everything in a
+ * per core here, docs/ARCHITECTURE.md "Known limits"), which caps a per-message `sendMail`. Everything in a
  * message except a handful of per-user values is the same for every recipient, so this builder
  * encodes the fixed parts once (headers, part headers, quoted-printable of the template text)
  * and per message only encodes the variables and joins strings. The result goes to the SMTP

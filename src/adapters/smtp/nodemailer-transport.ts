@@ -3,7 +3,7 @@
  * SMTPConnection), never one connection per email (the old design's failure at 09:00). Messages are built by
  * `MimeBuilder` (template encoded once, values substituted) and handed to the pool as raw MIME
  * with an explicit envelope, which skips nodemailer's per-message MIME tree (its ~2,500-3,000
- * msgs/s per core would otherwise be the ceiling, DESIGN.md "Known limits"). Certificate checks
+ * msgs/s per core would otherwise be the ceiling, docs/ARCHITECTURE.md "Known limits"). Certificate checks
  * stay on unless the operator turns them off; `smtp.ca` adds a private CA to trust.
  */
 import { readFileSync } from 'node:fs';

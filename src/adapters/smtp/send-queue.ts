@@ -5,7 +5,7 @@
  * with at most `concurrency` in flight, the size of the SMTP pool.
  *
  * Why it is built this way: Bottleneck 2.19.5 completes about 414 jobs/s whatever the settings
- * (DESIGN.md), so one Bottleneck job per message caps the daemon near 400 msgs/s. Here a
+ * (docs/ARCHITECTURE.md), so one Bottleneck job per message caps the daemon near 400 msgs/s. Here a
  * Bottleneck job is a *grant* for a batch of messages, with `weight` = batch size (reservoirs of
  * the longer windows count weight) and `minTime` spacing batches so that the per-second rate holds.
  * Granted messages go to a small ready queue that `concurrency` workers drain. Only a couple of

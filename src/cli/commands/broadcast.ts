@@ -22,6 +22,7 @@ import { ErrorCodes, MailwheelError } from '../../errors.js';
 import { FINAL_STATUSES, type BroadcastStatus, type ControlAction } from '../../ports/broadcasts.js';
 import { countsText, follow, listTable, progressText, statusBlock } from '../broadcast-view.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
+import { formatCount } from '../format.js';
 
 interface SendOpts {
   subject: string;
@@ -212,10 +213,10 @@ async function dryRun(a: { config: Config; store: MongoStore; recipients: MongoR
   const lines = [
     'dry run: nothing was written',
     `segment     ${segment.json}`,
-    `matching    ${counts.matching.toLocaleString('en-US')} users (active, not unsubscribed, in the segment)`,
-    `would send  ${counts.recipients.toLocaleString('en-US')}`,
-    `suppressed  ${counts.suppressed.toLocaleString('en-US')}`,
-    `skipped     ${counts.skipped.toLocaleString('en-US')}${firstSkip === undefined ? '' : ` (first: ${firstSkip})`}`,
+    `matching    ${formatCount(counts.matching)} users (active, not unsubscribed, in the segment)`,
+    `would send  ${formatCount(counts.recipients)}`,
+    `suppressed  ${formatCount(counts.suppressed)}`,
+    `skipped     ${formatCount(counts.skipped)}${firstSkip === undefined ? '' : ` (first: ${firstSkip})`}`,
   ];
   if (rendered === undefined) lines.push('sample      none: nobody would receive it');
   else {

@@ -5,15 +5,20 @@
  * drain at the configured rate windows, burst and with the spread window. Nothing is sent or
  * written. See src/core/capacity-plan.ts for the model.
  */
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { claimedKeys } from '../../adapters/mongo/claimed-keys.js';
 import { MongoStore } from '../../adapters/mongo/store.js';
 import { MongoSuppressionStore } from '../../adapters/mongo/suppression-store.js';
 import { MongoUserSource } from '../../adapters/mongo/user-source.js';
-import { buildPlan, drainModel } from '../../core/capacity-plan.js';
+import { countFires, drainModel, planFromCounts } from '../../core/capacity-plan.js';
+import { scheduledKey } from '../../core/delivery-key.js';
 import { JobRegistry } from '../../core/job-registry.js';
 import { normaliseEmail } from '../../core/suppression-list.js';
 import { checkUser } from '../../core/validate-user.js';
+import { ErrorCodes, MailwheelError } from '../../errors.js';
+import { systemErrorLine } from '../main-errors.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
 import { describeRate, formatCount, peakLines, planJson, svgChart, terminalChart } from '../plan-render.js';
 
@@ -26,6 +31,7 @@ interface PlanOpts {
   from?: string;
   peaks: string;
   spread?: string;
+  claims: boolean;
 }
 
 export function registerPlan(program: Command): void {
@@ -37,6 +43,7 @@ export function registerPlan(program: Command): void {
     .option('--hours <n>', 'how many hours ahead (max 168)', '24')
     .option('--from <iso>', 'start instant, rounded down to its minute (default: the next whole minute)')
     .option('--peaks <n>', 'how many peak minutes to report', '5')
+    .option('--no-claims', 'do not look up sends already claimed (faster on FerretDB with a large deliveries collection)')
     .option('--spread <seconds>', 'spread window to compare with (default: send.spreadSeconds, or 59 when that is 0)')
     .action(async (opts: PlanOpts, cmd: Command) => {
       const hours = parsePositiveInt(opts.hours, '--hours');
@@ -47,10 +54,18 @@ export function registerPlan(program: Command): void {
       const spread = opts.spread === undefined ? config.send.spreadSeconds || 59 : Number(opts.spread);
       if (!Number.isInteger(spread) || spread < 1 || spread > 59) throw badArgument(`--spread: "${opts.spread}" is not a whole number of seconds between 1 and 59`);
 
+      // Before minutes of reading users: an --svg that cannot be written fails now, in one line.
+      if (opts.svg !== undefined) checkWritable(opts.svg);
+
       const started = Date.now();
       const store = await MongoStore.connect(config);
-      const users = { read: 0, scheduled: 0, inactive: 0, invalid: 0, suppressed: 0 };
+      // `documents`: the whole collection; `read`: the active ones the daemon reads (and so does
+      // this). `inactive` counts both kinds the seeder and checkUser call inactive: `active` not
+      // true (never read by the daemon, so counted with a query) and unsubscribed.
+      const users = { documents: 0, read: 0, scheduled: 0, inactive: 0, invalid: 0, suppressed: 0 };
       const registry = new JobRegistry();
+      let counts: Int32Array;
+      let alreadyClaimed = 0;
       try {
         const suppressed = new Set<string>();
         for await (const batch of new MongoSuppressionStore(store.suppressions, { batchSize: config.mongodb.batchSize }).allSuppressed()) for (const e of batch) suppressed.add(e);
@@ -67,23 +82,42 @@ export function registerPlan(program: Command): void {
             }
           }
         }
+        users.documents = await store.users.countDocuments({});
+        users.inactive += users.documents - users.read;
+
+        // Sends already claimed (by run-minute or a daemon) will not be sent again: leave them out.
+        const keys: string[] = [];
+        const minuteOf: number[] = [];
+        counts = countFires(registry, fromMs, hours * 60, (i, job) => {
+          keys.push(scheduledKey(job.user.id, job.time, job.localDate));
+          minuteOf.push(i);
+        });
+        const claimed = opts.claims ? await claimedKeys(store.deliveries, keys) : new Set<string>();
+        if (claimed.size > 0) {
+          keys.forEach((key, j) => {
+            if (!claimed.has(key)) return;
+            const i = minuteOf[j] as number;
+            counts[i] = (counts[i] ?? 0) - 1;
+            alreadyClaimed++;
+          });
+        }
       } finally {
         await store.close();
       }
 
-      const plan = buildPlan(registry, fromMs, hours * 60, config.rate, spread, peaks);
+      const plan = planFromCounts(counts, fromMs, config.rate, spread, peaks);
       const unlimited = drainModel([], config.rate).unlimited;
       if (opts.svg !== undefined) {
-        writeFileSync(opts.svg, svgChart(plan, `mailwheel plan: sends due per minute from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z (${hours} h), rate ${describeRate(config.rate)}`));
+        writeOutput(opts.svg, svgChart(plan, `mailwheel plan: sends due per minute from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z (${hours} h), rate ${describeRate(config.rate)}`));
       }
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(planJson(plan, { hours, users, rate: config.rate, spreadSeconds: spread, ms: Date.now() - started }))}\n`);
+        process.stdout.write(`${JSON.stringify(planJson(plan, { hours, users, alreadyClaimed, rate: config.rate, spreadSeconds: spread, ms: Date.now() - started }))}\n`);
         return;
       }
       const out: string[] = [];
-      out.push(`${formatCount(users.scheduled)} users scheduled (${formatCount(users.read)} read, ${formatCount(users.inactive)} inactive, ${formatCount(users.invalid)} invalid, ${formatCount(users.suppressed)} suppressed)`);
+      out.push(`${formatCount(users.scheduled)} users scheduled (${formatCount(users.documents)} documents: ${formatCount(users.inactive)} inactive or unsubscribed, ${formatCount(users.invalid)} invalid, ${formatCount(users.suppressed)} suppressed)`);
       out.push(`rate ${describeRate(config.rate)}`);
-      out.push(`${formatCount(plan.total)} sends due from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z over ${hours} h`);
+      out.push(`${formatCount(plan.total)} sends due from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z over ${hours} h${alreadyClaimed > 0 ? ` (not counting ${formatCount(alreadyClaimed)} already claimed: sent or being sent)` : ''}`);
       out.push('');
       out.push(terminalChart(plan, Math.min(96, (process.stdout.columns ?? 100) - 10)));
       out.push('');
@@ -97,4 +131,24 @@ export function registerPlan(program: Command): void {
       if (opts.svg !== undefined) out.push(`chart written to ${opts.svg}`);
       process.stdout.write(`${out.join('\n')}\n`);
     });
+}
+
+/** Fails fast (exit 73) when FILE's folder does not exist or cannot be written, or FILE is a folder. */
+function checkWritable(file: string): void {
+  const path = resolve(file);
+  try {
+    accessSync(dirname(path), constants.W_OK);
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new MailwheelError(ErrorCodes.CANNOT_WRITE, `--svg: cannot write ${file}: it is a directory`);
+  } catch (err) {
+    if (err instanceof MailwheelError) throw err;
+    throw new MailwheelError(ErrorCodes.CANNOT_WRITE, `--svg: cannot write ${file}: ${systemErrorLine(err) ?? String(err)}`);
+  }
+}
+
+function writeOutput(file: string, text: string): void {
+  try {
+    writeFileSync(file, text);
+  } catch (err) {
+    throw new MailwheelError(ErrorCodes.CANNOT_WRITE, `--svg: cannot write ${file}: ${systemErrorLine(err) ?? String(err)}`);
+  }
 }

@@ -22,6 +22,7 @@ interface PreviewOpts {
   kind: string;
   slot?: string;
   raw?: boolean;
+  json?: boolean;
 }
 
 export function registerPreview(program: Command): void {
@@ -32,6 +33,7 @@ export function registerPreview(program: Command): void {
     .option('--kind <kind>', 'which email: scheduled', 'scheduled')
     .option('--slot <HH:MM>', "which of the user's slots (default: the next one to fire)")
     .option('--raw', 'print the whole MIME message as it is handed to SMTP')
+    .option('--json', 'print one JSON object: the slot, envelope, headers, rendered parts (and the raw message)')
     .action(async (opts: PreviewOpts, cmd: Command) => {
       if (opts.kind !== 'scheduled') throw badArgument(`--kind: "${opts.kind}" is not supported here (supported: scheduled)`);
       const loaded = configFor(cmd);
@@ -75,13 +77,25 @@ export function registerPreview(program: Command): void {
       };
       const templates = loaded.templates.scheduled;
       const built = new MimeBuilder(templates, { from: config.smtp.from, now: () => now }).build(d, unsubscribeHeaders({ userId: u.id, email: u.email }, config.unsubscribe, now));
-      if (opts.raw) {
+      if (opts.raw && !opts.json) {
         process.stdout.write(built.raw);
         return;
       }
       const headerEnd = built.raw.indexOf('\r\n\r\n');
       const head = built.raw.slice(0, headerEnd).replace(/\r\n/g, '\n');
       const vars = templateVars(d);
+      if (opts.json) {
+        const text = renderPart(templates.text, vars, (s) => s);
+        const html = templates.html === undefined ? null : renderPart(templates.html, vars, escapeHtml);
+        // Headers as sent, unfolded, in order (a name may repeat).
+        const headers = head.replace(/\n[ \t]+/g, ' ').split('\n').map((line) => {
+          const colon = line.indexOf(':');
+          return { name: line.slice(0, colon), value: line.slice(colon + 1).trim() };
+        });
+        const result = { kind: 'scheduled', user: u.id, slot: slot.time, localDate: slot.localDate, timezone: u.timezone, dueAt: new Date(slot.at).toISOString(), key: d.key, envelope: built.envelope, headers, text, html, ...(opts.raw ? { raw: built.raw } : {}) };
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        return;
+      }
       const out = [
         `# scheduled email of user ${u.id} for slot ${slot.time} on ${slot.localDate} (${u.timezone}), due ${new Date(slot.at).toISOString()}`,
         `# envelope: MAIL FROM:<${built.envelope.from}> RCPT TO:<${built.envelope.to.join('>, <')}>`,

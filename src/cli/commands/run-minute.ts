@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { App, type MinuteProgress } from '../../app/app.js';
 import { EXIT_TEMPFAIL } from '../../errors.js';
 import { badArgument, configFor, loggerFor, onStopSignal, parseDuration, parseInstant } from '../context.js';
+import { formatCount } from '../format.js';
 
 const MINUTE_MS = 60_000;
 
@@ -43,8 +44,8 @@ export function registerRunMinute(program: Command): void {
           else {
             const lines = [
               `${minute}: dry run, nothing claimed or sent`,
-              `due ${plan.due}: would send ${plan.wouldSend}, already claimed ${plan.alreadyClaimed}, suppressed ${plan.suppressed}`,
-              ...plan.byTemplate.map((t) => `  template ${t.template} (${t.kind}): ${t.count}`),
+              `due ${formatCount(plan.due)}: would send ${formatCount(plan.wouldSend)}, already claimed ${formatCount(plan.alreadyClaimed)}, suppressed ${formatCount(plan.suppressed)}`,
+              ...plan.byTemplate.map((t) => `  template ${t.template} (${t.kind}): ${formatCount(t.count)}`),
             ];
             process.stdout.write(`${lines.join('\n')}\n`);
           }
@@ -89,12 +90,12 @@ export function registerRunMinute(program: Command): void {
       process.stdout.write(
         opts.json
           ? `${JSON.stringify(summary)}\n`
-          : `${minute}: ${first}; due ${p.due ?? '?'}, claimed ${p.claimed}, skipped ${p.skipped} (already claimed), sent ${p.sent}, failed ${p.failed}, retries ${p.retried}, released ${p.released}, unsent ${unsent ?? '?'}\n`,
+          : `${minute}: ${first}; due ${formatCount(p.due)}, claimed ${formatCount(p.claimed)}, skipped ${formatCount(p.skipped)} (already claimed), sent ${formatCount(p.sent)}, failed ${formatCount(p.failed)}, retries ${formatCount(p.retried)}, released ${formatCount(p.released)}, unsent ${formatCount(unsent)}\n`,
       );
       const leftUnsent = unsent === undefined || unsent > 0;
       if (leftUnsent) {
         process.stderr.write(
-          `mailwheel: run-minute ${minute} ${first}: ${unsent === undefined ? 'the minute was not handled' : `${unsent} left unsent`} (${p.released} claims released); run it again to send the rest: mailwheel run-minute --at ${minute}\n`,
+          `mailwheel: run-minute ${minute} ${first}: ${unsent === undefined ? 'the minute was not handled' : `${formatCount(unsent)} left unsent`} (${formatCount(p.released)} claims released); run it again to send the rest: mailwheel run-minute --at ${minute}\n`,
         );
       }
       const code = leftUnsent ? EXIT_TEMPFAIL : 0;
@@ -142,7 +143,7 @@ function watchProgress(app: App, minute: string, opts: { giveUpMs: number; progr
       if (now - lastLine >= opts.progressEveryMs) {
         lastLine = now;
         process.stderr.write(
-          `mailwheel: run-minute ${minute}: ${seconds(now - started)} in, due ${p.due ?? '?'}, claimed ${p.claimed}, sent ${p.sent}, failed ${p.failed}, retries ${p.retried}, waiting ${p.waiting}, in flight ${p.inFlight}, SMTP breaker ${p.breaker}\n`,
+          `mailwheel: run-minute ${minute}: ${seconds(now - started)} in, due ${formatCount(p.due)}, claimed ${formatCount(p.claimed)}, sent ${formatCount(p.sent)}, failed ${formatCount(p.failed)}, retries ${formatCount(p.retried)}, waiting ${formatCount(p.waiting)}, in flight ${formatCount(p.inFlight)}, SMTP breaker ${p.breaker}\n`,
         );
       }
       if (now - lastChange >= opts.giveUpMs) {

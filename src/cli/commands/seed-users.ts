@@ -8,11 +8,14 @@ import type { Command } from 'commander';
 import { MongoBulkWriteError, type Document } from 'mongodb';
 import { MongoStore } from '../../adapters/mongo/store.js';
 import { databaseName } from '../../config/load.js';
-import { generateUsers, planCounts, seedFromString, type SeedKind } from '../../seed/generate-users.js';
+import { generateUsers, planCounts, SEED_MARK_FIELD, SEED_MARK_VALUE, seedFromString, type SeedKind } from '../../seed/generate-users.js';
 import { badArgument, configFor, parsePositiveInt } from '../context.js';
+import { formatCount } from '../format.js';
 
 interface SeedOpts {
   drop?: boolean;
+  yes?: boolean;
+  json?: boolean;
   invalidRatio: string;
   inactiveRatio: string;
   batch: string;
@@ -24,7 +27,9 @@ export function registerSeedUsers(program: Command): void {
   program
     .command('seed-users <n>')
     .description('insert N realistic test users into the configured users collection (test and demo data)')
-    .option('--drop', 'drop the users collection first')
+    .option('--drop', 'drop the users collection first; refused (exit 64) when it holds documents seed-users did not create, unless --yes')
+    .option('--yes', 'with --drop: drop even documents seed-users did not create (real users)')
+    .option('--json', 'print the result as one JSON object on stdout')
     .option('--invalid-ratio <r>', 'share 0..1 of malformed documents (bad email, zone, time, CR/LF...)', '0')
     .option('--inactive-ratio <r>', 'share 0..1 of inactive or unsubscribed users', '0.05')
     .option('--batch <n>', 'documents per insertMany', '1000')
@@ -44,11 +49,31 @@ export function registerSeedUsers(program: Command): void {
       const store = await MongoStore.connect(config);
       try {
         const users = store.users;
-        if (opts.drop) await users.drop();
+        const where = `${databaseName(config.mongodb.uri)}.${config.users.collection}`;
+        let dropped: { documents: number; foreign: number } | undefined;
+        if (opts.drop) {
+          // The README points MONGODB_URI at the application's database: dropping its users
+          // collection must never take real users by accident. Seeded documents carry a mark;
+          // anything else is someone's data.
+          const documents = await users.countDocuments({});
+          const foreign = documents === 0 ? 0 : await users.countDocuments({ [SEED_MARK_FIELD]: { $ne: SEED_MARK_VALUE } });
+          if (foreign > 0 && opts.yes !== true) {
+            throw badArgument(
+              `seed-users --drop: refusing to drop ${where}: it holds ${formatCount(foreign)} document${foreign === 1 ? '' : 's'} that seed-users did not create (of ${formatCount(documents)}); nothing was changed. ` +
+                'Check MONGODB_URI and users.collection, or add --yes to delete them too.',
+            );
+          }
+          await users.drop().catch((err: unknown) => {
+            // Dropping a collection that does not exist is not an error here.
+            if (!(err instanceof Error && /ns not found|NamespaceNotFound/i.test(err.message))) throw err;
+          });
+          dropped = { documents, foreign };
+          if (documents > 0) process.stderr.write(`dropped ${where}: ${formatCount(documents)} documents (${formatCount(foreign)} not created by seed-users)\n`);
+        }
         // Continue the numbering of an earlier run so emails stay unique without --drop. A count
         // is a full scan on FerretDB, but once per run is cheap next to the inserts.
         const firstIndex = opts.drop ? 0 : await users.countDocuments({});
-        process.stderr.write(`seeding ${count} users into ${databaseName(config.mongodb.uri)}.${config.users.collection} (seed ${seed}${soonMinutes === undefined ? '' : `, first times in the next ${soonMinutes} min`})\n`);
+        process.stderr.write(`seeding ${formatCount(count)} users into ${where} (seed ${seed}${soonMinutes === undefined ? '' : `, first times in the next ${soonMinutes} min`})\n`);
 
         const nowMs = Date.now();
         const progress = new Progress(count);
@@ -74,10 +99,15 @@ export function registerSeedUsers(program: Command): void {
         const seconds = (Date.now() - nowMs) / 1000;
         const total = inserted.active + inserted.inactive + inserted.invalid;
         const rate = Math.round(total / Math.max(seconds, 0.001));
-        process.stdout.write(`seeded ${total} users (${inserted.active} active, ${inserted.inactive} inactive, ${inserted.invalid} invalid) in ${seconds.toFixed(1)} s — ${rate} users/s\n`);
+        const planned = planCounts(count, inactiveRatio, invalidRatio).total;
+        if (opts.json) {
+          const result = { database: databaseName(config.mongodb.uri), collection: config.users.collection, seed, seeded: total, ...inserted, failed: planned - total, firstError: failures[0] ?? null, dropped: dropped ?? null, seconds: Math.round(seconds * 1000) / 1000, usersPerSecond: rate };
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+        } else {
+          process.stdout.write(`seeded ${formatCount(total)} users (${formatCount(inserted.active)} active, ${formatCount(inserted.inactive)} inactive, ${formatCount(inserted.invalid)} invalid) in ${seconds.toFixed(1)} s — ${formatCount(rate)} users/s\n`);
+        }
         if (failures.length > 0) {
-          const planned = planCounts(count, inactiveRatio, invalidRatio).total;
-          process.stderr.write(`seed-users: ${planned - total} of ${planned} documents were not inserted; first error: ${failures[0]}\n`);
+          process.stderr.write(`seed-users: ${formatCount(planned - total)} of ${formatCount(planned)} documents were not inserted; first error: ${failures[0]}\n`);
           process.exitCode = 1;
         }
       } finally {
@@ -151,6 +181,6 @@ class Progress {
   #line(): string {
     const seconds = Math.max((Date.now() - this.#started) / 1000, 0.001);
     const pct = Math.floor((this.#done * 100) / this.#total);
-    return `seeding: ${this.#done}/${this.#total} (${pct} %) ${Math.round(this.#done / seconds)} users/s`;
+    return `seeding: ${formatCount(this.#done)}/${formatCount(this.#total)} (${pct} %) ${formatCount(this.#done / seconds)} users/s`;
   }
 }
