@@ -14,6 +14,7 @@ import { configWarnings, emptyUsersWarning, type ConfigWarning } from '../../con
 import { signToken, unsubscribeMode, verifyToken } from '../../core/unsubscribe-token.js';
 import { UnavailableError } from '../../errors.js';
 import { configFor, parsePositiveInt } from '../context.js';
+import { formatCount } from '../format.js';
 
 interface CheckResult {
   name: 'mongodb' | 'smtp' | 'unsubscribe';
@@ -80,7 +81,7 @@ async function checkMongo(loaded: LoadedConfig, timeoutMs: number, warnings: Con
     const users = await store.users.countDocuments({}, { maxTimeMS: timeoutMs });
     const empty = emptyUsersWarning(config, users);
     if (empty) warnings.push(empty);
-    return { name: 'mongodb', ok: true, detail: `${redactUri(config.mongodb.uri)} answers; ${store.db.databaseName}.${config.users.collection} holds ${users.toLocaleString('en-US')} documents` };
+    return { name: 'mongodb', ok: true, detail: `${redactUri(config.mongodb.uri)} answers; ${store.db.databaseName}.${config.users.collection} holds ${formatCount(users)} documents` };
   } catch (err) {
     const detail = err instanceof UnavailableError ? err.message : `mongodb.uri (MONGODB_URI): ${uriHosts(config.mongodb.uri)}: ${scrubUri(config.mongodb.uri, (err as Error).message)}`;
     return { name: 'mongodb', ok: false, detail };
