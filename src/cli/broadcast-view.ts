@@ -5,7 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { BroadcastDoc, MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
-import { FINAL_STATUSES, type BroadcastCounters, type ControlAction } from '../ports/broadcasts.js';
+import { FINAL_STATUSES, type BroadcastCounters, type BroadcastStatus, type ControlAction } from '../ports/broadcasts.js';
 
 const n = (v: number): string => v.toLocaleString('en-US');
 const iso = (d: Date | undefined): string => (d === undefined ? '-' : d.toISOString());
@@ -15,10 +15,14 @@ export function handledOf(c: BroadcastCounters): number {
   return c.sent + c.failed + c.skipped + c.suppressed;
 }
 
-/** `4,120 / 10,000 (41.2 %)`, or without a total while it is being counted. */
-export function progressText(c: BroadcastCounters): string {
+/**
+ * `4,120 / 10,000 (41.2 %)`, or `4,120 users (counting)` while a run counts the total (a status
+ * other than running, or none given: just `4,120 users`).
+ */
+export function progressText(c: BroadcastCounters, status?: BroadcastStatus): string {
   const done = handledOf(c);
-  if (c.total === undefined || c.total === 0) return `${n(done)} users`;
+  if (c.total === undefined) return status === 'running' ? `${n(done)} users (counting)` : `${n(done)} users`;
+  if (c.total === 0) return `${n(done)} users`;
   return `${n(done)} / ${n(c.total)} (${((done * 100) / c.total).toFixed(1)} %)`;
 }
 
@@ -49,7 +53,7 @@ export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefine
     ['broadcast', doc._id],
     ['subject', JSON.stringify(doc.subject)],
     ['status', statusWord(doc, control)],
-    ['progress', progressText(c)],
+    ['progress', progressText(c, doc.status)],
     ['sent', n(c.sent)],
     ['failed', n(c.failed)],
     ['skipped', n(c.skipped)],
@@ -75,7 +79,7 @@ export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefine
 
 export function listTable(docs: readonly BroadcastDoc[]): string {
   if (docs.length === 0) return 'no broadcasts\n';
-  const rows = docs.map((d) => [d._id, d.status, progressText(d.counters), n(d.counters.sent), n(d.counters.failed), iso(d.createdAt).slice(0, 19) + 'Z', d.subject.length > 40 ? `${d.subject.slice(0, 39)}…` : d.subject]);
+  const rows = docs.map((d) => [d._id, d.status, progressText(d.counters, d.status), n(d.counters.sent), n(d.counters.failed), iso(d.createdAt).slice(0, 19) + 'Z', d.subject.length > 40 ? `${d.subject.slice(0, 39)}…` : d.subject]);
   const head = ['ID', 'STATUS', 'PROGRESS', 'SENT', 'FAILED', 'CREATED', 'SUBJECT'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ');
@@ -153,7 +157,7 @@ export async function follow(store: MongoBroadcastStore, id: string, opts: Follo
       if (over) bar.stop();
     } else if (over || now - lastLine >= 5_000) {
       lastLine = now;
-      out.write(`${doc._id}: ${doc.status}, ${progressText(c)}: ${countsText(c)}, ${payload.rate}/s, ETA ${payload.etaText}\n`);
+      out.write(`${doc._id}: ${doc.status}, ${progressText(c, doc.status)}: ${countsText(c)}, ${payload.rate}/s, ETA ${payload.etaText}\n`);
     }
     if (over) return doc;
     await new Promise((r) => setTimeout(r, every));

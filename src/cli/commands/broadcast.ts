@@ -150,7 +150,7 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
       process.exit(130);
     });
     const last = await follow(broadcasts, doc._id);
-    process.stderr.write(`broadcast ${doc._id} ${last.status}: ${progressText(last.counters)}; ${countsText(last.counters)}\n`);
+    process.stderr.write(`broadcast ${doc._id} ${last.status}: ${progressText(last.counters, last.status)}; ${countsText(last.counters)}\n`);
     if (last.status === 'failed') process.exitCode = 1;
   });
 }
@@ -215,7 +215,7 @@ async function request(cmd: Command, id: string, action: ControlAction, opts: Re
     const rule = REQUESTS[action];
     const control = await broadcasts.control(id);
     if (doc.status === rule.noop) {
-      process.stdout.write(`broadcast ${id} is already ${doc.status}: ${progressText(doc.counters)}; ${countsText(doc.counters)}\n`);
+      process.stdout.write(`broadcast ${id} is already ${doc.status}: ${progressText(doc.counters, doc.status)}; ${countsText(doc.counters)}\n`);
       return;
     }
     if (!rule.from.includes(doc.status)) throw new MailwheelError(ErrorCodes.INVALID_STATE, `cannot ${action} broadcast ${id}: it is ${doc.status}`);
@@ -243,6 +243,6 @@ async function request(cmd: Command, id: string, action: ControlAction, opts: Re
       return;
     }
     const before = action === 'cancel' && now.status === 'cancelled' ? ' before the cancel' : '';
-    process.stdout.write(`broadcast ${id} ${now.status}: ${progressText(now.counters)}; ${countsText(now.counters)}${before}\n`);
+    process.stdout.write(`broadcast ${id} ${now.status}: ${progressText(now.counters, now.status)}; ${countsText(now.counters)}${before}\n`);
   });
 }
