@@ -78,9 +78,13 @@ it(`SIGKILL at ${KILLS} random moments of a ${USERS}-user broadcast: nobody miss
       expect(status.stdout).toMatch(/run\s+generation 1 by \S+ \(heartbeat \d+ s ago\)/);
     }
     daemon = await startDaemon();
+    const upAt = Date.now();
+    await daemon.waitForLog('broadcast run started', 120_000);
+    const runAt = Date.now();
     // The new daemon takes the run over once the dead one counts as gone.
     await vi.waitFor(() => expect(perUser(smtp, id).size).toBeGreaterThan(served), { timeout: 120_000, interval: 10 });
-    console.log(`kill ${i + 1}: at ${served} users served (aimed at ${at}), checkpoint ${doc.checkpoint?.processed ?? 0}, gen ${doc.gen}; sending again ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`);
+    const s = (t: number): string => ((t - killedAt) / 1000).toFixed(1);
+    console.log(`kill ${i + 1}: at ${served} users served (aimed at ${at}), checkpoint ${doc.checkpoint?.processed ?? 0}, gen ${doc.gen}; daemon up ${s(upAt)} s, run taken over ${s(runAt)} s, sending again ${s(Date.now())} s after the kill`);
   }
 
   const done = await waitForStatus(db.db, id, ['done'], 180_000);
