@@ -156,6 +156,17 @@ describe('checks before anything is written', () => {
     expect(await collections()).toEqual([]);
   });
 
+  it('{{time}} and {{date}} (scheduled mail only) are refused in a broadcast, exit 64 naming the placeholder', async () => {
+    const r = await runCli(['broadcast', 'send', '--subject', 'Your {{time}} news', '--text-file', bodies.textFile], env);
+    expect(r.code).toBe(EX_USAGE);
+    expect(r.stderr).toContain('template subject: {{time}} at offset 5: variable "time" is not available in a broadcast');
+    const date = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', writeBodies(env['MAILWHEEL_CONFIG'] ?? '', 'Sent {{date}}').textFile, '--dry-run'], env);
+    expect(date.code).toBe(EX_USAGE);
+    expect(date.stderr).toContain('variable "date" is not available in a broadcast');
+    expect(await collections()).toEqual([]);
+    writeBodies(env['MAILWHEEL_CONFIG'] ?? '');
+  });
+
   it('--dry-run counts the audience and renders a sample, writing nothing', async () => {
     const r = await runCli(['broadcast', 'send', '--subject', 'Hi {{name}}', '--text-file', bodies.textFile, '--html-file', bodies.htmlFile, '--segment', '{"plan": "pro"}', '--dry-run', '--json'], env);
     expect(r.code, r.stderr).toBe(0);

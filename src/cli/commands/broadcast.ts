@@ -124,7 +124,7 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
   // mistake (the segment allow-list names a refused operator).
   const text = readText(opts.textFile, '--text-file');
   const html = opts.htmlFile === undefined ? undefined : readText(opts.htmlFile, '--html-file');
-  const templates = compileTemplates({ subject: opts.subject, text, html });
+  const templates = compileTemplates({ subject: opts.subject, text, html }, 'broadcast');
   const segment = parseSegment(opts.segment);
   const at = opts.at === undefined ? undefined : new Date(parseInstant(opts.at, '--at'));
   await withStore(cmd, async ({ config, store, broadcasts }) => {
