@@ -5,6 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { BroadcastDoc, MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
+import { ErrorCodes, MailwheelError } from '../errors.js';
 import { FINAL_STATUSES, type BroadcastCounters, type BroadcastStatus, type ControlAction } from '../ports/broadcasts.js';
 
 const n = (v: number): string => v.toLocaleString('en-US');
@@ -90,6 +91,8 @@ export interface FollowOptions {
   intervalMs?: number;
   /** Where progress goes; default process.stderr. */
   stream?: NodeJS.WriteStream;
+  /** Epoch ms: still queued then means no daemon took it up: fail rather than wait forever. */
+  pickupDeadline?: number;
 }
 
 /** Sends per second over a sliding window of samples. */
@@ -160,6 +163,10 @@ export async function follow(store: MongoBroadcastStore, id: string, opts: Follo
       out.write(`${doc._id}: ${doc.status}, ${progressText(c, doc.status)}: ${countsText(c)}, ${payload.rate}/s, ETA ${payload.etaText}\n`);
     }
     if (over) return doc;
+    if (doc.status === 'queued' && opts.pickupDeadline !== undefined && now > opts.pickupDeadline) {
+      bar?.stop();
+      throw new MailwheelError(ErrorCodes.INVALID_STATE, `broadcast ${id} is still queued ${Math.round((now - (doc.at ?? doc.createdAt).getTime()) / 1000)} s after it was due: no mailwheel daemon took it up (is one running? mailwheel start). It stays queued and starts when one runs.`);
+    }
     await new Promise((r) => setTimeout(r, every));
   }
 }

@@ -190,6 +190,58 @@ describe('checks before anything is written', () => {
   });
 });
 
+describe('send with no daemon running', () => {
+  let db: TestDb;
+  let env: Record<string, string>;
+  let bodies: { textFile: string; htmlFile: string };
+
+  beforeAll(async () => {
+    db = await testDb('broadcast_nodaemon');
+    await insertUsers(db.db, broadcastUsers(5, 'n', () => ({ plan: 'pro' })));
+    const config = writeTestConfig({ ...OVERRIDES, http: { enabled: false } });
+    env = { MONGODB_URI: db.uri, SMTP_URL: 'smtp://127.0.0.1:9', MAILWHEEL_CONFIG: config, LOG_LEVEL: 'warn' };
+    bodies = writeBodies(config);
+  });
+
+  afterAll(async () => {
+    await db?.cleanup();
+  });
+
+  it('queues it, says no daemon is running instead of "starts it within seconds", exit 0', async () => {
+    const r = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile], env);
+    expect(r.code, r.stderr).toBe(0);
+    const id = r.stdout.trim();
+    expect(r.stderr).toContain(`warning: no mailwheel daemon is running`);
+    expect(r.stderr).toContain(`broadcast ${id} is queued and starts when one runs`);
+    expect(r.stderr).not.toContain('within seconds');
+    expect((await getBroadcast(db.db, id)).status).toBe('queued');
+  });
+
+  it('with --wait, fails after --pickup-timeout (exit 1) rather than printing "queued" forever', { timeout: 120_000 }, async () => {
+    const r = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--wait', '--pickup-timeout', '2'], env);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/broadcast \S+ is still queued \d+ s after it was due: no mailwheel daemon took it up/);
+  });
+
+  it('warns when the segment matches nobody (a typo in a field name)', async () => {
+    const r = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--segment', '{"paln": "pro"}', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('warning: the segment matches 0 users');
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: 'queued', matching: 0, daemons: 0 });
+  });
+
+  it('--at without a UTC offset is refused, exit 64, nothing written', async () => {
+    const before = await db.db.collection('mailwheel_broadcasts').countDocuments();
+    const r = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--at', '2030-01-01T09:00:00'], env);
+    expect(r.code).toBe(EX_USAGE);
+    expect(r.stderr).toContain('--at: "2030-01-01T09:00:00" has no UTC offset');
+    expect(await db.db.collection('mailwheel_broadcasts').countDocuments()).toBe(before);
+    const ok = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--at', '2030-01-01T09:00:00+01:00', '--json'], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ at: '2030-01-01T08:00:00.000Z' });
+  });
+});
+
 describe('two daemons on one database', () => {
   const USERS = 3_000;
   let db: TestDb;

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MongoBroadcastStore, type BroadcastDoc } from '../../adapters/mongo/broadcast-store.js';
+import { liveInstances } from '../../adapters/mongo/instance-registry.js';
 import { MongoRecipientSource } from '../../adapters/mongo/recipient-source.js';
 import { MongoStore } from '../../adapters/mongo/store.js';
 import { MongoSuppressionStore } from '../../adapters/mongo/suppression-store.js';
@@ -31,6 +32,7 @@ interface SendOpts {
   at?: string;
   dryRun?: boolean;
   wait?: boolean;
+  pickupTimeout: string;
   json?: boolean;
 }
 
@@ -51,6 +53,7 @@ export function registerBroadcast(program: Command): void {
     .option('--at <iso>', 'start at this instant instead of now, e.g. 2026-03-08T09:00:00Z')
     .option('--dry-run', 'count the recipients and render one sample; write nothing')
     .option('--wait', 'show progress until the broadcast is done, paused or cancelled')
+    .option('--pickup-timeout <seconds>', 'with --wait: fail (exit 1) if no daemon has started it this long after it is due', '60')
     .option('--json', 'print the result as JSON')
     .action((opts: SendOpts, cmd: Command) => send(opts, cmd));
   broadcast
@@ -126,7 +129,13 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
   const html = opts.htmlFile === undefined ? undefined : readText(opts.htmlFile, '--html-file');
   const templates = compileTemplates({ subject: opts.subject, text, html }, 'broadcast');
   const segment = parseSegment(opts.segment);
+  // An instant without an offset would be read in this machine's zone, which is rarely the one
+  // the operator meant: refused, as README says (`--at ISO`, an instant).
+  if (opts.at !== undefined && !/(?:Z|[+-]\d{2}(?::?\d{2})?)$/i.test(opts.at)) {
+    throw badArgument(`--at: "${opts.at}" has no UTC offset; give one, e.g. ${opts.at}Z or ${opts.at}+01:00`);
+  }
   const at = opts.at === undefined ? undefined : new Date(parseInstant(opts.at, '--at'));
+  const pickupMs = parsePositiveInt(opts.pickupTimeout, '--pickup-timeout') * 1000;
   await withStore(cmd, async ({ config, store, broadcasts }) => {
     const recipients = new MongoRecipientSource(store.users, config.users.fields);
     const filter = recipientFilter(segment.filter, config.users.fields);
@@ -136,11 +145,17 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
       throw badArgument(`segment: the server refused the query: ${(err as Error).message}`);
     }
     if (opts.dryRun) return dryRun({ config, store, recipients, segment, templates, json: opts.json === true });
+    // A typo'd field matches nobody, and the broadcast would "complete" to no one: say so.
+    const matching = await recipients.count(filter);
+    if (matching === 0) process.stderr.write(`warning: the segment matches 0 users (active, not unsubscribed): ${segment.json}; check the field names (mailwheel broadcast send --dry-run shows who would receive it)\n`);
+    const daemons = await liveInstances(store.instances, config.send.claimStaleMs);
     const doc = await broadcasts.create({ subject: opts.subject.trim(), text, html, segment: segment.json, at });
-    if (opts.json) process.stdout.write(`${JSON.stringify({ id: doc._id, status: doc.status, at: doc.at ?? null })}\n`);
-    else {
-      process.stdout.write(`${doc._id}\n`);
-      const when = at === undefined ? 'the running daemon starts it within seconds' : `the daemon starts it at ${at.toISOString()}`;
+    if (opts.json) process.stdout.write(`${JSON.stringify({ id: doc._id, status: doc.status, at: doc.at ?? null, matching, daemons: daemons.length })}\n`);
+    else process.stdout.write(`${doc._id}\n`);
+    if (daemons.length === 0) {
+      process.stderr.write(`warning: no mailwheel daemon is running (no instance heartbeat within send.claimStaleMs, ${config.send.claimStaleMs / 1000} s): broadcast ${doc._id} is queued and starts when one runs (mailwheel start)\n`);
+    } else if (!opts.json) {
+      const when = at === undefined ? 'a running daemon starts it within seconds' : `a daemon starts it at ${at.toISOString()}`;
       process.stderr.write(`broadcast ${doc._id} queued; ${when}. Follow it with: mailwheel broadcast status ${doc._id}\n`);
     }
     if (!opts.wait) return;
@@ -149,7 +164,8 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
       process.stderr.write(`\nstopped watching; broadcast ${doc._id} goes on in the daemon (mailwheel broadcast status ${doc._id})\n`);
       process.exit(130);
     });
-    const last = await follow(broadcasts, doc._id);
+    // Nobody to take it up: give up after a bounded time (counted from its --at instant).
+    const last = await follow(broadcasts, doc._id, { pickupDeadline: (at?.getTime() ?? Date.now()) + pickupMs });
     process.stderr.write(`broadcast ${doc._id} ${last.status}: ${progressText(last.counters, last.status)}; ${countsText(last.counters)}\n`);
     if (last.status === 'failed') process.exitCode = 1;
   });
