@@ -230,6 +230,25 @@ describe('send with no daemon running', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ status: 'queued', matching: 0, daemons: 0 });
   });
 
+  it('pause, resume and cancel take --json; status and list --json show the segment as an object', { timeout: 120_000 }, async () => {
+    const sent = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--segment', '{"plan": {"$in": ["pro"]}}', '--json'], env);
+    const { id } = JSON.parse(sent.stdout) as { id: string };
+    const pause = await runCli(['broadcast', 'pause', id, '--json', '--timeout', '1'], env);
+    expect(pause.code, pause.stderr).toBe(0);
+    // No daemon here to apply it: recorded, not applied.
+    expect(JSON.parse(pause.stdout)).toMatchObject({ id, action: 'pause', result: 'not-applied', applied: false, status: 'queued', counters: { sent: 0 } });
+    const resume = await runCli(['broadcast', 'resume', id, '--json'], env);
+    expect(resume.code, resume.stderr).toBe(0);
+    expect(JSON.parse(resume.stdout)).toMatchObject({ id, action: 'resume', result: 'requested' });
+    const cancel = await runCli(['broadcast', 'cancel', id, '--json', '--no-wait'], env);
+    expect(cancel.code, cancel.stderr).toBe(0);
+    expect(JSON.parse(cancel.stdout)).toMatchObject({ id, action: 'cancel', result: 'requested', applied: false });
+    const status = await runCli(['broadcast', 'status', id, '--json'], env);
+    expect(JSON.parse(status.stdout)).toMatchObject({ id, segment: { plan: { $in: ['pro'] } }, request: 'cancel' });
+    const list = JSON.parse((await runCli(['broadcast', 'list', '--json'], env)).stdout) as Array<{ id: string; segment: unknown }>;
+    expect(list.find((b) => b.id === id)?.segment).toEqual({ plan: { $in: ['pro'] } });
+  });
+
   it('--at without a UTC offset is refused, exit 64, nothing written', async () => {
     const before = await db.db.collection('mailwheel_broadcasts').countDocuments();
     const r = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--at', '2030-01-01T09:00:00'], env);

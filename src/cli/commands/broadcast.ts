@@ -39,6 +39,7 @@ interface SendOpts {
 interface RequestOpts {
   wait: boolean;
   timeout: string;
+  json?: boolean;
 }
 
 export function registerBroadcast(program: Command): void {
@@ -88,14 +89,18 @@ export function registerBroadcast(program: Command): void {
       .description(what)
       .option('--no-wait', 'return once the request is recorded, without waiting for a daemon to apply it')
       .option('--timeout <seconds>', 'how long to wait for a daemon to apply it', '30')
+      .option('--json', 'print the result as JSON')
       .action((id: string, opts: RequestOpts, cmd: Command) => request(cmd, id, action, opts));
   }
 }
 
-/** The document as the CLI shows it in JSON (dates as ISO strings by JSON.stringify). */
+/**
+ * The document as the CLI shows it in JSON (dates as ISO strings by JSON.stringify): the segment
+ * is stored as validated JSON text and shown as the object it is, not a string inside a string.
+ */
 function publicView(doc: BroadcastDoc): Record<string, unknown> {
-  const { _id, ...rest } = doc;
-  return { id: _id, ...rest };
+  const { _id, segment, ...rest } = doc;
+  return { id: _id, ...rest, segment: JSON.parse(segment) as unknown };
 }
 
 async function withStore<T>(cmd: Command, fn: (s: { config: Config; store: MongoStore; broadcasts: MongoBroadcastStore }) => Promise<T>): Promise<T> {
@@ -226,18 +231,22 @@ const REQUESTS: Record<ControlAction, { from: readonly BroadcastStatus[]; applie
 
 async function request(cmd: Command, id: string, action: ControlAction, opts: RequestOpts): Promise<void> {
   const timeoutMs = parsePositiveInt(opts.timeout, '--timeout') * 1000;
+  /** One result: a line of text, or with --json one object (`applied`: the daemon applied it). */
+  const report = (text: string, doc: BroadcastDoc, result: 'noop' | 'requested' | 'applied' | 'not-applied'): void => {
+    process.stdout.write(opts.json ? `${JSON.stringify({ id, action, result, applied: result === 'applied' || result === 'noop', status: doc.status, counters: doc.counters, ...(doc.at === undefined ? {} : { at: doc.at }) })}\n` : `${text}\n`);
+  };
   await withStore(cmd, async ({ broadcasts }) => {
     const doc = await mustGet(broadcasts, id);
     const rule = REQUESTS[action];
     const control = await broadcasts.control(id);
     if (doc.status === rule.noop) {
-      process.stdout.write(`broadcast ${id} is already ${doc.status}: ${progressText(doc.counters, doc.status)}; ${countsText(doc.counters)}\n`);
+      report(`broadcast ${id} is already ${doc.status}: ${progressText(doc.counters, doc.status)}; ${countsText(doc.counters)}`, doc, 'noop');
       return;
     }
     if (!rule.from.includes(doc.status)) throw new MailwheelError(ErrorCodes.INVALID_STATE, `cannot ${action} broadcast ${id}: it is ${doc.status}`);
     if (control === 'cancel') throw new MailwheelError(ErrorCodes.INVALID_STATE, `cannot ${action} broadcast ${id}: a cancel was requested`);
     if (action === 'resume' && doc.status !== 'paused' && control !== 'pause') {
-      process.stdout.write(`broadcast ${id} is not paused (${doc.status})\n`);
+      report(`broadcast ${id} is not paused (${doc.status})`, doc, 'noop');
       return;
     }
     await broadcasts.requestControl(id, action);
@@ -245,7 +254,7 @@ async function request(cmd: Command, id: string, action: ControlAction, opts: Re
     // whose --at instant is still ahead (it starts then).
     const notYet = action === 'resume' && doc.at !== undefined && doc.at.getTime() > Date.now();
     if (!opts.wait || (action === 'resume' && doc.status !== 'paused') || notYet) {
-      process.stdout.write(`${action} of broadcast ${id} requested${notYet ? `; it starts at ${doc.at?.toISOString() ?? ''}` : ''}\n`);
+      report(`${action} of broadcast ${id} requested${notYet ? `; it starts at ${doc.at?.toISOString() ?? ''}` : ''}`, doc, 'requested');
       return;
     }
     const deadline = Date.now() + timeoutMs;
@@ -255,10 +264,10 @@ async function request(cmd: Command, id: string, action: ControlAction, opts: Re
       now = await mustGet(broadcasts, id);
     }
     if (!rule.applied(now.status)) {
-      process.stdout.write(`${action} of broadcast ${id} requested; not applied after ${timeoutMs / 1000} s (is a mailwheel daemon running?). It is applied when a daemon takes the broadcast up.\n`);
+      report(`${action} of broadcast ${id} requested; not applied after ${timeoutMs / 1000} s (is a mailwheel daemon running?). It is applied when a daemon takes the broadcast up.`, now, 'not-applied');
       return;
     }
     const before = action === 'cancel' && now.status === 'cancelled' ? ' before the cancel' : '';
-    process.stdout.write(`broadcast ${id} ${now.status}: ${progressText(now.counters, now.status)}; ${countsText(now.counters)}${before}\n`);
+    report(`broadcast ${id} ${now.status}: ${progressText(now.counters, now.status)}; ${countsText(now.counters)}${before}`, now, 'applied');
   });
 }
