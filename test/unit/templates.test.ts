@@ -78,10 +78,10 @@ describe('compileTemplates refuses what substitution cannot do safely', () => {
 
 describe('placeholders per kind', () => {
   it.each([
-    ['subject', { subject: 'Your {{time}} update', text: 't' }, 'time'],
-    ['text', { subject: 's', text: 'Sent on {{date}}' }, 'date'],
-    ['html', { subject: 's', text: 't', html: '<p>{{ time }}</p>' }, 'time'],
-  ])('a broadcast %s using {{%s}} (a scheduled slot only) is refused naming it', (part, src, name) => {
+    ['subject', 'time', { subject: 'Your {{time}} update', text: 't' }],
+    ['text', 'date', { subject: 's', text: 'Sent on {{date}}' }],
+    ['html', 'time', { subject: 's', text: 't', html: '<p>{{ time }}</p>' }],
+  ])('a broadcast %s using {{%s}} (a scheduled slot only) is refused naming it', (part, name, src) => {
     expect(() => compileTemplates(src, 'broadcast')).toThrow(new RegExp(`^template ${part}: .*variable "${name}" is not available in a broadcast \\(it has: name, email\\)`));
     // The same template is fine for scheduled mail, which has a slot.
     expect(() => compileTemplates(src, 'scheduled')).not.toThrow();
