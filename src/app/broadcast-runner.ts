@@ -191,7 +191,7 @@ export class BroadcastRunner {
     let templates: TemplateSet;
     let filter: ReturnType<typeof recipientFilter>;
     try {
-      templates = compileTemplates({ subject: doc.subject, text: doc.text, html: doc.html });
+      templates = compileTemplates({ subject: doc.subject, text: doc.text, html: doc.html }, 'broadcast');
       filter = recipientFilter(parseSegment(doc.segment).filter, fields);
     } catch (err) {
       // Checked by the CLI before it was written; a document edited by hand can still be wrong.

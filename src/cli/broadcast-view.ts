@@ -5,7 +5,8 @@
  */
 import cliProgress from 'cli-progress';
 import type { BroadcastDoc, MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
-import { FINAL_STATUSES, type BroadcastCounters, type ControlAction } from '../ports/broadcasts.js';
+import { ErrorCodes, MailwheelError } from '../errors.js';
+import { FINAL_STATUSES, type BroadcastCounters, type BroadcastStatus, type ControlAction } from '../ports/broadcasts.js';
 import { formatCount } from './format.js';
 
 const n = formatCount;
@@ -16,10 +17,14 @@ export function handledOf(c: BroadcastCounters): number {
   return c.sent + c.failed + c.skipped + c.suppressed;
 }
 
-/** `4,120 / 10,000 (41.2 %)`, or without a total while it is being counted. */
-export function progressText(c: BroadcastCounters): string {
+/**
+ * `4,120 / 10,000 (41.2 %)`, or `4,120 users (counting)` while a run counts the total (a status
+ * other than running, or none given: just `4,120 users`).
+ */
+export function progressText(c: BroadcastCounters, status?: BroadcastStatus): string {
   const done = handledOf(c);
-  if (c.total === undefined || c.total === 0) return `${n(done)} users`;
+  if (c.total === undefined) return status === 'running' ? `${n(done)} users (counting)` : `${n(done)} users`;
+  if (c.total === 0) return `${n(done)} users`;
   return `${n(done)} / ${n(c.total)} (${((done * 100) / c.total).toFixed(1)} %)`;
 }
 
@@ -50,7 +55,7 @@ export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefine
     ['broadcast', doc._id],
     ['subject', JSON.stringify(doc.subject)],
     ['status', statusWord(doc, control)],
-    ['progress', progressText(c)],
+    ['progress', progressText(c, doc.status)],
     ['sent', n(c.sent)],
     ['failed', n(c.failed)],
     ['skipped', n(c.skipped)],
@@ -76,7 +81,7 @@ export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefine
 
 export function listTable(docs: readonly BroadcastDoc[]): string {
   if (docs.length === 0) return 'no broadcasts\n';
-  const rows = docs.map((d) => [d._id, d.status, progressText(d.counters), n(d.counters.sent), n(d.counters.failed), iso(d.createdAt).slice(0, 19) + 'Z', d.subject.length > 40 ? `${d.subject.slice(0, 39)}…` : d.subject]);
+  const rows = docs.map((d) => [d._id, d.status, progressText(d.counters, d.status), n(d.counters.sent), n(d.counters.failed), iso(d.createdAt).slice(0, 19) + 'Z', d.subject.length > 40 ? `${d.subject.slice(0, 39)}…` : d.subject]);
   const head = ['ID', 'STATUS', 'PROGRESS', 'SENT', 'FAILED', 'CREATED', 'SUBJECT'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ');
@@ -87,6 +92,8 @@ export interface FollowOptions {
   intervalMs?: number;
   /** Where progress goes; default process.stderr. */
   stream?: NodeJS.WriteStream;
+  /** Epoch ms: still queued then means no daemon took it up: fail rather than wait forever. */
+  pickupDeadline?: number;
 }
 
 /** Sends per second over a sliding window of samples. */
@@ -154,9 +161,13 @@ export async function follow(store: MongoBroadcastStore, id: string, opts: Follo
       if (over) bar.stop();
     } else if (over || now - lastLine >= 5_000) {
       lastLine = now;
-      out.write(`${doc._id}: ${doc.status}, ${progressText(c)}: ${countsText(c)}, ${payload.rate}/s, ETA ${payload.etaText}\n`);
+      out.write(`${doc._id}: ${doc.status}, ${progressText(c, doc.status)}: ${countsText(c)}, ${payload.rate}/s, ETA ${payload.etaText}\n`);
     }
     if (over) return doc;
+    if (doc.status === 'queued' && opts.pickupDeadline !== undefined && now > opts.pickupDeadline) {
+      bar?.stop();
+      throw new MailwheelError(ErrorCodes.INVALID_STATE, `broadcast ${id} is still queued ${Math.round((now - (doc.at ?? doc.createdAt).getTime()) / 1000)} s after it was due: no mailwheel daemon took it up (is one running? mailwheel start). It stays queued and starts when one runs.`);
+    }
     await new Promise((r) => setTimeout(r, every));
   }
 }

@@ -49,11 +49,20 @@ type PartName = 'subject' | 'text' | 'html';
 
 const KNOWN = new Set<string>(TEMPLATE_VARS);
 
+/** What a template is for: the variables differ (a broadcast has no slot, so no time or date). */
+export type TemplateKind = 'scheduled' | 'broadcast';
+
+/** The variables each kind fills in; a template may use only its kind's. */
+export const KIND_VARS: Readonly<Record<TemplateKind, readonly TemplateVar[]>> = {
+  scheduled: TEMPLATE_VARS,
+  broadcast: ['name', 'email'],
+};
+
 /** Mustache's token tuple, as far as this module reads it: type, value, start offset. */
 type Token = readonly [string, string, number, ...unknown[]];
 
 /** Compiles one part; a problem is thrown as a plain message, placed by the caller. */
-function compilePart(source: string, part: PartName): CompiledPart {
+function compilePart(source: string, part: PartName, kind: TemplateKind): CompiledPart {
   const normalised = source.replace(/\r\n?/g, '\n');
   let tokens: Token[];
   try {
@@ -73,7 +82,9 @@ function compilePart(source: string, part: PartName): CompiledPart {
         // `{{{x}}}` and `{{& x}}` turn the html escaping off, which is exactly what must not
         // happen to user data; in the subject and text there is no escaping to turn off.
         if (type === '&' && part === 'html') throw new Error(`${tag}: unescaped output is not allowed in html`);
-        if (!KNOWN.has(value)) throw new Error(`${tag}: unknown variable "${value}" (known: ${TEMPLATE_VARS.join(', ')})`);
+        if (!KNOWN.has(value)) throw new Error(`${tag}: unknown variable "${value}" (known: ${KIND_VARS[kind].join(', ')})`);
+        // {{time}} and {{date}} are the scheduled slot's: in a broadcast they would render empty.
+        if (!KIND_VARS[kind].includes(value as TemplateVar)) throw new Error(`${tag}: variable "${value}" is not available in a ${kind} (it has: ${KIND_VARS[kind].join(', ')})`);
         segments.push({ var: value as TemplateVar });
         break;
       case '!':
@@ -94,10 +105,10 @@ function pushText(segments: Segment[], text: string): void {
 }
 
 /** Compiles every part; `fail` turns a problem into the error thrown, naming the part. */
-function compileAll(src: TemplateSource, fail: (part: PartName, message: string) => Error): TemplateSet {
+function compileAll(src: TemplateSource, kind: TemplateKind, fail: (part: PartName, message: string) => Error): TemplateSet {
   const one = (part: PartName, source: string): CompiledPart => {
     try {
-      return compilePart(source, part);
+      return compilePart(source, part, kind);
     } catch (err) {
       throw fail(part, (err as Error).message);
     }
@@ -114,10 +125,11 @@ function compileAll(src: TemplateSource, fail: (part: PartName, message: string)
 /**
  * Compiles one kind's templates from strings (for example a broadcast's own subject, text and
  * html). The subject is one line: surrounding whitespace (such as a file's final newline) is
- * dropped. Throws a `MailwheelError` (BAD_ARGUMENT) naming the part and the tag.
+ * dropped. Only the variables of `kind` are accepted. Throws a `MailwheelError` (BAD_ARGUMENT)
+ * naming the part and the tag.
  */
-export function compileTemplates(src: TemplateSource): TemplateSet {
-  return compileAll(src, (part, message) => new MailwheelError(ErrorCodes.BAD_ARGUMENT, `template ${part}: ${message}`));
+export function compileTemplates(src: TemplateSource, kind: TemplateKind = 'scheduled'): TemplateSet {
+  return compileAll(src, kind, (part, message) => new MailwheelError(ErrorCodes.BAD_ARGUMENT, `template ${part}: ${message}`));
 }
 
 /** File names of a kind's templates in the templates folder; html is optional. */
@@ -146,7 +158,7 @@ export function loadTemplates(dir: string, kind: string): TemplateSet {
     }
   };
   const src: TemplateSource = { subject: read('subject', false) ?? '', text: read('text', false) ?? '', html: read('html', true) };
-  return compileAll(src, (part, message) => new ConfigError('templates.dir', `${files[part]}: ${message}`));
+  return compileAll(src, 'scheduled', (part, message) => new ConfigError('templates.dir', `${files[part]}: ${message}`));
 }
 
 /**

@@ -78,3 +78,27 @@ export function writeBodies(configFile: string, text = 'Hello {{name}},\n\nnews 
   writeFileSync(htmlFile, html);
   return { textFile, htmlFile };
 }
+
+/**
+ * Waits until `done()` holds, failing only when `progress()` has not moved for `stallMs`: a slow
+ * machine gets all the time the work needs, a stuck one fails within `stallMs` of getting stuck
+ * (rather than one fixed wall-clock limit for the whole work, which a loaded machine exceeds).
+ */
+export async function waitWhileProgressing(what: string, done: () => boolean | Promise<boolean>, progress: () => number | Promise<number>, stallMs: number, intervalMs = 50): Promise<void> {
+  let last = await progress();
+  let movedAt = Date.now();
+  for (;;) {
+    if (await done()) return;
+    const now = await progress();
+    if (now !== last) {
+      last = now;
+      movedAt = Date.now();
+    } else if (Date.now() - movedAt > stallMs) {
+      throw new Error(`${what}: no progress for ${stallMs / 1000} s (stuck at ${now})`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** A vitest timeout that only catches a hung test: the waits inside fail on a stall first. */
+export const HANG_GUARD_MS = 30 * 60_000;

@@ -11,8 +11,8 @@
  * older than `send.claimStaleMs`, or at once when its process on this host no longer exists),
  * and the dead instance's unfinished claims with it.
  */
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { broadcastUsers, getBroadcast, insertUsers, perUser, waitForStatus, writeBodies } from '../helpers/broadcasts.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { broadcastUsers, getBroadcast, HANG_GUARD_MS, insertUsers, perUser, waitWhileProgressing, writeBodies } from '../helpers/broadcasts.js';
 import { runCli, spawnCli, writeTestConfig, type CliProcess } from '../helpers/cli.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { TestSmtpServer } from '../helpers/smtp-server.js';
@@ -48,13 +48,17 @@ afterAll(async () => {
   await db?.cleanup();
 });
 
+/** No new message, log line or counter for this long means stuck (the waits are bounded by it, not by a total). */
+const STALL_MS = 90_000;
+
 async function startDaemon(): Promise<CliProcess> {
   const d = spawnCli(['start'], env);
-  await d.waitForLog('mailwheel started', 60_000);
+  await waitWhileProgressing('daemon start', () => d.stderr.includes('mailwheel started') || d.child.exitCode !== null, () => d.stderr.length, STALL_MS);
+  expect(d.stderr).toContain('mailwheel started');
   return d;
 }
 
-it(`SIGKILL at ${KILLS} random moments of a ${USERS}-user broadcast: nobody missed, duplicates within the bound`, { timeout: 240_000 }, async () => {
+it(`SIGKILL at ${KILLS} random moments of a ${USERS}-user broadcast: nobody missed, duplicates within the bound`, { timeout: HANG_GUARD_MS }, async () => {
   daemon = await startDaemon();
   const send = await runCli(['broadcast', 'send', '--subject', 'Crash test {{name}}', '--text-file', textFile], env);
   expect(send.code, send.stderr).toBe(0);
@@ -63,7 +67,7 @@ it(`SIGKILL at ${KILLS} random moments of a ${USERS}-user broadcast: nobody miss
   // One random moment in each third of the run (by users served so far).
   const moments = [0.1, 0.4, 0.7].map((lo) => Math.round(USERS * (lo + Math.random() * 0.15)));
   for (const [i, at] of moments.entries()) {
-    await vi.waitFor(() => expect(perUser(smtp, id).size).toBeGreaterThanOrEqual(at), { timeout: 120_000, interval: 10 });
+    await waitWhileProgressing(`serving ${at} users`, () => perUser(smtp, id).size >= at, () => smtp.messages.length, STALL_MS, 10);
     const proc = daemon;
     proc.child.kill('SIGKILL');
     const end = await proc.done;
@@ -78,12 +82,18 @@ it(`SIGKILL at ${KILLS} random moments of a ${USERS}-user broadcast: nobody miss
       expect(status.stdout).toMatch(/run\s+generation 1 by \S+ \(heartbeat \d+ s ago\)/);
     }
     daemon = await startDaemon();
+    const upAt = Date.now();
+    const d = daemon;
+    await waitWhileProgressing('run takeover', () => d.stderr.includes('broadcast run started'), () => d.stderr.length, STALL_MS);
+    const runAt = Date.now();
     // The new daemon takes the run over once the dead one counts as gone.
-    await vi.waitFor(() => expect(perUser(smtp, id).size).toBeGreaterThan(served), { timeout: 120_000, interval: 10 });
-    console.log(`kill ${i + 1}: at ${served} users served (aimed at ${at}), checkpoint ${doc.checkpoint?.processed ?? 0}, gen ${doc.gen}; sending again ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`);
+    await waitWhileProgressing('sending again', () => perUser(smtp, id).size > served, () => d.stderr.length + smtp.messages.length, STALL_MS, 10);
+    const s = (t: number): string => ((t - killedAt) / 1000).toFixed(1);
+    console.log(`kill ${i + 1}: at ${served} users served (aimed at ${at}), checkpoint ${doc.checkpoint?.processed ?? 0}, gen ${doc.gen}; daemon up ${s(upAt)} s, run taken over ${s(runAt)} s, sending again ${s(Date.now())} s after the kill`);
   }
 
-  const done = await waitForStatus(db.db, id, ['done'], 180_000);
+  await waitWhileProgressing('broadcast done', async () => (await getBroadcast(db.db, id)).status === 'done', () => smtp.messages.length, STALL_MS, 100);
+  const done = await getBroadcast(db.db, id);
   const got = perUser(smtp, id);
   const received = [...got.values()].reduce((a, b) => a + b, 0);
   const duplicates = received - got.size;

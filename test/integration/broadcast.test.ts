@@ -10,8 +10,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { App } from '../../src/app/app.js';
 import { startTestApp } from '../helpers/app.js';
-import { broadcastUsers, getBroadcast, insertUsers, perUser, waitForStatus, writeBodies } from '../helpers/broadcasts.js';
-import { runCli, writeTestConfig } from '../helpers/cli.js';
+import { broadcastUsers, getBroadcast, HANG_GUARD_MS, insertUsers, perUser, waitForStatus, waitWhileProgressing, writeBodies } from '../helpers/broadcasts.js';
+import { runCli, spawnCli, writeTestConfig } from '../helpers/cli.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { TestSmtpServer } from '../helpers/smtp-server.js';
 
@@ -44,7 +44,9 @@ describe('a 25,000-user broadcast', () => {
     await db?.cleanup();
   });
 
-  it('reaches every active, subscribed, unsuppressed user in the segment exactly once, and nobody else', { timeout: 240_000 }, async () => {
+  // Bounded by its work: it fails when nothing moves (no message, no progress line) for a minute,
+  // however long a slow machine needs for 17,500 messages.
+  it('reaches every active, subscribed, unsuppressed user in the segment exactly once, and nobody else', { timeout: HANG_GUARD_MS }, async () => {
     // 1 in 10 outside the segment, 1 in 10 inactive, 1 in 10 unsubscribed, 1 in 50 suppressed
     // (mixed case: the list is case-insensitive), 1 in 100 with an unusable address.
     const kind = (i: number): 'out' | 'inactive' | 'unsubscribed' | 'suppressed' | 'invalid' | 'in' =>
@@ -65,7 +67,11 @@ describe('a 25,000-user broadcast', () => {
 
     // --wait follows the broadcast to its end; not a terminal here, so progress comes as lines.
     const started = Date.now();
-    const send = await runCli(['broadcast', 'send', '--subject', 'News for {{name}}', '--text-file', bodies.textFile, '--html-file', bodies.htmlFile, '--segment', '{"plan": {"$in": ["pro", "team"]}}', '--wait'], env);
+    const cli = spawnCli(['broadcast', 'send', '--subject', 'News for {{name}}', '--text-file', bodies.textFile, '--html-file', bodies.htmlFile, '--segment', '{"plan": {"$in": ["pro", "team"]}}', '--wait'], env);
+    let exited = false;
+    void cli.done.then(() => (exited = true));
+    await waitWhileProgressing('broadcast send --wait', () => exited, () => smtp.messages.length + cli.stderr.length, 60_000);
+    const send = await cli.done;
     const seconds = (Date.now() - started) / 1000;
     expect(send.code, send.stderr).toBe(0);
     const id = send.stdout.trim();
@@ -156,6 +162,17 @@ describe('checks before anything is written', () => {
     expect(await collections()).toEqual([]);
   });
 
+  it('{{time}} and {{date}} (scheduled mail only) are refused in a broadcast, exit 64 naming the placeholder', async () => {
+    const r = await runCli(['broadcast', 'send', '--subject', 'Your {{time}} news', '--text-file', bodies.textFile], env);
+    expect(r.code).toBe(EX_USAGE);
+    expect(r.stderr).toContain('template subject: {{time}} at offset 5: variable "time" is not available in a broadcast');
+    const date = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', writeBodies(env['MAILWHEEL_CONFIG'] ?? '', 'Sent {{date}}').textFile, '--dry-run'], env);
+    expect(date.code).toBe(EX_USAGE);
+    expect(date.stderr).toContain('variable "date" is not available in a broadcast');
+    expect(await collections()).toEqual([]);
+    writeBodies(env['MAILWHEEL_CONFIG'] ?? '');
+  });
+
   it('--dry-run counts the audience and renders a sample, writing nothing', async () => {
     const r = await runCli(['broadcast', 'send', '--subject', 'Hi {{name}}', '--text-file', bodies.textFile, '--html-file', bodies.htmlFile, '--segment', '{"plan": "pro"}', '--dry-run', '--json'], env);
     expect(r.code, r.stderr).toBe(0);
@@ -176,6 +193,77 @@ describe('checks before anything is written', () => {
       expect(r.code, cmd).toBe(1);
       expect(r.stderr).toContain('no broadcast with id "no-such-broadcast"');
     }
+  });
+});
+
+describe('send with no daemon running', () => {
+  let db: TestDb;
+  let env: Record<string, string>;
+  let bodies: { textFile: string; htmlFile: string };
+
+  beforeAll(async () => {
+    db = await testDb('broadcast_nodaemon');
+    await insertUsers(db.db, broadcastUsers(5, 'n', () => ({ plan: 'pro' })));
+    const config = writeTestConfig({ ...OVERRIDES, http: { enabled: false } });
+    env = { MONGODB_URI: db.uri, SMTP_URL: 'smtp://127.0.0.1:9', MAILWHEEL_CONFIG: config, LOG_LEVEL: 'warn' };
+    bodies = writeBodies(config);
+  });
+
+  afterAll(async () => {
+    await db?.cleanup();
+  });
+
+  it('queues it, says no daemon is running instead of "starts it within seconds", exit 0', async () => {
+    const r = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile], env);
+    expect(r.code, r.stderr).toBe(0);
+    const id = r.stdout.trim();
+    expect(r.stderr).toContain(`warning: no mailwheel daemon is running`);
+    expect(r.stderr).toContain(`broadcast ${id} is queued and starts when one runs`);
+    expect(r.stderr).not.toContain('within seconds');
+    expect((await getBroadcast(db.db, id)).status).toBe('queued');
+  });
+
+  it('with --wait, fails after --pickup-timeout (exit 1) rather than printing "queued" forever', { timeout: 120_000 }, async () => {
+    const r = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--wait', '--pickup-timeout', '2'], env);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/broadcast \S+ is still queued \d+ s after it was due: no mailwheel daemon took it up/);
+  });
+
+  it('warns when the segment matches nobody (a typo in a field name)', async () => {
+    const r = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--segment', '{"paln": "pro"}', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('warning: the segment matches 0 users');
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: 'queued', matching: 0, daemons: 0 });
+  });
+
+  it('pause, resume and cancel take --json; status and list --json show the segment as an object', { timeout: 120_000 }, async () => {
+    const sent = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--segment', '{"plan": {"$in": ["pro"]}}', '--json'], env);
+    const { id } = JSON.parse(sent.stdout) as { id: string };
+    const pause = await runCli(['broadcast', 'pause', id, '--json', '--timeout', '1'], env);
+    expect(pause.code, pause.stderr).toBe(0);
+    // No daemon here to apply it: recorded, not applied.
+    expect(JSON.parse(pause.stdout)).toMatchObject({ id, action: 'pause', result: 'not-applied', applied: false, status: 'queued', counters: { sent: 0 } });
+    const resume = await runCli(['broadcast', 'resume', id, '--json'], env);
+    expect(resume.code, resume.stderr).toBe(0);
+    expect(JSON.parse(resume.stdout)).toMatchObject({ id, action: 'resume', result: 'requested' });
+    const cancel = await runCli(['broadcast', 'cancel', id, '--json', '--no-wait'], env);
+    expect(cancel.code, cancel.stderr).toBe(0);
+    expect(JSON.parse(cancel.stdout)).toMatchObject({ id, action: 'cancel', result: 'requested', applied: false });
+    const status = await runCli(['broadcast', 'status', id, '--json'], env);
+    expect(JSON.parse(status.stdout)).toMatchObject({ id, segment: { plan: { $in: ['pro'] } }, request: 'cancel' });
+    const list = JSON.parse((await runCli(['broadcast', 'list', '--json'], env)).stdout) as Array<{ id: string; segment: unknown }>;
+    expect(list.find((b) => b.id === id)?.segment).toEqual({ plan: { $in: ['pro'] } });
+  });
+
+  it('--at without a UTC offset is refused, exit 64, nothing written', async () => {
+    const before = await db.db.collection('mailwheel_broadcasts').countDocuments();
+    const r = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--at', '2030-01-01T09:00:00'], env);
+    expect(r.code).toBe(EX_USAGE);
+    expect(r.stderr).toContain('--at: "2030-01-01T09:00:00" has no UTC offset');
+    expect(await db.db.collection('mailwheel_broadcasts').countDocuments()).toBe(before);
+    const ok = await runCli(['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--at', '2030-01-01T09:00:00+01:00', '--json'], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ at: '2030-01-01T08:00:00.000Z' });
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
+import { MongoClient, type CommandStartedEvent } from 'mongodb';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MongoClaimStore } from '../../src/adapters/mongo/claim-store.js';
@@ -128,4 +129,61 @@ it("a user whose id is another user's id + '#done' is its own broadcast delivery
   expect((await claims.claim([yDone])).claimed).toEqual([yDone]);
   const y = broadcastKey('B2', 'y');
   expect((await claims.claim([y])).claimed).toEqual([y]);
+});
+
+it('taking over a batch costs a fixed number of round trips, not one or two per key', async () => {
+  // FerretDB v1 answers every read, update and delete by `_id` with a scan of the collection, so
+  // a write per key taken over made a broadcast takeover after a crash grow with batch x table
+  // (issue 11). Counted as commands, not timed.
+  const client = new MongoClient(db.uri, { monitorCommands: true });
+  await client.connect();
+  try {
+    const dead = await instance();
+    const all = keys('bulk', 250);
+    await dead.claims.claim(all);
+    await dead.claims.complete(all.slice(0, 50).map((key) => ({ key, status: 'sent' as const })));
+    await dead.reg.stop();
+    const reg = new InstanceRegistry(client.db(db.dbName).collection<InstanceDoc>('mailwheel_instances'), 30_000, log);
+    await reg.start();
+    started.push(reg);
+    const claims = new MongoClaimStore(client.db(db.dbName).collection<DeliveryDoc>('mailwheel_deliveries'), reg);
+    const commands: string[] = [];
+    const onCommand = (e: CommandStartedEvent) => {
+      const target = e.command[e.commandName];
+      if (target === 'mailwheel_deliveries') commands.push(e.commandName);
+    };
+    client.on('commandStarted', onCommand);
+    const r = await claims.claim(all);
+    client.off('commandStarted', onCommand);
+    expect(r.claimed.sort()).toEqual(all.slice(50).sort());
+    expect(r.finished?.size).toBe(50);
+    expect(claims.stats.takenOver).toBe(200);
+    // The claim insert, one read of claims and outcomes, one of the takeover chain, one insert
+    // of the new links: no update, no per-key command.
+    expect(commands).toEqual(['insert', 'find', 'find', 'insert']);
+    // And the keys are really ours now: a third instance finds them owned by a live one.
+    const third = await instance();
+    expect((await third.claims.claim(all.slice(50))).claimed).toEqual([]);
+  } finally {
+    await client.close();
+  }
+});
+
+it('a key taken over by an instance that then dies too is taken over again, by exactly one', async () => {
+  const first = await instance();
+  const all = keys('chain', 40);
+  await first.claims.claim(all);
+  await first.reg.stop();
+  const second = await instance();
+  expect((await second.claims.claim(all)).claimed.sort()).toEqual([...all].sort());
+  await second.claims.complete(all.slice(0, 10).map((key) => ({ key, status: 'sent' as const })));
+  await second.reg.stop();
+  const [a, b] = await Promise.all([instance(), instance()]);
+  const [ra, rb] = await Promise.all([a.claims.claim(all), b.claims.claim(all)]);
+  const recovered = [...ra.claimed, ...rb.claimed];
+  expect(recovered.sort()).toEqual(all.slice(10).sort());
+  expect(ra.finished?.size).toBe(10);
+  // Held by a live instance now: nobody else gets them.
+  const c = await instance();
+  expect((await c.claims.claim(all)).claimed).toEqual([]);
 });

@@ -76,6 +76,22 @@ describe('compileTemplates refuses what substitution cannot do safely', () => {
   });
 });
 
+describe('placeholders per kind', () => {
+  it.each([
+    ['subject', 'time', { subject: 'Your {{time}} update', text: 't' }],
+    ['text', 'date', { subject: 's', text: 'Sent on {{date}}' }],
+    ['html', 'time', { subject: 's', text: 't', html: '<p>{{ time }}</p>' }],
+  ])('a broadcast %s using {{%s}} (a scheduled slot only) is refused naming it', (part, name, src) => {
+    expect(() => compileTemplates(src, 'broadcast')).toThrow(new RegExp(`^template ${part}: .*variable "${name}" is not available in a broadcast \\(it has: name, email\\)`));
+    // The same template is fine for scheduled mail, which has a slot.
+    expect(() => compileTemplates(src, 'scheduled')).not.toThrow();
+  });
+
+  it('a broadcast may use name and email', () => {
+    expect(compileTemplates({ subject: 'Hi {{name}}', text: '{{email}}', html: '<b>{{name}}</b>' }, 'broadcast').subject.segments).toEqual([{ text: 'Hi ' }, { var: 'name' }]);
+  });
+});
+
 describe('templateVars', () => {
   it('greets a user without a name generically and leaves slot fields empty for broadcasts', () => {
     expect(templateVars({ key: 'b:1:u', kind: 'broadcast', userId: 'u', email: 'u@example.test', name: undefined, broadcastId: '1', dueAt: 0 })).toEqual({

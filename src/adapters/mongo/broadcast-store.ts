@@ -30,6 +30,7 @@ import type {
   ControlAction,
   RunVerdict,
 } from '../../ports/broadcasts.js';
+import { decodeBroadcast } from './broadcast-decode.js';
 
 export interface BroadcastDoc {
   /** `YYYYMMDD-HHMMSS-xxxxxx` (UTC creation time, random): readable, sortable, no ':'. */
@@ -145,19 +146,21 @@ export class MongoBroadcastStore {
     }
   }
 
+  /** Documents are decoded on the way in (null is not undefined): see broadcast-decode.ts. */
   async get(id: string): Promise<BroadcastDoc | undefined> {
-    return (await this.broadcasts.findOne({ _id: id })) ?? undefined;
+    const raw = await this.broadcasts.findOne({ _id: id });
+    return raw === null ? undefined : decodeBroadcast(raw);
   }
 
   /** Every broadcast, newest first. */
   async list(): Promise<BroadcastDoc[]> {
-    const all = await this.broadcasts.find({}).toArray();
+    const all = (await this.broadcasts.find({}).toArray()).map(decodeBroadcast);
     return all.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a._id < b._id ? 1 : -1));
   }
 
   /** Broadcasts that may need a daemon: queued, running, paused. Oldest first. */
   async open(): Promise<BroadcastDoc[]> {
-    const docs = await this.broadcasts.find({ status: { $in: ['queued', 'running', 'paused'] } }).toArray();
+    const docs = (await this.broadcasts.find({ status: { $in: ['queued', 'running', 'paused'] } }).toArray()).map(decodeBroadcast);
     return docs.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
   }
 
@@ -212,7 +215,9 @@ export class MongoBroadcastStore {
 
   /** Writes fields of the broadcast document; only the lease holder calls this. */
   async update(id: string, set: Partial<Omit<BroadcastDoc, '_id'>>): Promise<void> {
-    await this.broadcasts.updateOne({ _id: id }, { $set: { ...set, updatedAt: new Date() } });
+    // ignoreUndefined: an unknown field (`counters.total` while counting) is left out rather
+    // than stored as null.
+    await this.broadcasts.updateOne({ _id: id }, { $set: { ...set, updatedAt: new Date() } }, { ignoreUndefined: true });
   }
 
   async confirmedBatch(id: string, batch: string): Promise<BatchCounts | undefined> {

@@ -35,12 +35,7 @@ export class InstanceRegistry {
   async isAlive(owner: string): Promise<boolean> {
     if (owner === this.id) return true;
     const doc = await this.#col.findOne({ _id: owner });
-    if (doc === null || Date.now() - doc.heartbeatAt.getTime() >= this.#staleMs) return false;
-    // A process on this host that no longer exists is dead now, not in `claimStaleMs`: this is the
-    // common crash case (systemd restarts the daemon within seconds), and waiting out the
-    // heartbeat would let its unsent claims be skipped as "owned by a live instance".
-    if (doc.host === hostname() && !processExists(doc.pid)) return false;
-    return true;
+    return doc !== null && isLive(doc, this.#staleMs);
   }
 
   stop(): Promise<void> {
@@ -58,6 +53,24 @@ export class InstanceRegistry {
       this.#log.warn({ err }, 'heartbeat write failed');
     }
   }
+}
+
+/** True when the instance `doc` describes sent a heartbeat within `staleMs` and its process exists. */
+function isLive(doc: InstanceDoc, staleMs: number): boolean {
+  if (Date.now() - doc.heartbeatAt.getTime() >= staleMs) return false;
+  // A process on this host that no longer exists is dead now, not in `claimStaleMs`: this is the
+  // common crash case (systemd restarts the daemon within seconds), and waiting out the
+  // heartbeat would let its unsent claims be skipped as "owned by a live instance".
+  if (doc.host === hostname() && !processExists(doc.pid)) return false;
+  return true;
+}
+
+/**
+ * The instances (daemons, or a `run-minute`) alive now, for a CLI that needs one to act on what
+ * it writes. The collection holds one small document per running process: a scan is cheap.
+ */
+export async function liveInstances(col: Collection<InstanceDoc>, staleMs: number): Promise<InstanceDoc[]> {
+  return (await col.find({}).toArray()).filter((d) => isLive(d, staleMs));
 }
 
 /** Signal 0 checks existence without touching the process; EPERM means it exists (not ours). */

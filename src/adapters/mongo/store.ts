@@ -16,7 +16,8 @@ import type { SuppressionDoc } from './suppression-store.js';
  * FerretDB v1 updates cost milliseconds each and a bulk of 100 or more updates never returns):
  * - a claim, `_id` = the delivery key: who owns the send;
  * - an outcome, `_id` = `<key>#done`: the send finished (sent or failed for good);
- * - a takeover, `_id` = `<key>#<gen>`: the record that one process recovered a dead owner's claim.
+ * - a takeover, `_id` = `<key>#<gen>`: the record that one process recovered a dead owner's claim
+ *   (the next link of the key's chain of holders, see TakeoverDoc).
  */
 export type DeliveryDoc = ClaimDoc | DoneDoc | TakeoverDoc;
 
@@ -46,11 +47,19 @@ export interface DoneDoc {
   at: Date;
 }
 
+/**
+ * The next holder of a claim whose holder was gone: `_id` = `<key>#<gen of the link before>`.
+ * Claims are never updated (FerretDB v1 updates scan the collection): the holder of a key is the
+ * last link of claim -> takeover -> takeover ... (see MongoClaimStore).
+ */
 export interface TakeoverDoc {
   _id: string;
   type: 'takeover';
   key: string;
   owner: string;
+  /** This link's generation: the next takeover inserts `<key>#<gen>`. Absent in records written
+   *  before chains (the claim itself was updated then), which end a chain. */
+  gen?: string;
   at: Date;
 }
 

@@ -7,6 +7,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MongoBroadcastStore, type BroadcastDoc } from '../../adapters/mongo/broadcast-store.js';
+import { liveInstances } from '../../adapters/mongo/instance-registry.js';
 import { MongoRecipientSource } from '../../adapters/mongo/recipient-source.js';
 import { MongoStore } from '../../adapters/mongo/store.js';
 import { MongoSuppressionStore } from '../../adapters/mongo/suppression-store.js';
@@ -33,12 +34,14 @@ interface SendOpts {
   at?: string;
   dryRun?: boolean;
   wait?: boolean;
+  pickupTimeout: string;
   json?: boolean;
 }
 
 interface RequestOpts {
   wait: boolean;
   timeout: string;
+  json?: boolean;
 }
 
 export function registerBroadcast(program: Command): void {
@@ -54,6 +57,7 @@ export function registerBroadcast(program: Command): void {
     .option('--at <iso>', 'start at this instant instead of now, e.g. 2026-03-08T09:00:00Z')
     .option('--dry-run', 'count the recipients and render one sample; write nothing')
     .option('--wait', 'show progress until the broadcast is done, paused or cancelled')
+    .option('--pickup-timeout <seconds>', 'with --wait: fail (exit 1) if no daemon has started it this long after it is due', '60')
     .option('--json', 'print the result as JSON')
     .action((opts: SendOpts, cmd: Command) => send(opts, cmd));
   broadcast
@@ -88,14 +92,18 @@ export function registerBroadcast(program: Command): void {
       .description(what)
       .option('--no-wait', 'return once the request is recorded, without waiting for a daemon to apply it')
       .option('--timeout <seconds>', 'how long to wait for a daemon to apply it', '30')
+      .option('--json', 'print the result as JSON')
       .action((id: string, opts: RequestOpts, cmd: Command) => request(cmd, id, action, opts));
   }
 }
 
-/** The document as the CLI shows it in JSON (dates as ISO strings by JSON.stringify). */
+/**
+ * The document as the CLI shows it in JSON (dates as ISO strings by JSON.stringify): the segment
+ * is stored as validated JSON text and shown as the object it is, not a string inside a string.
+ */
 function publicView(doc: BroadcastDoc): Record<string, unknown> {
-  const { _id, ...rest } = doc;
-  return { id: _id, ...rest };
+  const { _id, segment, ...rest } = doc;
+  return { id: _id, ...rest, segment: JSON.parse(segment) as unknown };
 }
 
 async function withStore<T>(cmd: Command, fn: (s: { config: Config; store: MongoStore; broadcasts: MongoBroadcastStore }) => Promise<T>): Promise<T> {
@@ -150,9 +158,15 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
   // mistake (the segment allow-list names a refused operator).
   const text = readText(opts.textFile, '--text-file');
   const html = opts.htmlFile === undefined ? undefined : readText(opts.htmlFile, '--html-file');
-  const templates = compileTemplates({ subject: opts.subject, text, html });
+  const templates = compileTemplates({ subject: opts.subject, text, html }, 'broadcast');
   const segment = segmentOf(opts);
+  // An instant without an offset would be read in this machine's zone, which is rarely the one
+  // the operator meant: refused, as README says (`--at ISO`, an instant).
+  if (opts.at !== undefined && !/(?:Z|[+-]\d{2}(?::?\d{2})?)$/i.test(opts.at)) {
+    throw badArgument(`--at: "${opts.at}" has no UTC offset; give one, e.g. ${opts.at}Z or ${opts.at}+01:00`);
+  }
   const at = opts.at === undefined ? undefined : new Date(parseInstant(opts.at, '--at'));
+  const pickupMs = parsePositiveInt(opts.pickupTimeout, '--pickup-timeout') * 1000;
   await withStore(cmd, async ({ config, store, broadcasts }) => {
     const recipients = new MongoRecipientSource(store.users, config.users.fields);
     const filter = recipientFilter(segment.filter, config.users.fields);
@@ -162,11 +176,17 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
       throw badArgument(`segment: the server refused the query: ${(err as Error).message}`);
     }
     if (opts.dryRun) return dryRun({ config, store, recipients, segment, templates, json: opts.json === true });
+    // A typo'd field matches nobody, and the broadcast would "complete" to no one: say so.
+    const matching = await recipients.count(filter);
+    if (matching === 0) process.stderr.write(`warning: the segment matches 0 users (active, not unsubscribed): ${segment.json}; check the field names (mailwheel broadcast send --dry-run shows who would receive it)\n`);
+    const daemons = await liveInstances(store.instances, config.send.claimStaleMs);
     const doc = await broadcasts.create({ subject: opts.subject.trim(), text, html, segment: segment.json, at });
-    if (opts.json) process.stdout.write(`${JSON.stringify({ id: doc._id, status: doc.status, at: doc.at ?? null })}\n`);
-    else {
-      process.stdout.write(`${doc._id}\n`);
-      const when = at === undefined ? 'the running daemon starts it within seconds' : `the daemon starts it at ${at.toISOString()}`;
+    if (opts.json) process.stdout.write(`${JSON.stringify({ id: doc._id, status: doc.status, at: doc.at ?? null, matching, daemons: daemons.length })}\n`);
+    else process.stdout.write(`${doc._id}\n`);
+    if (daemons.length === 0) {
+      process.stderr.write(`warning: no mailwheel daemon is running (no instance heartbeat within send.claimStaleMs, ${config.send.claimStaleMs / 1000} s): broadcast ${doc._id} is queued and starts when one runs (mailwheel start)\n`);
+    } else if (!opts.json) {
+      const when = at === undefined ? 'a running daemon starts it within seconds' : `a daemon starts it at ${at.toISOString()}`;
       process.stderr.write(`broadcast ${doc._id} queued; ${when}. Follow it with: mailwheel broadcast status ${doc._id}\n`);
     }
     if (!opts.wait) return;
@@ -175,8 +195,9 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
       process.stderr.write(`\nstopped watching; broadcast ${doc._id} goes on in the daemon (mailwheel broadcast status ${doc._id})\n`);
       process.exit(130);
     });
-    const last = await follow(broadcasts, doc._id);
-    process.stderr.write(`broadcast ${doc._id} ${last.status}: ${progressText(last.counters)}; ${countsText(last.counters)}\n`);
+    // Nobody to take it up: give up after a bounded time (counted from its --at instant).
+    const last = await follow(broadcasts, doc._id, { pickupDeadline: (at?.getTime() ?? Date.now()) + pickupMs });
+    process.stderr.write(`broadcast ${doc._id} ${last.status}: ${progressText(last.counters, last.status)}; ${countsText(last.counters)}\n`);
     if (last.status === 'failed') process.exitCode = 1;
   });
 }
@@ -236,18 +257,22 @@ const REQUESTS: Record<ControlAction, { from: readonly BroadcastStatus[]; applie
 
 async function request(cmd: Command, id: string, action: ControlAction, opts: RequestOpts): Promise<void> {
   const timeoutMs = parsePositiveInt(opts.timeout, '--timeout') * 1000;
+  /** One result: a line of text, or with --json one object (`applied`: the daemon applied it). */
+  const report = (text: string, doc: BroadcastDoc, result: 'noop' | 'requested' | 'applied' | 'not-applied'): void => {
+    process.stdout.write(opts.json ? `${JSON.stringify({ id, action, result, applied: result === 'applied' || result === 'noop', status: doc.status, counters: doc.counters, ...(doc.at === undefined ? {} : { at: doc.at }) })}\n` : `${text}\n`);
+  };
   await withStore(cmd, async ({ broadcasts }) => {
     const doc = await mustGet(broadcasts, id);
     const rule = REQUESTS[action];
     const control = await broadcasts.control(id);
     if (doc.status === rule.noop) {
-      process.stdout.write(`broadcast ${id} is already ${doc.status}: ${progressText(doc.counters)}; ${countsText(doc.counters)}\n`);
+      report(`broadcast ${id} is already ${doc.status}: ${progressText(doc.counters, doc.status)}; ${countsText(doc.counters)}`, doc, 'noop');
       return;
     }
     if (!rule.from.includes(doc.status)) throw new MailwheelError(ErrorCodes.INVALID_STATE, `cannot ${action} broadcast ${id}: it is ${doc.status}`);
     if (control === 'cancel') throw new MailwheelError(ErrorCodes.INVALID_STATE, `cannot ${action} broadcast ${id}: a cancel was requested`);
     if (action === 'resume' && doc.status !== 'paused' && control !== 'pause') {
-      process.stdout.write(`broadcast ${id} is not paused (${doc.status})\n`);
+      report(`broadcast ${id} is not paused (${doc.status})`, doc, 'noop');
       return;
     }
     await broadcasts.requestControl(id, action);
@@ -255,7 +280,7 @@ async function request(cmd: Command, id: string, action: ControlAction, opts: Re
     // whose --at instant is still ahead (it starts then).
     const notYet = action === 'resume' && doc.at !== undefined && doc.at.getTime() > Date.now();
     if (!opts.wait || (action === 'resume' && doc.status !== 'paused') || notYet) {
-      process.stdout.write(`${action} of broadcast ${id} requested${notYet ? `; it starts at ${doc.at?.toISOString() ?? ''}` : ''}\n`);
+      report(`${action} of broadcast ${id} requested${notYet ? `; it starts at ${doc.at?.toISOString() ?? ''}` : ''}`, doc, 'requested');
       return;
     }
     const deadline = Date.now() + timeoutMs;
@@ -265,10 +290,10 @@ async function request(cmd: Command, id: string, action: ControlAction, opts: Re
       now = await mustGet(broadcasts, id);
     }
     if (!rule.applied(now.status)) {
-      process.stdout.write(`${action} of broadcast ${id} requested; not applied after ${timeoutMs / 1000} s (is a mailwheel daemon running?). It is applied when a daemon takes the broadcast up.\n`);
+      report(`${action} of broadcast ${id} requested; not applied after ${timeoutMs / 1000} s (is a mailwheel daemon running?). It is applied when a daemon takes the broadcast up.`, now, 'not-applied');
       return;
     }
     const before = action === 'cancel' && now.status === 'cancelled' ? ' before the cancel' : '';
-    process.stdout.write(`broadcast ${id} ${now.status}: ${progressText(now.counters)}; ${countsText(now.counters)}${before}\n`);
+    report(`broadcast ${id} ${now.status}: ${progressText(now.counters, now.status)}; ${countsText(now.counters)}${before}`, now, 'applied');
   });
 }
