@@ -9,7 +9,7 @@
  * message of the batch has an outcome and those outcomes are written, a checkpoint: the batch is
  * confirmed in a ledger and the counters are published. So at any moment at most one batch can
  * hold messages that were handed to SMTP without a recorded outcome: after a crash, the
- * duplicates are bounded by `batchSize` (STYLE.md habit 4: persist progress only for sends whose
+ * duplicates are bounded by `batchSize` (persist progress only for sends whose
  * outcome is recorded; listmonk checkpoints at fetch time and skips on a crash).
  *
  * Resuming (pause/resume, crash, daemon restart, takeover) re-streams the segment from the start
