@@ -13,8 +13,12 @@ export default defineConfig({
     // Child processes rather than worker threads: tests spawn the CLI and send signals, and a
     // crashed native handle in one file must not take the runner down.
     pool: 'forks',
-    // One test file at a time: the CI machine has 2 cores and all files share one FerretDB
-    // (SQLite serialises writes), so parallel files mostly add timing noise.
-    fileParallelism: false,
+    // Two files at a time on the 2-core machine: most integration time is waiting (for a minute
+    // boundary, a takeover, SMTP pacing), so a second file uses what one leaves idle (full run
+    // 12.3 -> 7.4 min). Files never share data (a database each); tests wait for conditions with
+    // generous bounds rather than for fixed times, so a neighbour's load slows them, not breaks them.
+    fileParallelism: true,
+    maxWorkers: 2,
+    minWorkers: 1,
   },
 });
