@@ -274,13 +274,17 @@ describe('Dispatcher: idle and stop', () => {
     await dispatcher.stop();
     await dispatched;
     const sentAtStop = transport.calls.length;
+    const grantedAtStop = claims.granted.length;
     await sleep(60);
+    // Nothing sent and nothing claimed after the stop. (The dispatcher claims the next chunk while
+    // it feeds one, so on a busy machine every chunk may be claimed before the stop: what counts
+    // is that the sends stop, at most the queue's few in flight past the second.)
     expect(transport.calls.length).toBe(sentAtStop);
+    expect(claims.granted.length).toBe(grantedAtStop);
+    expect(sentAtStop).toBeLessThan(all.length);
 
     const completed = [...claims.completed.keys()];
     expect([...completed].sort()).toEqual([...transport.calls].sort());
-    // No new claims after the stop: only the first batch was ever claimed.
-    expect(claims.granted.length).toBeLessThan(all.length);
     expect([...completed, ...claims.released].sort()).toEqual([...claims.granted].sort());
     expect(claims.owned.size).toBe(completed.length);
   });
