@@ -44,8 +44,13 @@ export function registerSecrets(list: Iterable<string>): void {
 
 /** `text` with every registered secret replaced by `[redacted]`. */
 export function scrubSecrets(text: string): string {
+  return maskAll(text, patterns, '[redacted]');
+}
+
+/** `text` with each of `secrets` replaced by `mask`; pass them longest first, so a secret that contains another is replaced whole. */
+export function maskAll(text: string, secrets: Iterable<string>, mask: string): string {
   let out = text;
-  for (const s of patterns) if (out.includes(s)) out = out.split(s).join('[redacted]');
+  for (const s of secrets) if (s.length > 0 && out.includes(s)) out = out.split(s).join(mask);
   return out;
 }
 

@@ -7,6 +7,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { AnalyticsBuffer } from '../analytics/buffer.js';
 import { MongoEventReconciler } from '../adapters/mongo/event-reconciler.js';
 import { MongoClaimStore } from '../adapters/mongo/claim-store.js';
+import { claimedKeys } from '../adapters/mongo/claimed-keys.js';
 import { MongoEventSink } from '../adapters/mongo/event-sink.js';
 import { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
 import { MongoStore } from '../adapters/mongo/store.js';
@@ -455,10 +456,8 @@ export class App {
       if (this.suppressions.has(j.user.email)) suppressed++;
       else keys.push(scheduledKey(j.user.id, j.time, j.localDate));
     }
-    let alreadyClaimed = 0;
-    for (let i = 0; i < keys.length; i += 1000) {
-      alreadyClaimed += await this.store.deliveries.countDocuments({ _id: { $in: keys.slice(i, i + 1000) } });
-    }
+    // The same bounded lookup `plan` uses (index lookups, or one scan where that is cheaper).
+    const alreadyClaimed = (await claimedKeys(this.store.deliveries, keys)).size;
     const wouldSend = keys.length - alreadyClaimed;
     return { due: jobs.length, wouldSend, alreadyClaimed, suppressed, byTemplate: wouldSend > 0 ? [{ template: 'scheduled', kind: 'scheduled', count: wouldSend }] : [] };
   }

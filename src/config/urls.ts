@@ -5,6 +5,7 @@
  * that the value is well formed.
  */
 import { MongoClient } from 'mongodb';
+import { maskAll } from '../log.js';
 
 /** The problem with an SMTP URL, or undefined when `SmtpPool` can use it. Never echoes the value. */
 export function smtpUrlProblem(url: string): string | undefined {
@@ -137,14 +138,7 @@ export function uriSecrets(uri: string): string[] {
 
 /** `text` with every secret of `uri` replaced by `***`. */
 export function scrubUri(uri: string, text: string): string {
-  return scrubSecrets(text, uriSecrets(uri));
-}
-
-export function scrubSecrets(text: string, secrets: Iterable<string>): string {
-  let out = text;
-  // Longest first, so a secret that contains another is replaced whole.
-  for (const s of [...secrets].sort((a, b) => b.length - a.length)) if (s.length > 0) out = out.split(s).join('***');
-  return out;
+  return maskAll(text, uriSecrets(uri).sort((a, b) => b.length - a.length), '***');
 }
 
 function safeDecode(s: string): string {

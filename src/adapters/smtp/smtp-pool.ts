@@ -97,14 +97,11 @@ export class SmtpPool {
   }
 
   /** Opens a connection, greets and logs in, then quits: true when the server answers. */
-  async verify(): Promise<boolean> {
-    try {
-      const conn = await this.#open();
-      conn.smtp.quit();
-      return true;
-    } catch {
-      return false;
-    }
+  verify(): Promise<boolean> {
+    return this.check().then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Closes every connection; waiting senders are rejected. Idempotent. */

@@ -12,7 +12,7 @@ import { redactConfig, type LoadedConfig } from '../../config/load.js';
 import { redactUri, scrubUri, uriHosts } from '../../config/urls.js';
 import { configWarnings, emptyUsersWarning, type ConfigWarning } from '../../config/warnings.js';
 import { signToken, unsubscribeMode, verifyToken } from '../../core/unsubscribe-token.js';
-import { UnavailableError } from '../../errors.js';
+import { EXIT_UNAVAILABLE, UnavailableError } from '../../errors.js';
 import { configFor, parsePositiveInt } from '../context.js';
 import { formatCount } from '../format.js';
 
@@ -54,15 +54,11 @@ export function registerConfigCheck(program: Command): void {
         ...failed.map((c) => `mailwheel: ${c.detail}`),
         failed.length === 0 ? (checks ? 'config OK, connections OK' : 'config OK') : `${failed.length} check(s) failed`,
       ];
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-        process.stderr.write(`${messages.join('\n')}\n`);
-      } else {
-        const { sources, config: cfg, schedules } = doc;
-        process.stdout.write(`${JSON.stringify({ sources, config: cfg, schedules }, null, 2)}\n`);
-        process.stderr.write(`${messages.join('\n')}\n`);
-      }
-      if (failed.length > 0) process.exitCode = 69;
+      // Without --json stdout keeps its old shape (the effective config); messages go to stderr either way.
+      const { sources, config: cfg, schedules } = doc;
+      process.stdout.write(`${JSON.stringify(opts.json ? doc : { sources, config: cfg, schedules }, null, 2)}\n`);
+      process.stderr.write(`${messages.join('\n')}\n`);
+      if (failed.length > 0) process.exitCode = EXIT_UNAVAILABLE;
     });
 }
 
