@@ -3,7 +3,9 @@
  * (`core/broadcast-run.ts`) sees only these; `adapters/mongo/broadcast-store.ts` implements the
  * storage side, the SendQueue the queue side.
  */
+import type { SegmentFilter } from '../core/segment.js';
 import type { Delivery } from '../core/types.js';
+import type { RawUser } from './index.js';
 
 export type BroadcastStatus = 'queued' | 'running' | 'paused' | 'cancelled' | 'done' | 'failed';
 
@@ -69,4 +71,78 @@ export interface BroadcastQueue {
 /** Lets a run make sure the outcomes it counted are written before it checkpoints them. */
 export interface OutcomeFlusher {
   flush(): Promise<void>;
+}
+
+/** One broadcast as stored: content, status, counters, checkpoint. */
+export interface BroadcastDoc {
+  /** `YYYYMMDD-HHMMSS-xxxxxx` (UTC creation time, random): readable, sortable, no ':'. */
+  _id: string;
+  subject: string;
+  text: string;
+  html?: string | undefined;
+  /** The segment as validated JSON text (see core/segment.ts); `{}` for every active user. */
+  segment: string;
+  status: BroadcastStatus;
+  /** Do not start before this instant (`--at`). */
+  at?: Date | undefined;
+  createdAt: Date;
+  counters: BroadcastCounters;
+  checkpoint?: BroadcastCheckpoint | undefined;
+  /** Lease generation and holder that last wrote this document (0 / absent: never run). */
+  gen: number;
+  owner?: string | undefined;
+  startedAt?: Date | undefined;
+  finishedAt?: Date | undefined;
+  /** Why it failed (status `failed`), or the last run error. */
+  error?: string | undefined;
+  updatedAt: Date;
+}
+
+/** What `broadcast send` writes. */
+export interface NewBroadcast {
+  subject: string;
+  text: string;
+  html?: string | undefined;
+  segment: string;
+  at?: Date | undefined;
+}
+
+/** Tells whether an instance (a lease holder) still sends heartbeats. */
+export type IsAlive = (owner: string) => Promise<boolean>;
+
+
+/**
+ * The broadcasts as the daemon and the CLI see them (implemented by
+ * adapters/mongo/broadcast-store.ts). The CLI creates broadcasts and records operator requests;
+ * after that only the holder of the run lease writes a broadcast's document.
+ */
+export interface BroadcastStore {
+  create(input: NewBroadcast): Promise<BroadcastDoc>;
+  get(id: string): Promise<BroadcastDoc | undefined>;
+  /** Every broadcast, newest first. */
+  list(): Promise<BroadcastDoc[]>;
+  /** Broadcasts that may need a daemon: queued, running, paused. */
+  open(): Promise<BroadcastDoc[]>;
+  /** The operator's latest request for `id`, if any. */
+  control(id: string): Promise<ControlAction | undefined>;
+  requestControl(id: string, action: ControlAction): Promise<void>;
+  /** Takes the next lease generation of the run; undefined when another live holder has it. */
+  acquire(doc: BroadcastDoc, owner: string, isAlive: IsAlive): Promise<number | undefined>;
+  releaseLease(id: string, gen: number): Promise<void>;
+  /** Writes fields of the broadcast document (only the lease holder does, after creation). */
+  update(id: string, set: Partial<Omit<BroadcastDoc, '_id'>>): Promise<void>;
+  /** Drops the batch ledger of a finished broadcast. */
+  dropLedger(id: string): Promise<void>;
+  /** The storage of one run: broadcast `id`, lease generation `gen`, holder `owner`. */
+  runStore(id: string, gen: number, owner: string): BroadcastRunStore;
+}
+
+/** A broadcast's recipients: the users a validated segment filter matches. */
+export interface RecipientSource {
+  /** Users matching `filter`, in batches of exactly `batchSize` (the last may be shorter): one streamed cursor. */
+  stream(filter: SegmentFilter, batchSize: number): AsyncIterable<RawUser[]>;
+  /** How many users match (a scan on FerretDB v1; not for the hot path). */
+  count(filter: SegmentFilter): Promise<number>;
+  /** Runs the filter once so the server can refuse what it does not support, before anything is written. */
+  probe(filter: SegmentFilter): Promise<void>;
 }

@@ -4,23 +4,7 @@
  */
 import type { Delivery, OutcomeEvent, UserRecord } from '../core/types.js';
 
-/** Wall-clock time and timers, injectable so tests move time without waiting. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** The real clock. */
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref?.();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+export { systemClock, type Clock } from './clock.js';
 
 /** A raw user document as read from the users collection, before validation. */
 export type RawUser = Record<string, unknown>;

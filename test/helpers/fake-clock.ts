@@ -31,6 +31,11 @@ export class FakeClock implements Clock {
     return this.#now;
   }
 
+  /** Moves with `now()`: durations measured on a fake clock are the time the test advanced. */
+  monotonic(): number {
+    return this.#now;
+  }
+
   setTimeout(fn: () => void, ms: number): number {
     const id = ++this.#seq;
     const delay = Number.isFinite(ms) && ms > 0 ? ms : 0;

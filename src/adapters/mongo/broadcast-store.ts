@@ -23,38 +23,17 @@ import { randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import type {
   BatchCounts,
-  BroadcastCheckpoint,
-  BroadcastCounters,
+  BroadcastDoc,
   BroadcastRunStore,
-  BroadcastStatus,
+  BroadcastStore,
   ControlAction,
+  IsAlive,
+  NewBroadcast,
   RunVerdict,
 } from '../../ports/broadcasts.js';
-import { decodeBroadcast } from './broadcast-decode.js';
 
-export interface BroadcastDoc {
-  /** `YYYYMMDD-HHMMSS-xxxxxx` (UTC creation time, random): readable, sortable, no ':'. */
-  _id: string;
-  subject: string;
-  text: string;
-  html?: string | undefined;
-  /** The segment as validated JSON text (see core/segment.ts); `{}` for every active user. */
-  segment: string;
-  status: BroadcastStatus;
-  /** Do not start before this instant (`--at`). */
-  at?: Date | undefined;
-  createdAt: Date;
-  counters: BroadcastCounters;
-  checkpoint?: BroadcastCheckpoint | undefined;
-  /** Lease generation and holder that last wrote this document (0 / absent: never run). */
-  gen: number;
-  owner?: string | undefined;
-  startedAt?: Date | undefined;
-  finishedAt?: Date | undefined;
-  /** Why it failed (status `failed`), or the last run error. */
-  error?: string | undefined;
-  updatedAt: Date;
-}
+export type { BroadcastDoc, IsAlive, NewBroadcast } from '../../ports/broadcasts.js';
+import { decodeBroadcast } from './broadcast-decode.js';
 
 export interface LeaseDoc {
   _id: string;
@@ -84,17 +63,6 @@ export interface LedgerDoc {
 
 export type BroadcastRunDoc = LeaseDoc | ControlDoc | LedgerDoc;
 
-export interface NewBroadcast {
-  subject: string;
-  text: string;
-  html?: string | undefined;
-  segment: string;
-  at?: Date | undefined;
-}
-
-/** Tells whether an instance (a lease holder) still sends heartbeats. */
-export type IsAlive = (owner: string) => Promise<boolean>;
-
 const DUPLICATE_KEY = 11000;
 /** How far one `acquire` walks generations whose holders are gone before giving up this poll. */
 const MAX_LEASE_STEPS = 16;
@@ -112,7 +80,7 @@ export function newBroadcastId(now: Date = new Date()): string {
   return `${iso.slice(0, 10).replaceAll('-', '')}-${iso.slice(11, 19).replaceAll(':', '')}-${randomBytes(3).toString('hex')}`;
 }
 
-export class MongoBroadcastStore {
+export class MongoBroadcastStore implements BroadcastStore {
   readonly broadcasts: Collection<BroadcastDoc>;
   readonly runs: Collection<BroadcastRunDoc>;
 

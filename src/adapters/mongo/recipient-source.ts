@@ -6,10 +6,11 @@
 import type { Collection, Document, Filter } from 'mongodb';
 import type { Config } from '../../config/schema.js';
 import type { SegmentFilter } from '../../core/segment.js';
+import type { RecipientSource } from '../../ports/broadcasts.js';
 import type { RawUser } from '../../ports/index.js';
 import { cursorBatches } from './cursor-batches.js';
 
-export class MongoRecipientSource {
+export class MongoRecipientSource implements RecipientSource {
   readonly #users: Collection<Document>;
   readonly #projection: Record<string, 1>;
 
