@@ -36,7 +36,7 @@ import { epochMinute } from '../core/fire-time.js';
 import { Metrics } from '../metrics/metrics.js';
 import { DailySummary, type SummaryCounters } from './daily-summary.js';
 import { Housekeeping } from './housekeeping.js';
-import { BroadcastRunner } from './broadcast-runner.js';
+import { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
 import { MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
 import { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
 
@@ -147,7 +147,7 @@ export class App {
   /** Rebuilds, at start, the outcome events a crash lost, from the delivery records. */
   readonly eventCheck: MongoEventReconciler;
   /** Runs broadcasts (`mailwheel broadcast send`): pickup, lease, batches, pause/cancel. */
-  readonly broadcasts: BroadcastRunner;
+  readonly broadcasts: BroadcastSupervisor;
   #smtpCheck: SmtpCheck | undefined;
   /** The minute before the start-up schedule begins: everything up to it is handled or recorded. */
   #resumedAfter: number | undefined;
@@ -224,7 +224,7 @@ export class App {
       onRun: (job, ok, atMs) => this.metrics.observeHousekeeping(job, ok, atMs),
     });
     this.retention = new MongoRetention({ events: store.events, deliveries: store.deliveries }, config.retention);
-    this.broadcasts = new BroadcastRunner(
+    this.broadcasts = new BroadcastSupervisor(
       {
         store: new MongoBroadcastStore(store.db, config.mongodb.collectionPrefix),
         recipients: new MongoRecipientSource(store.users, config.users.fields),
@@ -234,8 +234,8 @@ export class App {
         recorder: this.recorder,
         events: this.analytics,
         isSuppressed: (email) => this.suppressions.has(email),
-        templates: this.transport,
         fields: config.users.fields,
+        clock: this.clock,
       },
       // Half the dispatcher's queue bound: a broadcast never fills the queue ahead of scheduled mail.
       { ...config.broadcasts, feedAhead: Math.max(100, config.smtp.poolSize * 10), drainTimeoutMs: config.send.drainTimeoutMs },

@@ -32,17 +32,28 @@
  * pauses every 250 messages, half the sending time, `npm run bench broadcast`). Claiming ahead
  * does not widen the crash bound: a prepared batch has handed nothing to SMTP, and if the run
  * ends first its claims are released (or, after a crash, taken over like any other).
+ *
+ * Preparing a batch lives in `broadcast-batch.ts`. Every delivery of a run carries the same
+ * compiled content object (`Delivery.content`), which the transport renders. The run never
+ * polls: it waits on its wake signal (the batch's last outcome, a stop, a halt) or the clock
+ * deadline of its next control check, on the injected clock.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, OutcomeFlusher, RunVerdict } from '../ports/broadcasts.js';
+import { systemClock, type Clock } from '../ports/clock.js';
 import type { ClaimStore, EventRecorder, RawUser } from '../ports/index.js';
-import { broadcastKey } from './delivery-key.js';
+import { handled, prepareBatch, zeroCounts, type BatchContext, type PreparedBatch } from './broadcast-batch.js';
+import type { TemplateSet } from './template-set.js';
+import { sleepOrWake } from './time.js';
 import type { Delivery } from './types.js';
-import { checkRecipient, getField, idToString, type FieldMap } from './validate-user.js';
+import type { FieldMap } from './validate-user.js';
+
+export { batchIdOf } from './broadcast-batch.js';
 
 export interface BroadcastRunDeps {
   broadcastId: string;
+  /** The broadcast's compiled subject/text/html, carried by every delivery of the run. */
+  content: TemplateSet;
   /** The users the segment matches (active, not unsubscribed), in batches: one streamed cursor. */
   recipients: AsyncIterable<RawUser[]>;
   fields: FieldMap;
@@ -54,6 +65,8 @@ export interface BroadcastRunDeps {
   store: BroadcastRunStore;
   /** The segment's size, counted beside the run (a scan: not awaited before sending). */
   total?: Promise<number | undefined> | undefined;
+  /** Time for events, checkpoints, the control checks and the drain; default the system clock. */
+  clock?: Clock | undefined;
 }
 
 export interface BroadcastRunOptions {
@@ -88,22 +101,6 @@ export interface RunResult {
 
 const VERDICT_END: Record<Exclude<RunVerdict, 'continue'>, RunEnd> = { pause: 'paused', cancel: 'cancelled', superseded: 'superseded' };
 
-/** The ledger id of a batch: a hash of exactly which users it holds, in any order. */
-export function batchIdOf(userIds: readonly string[]): string {
-  return createHash('sha256')
-    .update(JSON.stringify([...userIds].sort()))
-    .digest('hex')
-    .slice(0, 32);
-}
-
-function zero(): BatchCounts {
-  return { sent: 0, failed: 0, skipped: 0, suppressed: 0 };
-}
-
-function handled(c: BatchCounts): number {
-  return c.sent + c.failed + c.skipped + c.suppressed;
-}
-
 /** A promise with its resolver, re-armed for each wait. */
 class Signal {
   #resolve: () => void = () => undefined;
@@ -120,42 +117,32 @@ class Signal {
   }
 }
 
-/** A batch read, looked up in the ledger, validated and claimed, waiting for its turn to send. */
-interface Prepared {
-  users: number;
-  lastUserId: string | null;
-  batchId: string;
-  /** The ledger's counts when the batch was confirmed by an earlier run: nothing to send. */
-  known?: BatchCounts;
-  /** Users counted while preparing (skipped, suppressed, finished by an earlier run). */
-  counts: BatchCounts;
-  /** Claimed by this run, to send. */
-  deliveries: Delivery[];
-  /** Keys claimed by another live instance and unfinished. */
-  busy: number;
-}
-
 export class BroadcastRun {
   readonly id: string;
   readonly #deps: BroadcastRunDeps;
   readonly #opts: BroadcastRunOptions;
   readonly #log: Logger;
-  readonly #counters: BroadcastCounters = { ...zero(), total: undefined };
+  readonly #clock: Clock;
+  /** What preparing a batch needs (broadcast-batch.ts), fixed for the run. */
+  readonly #batchContext: BatchContext;
+  readonly #counters: BroadcastCounters = { ...zeroCounts(), total: undefined };
   #checkpoint: BroadcastCheckpoint | undefined;
   /** The batch being sent: claimed deliveries, how many were fed, which await an outcome. */
   #unfed: Delivery[] = [];
   #fed = 0;
   readonly #outstanding = new Set<string>();
-  #batchCounts: BatchCounts = zero();
+  #batchCounts: BatchCounts = zeroCounts();
   /** No more feeding (interrupted, or the queue refused a submit). */
   #halted = false;
   #stopRequested = false;
+  /** Fired by the batch's last outcome, a stop, a halt: what the send loop and the drain wait on. */
   readonly #wake = new Signal();
+  /** When the store was last asked for the operator's request (clock.monotonic()). */
   #lastCheck = 0;
   #published = -1;
   #version = 0;
-  /** Keys found claimed by another live instance and unfinished, in this run. */
-  #busy = 0;
+  /** Keys found claimed by another live instance and unfinished, in this run: held elsewhere. */
+  #heldElsewhere = 0;
   #running: Promise<RunResult> | undefined;
 
   constructor(deps: BroadcastRunDeps, opts: BroadcastRunOptions, log: Logger) {
@@ -163,6 +150,18 @@ export class BroadcastRun {
     this.#deps = deps;
     this.#opts = opts;
     this.#log = log;
+    this.#clock = deps.clock ?? systemClock;
+    this.#batchContext = {
+      broadcastId: deps.broadcastId,
+      content: deps.content,
+      dueAt: opts.dueAt,
+      fields: deps.fields,
+      claims: deps.claims,
+      events: deps.events,
+      isSuppressed: deps.isSuppressed,
+      store: deps.store,
+      clock: this.#clock,
+    };
     this.#counters.total = opts.baseline?.total;
     void deps.total?.then(
       (n) => {
@@ -209,13 +208,13 @@ export class BroadcastRun {
 
   async #run(): Promise<RunResult> {
     const stream = this.#deps.recipients[Symbol.asyncIterator]();
-    const prepareNext = (): Promise<Prepared | undefined> => {
-      const p = stream.next().then((r) => (r.done === true ? undefined : this.#prepare(r.value)));
+    const prepareNext = (): Promise<PreparedBatch | undefined> => {
+      const p = stream.next().then((r) => (r.done === true ? undefined : prepareBatch(this.#batchContext, r.value)));
       // Marked handled here; awaiting it below still throws.
       p.catch(() => undefined);
       return p;
     };
-    let pending: Promise<Prepared | undefined> | undefined;
+    let pending: Promise<PreparedBatch | undefined> | undefined;
     let end: RunEnd | undefined;
     try {
       pending = prepareNext();
@@ -225,7 +224,7 @@ export class BroadcastRun {
         const batch = await pending;
         pending = undefined;
         if (batch === undefined) {
-          end = this.#busy > 0 ? 'incomplete' : 'done';
+          end = this.#heldElsewhere > 0 ? 'incomplete' : 'done';
           break;
         }
         // The next batch is read and claimed while this one is sent.
@@ -252,62 +251,13 @@ export class BroadcastRun {
   /** Undefined to go on, else how the run ends: a stop, or what the store says. */
   async #verdict(): Promise<RunEnd | undefined> {
     if (this.#stopRequested) return 'stopped';
-    this.#lastCheck = Date.now();
+    this.#lastCheck = this.#clock.monotonic();
     const v = await this.#deps.store.check();
     return v === 'continue' ? undefined : VERDICT_END[v];
   }
 
-  /**
-   * Reads the ledger, validates and claims one batch. Counts nothing into the run's counters yet
-   * (that happens when the batch's turn comes), so progress never runs ahead of sending.
-   */
-  async #prepare(users: RawUser[]): Promise<Prepared> {
-    const { fields, broadcastId } = this.#deps;
-    const ids = users.map((u) => idToString(getField(u, fields.id)) ?? '');
-    const batchId = batchIdOf(ids);
-    const base = { users: users.length, lastUserId: ids[ids.length - 1] ?? null, batchId };
-    const counts = zero();
-    const known = await this.#deps.store.confirmedBatch(batchId);
-    if (known !== undefined) return { ...base, known, counts, deliveries: [], busy: 0 };
-
-    const byKey = new Map<string, Delivery>();
-    for (const u of users) {
-      const c = checkRecipient(u, fields);
-      if (c.kind !== 'valid') {
-        counts.skipped++;
-        if (c.kind === 'invalid') await this.#deps.events.record({ type: 'invalid', at: new Date(), kind: 'broadcast', userId: c.id, reason: c.reason });
-        continue;
-      }
-      const { id, email, name } = c.recipient;
-      const key = broadcastKey(broadcastId, id);
-      if (this.#deps.isSuppressed(email)) {
-        counts.suppressed++;
-        await this.#deps.events.record({ type: 'suppressed', at: new Date(), key, kind: 'broadcast', userId: id, reason: 'address is on the suppression list' });
-        continue;
-      }
-      byKey.set(key, { key, kind: 'broadcast', userId: id, email, name, broadcastId, dueAt: this.#opts.dueAt });
-    }
-
-    // adoptOwn: under the run lease nothing else of this process sends these keys, so an
-    // unfinished claim of ours is a leftover of an interrupted earlier attempt.
-    const { claimed, taken, finished } = await this.#deps.claims.claim([...byKey.keys()], { adoptOwn: true });
-    let busy = 0;
-    for (const key of taken) {
-      const status = finished?.get(key);
-      if (status !== undefined) {
-        counts[status]++;
-        continue;
-      }
-      counts.skipped++;
-      busy++;
-      const d = byKey.get(key);
-      await this.#deps.events.record({ type: 'skipped', at: new Date(), key, kind: 'broadcast', userId: d?.userId ?? '', reason: 'claimed by another live instance' });
-    }
-    return { ...base, counts, deliveries: claimed.flatMap((k) => byKey.get(k) ?? []), busy };
-  }
-
   /** Sends one prepared batch; returns how the run ends if it ended during the batch. */
-  async #send(batch: Prepared): Promise<RunEnd | undefined> {
+  async #send(batch: PreparedBatch): Promise<RunEnd | undefined> {
     if (batch.known !== undefined) {
       this.#add(batch.known);
       this.#advance(batch.users, batch.lastUserId);
@@ -326,10 +276,12 @@ export class BroadcastRun {
     this.#feed();
     while (this.#outstanding.size > 0 || this.#fed < this.#unfed.length) {
       if (this.#stopRequested || this.#halted) return this.#interrupt('stopped');
-      await Promise.race([this.#wake.wait, sleep(this.#opts.controlPollMs)]);
+      // Until the batch's last outcome, a stop or a halt, or the deadline of the next control check.
+      const nextCheck = this.#lastCheck + this.#opts.controlPollMs;
+      await sleepOrWake(this.#clock, nextCheck - this.#clock.monotonic(), this.#wake.wait);
       if (this.#stopRequested || this.#halted) return this.#interrupt('stopped');
       if (this.#outstanding.size === 0 && this.#fed >= this.#unfed.length) break;
-      if (Date.now() - this.#lastCheck >= this.#opts.controlPollMs) {
+      if (this.#clock.monotonic() >= nextCheck) {
         const end = await this.#verdict();
         if (end !== undefined) return this.#interrupt(end);
         await this.#publish(false);
@@ -337,10 +289,10 @@ export class BroadcastRun {
     }
 
     // Confirmed only once every outcome of the batch is written (the claims' `#done`); a batch
-    // with keys still busy elsewhere is not confirmed, so a later run looks at it again.
+    // with keys still held elsewhere is not confirmed, so a later run looks at it again.
     await this.#deps.recorder.flush();
-    if (batch.busy === 0) await this.#deps.store.confirmBatch(batch.batchId, counts);
-    this.#busy += batch.busy;
+    if (batch.heldElsewhere === 0) await this.#deps.store.confirmBatch(batch.batchId, counts);
+    this.#heldElsewhere += batch.heldElsewhere;
     this.#advance(batch.users, batch.lastUserId);
     await this.#publish(false);
     return undefined;
@@ -376,8 +328,9 @@ export class BroadcastRun {
     const give = [...withdrawn, ...this.#unfed.slice(this.#fed)].map((d) => d.key);
     this.#fed = this.#unfed.length;
     if (give.length > 0) await this.#deps.claims.release(give);
-    const deadline = Date.now() + this.#opts.drainTimeoutMs;
-    while (this.#outstanding.size > 0 && Date.now() < deadline) await Promise.race([this.#wake.wait, sleep(50)]);
+    // The last outcome fires the wake signal; the clock bounds the wait.
+    const deadline = this.#clock.monotonic() + this.#opts.drainTimeoutMs;
+    while (this.#outstanding.size > 0 && this.#clock.monotonic() < deadline) await sleepOrWake(this.#clock, deadline - this.#clock.monotonic(), this.#wake.wait);
     if (this.#outstanding.size > 0) {
       // Their outcome is unknown: the claims stay, and a later run takes them over once this
       // process is gone (a possible duplicate, inside the crash bound).
@@ -396,7 +349,7 @@ export class BroadcastRun {
 
   #advance(users: number, lastUserId: string | null): void {
     const before = this.#checkpoint;
-    this.#checkpoint = { batches: (before?.batches ?? 0) + 1, processed: (before?.processed ?? 0) + users, lastUserId, at: new Date() };
+    this.#checkpoint = { batches: (before?.batches ?? 0) + 1, processed: (before?.processed ?? 0) + users, lastUserId, at: new Date(this.#clock.now()) };
     this.#version++;
   }
 
@@ -413,8 +366,4 @@ export class BroadcastRun {
     await this.#deps.recorder.flush();
     await this.#deps.store.publish({ counters: { ...this.#counters }, checkpoint: this.#checkpoint });
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
 }

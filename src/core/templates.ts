@@ -17,26 +17,10 @@ import Mustache from 'mustache';
 import { ConfigError, ErrorCodes, MailwheelError } from '../errors.js';
 import type { Delivery } from './types.js';
 
-/** The variables a template may use. Every one is known for every delivery. */
-export const TEMPLATE_VARS = ['name', 'email', 'time', 'date'] as const;
-export type TemplateVar = (typeof TEMPLATE_VARS)[number];
-export type TemplateVars = Readonly<Record<TemplateVar, string>>;
+import { TEMPLATE_VARS, type CompiledPart, type TemplateSegment, type TemplateSet, type TemplateVar, type TemplateVars } from './template-set.js';
 
-/** Literal text, or the place of a variable. */
-export type Segment = { readonly text: string } | { readonly var: TemplateVar };
-
-export interface CompiledPart {
-  /** The Mustache source, as given (line ends normalised to LF). */
-  readonly source: string;
-  readonly segments: readonly Segment[];
-}
-
-/** One kind's templates, compiled. `html` is absent for text-only mail. */
-export interface TemplateSet {
-  readonly subject: CompiledPart;
-  readonly text: CompiledPart;
-  readonly html: CompiledPart | undefined;
-}
+export { TEMPLATE_VARS };
+export type { CompiledPart, TemplateSegment, TemplateSet, TemplateVar, TemplateVars };
 
 /** Template sources as strings (files, or a broadcast's own subject/text/html). */
 export interface TemplateSource {
@@ -70,7 +54,7 @@ function compilePart(source: string, part: PartName, kind: TemplateKind): Compil
   } catch (err) {
     throw new Error((err as Error).message);
   }
-  const segments: Segment[] = [];
+  const segments: TemplateSegment[] = [];
   for (const [type, value, start] of tokens) {
     const tag = `{{${type === 'name' ? '' : type}${value}}} at offset ${start}`;
     switch (type) {
@@ -98,7 +82,7 @@ function compilePart(source: string, part: PartName, kind: TemplateKind): Compil
   return { source: normalised, segments };
 }
 
-function pushText(segments: Segment[], text: string): void {
+function pushText(segments: TemplateSegment[], text: string): void {
   const last = segments[segments.length - 1];
   if (last !== undefined && 'text' in last) segments[segments.length - 1] = { text: last.text + text };
   else if (text !== '') segments.push({ text });

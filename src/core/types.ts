@@ -1,4 +1,5 @@
 /** Domain types shared by the core and the adapters. No I/O here. */
+import type { TemplateSet } from './template-set.js';
 
 /** A validated user, reduced to what scheduling and rendering need. */
 export interface UserRecord {
@@ -28,6 +29,13 @@ export interface Delivery {
   timezone?: string;
   /** Broadcast mail: the broadcast id. */
   broadcastId?: string;
+  /**
+   * Broadcast mail: the broadcast's compiled subject/text/html, which the transport renders. One
+   * object shared by every delivery of a run (set when the run builds a batch), so the content
+   * travels with the deliveries instead of through a registry beside the send path. Absent for
+   * scheduled mail, which uses the scheduled templates of the config.
+   */
+  content?: TemplateSet;
   /** The instant this delivery was due (ms since epoch). */
   dueAt: number;
 }

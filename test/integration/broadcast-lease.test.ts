@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoBroadcastStore } from '../../src/adapters/mongo/broadcast-store.js';
-import { decide } from '../../src/app/broadcast-runner.js';
+import { decide } from '../../src/core/broadcast-supervisor.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 
 let db: TestDb;

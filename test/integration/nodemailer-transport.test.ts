@@ -1,7 +1,8 @@
 /**
  * NodemailerTransport against the real SMTP server (smtp-server, in-process): raw MIME from the
  * MimeBuilder with an explicit envelope, as the server receives it; a private CA from `smtp.ca`
- * for STARTTLS with certificate checks on; broadcasts refused until their templates are known.
+ * for STARTTLS with certificate checks on; a broadcast delivery rendered from the content it
+ * carries, and refused when it carries none.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -88,16 +89,36 @@ describe('NodemailerTransport: raw MIME through the pool', () => {
     expect(smtp.connections).toBeLessThanOrEqual(2);
   });
 
-  it('refuses a broadcast delivery until its templates are registered, then uses them', async () => {
+  it('refuses a broadcast delivery that carries no content, then renders the content it carries', async () => {
     const d: Delivery = { key: 'b:bc1:u9', kind: 'broadcast', userId: 'u9', email: 'u9@example.test', name: 'Bo', broadcastId: 'bc1', dueAt: 0 };
     await expect(transport.send(d)).rejects.toMatchObject({ code: ErrorCodes.NOT_FOUND });
-    transport.registerBroadcast('bc1', compileTemplates({ subject: 'News for {{name}}', text: 'Big news, {{name}}.' }));
+    const content = compileTemplates({ subject: 'News for {{name}}', text: 'Big news, {{name}}.' });
     smtp.reset();
-    await transport.send(d);
+    await transport.send({ ...d, content });
     const [m] = await smtp.waitFor(1, 5_000);
     expect(m?.subject).toBe('News for Bo');
-    transport.unregisterBroadcast('bc1');
     await expect(transport.send(d)).rejects.toMatchObject({ code: ErrorCodes.NOT_FOUND });
+  });
+
+  it('two broadcasts sending at once each render their own content', async () => {
+    const a = compileTemplates({ subject: 'A for {{name}}', text: 'Alpha text, {{name}}.', html: '<p>Alpha, {{name}}</p>' }, 'broadcast');
+    const b = compileTemplates({ subject: 'B for {{name}}', text: 'Beta text, {{name}}.' }, 'broadcast');
+    const of = (bid: string, content: typeof a, i: number): Delivery => ({ key: `b:${bid}:u${i}`, kind: 'broadcast', userId: `u${i}`, email: `${bid}-u${i}@example.test`, name: `N${i}`, broadcastId: bid, dueAt: 0, content });
+    const ds = Array.from({ length: 6 }, (_, i) => [of('ba', a, i), of('bb', b, i)]).flat();
+    smtp.reset();
+    await Promise.all(ds.map((d) => transport.send(d)));
+    const received = await smtp.waitFor(ds.length, 5_000);
+    for (const d of ds) {
+      const m = received.find((r) => r.to[0] === d.email);
+      expect(m, d.email).toBeDefined();
+      const expected = renderDelivery(d, d.broadcastId === 'ba' ? a : b, 'example.com');
+      const parsed = await simpleParser(m?.raw ?? '', { skipTextToHtml: true });
+      expect(parsed.subject).toBe(expected.subject);
+      expect(parsed.text?.replace(/\r\n/g, '\n')).toBe(expected.text);
+      expect(typeof parsed.html === 'string' ? parsed.html.replace(/\r\n/g, '\n') : parsed.html).toBe(expected.html ?? false);
+    }
+    expect(received.filter((r) => r.subject.startsWith('A for')).length).toBe(6);
+    expect(received.filter((r) => r.subject.startsWith('B for')).length).toBe(6);
   });
 });
 

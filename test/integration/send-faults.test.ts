@@ -143,8 +143,8 @@ describe('priority', () => {
     smtp = await TestSmtpServer.start();
     const loaded = loadConfig({ file: writeTestConfig({ smtp: { poolSize: 10 }, rate: { perSecond: 500, perDay: null } }), env: { SMTP_URL: smtp.url } });
     const transport = new NodemailerTransport(loaded.config);
-    // The broadcast's own text is compiled once, like the daemon does (any template set will do).
-    transport.registerBroadcast('bc1', loadTemplates(loaded.config.templates.dir, 'scheduled'));
+    // The broadcast's own text is compiled once and carried by its deliveries, like the daemon does (any template set will do).
+    const content = loadTemplates(loaded.config.templates.dir, 'scheduled');
     const order: Delivery[] = [];
     const queue = new SendQueue(
       transport,
@@ -154,7 +154,7 @@ describe('priority', () => {
     );
     const base = { name: undefined, dueAt: Date.parse(MINUTE) };
     for (let i = 0; i < 5000; i++) {
-      queue.submit({ ...base, key: `b:bc1:u${i}`, kind: 'broadcast', userId: `u${i}`, email: `b${i}@example.test`, broadcastId: 'bc1' });
+      queue.submit({ ...base, key: `b:bc1:u${i}`, kind: 'broadcast', userId: `u${i}`, email: `b${i}@example.test`, broadcastId: 'bc1', content });
     }
     await smtp.waitFor(1000, 60_000);
     const broadcastBefore = smtp.messages.length;

@@ -7,16 +7,20 @@
  * resumed run skip confirmed batches; counters of an interrupted-then-resumed broadcast equal an
  * uninterrupted one.
  */
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { BroadcastRun, batchIdOf, type BroadcastRunOptions, type RunResult } from '../../src/core/broadcast-run.js';
+import { compileTemplates } from '../../src/core/templates.js';
+import { HOUR_MS } from '../../src/core/time.js';
 import type { Delivery } from '../../src/core/types.js';
 import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, RunVerdict } from '../../src/ports/broadcasts.js';
-import type { ClaimOptions, ClaimResult, EventRecorder, OutcomeEvent, RawUser } from '../../src/ports/index.js';
+import type { Clock, RawUser } from '../../src/ports/index.js';
 import { loadConfig } from '../../src/config/load.js';
+import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
+import { MemoryClaimStore, RecordingEvents, silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 const fields = loadConfig({ env: {} }).config.users.fields;
+const content = compileTemplates({ subject: 'News for {{name}}', text: 'Hello {{name}}' }, 'broadcast');
 const BID = 'bc1';
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -31,50 +35,11 @@ async function* batches(all: RawUser[], size: number): AsyncGenerator<RawUser[]>
   }
 }
 
-/** Claims in memory, with owners, completions and takeovers as the Mongo claim store does them. */
-class MemoryClaims {
-  readonly owner = new Map<string, string>();
-  readonly done = new Map<string, 'sent' | 'failed'>();
-  readonly released: string[] = [];
-  readonly claimCalls: string[][] = [];
-  readonly alive = new Set<string>(['me']);
-  constructor(readonly me = 'me') {}
-
-  async claim(keys: readonly string[], options: ClaimOptions = {}): Promise<ClaimResult> {
-    this.claimCalls.push([...keys]);
-    const claimed: string[] = [];
-    const taken: string[] = [];
-    const finished = new Map<string, 'sent' | 'failed'>();
-    for (const k of keys) {
-      const holder = this.owner.get(k);
-      const status = this.done.get(k);
-      if (holder === undefined) {
-        this.owner.set(k, this.me);
-        claimed.push(k);
-      } else if (status !== undefined) {
-        taken.push(k);
-        finished.set(k, status);
-      } else if ((options.adoptOwn === true && holder === this.me) || !this.alive.has(holder)) {
-        this.owner.set(k, this.me);
-        claimed.push(k);
-      } else taken.push(k);
-    }
-    return { claimed, taken, finished };
-  }
-
-  async release(keys: readonly string[]): Promise<void> {
-    for (const k of keys) {
-      this.released.push(k);
-      this.owner.delete(k);
-    }
-  }
-}
-
 /** Completions are pending until flush(), like OutcomeRecorder's batched `#done` writes. */
 class Recorder {
   pending: Array<{ key: string; status: 'sent' | 'failed' }> = [];
   flushes = 0;
-  constructor(readonly claims: MemoryClaims) {}
+  constructor(readonly claims: MemoryClaimStore) {}
   async flush(): Promise<void> {
     this.flushes++;
     for (const o of this.pending.splice(0)) this.claims.done.set(o.key, o.status);
@@ -155,32 +120,26 @@ class MemoryStore implements BroadcastRunStore {
   }
 }
 
-class Events implements EventRecorder {
-  readonly events: OutcomeEvent[] = [];
-  async record(e: OutcomeEvent): Promise<void> {
-    this.events.push(e);
-  }
-}
-
 interface World {
-  claims: MemoryClaims;
+  claims: MemoryClaimStore;
   recorder: Recorder;
   queue: AutoQueue;
   store: MemoryStore;
-  events: Events;
+  events: RecordingEvents;
   suppressed: Set<string>;
 }
 
 function world(concurrency = 4): World {
-  const claims = new MemoryClaims();
+  const claims = new MemoryClaimStore();
   const recorder = new Recorder(claims);
-  return { claims, recorder, queue: new AutoQueue(recorder, concurrency), store: new MemoryStore(), events: new Events(), suppressed: new Set() };
+  return { claims, recorder, queue: new AutoQueue(recorder, concurrency), store: new MemoryStore(), events: new RecordingEvents(), suppressed: new Set() };
 }
 
-function makeRun(w: World, all: RawUser[], batchSize: number, opts: Partial<BroadcastRunOptions> = {}): BroadcastRun {
+function makeRun(w: World, all: RawUser[], batchSize: number, opts: Partial<BroadcastRunOptions> = {}, clock?: Clock): BroadcastRun {
   const run = new BroadcastRun(
     {
       broadcastId: BID,
+      content,
       recipients: batches(all, batchSize),
       fields,
       claims: w.claims,
@@ -190,6 +149,7 @@ function makeRun(w: World, all: RawUser[], batchSize: number, opts: Partial<Broa
       isSuppressed: (e) => w.suppressed.has(e),
       store: w.store,
       total: Promise.resolve(all.length),
+      clock,
     },
     { feedAhead: 10, controlPollMs: 5, drainTimeoutMs: 1000, dueAt: 0, ...opts },
     log,
@@ -229,7 +189,7 @@ describe('BroadcastRun', () => {
       }
     }
     const run = new BroadcastRun(
-      { broadcastId: BID, recipients: counted(), fields, claims: w.claims, queue: w.queue, recorder: w.recorder, events: w.events, isSuppressed: () => false, store: w.store },
+      { broadcastId: BID, content, recipients: counted(), fields, claims: w.claims, queue: w.queue, recorder: w.recorder, events: w.events, isSuppressed: () => false, store: w.store },
       { feedAhead: 10, controlPollMs: 5, drainTimeoutMs: 1000, dueAt: 0 },
       log,
     );

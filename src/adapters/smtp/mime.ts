@@ -22,6 +22,7 @@ import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { messageIdFor } from '../../core/message.js';
 import { escapeHtml, oneLine, renderPart, templateVars, type CompiledPart, type TemplateSet, type TemplateVar, type TemplateVars } from '../../core/templates.js';
 import type { Delivery } from '../../core/types.js';
+import { systemClock } from '../../ports/clock.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 
 export interface MimeBuilderOptions {
@@ -29,7 +30,7 @@ export interface MimeBuilderOptions {
   from: string;
   /** Domain of the Message-IDs; default: the domain of the From address. */
   messageIdDomain?: string | undefined;
-  /** Milliseconds since the epoch for the Date header; default `Date.now` (tests pass a fixed clock). */
+  /** Milliseconds since the epoch for the Date header; default the system clock (tests pass a fixed one). */
   now?: (() => number) | undefined;
 }
 
@@ -88,7 +89,7 @@ export class MimeBuilder {
   constructor(templates: TemplateSet, opts: MimeBuilderOptions) {
     const from = parseFrom(opts.from);
     this.#templates = templates;
-    this.#now = opts.now ?? Date.now;
+    this.#now = opts.now ?? systemClock.now;
     this.fromAddress = from.address;
     this.#idDomain = opts.messageIdDomain ?? from.address.slice(from.address.lastIndexOf('@') + 1);
     this.#fromHeader = header('From', mailbox(from.name, from.address));

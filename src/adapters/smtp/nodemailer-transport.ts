@@ -5,6 +5,11 @@
  * with an explicit envelope, which skips nodemailer's per-message MIME tree (its ~2,500-3,000
  * msgs/s per core would otherwise be the ceiling, docs/ARCHITECTURE.md "Known limits"). Certificate checks
  * stay on unless the operator turns them off; `smtp.ca` adds a private CA to trust.
+ *
+ * What a message says comes with its delivery: a broadcast delivery carries its broadcast's
+ * compiled content (`Delivery.content`, one object per run), scheduled mail uses the scheduled
+ * templates of the config. A builder is made once per content object (WeakMap: it goes when the
+ * run's deliveries do), so a broadcast's fixed parts are encoded once, as before.
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
@@ -12,7 +17,7 @@ import type { Config } from '../../config/schema.js';
 import { defaultConfigDir } from '../../config/load.js';
 import { loadTemplates, type TemplateSet } from '../../core/templates.js';
 import { ConfigError, ErrorCodes, MailwheelError } from '../../errors.js';
-import type { Delivery, MailTransport } from '../../ports/index.js';
+import { systemClock, type Clock, type Delivery, type MailTransport } from '../../ports/index.js';
 import { MimeBuilder } from './mime.js';
 import { SmtpPool } from './smtp-pool.js';
 
@@ -21,14 +26,17 @@ export interface NodemailerTransportOptions {
   templates?: TemplateSet | undefined;
   /** Extra headers per delivery (List-Unsubscribe and friends), from the composition root. */
   headersFor?: ((d: Delivery) => Readonly<Record<string, string>> | undefined) | undefined;
+  /** The Date header's time; default the system clock. */
+  clock?: Clock | undefined;
 }
 
 export class NodemailerTransport implements MailTransport {
   readonly #pool: SmtpPool;
   readonly #from: string;
+  readonly #now: () => number;
   readonly #scheduled: MimeBuilder;
-  /** Each running broadcast carries its own subject/text/html, compiled once per broadcast. */
-  readonly #broadcasts = new Map<string, MimeBuilder>();
+  /** A builder per content object that deliveries carry (one per broadcast run). */
+  readonly #builders = new WeakMap<TemplateSet, MimeBuilder>();
   readonly #headersFor: NodemailerTransportOptions['headersFor'];
   #closed = false;
 
@@ -44,19 +52,12 @@ export class NodemailerTransport implements MailTransport {
       tls: { rejectUnauthorized: s.rejectUnauthorized, ca },
     });
     this.#from = s.from;
+    const clock = opts.clock ?? systemClock;
+    this.#now = () => clock.now();
     // loadConfig makes the folder absolute; a hand-made Config may still name it relatively.
     const dir = isAbsolute(config.templates.dir) ? config.templates.dir : join(defaultConfigDir, config.templates.dir);
-    this.#scheduled = new MimeBuilder(opts.templates ?? loadTemplates(dir, 'scheduled'), { from: s.from });
+    this.#scheduled = new MimeBuilder(opts.templates ?? loadTemplates(dir, 'scheduled'), { from: s.from, now: this.#now });
     this.#headersFor = opts.headersFor;
-  }
-
-  /** Registers a broadcast's compiled templates; its deliveries are refused until then. */
-  registerBroadcast(broadcastId: string, templates: TemplateSet): void {
-    this.#broadcasts.set(broadcastId, new MimeBuilder(templates, { from: this.#from }));
-  }
-
-  unregisterBroadcast(broadcastId: string): void {
-    this.#broadcasts.delete(broadcastId);
   }
 
   async send(d: Delivery): Promise<{ messageId: string; response: string }> {
@@ -66,12 +67,18 @@ export class NodemailerTransport implements MailTransport {
   }
 
   #builderFor(d: Delivery): MimeBuilder {
-    if (d.kind === 'scheduled') return this.#scheduled;
-    const b = d.broadcastId === undefined ? undefined : this.#broadcasts.get(d.broadcastId);
+    if (d.content !== undefined) {
+      let b = this.#builders.get(d.content);
+      if (b === undefined) {
+        b = new MimeBuilder(d.content, { from: this.#from, now: this.#now });
+        this.#builders.set(d.content, b);
+      }
+      return b;
+    }
     // Sending a broadcast with the scheduled template would mail the wrong text to everyone:
     // refuse instead, before anything reaches SMTP.
-    if (b === undefined) throw new MailwheelError(ErrorCodes.NOT_FOUND, `no templates registered for broadcast ${String(d.broadcastId)}`);
-    return b;
+    if (d.kind !== 'scheduled') throw new MailwheelError(ErrorCodes.NOT_FOUND, `broadcast ${String(d.broadcastId)} delivery ${d.key} carries no content`);
+    return this.#scheduled;
   }
 
   /** Answers when the server accepts a connection and greets us (for /readyz and the breaker). */

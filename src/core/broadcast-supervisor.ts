@@ -1,5 +1,8 @@
 /**
- * BroadcastRunner: the daemon's side of broadcasts. Every `pollMs` it looks at the open
+ * BroadcastSupervisor: the daemon's side of broadcasts. It does not send: it decides which
+ * broadcast needs a run, takes the lease and starts one `BroadcastRun` (`broadcast-run.ts`: one
+ * run of one broadcast, batch by batch) per broadcast, and writes how the run ended. Every
+ * `pollMs` (a timer on the injected clock, re-armed after each tick) it looks at the open
  * broadcasts (queued, running, paused) and, for each one that needs a daemon, takes the run lease
  * (see adapters/mongo/broadcast-store.ts) and then either runs it (`core/broadcast-run.ts`) or
  * applies the operator's request (pause, cancel) that nobody is running to apply. What needs a
@@ -9,20 +12,35 @@
  * - running with a holder that is gone (crash, lost heartbeat) or that released it (stopped).
  * Several daemons poll the same collection: the lease makes exactly one of them the runner, and
  * the claims would keep a message from going out twice even if two ran.
+ *
+ * It talks only to ports (BroadcastStore, RecipientSource, ClaimStore, the queue, the recorder),
+ * so it lives in core; the composition root hands it the MongoDB adapters. The broadcast's
+ * compiled content goes to its run, whose deliveries carry it to the transport.
  */
 import type { Logger } from 'pino';
-import { BroadcastRun, type RunResult } from '../core/broadcast-run.js';
-import { parseSegment, recipientFilter } from '../core/segment.js';
-import { compileTemplates, type TemplateSet } from '../core/templates.js';
-import type { FieldMap } from '../core/validate-user.js';
-import type { MongoBroadcastStore, BroadcastDoc, IsAlive } from '../adapters/mongo/broadcast-store.js';
-import type { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
-import { FINAL_STATUSES, type BroadcastCounters, type BroadcastQueue, type ControlAction, type OutcomeFlusher } from '../ports/broadcasts.js';
-import type { ClaimStore, Delivery, EventRecorder } from '../ports/index.js';
+import {
+  FINAL_STATUSES,
+  type BroadcastCounters,
+  type BroadcastDoc,
+  type BroadcastQueue,
+  type BroadcastStore,
+  type ControlAction,
+  type IsAlive,
+  type OutcomeFlusher,
+  type RecipientSource,
+} from '../ports/broadcasts.js';
+import { systemClock, type Clock } from '../ports/clock.js';
+import type { ClaimStore, EventRecorder } from '../ports/index.js';
+import { backoffDelay, type BackoffPolicy } from './backoff.js';
+import { BroadcastRun, type RunResult } from './broadcast-run.js';
+import { parseSegment, recipientFilter } from './segment.js';
+import { compileTemplates, type TemplateSet } from './templates.js';
+import type { Delivery } from './types.js';
+import type { FieldMap } from './validate-user.js';
 
-export interface BroadcastRunnerDeps {
-  store: MongoBroadcastStore;
-  recipients: MongoRecipientSource;
+export interface BroadcastSupervisorDeps {
+  store: BroadcastStore;
+  recipients: RecipientSource;
   /** This daemon's instance id and the heartbeat check of others (InstanceRegistry). */
   instance: { id: string; isAlive: IsAlive };
   claims: Pick<ClaimStore, 'claim' | 'release'>;
@@ -30,12 +48,12 @@ export interface BroadcastRunnerDeps {
   recorder: OutcomeFlusher;
   events: EventRecorder;
   isSuppressed(email: string): boolean;
-  /** Where a running broadcast's compiled templates go (the SMTP transport). */
-  templates: { registerBroadcast(id: string, templates: TemplateSet): void; unregisterBroadcast(id: string): void };
   fields: FieldMap;
+  /** The poll timer, due instants, retry times and timestamps; default the system clock. */
+  clock?: Clock | undefined;
 }
 
-export interface BroadcastRunnerOptions {
+export interface BroadcastSupervisorOptions {
   /** Users per batch: one cursor batch, one bulk claim, one checkpoint; bounds crash duplicates. */
   batchSize: number;
   /** How often open broadcasts are looked at, ms. */
@@ -76,38 +94,55 @@ interface Active {
   done: Promise<void>;
 }
 
-/** Backoff after a run failed on an error (MongoDB unreachable, cursor lost): 2 s doubling to 60 s. */
-const RETRY_BASE_MS = 2_000;
-const RETRY_MAX_MS = 60_000;
+/**
+ * Backoff before a broadcast is taken up again after its run failed on an error (MongoDB
+ * unreachable, cursor lost): 2 s doubling to 60 s. After an `incomplete` run, the same, but never
+ * sooner than the next poll.
+ */
+export const RUN_RETRY: BackoffPolicy = { baseMs: 2_000, maxMs: 60_000, jitter: 'none' };
 
-export class BroadcastRunner {
-  readonly #deps: BroadcastRunnerDeps;
-  readonly #opts: BroadcastRunnerOptions;
+export class BroadcastSupervisor {
+  readonly #deps: BroadcastSupervisorDeps;
+  readonly #opts: BroadcastSupervisorOptions;
   readonly #log: Logger;
+  readonly #clock: Clock;
   readonly #active = new Map<string, Active>();
+  /** Per broadcast: not before `at` (clock.now()), after `failures` failed or incomplete runs. */
   readonly #retry = new Map<string, { at: number; failures: number }>();
-  #timer: NodeJS.Timeout | undefined;
+  #started = false;
+  #timer: unknown;
   #polling: Promise<void> | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   readonly stats = { started: 0, done: 0, incomplete: 0, paused: 0, cancelled: 0, superseded: 0, stopped: 0, errors: 0 };
 
-  constructor(deps: BroadcastRunnerDeps, opts: BroadcastRunnerOptions, log: Logger) {
+  constructor(deps: BroadcastSupervisorDeps, opts: BroadcastSupervisorOptions, log: Logger) {
     this.#deps = deps;
     this.#opts = opts;
     this.#log = log;
+    this.#clock = deps.clock ?? systemClock;
   }
 
-  /** The broadcasts collection this runner serves. */
-  get store(): MongoBroadcastStore {
+  /** The broadcasts this supervisor serves. */
+  get store(): BroadcastStore {
     return this.#deps.store;
   }
 
   start(): void {
-    if (this.#timer || this.#stopping) return;
-    this.#timer = setInterval(() => void this.poll(), this.#opts.pollMs);
-    this.#timer.unref();
+    if (this.#started || this.#stopping) return;
+    this.#started = true;
+    this.#arm();
     void this.poll();
+  }
+
+  /** The poll timer: one tick every `pollMs`, re-armed after each (an interval on the clock). */
+  #arm(): void {
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#stopping) return;
+      void this.poll();
+      this.#arm();
+    }, this.#opts.pollMs);
   }
 
   /** One look at the open broadcasts (also called by tests). Never overlaps itself; never throws. */
@@ -138,7 +173,8 @@ export class BroadcastRunner {
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
       this.#stopping = true;
-      if (this.#timer) clearInterval(this.#timer);
+      if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
       await this.#polling;
       const active = [...this.#active.values()];
       await Promise.all(active.map((a) => a.run.stop()));
@@ -153,7 +189,7 @@ export class BroadcastRunner {
       if (this.#stopping) return;
       if (this.#active.has(doc._id)) continue;
       const retry = this.#retry.get(doc._id);
-      if (retry !== undefined && Date.now() < retry.at) continue;
+      if (retry !== undefined && this.#clock.now() < retry.at) continue;
       try {
         await this.#consider(doc);
       } catch (err) {
@@ -164,13 +200,13 @@ export class BroadcastRunner {
 
   async #consider(doc: BroadcastDoc): Promise<void> {
     const { store, instance } = this.#deps;
-    const first = decide(doc, await store.control(doc._id), Date.now());
+    const first = decide(doc, await store.control(doc._id), this.#clock.now());
     if (first === undefined || (first === 'run' && this.#active.size >= this.#opts.maxConcurrent)) return;
     const gen = await store.acquire(doc, instance.id, instance.isAlive);
     if (gen === undefined) return;
     // Decide again under the lease: the previous holder may have moved it on just before.
     const fresh = await store.get(doc._id);
-    const decision = fresh === undefined || FINAL_STATUSES.has(fresh.status) ? undefined : decide(fresh, await store.control(doc._id), Date.now());
+    const decision = fresh === undefined || FINAL_STATUSES.has(fresh.status) ? undefined : decide(fresh, await store.control(doc._id), this.#clock.now());
     if (fresh === undefined || decision === undefined || this.#stopping || (decision === 'run' && this.#active.size >= this.#opts.maxConcurrent)) {
       await store.releaseLease(doc._id, gen);
       return;
@@ -179,7 +215,7 @@ export class BroadcastRunner {
       await this.#start(fresh, gen);
       return;
     }
-    await store.update(doc._id, { status: decision, owner: instance.id, gen, ...(decision === 'cancelled' ? { finishedAt: new Date() } : {}) });
+    await store.update(doc._id, { status: decision, owner: instance.id, gen, ...(decision === 'cancelled' ? { finishedAt: new Date(this.#clock.now()) } : {}) });
     if (decision === 'cancelled') await store.dropLedger(doc._id);
     await store.releaseLease(doc._id, gen);
     this.#log.info({ broadcast: doc._id, status: decision }, 'broadcast request applied');
@@ -188,25 +224,25 @@ export class BroadcastRunner {
   async #start(doc: BroadcastDoc, gen: number): Promise<void> {
     const { store, instance, recipients, fields } = this.#deps;
     const id = doc._id;
-    let templates: TemplateSet;
+    let content: TemplateSet;
     let filter: ReturnType<typeof recipientFilter>;
     try {
-      templates = compileTemplates({ subject: doc.subject, text: doc.text, html: doc.html }, 'broadcast');
+      content = compileTemplates({ subject: doc.subject, text: doc.text, html: doc.html }, 'broadcast');
       filter = recipientFilter(parseSegment(doc.segment).filter, fields);
     } catch (err) {
       // Checked by the CLI before it was written; a document edited by hand can still be wrong.
       const error = (err as Error).message;
       this.#log.error({ broadcast: id, error }, 'broadcast cannot run');
-      await store.update(id, { status: 'failed', error, owner: instance.id, gen, finishedAt: new Date() });
+      await store.update(id, { status: 'failed', error, owner: instance.id, gen, finishedAt: new Date(this.#clock.now()) });
       await store.releaseLease(id, gen);
       return;
     }
-    await store.update(id, { status: 'running', owner: instance.id, gen, startedAt: doc.startedAt ?? new Date() });
-    this.#deps.templates.registerBroadcast(id, templates);
+    await store.update(id, { status: 'running', owner: instance.id, gen, startedAt: doc.startedAt ?? new Date(this.#clock.now()) });
     const log = this.#log.child({ broadcast: id, gen });
     const run = new BroadcastRun(
       {
         broadcastId: id,
+        content,
         recipients: recipients.stream(filter, this.#opts.batchSize),
         fields,
         claims: this.#deps.claims,
@@ -216,6 +252,7 @@ export class BroadcastRunner {
         isSuppressed: this.#deps.isSuppressed,
         store: store.runStore(id, gen, instance.id),
         total: doc.counters.total === undefined ? recipients.count(filter) : undefined,
+        clock: this.#clock,
       },
       {
         feedAhead: this.#opts.feedAhead,
@@ -239,7 +276,6 @@ export class BroadcastRunner {
         .catch((err: unknown) => log.error({ err }, 'broadcast run bookkeeping failed'))
         .finally(() => {
           this.#active.delete(id);
-          this.#deps.templates.unregisterBroadcast(id);
           // Let the next queued broadcast start now rather than at the next tick.
           if (!this.#stopping) void this.poll();
         }),
@@ -255,7 +291,7 @@ export class BroadcastRunner {
     switch (result.end) {
       case 'done':
       case 'cancelled':
-        await store.update(id, { ...base, status: result.end, finishedAt: new Date() });
+        await store.update(id, { ...base, status: result.end, finishedAt: new Date(this.#clock.now()) });
         await store.dropLedger(id);
         break;
       case 'paused':
@@ -266,8 +302,8 @@ export class BroadcastRunner {
         // finish them or to be declared dead (its claims are then taken over), backing off
         // while it stays so (each look re-reads the segment).
         const failures = (this.#retry.get(id)?.failures ?? 0) + 1;
-        const delay = Math.min(RETRY_MAX_MS, Math.max(this.#opts.pollMs, RETRY_BASE_MS * 2 ** (failures - 1)));
-        this.#retry.set(id, { at: Date.now() + delay, failures });
+        const delay = Math.min(RUN_RETRY.maxMs, Math.max(this.#opts.pollMs, backoffDelay(RUN_RETRY, failures)));
+        this.#retry.set(id, { at: this.#clock.now() + delay, failures });
         this.#log.warn({ broadcast: id, skipped: result.counters.skipped, retryInMs: delay }, 'broadcast reached the end with users claimed by another live instance; it will look again');
         break;
       }
@@ -280,8 +316,8 @@ export class BroadcastRunner {
   async #failed(id: string, gen: number, err: unknown): Promise<void> {
     this.stats.errors++;
     const failures = (this.#retry.get(id)?.failures ?? 0) + 1;
-    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1));
-    this.#retry.set(id, { at: Date.now() + delay, failures });
+    const delay = backoffDelay(RUN_RETRY, failures);
+    this.#retry.set(id, { at: this.#clock.now() + delay, failures });
     this.#log.error({ err, broadcast: id, retryInMs: delay }, 'broadcast run failed; it will be taken up again');
     // Best effort: the store may be what failed. The lease then lapses with this process.
     try {
