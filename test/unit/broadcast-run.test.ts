@@ -52,6 +52,8 @@ class Recorder {
  */
 class AutoQueue implements BroadcastQueue {
   readonly waiting: Delivery[] = [];
+  /** Every delivery submitted, as submitted. */
+  readonly submitted: Delivery[] = [];
   readonly sent: string[] = [];
   inFlight = 0;
   maxQueued = 0;
@@ -64,6 +66,7 @@ class AutoQueue implements BroadcastQueue {
   ) {}
 
   submit(d: Delivery): void {
+    this.submitted.push(d);
     this.waiting.push(d);
     this.maxQueued = Math.max(this.maxQueued, this.waiting.length + this.inFlight);
     this.#pump();
@@ -135,7 +138,7 @@ function world(concurrency = 4): World {
   return { claims, recorder, queue: new AutoQueue(recorder, concurrency), store: new MemoryStore(), events: new RecordingEvents(), suppressed: new Set() };
 }
 
-function makeRun(w: World, all: RawUser[], batchSize: number, opts: Partial<BroadcastRunOptions> = {}, clock?: Clock): BroadcastRun {
+function makeRun(w: World, all: RawUser[], batchSize: number, opts: Partial<BroadcastRunOptions> = {}, clock?: Clock, queue: BroadcastQueue = w.queue): BroadcastRun {
   const run = new BroadcastRun(
     {
       broadcastId: BID,
@@ -143,7 +146,7 @@ function makeRun(w: World, all: RawUser[], batchSize: number, opts: Partial<Broa
       recipients: batches(all, batchSize),
       fields,
       claims: w.claims,
-      queue: w.queue,
+      queue,
       recorder: w.recorder,
       events: w.events,
       isSuppressed: (e) => w.suppressed.has(e),
@@ -348,5 +351,137 @@ describe('BroadcastRun', () => {
     // Every claim is either sent or released: nothing of the batch is left claimed and unsent.
     for (let i = 0; i < 50; i++) expect(sent.has(key(i)) !== w.claims.released.includes(key(i)), `user ${i}`).toBe(true);
     expect(w.queue.waiting).toEqual([]);
+  });
+
+  it('every delivery carries the content of its run: one shared object, not a copy', async () => {
+    const w = world();
+    await makeRun(w, users(45), 20).run();
+    expect(w.queue.submitted).toHaveLength(45);
+    for (const d of w.queue.submitted) expect(d.content).toBe(content);
+  });
+});
+
+/**
+ * A send queue whose first `slots` submissions are in flight until the test answers them; the
+ * rest wait (withdrawable).
+ */
+class ManualQueue implements BroadcastQueue {
+  readonly inFlight: Delivery[] = [];
+  readonly waiting: Delivery[] = [];
+  constructor(readonly slots: number) {}
+  submit(d: Delivery): void {
+    (this.inFlight.length < this.slots ? this.inFlight : this.waiting).push(d);
+  }
+  withdraw(match: (d: Delivery) => boolean): Delivery[] {
+    const out = this.waiting.filter(match);
+    for (const d of out) this.waiting.splice(this.waiting.indexOf(d), 1);
+    return out;
+  }
+}
+
+/** Lets the run's promise callbacks and the recipient stream's turns run; no timer moves. */
+async function settle(until: () => boolean = () => false): Promise<void> {
+  for (let i = 0; i < 100 && !until(); i++) await flushMicrotasks();
+}
+
+describe('BroadcastRun on a fake clock: it waits on events and clock deadlines, never polls', () => {
+  const START = '2026-03-08T09:00:00Z';
+
+  it('a pause requested while a batch is outstanding is seen at the next control check; the run then ends paused with the queued messages withdrawn and their claims released', async () => {
+    const clock = new FakeClock(START);
+    const w = world();
+    // Nothing is handed to SMTP: the whole fed part of the batch stays in the queue, outstanding.
+    w.queue.hold = true;
+    let pause = false;
+    let checks = 0;
+    w.store.verdict = () => {
+      checks++;
+      return pause ? 'pause' : 'continue';
+    };
+    let result: RunResult | undefined;
+    void makeRun(w, users(40), 20, { feedAhead: 10, controlPollMs: HOUR_MS }, clock)
+      .run()
+      .then((r) => (result = r));
+    // The first batch fed (feedAhead), the second read and claimed ahead.
+    await settle(() => w.queue.waiting.length === 10 && w.claims.claimCalls.length === 2);
+    expect(w.queue.waiting).toHaveLength(10);
+    expect(w.claims.claimCalls).toHaveLength(2);
+    expect(checks).toBe(1);
+    // The run waits on one timer: the deadline of its next control check.
+    expect(clock.pending).toBe(1);
+    expect(clock.nextTimerAt()).toBe(Date.parse(START) + HOUR_MS);
+
+    pause = true;
+    await settle();
+    await clock.advanceAsync(HOUR_MS - 1);
+    await settle();
+    expect(result).toBeUndefined();
+    expect(checks).toBe(1);
+
+    await clock.advanceAsync(1);
+    await settle(() => result !== undefined);
+    expect(checks).toBe(2);
+    expect(result?.end).toBe('paused');
+    expect(result?.counters).toMatchObject({ sent: 0, failed: 0 });
+    expect(w.queue.waiting).toEqual([]);
+    expect(w.queue.sent).toEqual([]);
+    // Every claim went back: the 10 withdrawn, the 10 never fed, the 20 claimed ahead.
+    expect(new Set(w.claims.released)).toEqual(new Set(Array.from({ length: 40 }, (_, i) => key(i))));
+    expect(w.claims.owned.size).toBe(0);
+    expect(w.store.confirms).toEqual([]);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('on stop, the drain ends with the last outcome of the sends in flight, without the clock moving', async () => {
+    const clock = new FakeClock(START);
+    const w = world();
+    const queue = new ManualQueue(2);
+    const run = makeRun(w, users(20), 20, { feedAhead: 5, controlPollMs: HOUR_MS, drainTimeoutMs: 30_000 }, clock, queue);
+    let result: RunResult | undefined;
+    void run.run().then((r) => (result = r));
+    await settle(() => queue.waiting.length === 3);
+    expect(queue.inFlight).toHaveLength(2);
+
+    const stopped = run.stop();
+    await settle();
+    // Waiting on the wake signal raced against the drain's deadline.
+    expect(result).toBeUndefined();
+    expect(clock.nextTimerAt()).toBe(Date.parse(START) + 30_000);
+    expect(queue.waiting).toEqual([]);
+    for (const d of queue.inFlight) {
+      w.recorder.pending.push({ key: d.key, status: 'sent' });
+      run.onOutcome(d.key, 'sent');
+    }
+    await stopped;
+    expect(result?.end).toBe('stopped');
+    expect(result?.counters.sent).toBe(2);
+    expect(clock.now()).toBe(Date.parse(START));
+    // The 2 sent keep their claims (done); the 3 withdrawn and the 15 never fed went back.
+    expect(w.claims.released).toHaveLength(18);
+    expect(queue.inFlight.some((d) => w.claims.released.includes(d.key))).toBe(false);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('on stop, a send in flight that never answers is given up at the clock deadline, its claim kept', async () => {
+    const clock = new FakeClock(START);
+    const w = world();
+    const queue = new ManualQueue(1);
+    const run = makeRun(w, users(10), 10, { feedAhead: 4, controlPollMs: HOUR_MS, drainTimeoutMs: 30_000 }, clock, queue);
+    let result: RunResult | undefined;
+    void run.run().then((r) => (result = r));
+    await settle(() => queue.waiting.length === 3);
+    void run.stop();
+    await settle();
+    await clock.advanceAsync(29_999);
+    await settle();
+    expect(result).toBeUndefined();
+    await clock.advanceAsync(1);
+    await settle(() => result !== undefined);
+    expect(result?.end).toBe('stopped');
+    const stuck = queue.inFlight[0]?.key ?? '';
+    // Its outcome is unknown: the claim stays for a later run to take over.
+    expect(w.claims.released).not.toContain(stuck);
+    expect(w.claims.owned).toEqual(new Set([stuck]));
+    expect(w.claims.released).toHaveLength(9);
   });
 });
