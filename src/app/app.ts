@@ -226,7 +226,7 @@ export class App {
     this.retention = new MongoRetention({ events: store.events, deliveries: store.deliveries }, config.retention);
     this.broadcasts = new BroadcastSupervisor(
       {
-        store: new MongoBroadcastStore(store.db, config.mongodb.collectionPrefix),
+        store: new MongoBroadcastStore(store.db, config.mongodb.collectionPrefix, this.clock),
         recipients: new MongoRecipientSource(store.users, config.users.fields),
         instance: { id: this.instances.id, isAlive: (owner) => this.instances.isAlive(owner) },
         claims: this.claims,

@@ -1,7 +1,8 @@
 /**
- * What a broadcast run needs from the outside (docs/ARCHITECTURE.md "BroadcastRunner"). The run itself
- * (`core/broadcast-run.ts`) sees only these; `adapters/mongo/broadcast-store.ts` implements the
- * storage side, the SendQueue the queue side.
+ * What the broadcast side needs from the outside (docs/ARCHITECTURE.md, the broadcast section).
+ * The supervisor (`core/broadcast-supervisor.ts`) and each run (`core/broadcast-run.ts`) see only
+ * these; `adapters/mongo/broadcast-store.ts` and `recipient-source.ts` implement the storage
+ * side, the SendQueue the queue side.
  */
 import type { SegmentFilter } from '../core/segment.js';
 import type { Delivery } from '../core/types.js';

@@ -31,6 +31,7 @@ import type {
   NewBroadcast,
   RunVerdict,
 } from '../../ports/broadcasts.js';
+import { systemClock, type Clock } from '../../ports/clock.js';
 
 export type { BroadcastDoc, IsAlive, NewBroadcast } from '../../ports/broadcasts.js';
 import { decodeBroadcast } from './broadcast-decode.js';
@@ -75,7 +76,7 @@ const leaseId = (id: string, gen: number): string => `lease:${id}:${gen}`;
 const controlId = (id: string): string => `control:${id}`;
 const ledgerId = (id: string, batch: string): string => `batch:${id}:${batch}`;
 
-export function newBroadcastId(now: Date = new Date()): string {
+export function newBroadcastId(now: Date): string {
   const iso = now.toISOString(); // 2026-03-08T09:15:00.000Z
   return `${iso.slice(0, 10).replaceAll('-', '')}-${iso.slice(11, 19).replaceAll(':', '')}-${randomBytes(3).toString('hex')}`;
 }
@@ -83,15 +84,22 @@ export function newBroadcastId(now: Date = new Date()): string {
 export class MongoBroadcastStore implements BroadcastStore {
   readonly broadcasts: Collection<BroadcastDoc>;
   readonly runs: Collection<BroadcastRunDoc>;
+  /** Timestamps written (createdAt, lease and request times); default the system clock. */
+  readonly #clock: Clock;
 
-  constructor(db: Db, prefix: string) {
+  constructor(db: Db, prefix: string, clock: Clock = systemClock) {
+    this.#clock = clock;
     this.broadcasts = db.collection<BroadcastDoc>(`${prefix}broadcasts`);
     this.runs = db.collection<BroadcastRunDoc>(`${prefix}broadcast_runs`);
   }
 
+  #now(): Date {
+    return new Date(this.#clock.now());
+  }
+
   async create(input: NewBroadcast): Promise<BroadcastDoc> {
     for (;;) {
-      const now = new Date();
+      const now = this.#now();
       const doc: BroadcastDoc = {
         _id: newBroadcastId(now),
         subject: input.subject,
@@ -139,7 +147,7 @@ export class MongoBroadcastStore implements BroadcastStore {
 
   /** Records the operator's request (the CLI is its only writer). */
   async requestControl(id: string, action: ControlAction): Promise<void> {
-    const write = () => this.runs.updateOne({ _id: controlId(id) }, { $set: { type: 'control', broadcastId: id, action, at: new Date() } }, { upsert: true });
+    const write = () => this.runs.updateOne({ _id: controlId(id) }, { $set: { type: 'control', broadcastId: id, action, at: this.#now() } }, { upsert: true });
     try {
       await write();
     } catch (err) {
@@ -161,7 +169,7 @@ export class MongoBroadcastStore implements BroadcastStore {
         if (lease?.type === 'lease' && lease.releasedAt === undefined && lease.owner !== owner && (await isAlive(lease.owner))) return undefined;
       }
       try {
-        await this.runs.insertOne({ _id: leaseId(doc._id, gen + 1), type: 'lease', broadcastId: doc._id, gen: gen + 1, owner, at: new Date() });
+        await this.runs.insertOne({ _id: leaseId(doc._id, gen + 1), type: 'lease', broadcastId: doc._id, gen: gen + 1, owner, at: this.#now() });
         return gen + 1;
       } catch (err) {
         if (!isDuplicate(err)) throw err;
@@ -174,7 +182,7 @@ export class MongoBroadcastStore implements BroadcastStore {
 
   /** The holder gives its generation up (ended, paused, or stopping): the next may start at once. */
   async releaseLease(id: string, gen: number): Promise<void> {
-    await this.runs.updateOne({ _id: leaseId(id, gen) }, { $set: { releasedAt: new Date() } });
+    await this.runs.updateOne({ _id: leaseId(id, gen) }, { $set: { releasedAt: this.#now() } });
   }
 
   async superseded(id: string, gen: number): Promise<boolean> {
@@ -185,7 +193,7 @@ export class MongoBroadcastStore implements BroadcastStore {
   async update(id: string, set: Partial<Omit<BroadcastDoc, '_id'>>): Promise<void> {
     // ignoreUndefined: an unknown field (`counters.total` while counting) is left out rather
     // than stored as null.
-    await this.broadcasts.updateOne({ _id: id }, { $set: { ...set, updatedAt: new Date() } }, { ignoreUndefined: true });
+    await this.broadcasts.updateOne({ _id: id }, { $set: { ...set, updatedAt: this.#now() } }, { ignoreUndefined: true });
   }
 
   async confirmedBatch(id: string, batch: string): Promise<BatchCounts | undefined> {
@@ -195,7 +203,7 @@ export class MongoBroadcastStore implements BroadcastStore {
 
   async confirmBatch(id: string, batch: string, counts: BatchCounts): Promise<void> {
     try {
-      await this.runs.insertOne({ _id: ledgerId(id, batch), type: 'batch', broadcastId: id, counts, at: new Date() });
+      await this.runs.insertOne({ _id: ledgerId(id, batch), type: 'batch', broadcastId: id, counts, at: this.#now() });
     } catch (err) {
       if (!isDuplicate(err)) throw err;
     }
