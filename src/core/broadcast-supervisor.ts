@@ -10,7 +10,7 @@
  * - queued and due (`at` passed), or queued with a pause/cancel request;
  * - paused with a resume or cancel request;
  * - running with a holder that is gone (crash, lost heartbeat) or that released it (stopped).
- * Several daemons poll the same collection: the lease makes exactly one of them the runner, and
+ * Several daemons poll the same collection: the lease lets exactly one of them run it, and
  * the claims would keep a message from going out twice even if two ran.
  *
  * It talks only to ports (BroadcastStore, RecipientSource, ClaimStore, the queue, the recorder),
