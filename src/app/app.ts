@@ -137,11 +137,8 @@ export class App {
       log.child({ part: 'dispatch' }),
     );
     this.sync = new UserSync({ source: userSource, registry: this.registry, events: this.analytics, clock }, config.users.fields, log.child({ part: 'sync' }));
-    this.catchUp = new CatchUp(
-      { claims: this.claims, events: this.analytics, clock },
-      { graceMs: config.send.catchUpGraceMs, lookbackMs: config.send.catchUpLookbackHours * HOUR_MS },
-      log.child({ part: 'catch-up' }),
-    );
+    const catchUpOpts = { graceMs: config.send.catchUpGraceMs, lookbackMs: config.send.catchUpLookbackHours * HOUR_MS };
+    this.catchUp = new CatchUp({ claims: this.claims, events: this.analytics, clock }, catchUpOpts, log.child({ part: 'catch-up' }));
     this.scheduled = new ScheduledMinute({ dispatcher: this.dispatcher, catchUp: this.catchUp, ledger: this.ledger });
     this.scheduler = new MinuteScheduler({
       registry: this.registry,
@@ -149,11 +146,8 @@ export class App {
       onDue: (jobs, minute) => this.scheduled.fire(jobs, minute),
       onError: (err, minute) => log.error({ err, minute }, 'minute failed'),
     });
-    this.checkpoint = new Checkpoint(
-      { store: checkpointStore, ledger: this.ledger, processed: () => this.scheduler.lastProcessedMinute ?? this.resumedAfter, clock },
-      {},
-      log.child({ part: 'checkpoint' }),
-    );
+    const processed = () => this.scheduler.lastProcessedMinute ?? this.resumedAfter;
+    this.checkpoint = new Checkpoint({ store: checkpointStore, ledger: this.ledger, processed, clock }, {}, log.child({ part: 'checkpoint' }));
     this.housekeeping = new Housekeeping(loaded.schedules, log.child({ part: 'housekeeping' }), {
       onRun: (job, ok, atMs) => this.metrics.observeHousekeeping(job, ok, atMs),
       clock,
