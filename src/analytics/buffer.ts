@@ -11,7 +11,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { EventSink, OutcomeEvent, StoredEvent } from '../ports/index.js';
+import { backoffDelay } from '../core/backoff.js';
+import { SECOND_MS, sleep } from '../core/time.js';
+import { systemClock, type Clock, type EventSink, type OutcomeEvent, type StoredEvent } from '../ports/index.js';
 import { eventIdOf } from './event-id.js';
 
 export interface AnalyticsBufferOptions {
@@ -37,14 +39,20 @@ export interface FlushReport {
 export interface AnalyticsBufferHooks {
   /** After each write attempt (flush latency and errors for /metrics). */
   onFlush?(report: FlushReport): void;
+  /** Time of the flush timer, the retry backoff and the close deadline. Default: the system clock. */
+  clock?: Clock;
 }
+
+/** Exponent cap of the write retry backoff: retryBaseMs × 2^min(failures, 16), capped at retryMaxMs. */
+const MAX_BACKOFF_DOUBLINGS = 16;
 
 export class AnalyticsBuffer {
   readonly #sink: EventSink;
   readonly #opts: Required<AnalyticsBufferOptions>;
   readonly #log: Logger;
   #buffer: StoredEvent[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #timer: unknown;
   #flushing: Promise<void> | undefined;
   /** Events waiting for room (their callers are blocked), in call order. */
   #waiters: Array<{ event: StoredEvent; admitted: () => void }> = [];
@@ -60,7 +68,8 @@ export class AnalyticsBuffer {
 
   constructor(sink: EventSink, opts: AnalyticsBufferOptions, log: Logger, hooks: AnalyticsBufferHooks = {}) {
     this.#sink = sink;
-    this.#opts = { retryBaseMs: 500, retryMaxMs: 30_000, ...opts };
+    this.#opts = { retryBaseMs: 500, retryMaxMs: 30 * SECOND_MS, ...opts };
+    this.#clock = hooks.clock ?? systemClock;
     this.#log = log;
     this.#hooks = hooks;
   }
@@ -109,7 +118,7 @@ export class AnalyticsBuffer {
 
   /** Writes everything buffered now (and everything waiting); retries until done or `deadlineMs` passes. */
   async flush(deadlineMs = Infinity): Promise<void> {
-    const until = Date.now() + deadlineMs;
+    const until = this.#clock.now() + deadlineMs;
     while (this.#buffer.length > 0 || this.#waiters.length > 0 || this.#flushing) {
       if (this.#flushing) {
         await this.#flushing;
@@ -117,8 +126,8 @@ export class AnalyticsBuffer {
       }
       const ok = await this.#flushOnce();
       if (!ok) {
-        if (Date.now() >= until) throw new Error(`analytics: ${this.#buffer.length + this.#waiters.length} events not written before the deadline`);
-        await sleep(Math.min(this.#backoff(), Math.max(0, until - Date.now())));
+        if (this.#clock.now() >= until) throw new Error(`analytics: ${this.#buffer.length + this.#waiters.length} events not written before the deadline`);
+        await sleep(this.#clock, Math.min(this.#backoff(), Math.max(0, until - this.#clock.now())));
       }
     }
   }
@@ -126,7 +135,7 @@ export class AnalyticsBuffer {
   /** Stops the timer and writes what is left (bounded by `deadlineMs`). Idempotent. */
   close(deadlineMs = 30_000): Promise<void> {
     this.#closed ??= (async () => {
-      if (this.#timer) clearTimeout(this.#timer);
+      if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
       this.#timer = undefined;
       await this.flush(deadlineMs);
     })();
@@ -135,12 +144,13 @@ export class AnalyticsBuffer {
 
   #kick(delayMs: number): void {
     if (this.#closed && delayMs > 0) return;
-    if (this.#timer && delayMs > 0) return;
+    if (this.#timer !== undefined && delayMs > 0) return;
     // While writes fail, a retry is already armed: new events must not cut the backoff short
     // (that would hammer a server that is down with a write per event).
-    if (this.#timer && this.#failures > 0) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
+    if (this.#timer !== undefined && this.#failures > 0) return;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    // The system clock's timers are unref'd: a pending flush never keeps a stopping process alive.
+    this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       if (this.#flushing) return void this.#flushing.then(() => this.#buffer.length && this.#kick(this.#failures > 0 ? this.#backoff() : 0));
       void this.#flushOnce().then((ok) => {
@@ -148,18 +158,17 @@ export class AnalyticsBuffer {
         this.#kick(ok ? (this.#buffer.length >= this.#opts.flushEvents ? 0 : this.#opts.flushIntervalMs) : this.#backoff());
       });
     }, delayMs);
-    this.#timer.unref();
   }
 
   #backoff(): number {
-    return Math.min(this.#opts.retryMaxMs, this.#opts.retryBaseMs * 2 ** Math.min(this.#failures, 16));
+    return backoffDelay({ baseMs: this.#opts.retryBaseMs, maxMs: this.#opts.retryMaxMs, jitter: 'none' }, Math.min(this.#failures, MAX_BACKOFF_DOUBLINGS) + 1);
   }
 
   /** One write of up to `flushEvents` events; true when it succeeded. */
   async #flushOnce(): Promise<boolean> {
     const batch = this.#buffer.slice(0, this.#opts.flushEvents);
     if (batch.length === 0) return true;
-    const started = Date.now();
+    const started = this.#clock.monotonic();
     let done: () => void = () => {};
     this.#flushing = new Promise((r) => (done = r));
     try {
@@ -167,7 +176,7 @@ export class AnalyticsBuffer {
       // Only now remove them: a crash or error before this point keeps them for the retry.
       this.#buffer.splice(0, batch.length);
       this.stats.written += batch.length;
-      this.stats.lastFlushMs = Date.now() - started;
+      this.stats.lastFlushMs = Math.round(this.#clock.monotonic() - started);
       this.#failures = 0;
       this.#report(batch.length, started, true);
       this.#release();
@@ -186,7 +195,7 @@ export class AnalyticsBuffer {
 
   #report(events: number, started: number, ok: boolean): void {
     try {
-      this.#hooks.onFlush?.({ events, ms: Date.now() - started, ok });
+      this.#hooks.onFlush?.({ events, ms: Math.round(this.#clock.monotonic() - started), ok });
     } catch {
       // Metrics must never break the write path.
     }
@@ -201,8 +210,4 @@ export class AnalyticsBuffer {
       w.admitted();
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -12,6 +12,8 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Schedules } from '../config/schema.js';
 import { scrubSecrets } from '../log.js';
+import { sleepOrWake } from '../core/time.js';
+import { systemClock, type Clock } from '../ports/index.js';
 
 export type HousekeepingJob = keyof Schedules;
 
@@ -26,12 +28,15 @@ export interface JobStats {
 export interface HousekeepingHooks {
   /** After each run (metrics). */
   onRun?(job: string, ok: boolean, atMs: number): void;
+  /** Time of the run stats and of the stop's wait. Default: the system clock. */
+  clock?: Clock;
 }
 
 export class Housekeeping {
   readonly #schedules: Schedules;
   readonly #log: Logger;
   readonly #hooks: HousekeepingHooks;
+  readonly #clock: Clock;
   readonly #tasks = new Map<string, ScheduledTask>();
   readonly #jobs = new Map<string, () => Promise<unknown>>();
   readonly #running = new Map<string, Promise<boolean>>();
@@ -42,6 +47,7 @@ export class Housekeeping {
     this.#schedules = schedules;
     this.#log = log;
     this.#hooks = hooks;
+    this.#clock = hooks.clock ?? systemClock;
   }
 
   /**
@@ -76,24 +82,24 @@ export class Housekeeping {
 
   async #runOnce(name: string, job: () => Promise<unknown>): Promise<boolean> {
     const stats = this.#stats.get(name) as JobStats;
-    const started = Date.now();
+    const started = this.#clock.now();
     let ok = true;
     try {
       const result = await job();
-      stats.lastOkAt = new Date().toISOString();
+      stats.lastOkAt = new Date(this.#clock.now()).toISOString();
       stats.lastError = null;
-      this.#log.info({ job: name, ms: Date.now() - started, ...(isRecord(result) ? { result } : {}) }, `housekeeping ${name} done`);
+      this.#log.info({ job: name, ms: this.#clock.now() - started, ...(isRecord(result) ? { result } : {}) }, `housekeeping ${name} done`);
     } catch (err) {
       ok = false;
       stats.failures++;
       // Shown on /stats: scrubbed of configured secrets (a driver error may quote the URI).
       stats.lastError = scrubSecrets(err instanceof Error ? err.message : String(err));
-      this.#log.error({ err, job: name, ms: Date.now() - started }, `housekeeping ${name} failed`);
+      this.#log.error({ err, job: name, ms: this.#clock.now() - started }, `housekeeping ${name} failed`);
     }
     stats.runs++;
-    stats.lastMs = Date.now() - started;
+    stats.lastMs = this.#clock.now() - started;
     try {
-      this.#hooks.onRun?.(name, ok, Date.now());
+      this.#hooks.onRun?.(name, ok, this.#clock.now());
     } catch {
       // Metrics never break a job.
     }
@@ -114,10 +120,7 @@ export class Housekeeping {
     this.#closed ??= (async () => {
       await Promise.all([...this.#tasks.values()].map((t) => t.destroy()));
       this.#tasks.clear();
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((r) => (timer = setTimeout(r, waitMs)));
-      await Promise.race([Promise.all([...this.#running.values()]), timeout]);
-      clearTimeout(timer);
+      await sleepOrWake(this.#clock, waitMs, Promise.all([...this.#running.values()]));
     })();
     return this.#closed;
   }

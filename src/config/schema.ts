@@ -103,6 +103,20 @@ const send = z.strictObject({
   catchUpGraceMs: z.number().int().min(0),
   /** How far back the start-up catch-up enumerates missed fires (hours); older downtime is logged as one range. */
   catchUpLookbackHours: positiveInt.max(168),
+  /** Keys per bulk claim of scheduled mail (the dispatcher claims the next chunk while it feeds one). */
+  claimBatch: positiveInt.max(100_000),
+  /**
+   * Scheduled messages the dispatcher keeps in the send queue at most (messages); the rest wait
+   * unclaimed. Null: max(200, smtp.poolSize × 20).
+   */
+  maxQueued: positiveInt.max(1_000_000).nullable(),
+  /** Outcomes recorded on the delivery records per bulk write (messages). */
+  recordBatch: positiveInt.max(100_000),
+  /**
+   * Longest wait before outcomes are written to the delivery records, ms: also the window in
+   * which a crash leaves a sent message looking unsent (a possible duplicate).
+   */
+  recordFlushMs: positiveInt.max(60_000),
 });
 
 const unsubscribe = z.strictObject({
@@ -161,6 +175,12 @@ const broadcasts = z.strictObject({
   controlPollMs: positiveInt.min(50),
   /** Broadcasts one daemon runs at the same time. */
   maxConcurrent: positiveInt.max(16),
+  /**
+   * Messages a running broadcast keeps in the send queue ahead of sending. Null: max(100,
+   * smtp.poolSize × 10), half the dispatcher's default bound, so a broadcast never fills the
+   * queue ahead of scheduled mail.
+   */
+  feedAhead: positiveInt.max(1_000_000).nullable(),
 });
 
 /** `mailwheel run-minute`, a one-shot replay of one minute. */
@@ -181,6 +201,10 @@ const http = z.strictObject({
    * Env MAILWHEEL_HTTP_TOKEN. Never logged.
    */
   token: z.string().min(16, 'must be at least 16 characters').nullable(),
+  /** How long `/readyz` reuses a successful SMTP handshake, ms (a probe every few seconds must not open a connection each time). */
+  smtpCheckCacheMs: z.number().int().min(0).max(3_600_000),
+  /** How long `/readyz` reuses a failed SMTP handshake, ms (shorter, so a recovery shows soon). */
+  smtpCheckFailedCacheMs: z.number().int().min(0).max(3_600_000),
 });
 
 /**
@@ -226,6 +250,16 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** `send.maxQueued`, or when it is null its default: max(200, smtp.poolSize × 20) messages. */
+export function maxQueuedOf(config: Pick<Config, 'send' | 'smtp'>): number {
+  return config.send.maxQueued ?? Math.max(200, config.smtp.poolSize * 20);
+}
+
+/** `broadcasts.feedAhead`, or when it is null its default: max(100, smtp.poolSize × 10) messages. */
+export function feedAheadOf(config: Pick<Config, 'broadcasts' | 'smtp'>): number {
+  return config.broadcasts.feedAhead ?? Math.max(100, config.smtp.poolSize * 10);
+}
 
 /** Settings that no longer exist, with what replaced them: refused (exit 78) with this text rather than "unknown setting". */
 export const retiredSettings: ReadonlyArray<{ path: readonly string[]; message: string }> = [

@@ -9,12 +9,11 @@
  * buckets, and the scheduler fires them at once; {@link CatchUp.split} then decides, per fire, send
  * or `missed`. Re-firing a key that did go out is harmless: its claim says so.
  *
- * Pure apart from the ports it is given (claims, events); the clock value is passed in.
+ * Pure apart from the ports it is given (claims, events, clock); the start instant is passed in.
  */
 import type { Logger } from 'pino';
-import type { ClaimStore, Delivery, EventRecorder } from '../ports/index.js';
-
-const MINUTE_MS = 60_000;
+import { systemClock, type ClaimStore, type Clock, type Delivery, type EventRecorder } from '../ports/index.js';
+import { MINUTE_MS, SECOND_MS, minuteStart } from './time.js';
 
 export interface CatchUpOptions {
   /** A missed fire younger than this at start-up is still sent (ms). */
@@ -42,7 +41,7 @@ export interface CatchUpPlan {
  * @param nowMs the start instant.
  */
 export function planCatchUp(lastMinute: number | undefined, nowMs: number, opts: CatchUpOptions): CatchUpPlan {
-  const currentStart = Math.floor(nowMs / MINUTE_MS) * MINUTE_MS;
+  const currentStart = minuteStart(nowMs);
   // First start: nothing is known about the past; schedule from the start of this minute so a
   // slot due now is not pushed to tomorrow.
   if (lastMinute === undefined) return { fromMs: currentStart, minutes: 0 };
@@ -50,7 +49,7 @@ export function planCatchUp(lastMinute: number | undefined, nowMs: number, opts:
   // A checkpoint at or after this minute (another instance is running, or a restart within the
   // minute) leaves nothing to backfill beyond what the next minutes bring.
   if (resumeMs >= currentStart) return { fromMs: Math.min(resumeMs, currentStart + MINUTE_MS), minutes: 0 };
-  const floorMs = Math.floor((nowMs - opts.lookbackMs) / MINUTE_MS) * MINUTE_MS;
+  const floorMs = minuteStart(nowMs - opts.lookbackMs);
   if (resumeMs >= floorMs) return { fromMs: resumeMs, minutes: (currentStart - resumeMs) / MINUTE_MS };
   return { fromMs: floorMs, minutes: (currentStart - floorMs) / MINUTE_MS, uncovered: { fromMs: resumeMs, toMs: floorMs } };
 }
@@ -98,13 +97,15 @@ export class MinuteLedger {
 export class CatchUp {
   readonly #claims: ClaimStore;
   readonly #events: EventRecorder;
+  readonly #clock: Clock;
   readonly #log: Logger;
   readonly opts: CatchUpOptions;
   #startMs: number | undefined;
   readonly stats = { missed: 0, lateSent: 0 };
 
-  constructor(deps: { claims: ClaimStore; events: EventRecorder }, opts: CatchUpOptions, log: Logger) {
+  constructor(deps: { claims: ClaimStore; events: EventRecorder; clock?: Clock }, opts: CatchUpOptions, log: Logger) {
     this.#claims = deps.claims;
+    this.#clock = deps.clock ?? systemClock;
     this.#events = deps.events;
     this.opts = opts;
     this.#log = log;
@@ -148,18 +149,18 @@ export class CatchUp {
     if (deliveries.length === 0) return 0;
     const byKey = new Map(deliveries.map((d) => [d.key, d]));
     const { claimed } = await this.#claims.claim([...byKey.keys()]);
-    const start = this.#startMs ?? Date.now();
+    const start = this.#startMs ?? this.#clock.now();
     for (const key of claimed) {
       const d = byKey.get(key);
       if (d === undefined) continue;
-      const ageS = Math.round((start - d.dueAt) / 1000);
+      const ageS = Math.round((start - d.dueAt) / SECOND_MS);
       await this.#events.record({
         type: 'missed',
-        at: new Date(),
+        at: new Date(this.#clock.now()),
         key,
         kind: d.kind,
         userId: d.userId,
-        reason: `due ${new Date(d.dueAt).toISOString()}, ${ageS} s before the daemon started (grace ${Math.round(this.opts.graceMs / 1000)} s)`,
+        reason: `due ${new Date(d.dueAt).toISOString()}, ${ageS} s before the daemon started (grace ${Math.round(this.opts.graceMs / SECOND_MS)} s)`,
       });
     }
     await this.#claims.complete(claimed.map((key) => ({ key, status: 'missed' as const })));
@@ -173,6 +174,6 @@ export class CatchUp {
     const from = new Date(range.fromMs).toISOString();
     const to = new Date(range.toMs).toISOString();
     this.#log.error({ from, to }, 'daemon was down longer than the catch-up lookback: fires in this range are not enumerated');
-    await this.#events.record({ type: 'missed', at: new Date(), reason: `fires from ${from} to ${to} not enumerated: downtime longer than the catch-up lookback` });
+    await this.#events.record({ type: 'missed', at: new Date(this.#clock.now()), reason: `fires from ${from} to ${to} not enumerated: downtime longer than the catch-up lookback` });
   }
 }

@@ -6,7 +6,8 @@
  * next start, never a missed fire.
  */
 import type { Logger } from 'pino';
-import type { CheckpointStore, Clock } from '../ports/index.js';
+import { systemClock, type CheckpointStore, type Clock } from '../ports/index.js';
+import { SECOND_MS } from './time.js';
 import type { MinuteLedger } from './catch-up.js';
 
 export interface CheckpointOptions {
@@ -28,15 +29,15 @@ export class Checkpoint {
   readonly stats = { saves: 0, errors: 0 };
 
   constructor(
-    deps: { store: CheckpointStore; ledger: MinuteLedger; processed: () => number | undefined; clock: Clock },
+    deps: { store: CheckpointStore; ledger: MinuteLedger; processed: () => number | undefined; clock?: Clock },
     opts: CheckpointOptions,
     log: Logger,
   ) {
     this.#store = deps.store;
     this.#ledger = deps.ledger;
     this.#processed = deps.processed;
-    this.#clock = deps.clock;
-    this.#intervalMs = opts.intervalMs ?? 5_000;
+    this.#clock = deps.clock ?? systemClock;
+    this.#intervalMs = opts.intervalMs ?? 5 * SECOND_MS;
     this.#log = log;
   }
 

@@ -3,16 +3,15 @@
  * fires the due buckets of the {@link JobRegistry} and moves each fired job to its next occurrence.
  * No per-user timers, no scans. Time comes from an injected {@link Clock}.
  */
-import type { Clock } from '../ports/index.js';
-import { epochMinute } from './fire-time.js';
+import { systemClock, type Clock } from '../ports/index.js';
 import type { Job, JobRegistry } from './job-registry.js';
-
-const MINUTE_MS = 60_000;
+import { MINUTE_MS, epochMinute } from './time.js';
 
 /** Dependencies and callbacks of a {@link MinuteScheduler}. */
 export interface MinuteSchedulerOptions {
   registry: JobRegistry;
-  clock: Clock;
+  /** Default: the system clock. */
+  clock?: Clock;
   /**
    * Called once per non-empty due minute, in minute order, never concurrently with itself. The jobs
    * are already rescheduled to their next occurrence when this runs; `job.fireAt` / `job.localDate`
@@ -53,7 +52,7 @@ export class MinuteScheduler {
 
   constructor(options: MinuteSchedulerOptions) {
     this.#registry = options.registry;
-    this.#clock = options.clock;
+    this.#clock = options.clock ?? systemClock;
     this.#onDue = options.onDue;
     this.#onError = options.onError;
   }

@@ -5,12 +5,23 @@
  * is the window in which a crash leaves a sent message looking unsent (see docs/ARCHITECTURE.md, Crash).
  */
 import type { Logger } from 'pino';
-import type { ClaimStore, Delivery, EventRecorder } from '../ports/index.js';
+import { systemClock, type ClaimStore, type Clock, type Delivery, type EventRecorder } from '../ports/index.js';
 import type { SmtpError } from '../errors.js';
+import { SECOND_MS } from './time.js';
 
 export interface OutcomeRecorderOptions {
+  /** Completions per bulk write (config `send.recordBatch`). */
   batchSize: number;
+  /** Longest wait before pending completions are written, ms (config `send.recordFlushMs`). */
   intervalMs: number;
+  /** Time of the flush timer and of event timestamps. Default: the system clock. */
+  clock?: Clock;
+}
+
+/** The send queue's hooks as the recorder provides them (and as the outcome router wraps them). */
+export interface OutcomeHooks {
+  onOutcome(o: Outcome): Promise<void>;
+  onRetry(d: Delivery, attempt: number, delayMs: number, error: SmtpError): Promise<void>;
 }
 
 /** What the recorder needs to turn repeated hard bounces into a suppression. */
@@ -35,7 +46,8 @@ export class OutcomeRecorder {
   readonly #opts: OutcomeRecorderOptions;
   readonly #log: Logger;
   #pending: Array<{ key: string; status: 'sent' | 'failed' }> = [];
-  #timer: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #timer: unknown;
   #writing: Promise<void> = Promise.resolve();
 
   readonly #bounces: BounceTracker | undefined;
@@ -45,16 +57,17 @@ export class OutcomeRecorder {
     this.#claims = claims;
     this.#events = events;
     this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
     this.#log = log;
   }
 
   /** The SendQueue's hooks. */
-  readonly hooks = {
-    onOutcome: (o: Outcome): Promise<void> => this.outcome(o),
-    onRetry: (d: Delivery, attempt: number, delayMs: number, error: SmtpError): Promise<void> =>
+  readonly hooks: OutcomeHooks = {
+    onOutcome: (o) => this.outcome(o),
+    onRetry: (d, attempt, delayMs, error) =>
       this.#events.record({
         type: 'retried',
-        at: new Date(),
+        at: this.#now(),
         key: d.key,
         kind: d.kind,
         userId: d.userId,
@@ -69,14 +82,14 @@ export class OutcomeRecorder {
     const d = o.delivery;
     this.#pending.push({ key: d.key, status: o.status });
     if (this.#pending.length >= this.#opts.batchSize) void this.flush();
-    else this.#timer ??= unref(setTimeout(() => void this.flush(), this.#opts.intervalMs));
+    else this.#timer ??= this.#clock.setTimeout(() => void this.flush(), this.#opts.intervalMs);
     if (o.status === 'failed') {
       this.#log.warn({ key: d.key, code: o.error?.smtpCode, reason: o.error?.message }, 'delivery failed');
       if (o.error && this.#bounces?.isHardBounce(o.error)) await this.#bounce(d, o.error);
     }
     await this.#events.record({
       type: o.status,
-      at: new Date(),
+      at: this.#now(),
       key: d.key,
       kind: d.kind,
       userId: d.userId,
@@ -93,7 +106,7 @@ export class OutcomeRecorder {
       const { count, suppressed } = await (this.#bounces as BounceTracker).recordHardBounce(d.email, detail, d.userId);
       if (!suppressed) return;
       this.#log.warn({ userId: d.userId, bounces: count }, 'address suppressed after hard bounces');
-      await this.#events.record({ type: 'suppressed', at: new Date(), key: d.key, kind: d.kind, userId: d.userId, reason: `hard bounces: ${count}; last: ${detail}` });
+      await this.#events.record({ type: 'suppressed', at: this.#now(), key: d.key, kind: d.kind, userId: d.userId, reason: `hard bounces: ${count}; last: ${detail}` });
     } catch (err) {
       // The failure itself is recorded; a lost bounce count only delays suppression by one bounce.
       this.#log.warn({ err, userId: d.userId }, 'could not record a hard bounce');
@@ -102,7 +115,7 @@ export class OutcomeRecorder {
 
   /** Writes pending completions. Serialised so batches never interleave; errors keep the batch. */
   flush(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#writing = this.#writing.then(async () => {
       const batch = this.#pending.splice(0);
@@ -113,7 +126,7 @@ export class OutcomeRecorder {
         // Keep them: an unrecorded completion would let a crash recovery resend a sent message.
         this.#pending.unshift(...batch);
         this.#log.warn({ err, pending: this.#pending.length }, 'could not record completions; will retry');
-        this.#timer ??= unref(setTimeout(() => void this.flush(), Math.max(1000, this.#opts.intervalMs)));
+        this.#timer ??= this.#clock.setTimeout(() => void this.flush(), Math.max(SECOND_MS, this.#opts.intervalMs));
       }
     });
     return this.#writing;
@@ -122,10 +135,8 @@ export class OutcomeRecorder {
   get pending(): number {
     return this.#pending.length;
   }
-}
 
-/** Pending flushes must not keep a finished process alive; shutdown flushes explicitly. */
-function unref(t: NodeJS.Timeout): NodeJS.Timeout {
-  t.unref();
-  return t;
+  #now(): Date {
+    return new Date(this.#clock.now());
+  }
 }

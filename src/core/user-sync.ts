@@ -5,8 +5,9 @@
  * one log line and one `invalid` event, and everybody else is served.
  */
 import type { Logger } from 'pino';
-import type { Clock, EventRecorder, RawUser, UserSource } from '../ports/index.js';
+import { systemClock, type Clock, type EventRecorder, type RawUser, type UserSource } from '../ports/index.js';
 import type { JobRegistry } from './job-registry.js';
+import { MINUTE_MS } from './time.js';
 import { checkUser, type FieldMap } from './validate-user.js';
 
 export interface SyncReport {
@@ -25,7 +26,7 @@ export interface SyncReport {
  * The incremental window overlaps the previous one by this much, because `updatedAt` is written
  * by application servers whose clocks may be a little behind ours. Re-reading a user is harmless.
  */
-const CLOCK_SKEW_MS = 60_000;
+const CLOCK_SKEW_MS = MINUTE_MS;
 
 export class UserSync {
   readonly #source: UserSource;
@@ -45,14 +46,14 @@ export class UserSync {
   lastReport: SyncReport | undefined;
 
   constructor(
-    deps: { source: UserSource; registry: JobRegistry; events: EventRecorder; clock: Clock },
+    deps: { source: UserSource; registry: JobRegistry; events: EventRecorder; clock?: Clock },
     fields: FieldMap,
     log: Logger,
   ) {
     this.#source = deps.source;
     this.#registry = deps.registry;
     this.#events = deps.events;
-    this.#clock = deps.clock;
+    this.#clock = deps.clock ?? systemClock;
     this.#fields = fields;
     this.#log = log;
   }

@@ -73,6 +73,19 @@ describe.concurrent('config check output', () => {
     expect(r.stderr).toContain('did you mean "smtp.poolSize"?');
   });
 
+  it('the send, broadcast and readiness tunables: bad values exit 78 naming each field', async () => {
+    const file = writeTestConfig({
+      send: { claimBatch: 0, maxQueued: 'auto', recordBatch: 1.5, recordFlushMs: 0 },
+      broadcasts: { feedAhead: -1 },
+      http: { smtpCheckCacheMs: -1, smtpCheckFailedCacheMs: 'soon' },
+    });
+    const r = await runCli(['config', 'check', '--config', file], BASE);
+    expect(r.code).toBe(EX_CONFIG);
+    for (const field of ['send.claimBatch', 'send.maxQueued', 'send.recordBatch', 'send.recordFlushMs', 'broadcasts.feedAhead', 'http.smtpCheckCacheMs', 'http.smtpCheckFailedCacheMs']) {
+      expect(r.stderr).toContain(`  ${field}: `);
+    }
+  });
+
   it('passwords with /, #, ? and @ never appear: encoded ones are redacted, raw ones refused (78) without the value', async () => {
     const mongoPw = 'Db/Pass#Word?1@x';
     const smtpPw = 'Sm/tp#Pa?ss@2';

@@ -7,6 +7,7 @@ import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { AnalyticsBuffer, type AnalyticsBufferOptions } from '../../src/analytics/buffer.js';
 import type { EventSink, OutcomeEvent, StoredEvent } from '../../src/ports/index.js';
+import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 
 const log = pino({ level: 'silent' });
 const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -236,5 +237,71 @@ describe('AnalyticsBuffer', () => {
     await buf.record(event(1));
     await expect(buf.close(60)).rejects.toThrow(/2 events/);
     expect(buf.size).toBe(2);
+  });
+});
+
+describe('AnalyticsBuffer on an injected clock', () => {
+  const T0 = Date.parse('2026-01-01T09:00:00Z');
+  /** A buffer whose every timer and wait is on `clock`: nothing here waits for real time. */
+  function fakeTimed(sink: EventSink, clock: FakeClock, opts: Partial<AnalyticsBufferOptions> = {}): AnalyticsBuffer {
+    return new AnalyticsBuffer(sink, { flushEvents: 1, flushIntervalMs: 2000, maxBuffered: 100, retryBaseMs: 1000, retryMaxMs: 8000, ...opts }, log, { clock });
+  }
+
+  it('retries a failed write after retryBaseMs × 2^failures (capped at retryMaxMs), on the clock', async () => {
+    const clock = new FakeClock(T0);
+    const sink = new MemorySink();
+    sink.script = ['fail', 'fail', 'fail', 'fail'];
+    const buf = fakeTimed(sink, clock);
+    await buf.record(event(1));
+    await clock.advanceAsync(0); // the size flush: write 1 fails
+    expect(sink.calls).toHaveLength(1);
+    // Failure n arms the retry retryBaseMs × 2^n later: 2 s, 4 s, then 8 s (the cap), 8 s.
+    for (const wait of [2000, 4000, 8000, 8000]) {
+      expect(clock.nextTimerAt()).toBe(clock.now() + wait);
+      const before = sink.calls.length;
+      await clock.advanceAsync(wait - 1);
+      expect(sink.calls).toHaveLength(before);
+      await clock.advanceAsync(1);
+      expect(sink.calls).toHaveLength(before + 1);
+    }
+    expect(sink.rowsInserted).toBe(1);
+    expect(buf.stats.writeErrors).toBe(4);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('the interval flush waits for flushIntervalMs on the clock', async () => {
+    const clock = new FakeClock(T0);
+    const sink = new MemorySink();
+    const buf = fakeTimed(sink, clock, { flushEvents: 10 });
+    await buf.record(event(1));
+    await clock.advanceAsync(1999);
+    expect(sink.calls).toHaveLength(0);
+    await clock.advanceAsync(1);
+    expect(sink.rowsInserted).toBe(1);
+  });
+
+  it('close() retries on the clock and gives up at its deadline (measured on the clock)', async () => {
+    const clock = new FakeClock(T0);
+    const sink = new MemorySink();
+    sink.script = Array.from({ length: 20 }, () => 'fail' as const);
+    const buf = fakeTimed(sink, clock, { flushEvents: 10 });
+    await buf.record(event(1));
+    let settled: unknown;
+    const closing = buf.close(5000).then(
+      () => (settled = 'resolved'),
+      (err: Error) => (settled = err),
+    );
+    await flushMicrotasks();
+    expect(sink.calls).toHaveLength(1);
+    expect(settled).toBeUndefined();
+    // Retries after 2 s and then 4 s, cut to the 3 s left of the deadline; then it gives up.
+    await clock.advanceAsync(2000);
+    expect(sink.calls).toHaveLength(2);
+    expect(settled).toBeUndefined();
+    await clock.advanceAsync(3000);
+    await closing;
+    expect(sink.calls).toHaveLength(3);
+    expect(settled).toBeInstanceOf(Error);
+    expect((settled as Error).message).toMatch(/1 events not written before the deadline/);
   });
 });

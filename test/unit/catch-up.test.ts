@@ -3,36 +3,19 @@
  * that keeps the checkpoint behind unfinished minutes, the send-or-missed split, and recording a
  * missed fire once through the claims.
  */
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { CatchUp, MinuteLedger, planCatchUp } from '../../src/core/catch-up.js';
-import type { ClaimResult, ClaimStore, Delivery, OutcomeEvent } from '../../src/ports/index.js';
+import { HOUR_MS, MINUTE_MS as MIN } from '../../src/core/time.js';
+import type { Delivery, OutcomeEvent } from '../../src/ports/index.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { MemoryClaimStore, silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
-const MIN = 60_000;
+const log = silentLogger();
 const T = Date.parse('2027-05-10T09:30:20Z');
-const opts = { graceMs: 15 * MIN, lookbackMs: 24 * 3_600_000 };
+const opts = { graceMs: 15 * MIN, lookbackMs: 24 * HOUR_MS };
 
 function delivery(key: string, dueAt: number): Delivery {
   return { key, kind: 'scheduled', userId: key, email: `${key}@example.test`, name: undefined, dueAt };
-}
-
-class MemoryClaims implements ClaimStore {
-  readonly owned = new Set<string>();
-  readonly done = new Map<string, string>();
-  async claim(keys: readonly string[]): Promise<ClaimResult> {
-    const claimed: string[] = [];
-    const taken: string[] = [];
-    for (const k of keys) (this.owned.has(k) ? taken : claimed).push(k);
-    for (const k of claimed) this.owned.add(k);
-    return { claimed, taken };
-  }
-  async complete(outcomes: ReadonlyArray<{ key: string; status: string }>): Promise<void> {
-    for (const o of outcomes) this.done.set(o.key, o.status);
-  }
-  async release(keys: readonly string[]): Promise<void> {
-    for (const k of keys) this.owned.delete(k);
-  }
 }
 
 describe('planCatchUp', () => {
@@ -85,13 +68,13 @@ describe('MinuteLedger', () => {
 
 describe('CatchUp', () => {
   it('without begin() (run-minute) everything is sent, whatever its age', () => {
-    const c = new CatchUp({ claims: new MemoryClaims(), events: { record: async () => {} } }, opts, log);
-    const old = delivery('a', T - 3 * 3_600_000);
+    const c = new CatchUp({ claims: new MemoryClaimStore(), events: { record: async () => {} } }, opts, log);
+    const old = delivery('a', T - 3 * HOUR_MS);
     expect(c.split([old])).toEqual({ send: [old], missed: [] });
   });
 
   it('splits by age at the start instant: within grace sent, older missed, due after start always sent', () => {
-    const c = new CatchUp({ claims: new MemoryClaims(), events: { record: async () => {} } }, opts, log);
+    const c = new CatchUp({ claims: new MemoryClaimStore(), events: { record: async () => {} } }, opts, log);
     c.begin(T);
     const fresh = delivery('fresh', T - 15 * MIN);
     const stale = delivery('stale', T - 15 * MIN - 1);
@@ -101,17 +84,17 @@ describe('CatchUp', () => {
   });
 
   it('records each missed fire once: claimed, one event, completed as missed; a second time nothing', async () => {
-    const claims = new MemoryClaims();
-    claims.owned.add('sent-before'); // its key was claimed (sent) before the downtime
+    const claims = new MemoryClaimStore(['sent-before']); // its key was claimed (sent) before the downtime
     const events: OutcomeEvent[] = [];
-    const c = new CatchUp({ claims, events: { record: async (e) => void events.push(e) } }, opts, log);
+    const c = new CatchUp({ claims, events: { record: async (e) => void events.push(e) }, clock: new FakeClock(T) }, opts, log);
     c.begin(T);
-    const ds = ['m1', 'm2', 'sent-before'].map((k) => delivery(k, T - 2 * 3_600_000));
+    const ds = ['m1', 'm2', 'sent-before'].map((k) => delivery(k, T - 2 * HOUR_MS));
     expect(await c.recordMissed(ds)).toBe(2);
     expect(events.map((e) => [e.type, e.key])).toEqual([
       ['missed', 'm1'],
       ['missed', 'm2'],
     ]);
+    expect(events[0]?.at).toEqual(new Date(T)); // the injected clock's time
     expect(events[0]?.reason).toMatch(/^due 2027-05-10T07:30:20.000Z, 7200 s before the daemon started \(grace 900 s\)$/);
     expect([...claims.done]).toEqual([
       ['m1', 'missed'],

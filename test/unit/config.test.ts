@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultConfigDir, loadConfig, redactConfig } from '../../src/config/load.js';
+import { feedAheadOf, maxQueuedOf } from '../../src/config/schema.js';
 import { ConfigError, ErrorCodes } from '../../src/errors.js';
 
 const defaultsJson = JSON.parse(readFileSync(join(defaultConfigDir, 'default.json'), 'utf8')) as Record<string, unknown>;
@@ -175,6 +176,26 @@ describe('loadConfig: templates', () => {
   });
 });
 
+describe('tunables whose null means a value derived from smtp.poolSize', () => {
+  it('defaults: send.maxQueued is max(200, poolSize × 20), broadcasts.feedAhead max(100, poolSize × 10)', () => {
+    const { config } = loadConfig({ env: {} });
+    expect(config.send.maxQueued).toBeNull();
+    expect(config.broadcasts.feedAhead).toBeNull();
+    expect(maxQueuedOf(config)).toBe(200); // poolSize 10
+    expect(feedAheadOf(config)).toBe(100);
+    const big = { ...config, smtp: { ...config.smtp, poolSize: 50 } };
+    expect(maxQueuedOf(big)).toBe(1000);
+    expect(feedAheadOf(big)).toBe(500);
+  });
+
+  it('a configured value is used as it is', () => {
+    const { file } = tempConfig({ 'config.json': { send: { maxQueued: 50 }, broadcasts: { feedAhead: 7 } } });
+    const { config } = loadConfig({ file, env: {} });
+    expect(maxQueuedOf(config)).toBe(50);
+    expect(feedAheadOf(config)).toBe(7);
+  });
+});
+
 describe('loadConfig: bad configuration names the field', () => {
   it.each<[string, object, string]>([
     ['smtp.poolSize = 0', { smtp: { poolSize: 0 } }, 'smtp.poolSize'],
@@ -187,6 +208,15 @@ describe('loadConfig: bad configuration names the field', () => {
     ['send.maxAttempts a string', { send: { maxAttempts: '5' } }, 'send.maxAttempts'],
     ['send.backoffMaxMs < send.backoffBaseMs', { send: { backoffBaseMs: 1000, backoffMaxMs: 999 } }, 'send.backoffMaxMs'],
     ['send.claimStaleMs too small', { send: { claimStaleMs: 1000 } }, 'send.claimStaleMs'],
+    ['send.claimBatch = 0', { send: { claimBatch: 0 } }, 'send.claimBatch'],
+    ['send.maxQueued not an integer', { send: { maxQueued: 2.5 } }, 'send.maxQueued'],
+    ['send.maxQueued a string', { send: { maxQueued: 'auto' } }, 'send.maxQueued'],
+    ['send.recordBatch negative', { send: { recordBatch: -1 } }, 'send.recordBatch'],
+    ['send.recordFlushMs = 0', { send: { recordFlushMs: 0 } }, 'send.recordFlushMs'],
+    ['send.recordFlushMs too long', { send: { recordFlushMs: 600_000 } }, 'send.recordFlushMs'],
+    ['broadcasts.feedAhead = 0', { broadcasts: { feedAhead: 0 } }, 'broadcasts.feedAhead'],
+    ['http.smtpCheckCacheMs negative', { http: { smtpCheckCacheMs: -1 } }, 'http.smtpCheckCacheMs'],
+    ['http.smtpCheckFailedCacheMs not an integer', { http: { smtpCheckFailedCacheMs: 0.5 } }, 'http.smtpCheckFailedCacheMs'],
     ['http.port out of range', { http: { port: 70000 } }, 'http.port'],
     ['log.level unknown', { log: { level: 'loud' } }, 'log.level'],
     ['users.fields.email empty', { users: { fields: { email: '' } } }, 'users.fields.email'],

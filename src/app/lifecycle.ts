@@ -1,0 +1,177 @@
+/**
+ * The daemon's life, in order: the start-up check of events lost in a crash, the HTTP server, the
+ * start (catch-up plan, full sync, minute timer, checkpoint, crons, broadcasts) and the graceful
+ * stop. Kept apart from the composition root, which builds the parts; this module only sequences
+ * them, with the reasons for each order written next to it.
+ */
+import type { Logger } from 'pino';
+import type { MongoEventReconciler } from '../adapters/mongo/event-reconciler.js';
+import type { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
+import type { MongoRetention } from '../adapters/mongo/retention.js';
+import type { MongoStore } from '../adapters/mongo/store.js';
+import type { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
+import type { SendQueue } from '../adapters/smtp/send-queue.js';
+import type { AnalyticsBuffer } from '../analytics/buffer.js';
+import type { LoadedConfig } from '../config/load.js';
+import { planCatchUp, type CatchUp } from '../core/catch-up.js';
+import type { Checkpoint } from '../core/checkpoint.js';
+import type { Dispatcher } from '../core/dispatcher.js';
+import type { JobRegistry } from '../core/job-registry.js';
+import type { MinuteScheduler } from '../core/minute-scheduler.js';
+import type { SuppressionList } from '../core/suppression-list.js';
+import { HOUR_MS, epochMinute, minuteIso, minuteStart } from '../core/time.js';
+import type { UserSync } from '../core/user-sync.js';
+import { HttpServer } from '../http/server.js';
+import { UnsubscribeHandler } from '../http/unsubscribe.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Clock } from '../ports/index.js';
+import type { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
+import { DailySummary } from './daily-summary.js';
+import type { Housekeeping } from './housekeeping.js';
+import type { Readiness } from './readiness.js';
+
+/** The parts the daemon's start and stop sequence (the App itself). */
+export interface LifecycleParts {
+  readonly loaded: LoadedConfig;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly store: MongoStore;
+  readonly instances: InstanceRegistry;
+  readonly eventCheck: MongoEventReconciler;
+  readonly retention: MongoRetention;
+  readonly transport: NodemailerTransport;
+  readonly analytics: AnalyticsBuffer;
+  readonly queue: SendQueue;
+  readonly dispatcher: Dispatcher;
+  readonly registry: JobRegistry;
+  readonly suppressions: SuppressionList;
+  readonly sync: UserSync;
+  readonly scheduler: MinuteScheduler;
+  readonly catchUp: CatchUp;
+  readonly checkpoint: Checkpoint;
+  readonly housekeeping: Housekeeping;
+  readonly broadcasts: BroadcastSupervisor;
+  /** Set by the start: the minute before the start-up schedule begins. */
+  resumedAfter: number | undefined;
+  /** Set by the start once the first full user sync is done. */
+  synced: boolean;
+}
+
+/**
+ * Before anything is sent (daemon and run-minute alike): a crash may have lost buffered events
+ * of deliveries whose records say they were settled; write those events back. Analytics are not
+ * worth a failed start: a failure is logged, and the next start checks the same range again.
+ */
+export async function rebuildLostEvents(app: LifecycleParts): Promise<void> {
+  const { config } = app.loaded;
+  try {
+    const r = await app.eventCheck.reconcile({ now: app.clock.now(), lookbackMs: config.send.catchUpLookbackHours * HOUR_MS, batchSize: config.mongodb.batchSize });
+    const fields = { from: r.from.toISOString(), checked: r.checked, rebuilt: r.rebuilt };
+    if (r.rebuilt > 0) app.log.warn(fields, 'outcome events lost in a crash rebuilt from the delivery records');
+    else app.log.info(fields, 'outcome events match the delivery records');
+  } catch (err) {
+    app.log.warn({ err }, 'could not check outcome events against the delivery records; will check again at the next start');
+  }
+}
+
+/** What the HTTP server serves (the App itself). */
+export interface HttpParts {
+  readonly loaded: LoadedConfig;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly suppressions: SuppressionList;
+  readonly readiness: Readiness;
+  readonly metrics: Metrics;
+  stats(): Record<string, unknown>;
+}
+
+/**
+ * The HTTP server (`/healthz`, `/readyz`, `/stats`, `/metrics`, `/unsubscribe`), not yet
+ * listening. The daemon listens before anything else: a port in use fails the start at once, not
+ * after a long user sync (`/readyz` says `synced: false` until the sync is done).
+ */
+export function buildHttp(app: HttpParts): { server: HttpServer; unsubscribe: UnsubscribeHandler } {
+  const { http, unsubscribe: unsub } = app.loaded.config;
+  const unsubscribe = new UnsubscribeHandler({ list: app.suppressions, secret: unsub.secret, clock: app.clock, log: app.log.child({ part: 'unsubscribe' }) });
+  const server = new HttpServer(
+    {
+      ready: () => app.readiness.check(),
+      stats: () => app.stats(),
+      metrics: async () => ({ contentType: app.metrics.contentType, body: await app.metrics.text() }),
+      unsubscribe,
+    },
+    app.log.child({ part: 'http' }),
+    { token: http.token },
+  );
+  return { server, unsubscribe };
+}
+
+/** The daemon after its HTTP port: catch-up plan, full sync, minute timer, checkpoint, crons, broadcasts. */
+export async function startDaemon(app: LifecycleParts): Promise<void> {
+  // Schedule from just after the checkpoint (the last minute fully handled, by any instance):
+  // fires missed while down land in overdue buckets and go out first, or are recorded as
+  // `missed` past the grace period. A first start schedules from the start of this minute.
+  const now = app.clock.now();
+  const plan = planCatchUp(await app.checkpoint.load(), now, app.catchUp.opts);
+  app.catchUp.begin(now);
+  app.resumedAfter = epochMinute(plan.fromMs) - 1;
+  if (plan.uncovered) await app.catchUp.recordUncovered(plan.uncovered);
+  if (plan.minutes > 0) app.log.info({ since: new Date(plan.fromMs).toISOString(), minutes: plan.minutes }, 'catching up on fires missed while down');
+  await app.sync.full(plan.fromMs);
+  app.synced = true;
+  app.scheduler.start();
+  app.checkpoint.start();
+  const { housekeeping: jobs, registry, analytics, queue } = app;
+  // Suppressions made by other instances (their unsubscribe endpoint, their bounces) reach
+  // this one's in-memory list with the same cadence as user changes.
+  jobs.add('userSync', async () => (await Promise.all([app.sync.incremental(), app.suppressions.load()]))[0]);
+  // From the start of this minute, so a slot due now is kept (one already sent is re-fired and
+  // then skipped by its claim).
+  jobs.add('fullSync', () => app.sync.full(minuteStart(app.clock.now())));
+  jobs.add('retention', () => app.retention.run(app.clock.now()));
+  const counters = () => ({ events: analytics.byType, breakerOpens: queue.breaker.opens, slowdowns: queue.stats.slowdowns, analyticsWriteErrors: analytics.stats.writeErrors });
+  const summary = new DailySummary(counters, app.clock.now());
+  jobs.add('dailySummary', async () => {
+    const now = { users: registry.userCount, jobs: registry.size, analyticsBuffered: analytics.size, nextFire: minuteIso(registry.nextFireMinute()) };
+    app.log.info(summary.next(app.clock.now(), now), 'daily summary');
+  });
+  // Broadcasts: a short poll of their own (config broadcasts.pollMs); the `broadcasts` entry of
+  // schedules.json, when present, is a backstop.
+  app.broadcasts.start();
+  jobs.add('broadcasts', () => app.broadcasts.poll());
+  app.log.info({ users: registry.userCount, jobs: registry.size, instance: app.instances.id }, 'mailwheel started');
+}
+
+/**
+ * Graceful stop, in order: timers, intake, drain, analytics, SMTP, heartbeat, MongoDB. Every
+ * step runs even if an earlier one fails.
+ */
+export async function closeInOrder(app: LifecycleParts, http: HttpServer | undefined): Promise<void> {
+  const steps: Array<[string, () => Promise<unknown> | unknown]> = [
+    ['housekeeping', () => app.housekeeping.close()],
+    ['scheduler', () => void app.scheduler.stop()],
+    // Before the dispatcher: a run hands back its queued messages and publishes its counters.
+    ['broadcasts', () => app.broadcasts.stop()],
+    ['dispatcher', () => app.dispatcher.stop()],
+    ['scheduler drain', () => app.scheduler.stop()],
+    // After the dispatcher: deliveries it released stay open, so the saved minute stays before them.
+    ['checkpoint', () => app.checkpoint.close()],
+    ['analytics', async () => {
+      await app.analytics.close(app.loaded.config.send.drainTimeoutMs);
+      // Everything settled so far has its event: the next start need not look before now.
+      await app.eventCheck.markChecked(new Date(app.clock.now()));
+    }],
+    ['smtp', () => app.transport.close()],
+    ['instance', () => app.instances.stop()],
+    ['mongodb', () => app.store.close()],
+    ['http', () => http?.close()],
+  ];
+  for (const [name, step] of steps) {
+    try {
+      await step();
+    } catch (err) {
+      app.log.error({ err, step: name }, 'shutdown step failed');
+    }
+  }
+  app.log.info('mailwheel stopped');
+}

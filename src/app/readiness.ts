@@ -1,0 +1,81 @@
+/**
+ * `/readyz`: ready once the first user sync is done, MongoDB answers a ping and the SMTP server
+ * answers. The SMTP answer is a handshake, shared by concurrent probes and cached (config
+ * `http.smtpCheckCacheMs` after a success, `http.smtpCheckFailedCacheMs` after a failure, so a
+ * recovery shows soon) so a probe every few seconds does not open a connection to the provider
+ * each time. Split out of the composition root, which only wires it.
+ */
+import type { ReadyReport } from '../http/server.js';
+import { systemClock, type Clock } from '../ports/index.js';
+
+export interface ReadinessDeps {
+  /** Has the first full user sync finished? */
+  synced(): boolean;
+  /** Resolves when MongoDB answers a ping. */
+  pingMongo(): Promise<unknown>;
+  /** An SMTP handshake: resolves false (or rejects) when the server does not answer. */
+  verifySmtp(): Promise<boolean>;
+  /** The send queue's circuit breaker state: `open` means unreachable without a handshake. */
+  breaker(): string;
+  clock?: Clock;
+}
+
+export interface ReadinessOptions {
+  /** How long a successful handshake's answer is reused, ms. */
+  smtpCheckCacheMs: number;
+  /** How long a failed handshake's answer is reused, ms. */
+  smtpCheckFailedCacheMs: number;
+}
+
+/** One SMTP handshake; `result` is set once it answered, `at` when it did. */
+interface SmtpCheck {
+  at: number;
+  ok: Promise<boolean>;
+  result: boolean | undefined;
+}
+
+export class Readiness {
+  readonly #deps: ReadinessDeps;
+  readonly #opts: ReadinessOptions;
+  readonly #clock: Clock;
+  #smtpCheck: SmtpCheck | undefined;
+
+  constructor(deps: ReadinessDeps, opts: ReadinessOptions) {
+    this.#deps = deps;
+    this.#opts = opts;
+    this.#clock = deps.clock ?? systemClock;
+  }
+
+  async check(): Promise<ReadyReport> {
+    const mongodb = this.#deps.pingMongo().then(
+      () => true,
+      () => false,
+    );
+    const [mongoOk, smtpOk] = await Promise.all([mongodb, this.smtpReachable()]);
+    const synced = this.#deps.synced();
+    return { ok: synced && mongoOk && smtpOk, synced, mongodb: mongoOk, smtp: smtpOk, breaker: this.#deps.breaker() };
+  }
+
+  /**
+   * An open breaker means unreachable; otherwise the handshake's value is the answer (not the
+   * fact that it resolved), reused while its cache time lasts.
+   */
+  smtpReachable(): Promise<boolean> {
+    if (this.#deps.breaker() === 'open') return Promise.resolve(false);
+    const now = this.#clock.now();
+    const check = this.#smtpCheck;
+    if (check === undefined || (check.result !== undefined && now - check.at > (check.result ? this.#opts.smtpCheckCacheMs : this.#opts.smtpCheckFailedCacheMs))) {
+      const next: SmtpCheck = { at: now, result: undefined, ok: Promise.resolve(false) };
+      next.ok = this.#deps.verifySmtp().then(
+        (ok) => ok,
+        () => false,
+      );
+      void next.ok.then((ok) => {
+        next.result = ok;
+        next.at = this.#clock.now();
+      });
+      this.#smtpCheck = next;
+    }
+    return (this.#smtpCheck as SmtpCheck).ok;
+  }
+}
