@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { Errors } from '../errors.js';
 import type { EventSink, OutcomeEvent, StoredEvent } from '../ports/index.js';
 import { eventIdOf } from './event-id.js';
 
@@ -117,7 +118,7 @@ export class AnalyticsBuffer {
       }
       const ok = await this.#flushOnce();
       if (!ok) {
-        if (Date.now() >= until) throw new Error(`analytics: ${this.#buffer.length + this.#waiters.length} events not written before the deadline`);
+        if (Date.now() >= until) throw new Errors.DEADLINE_EXCEEDED(`analytics: ${this.#buffer.length + this.#waiters.length} events not written before the deadline`);
         await sleep(Math.min(this.#backoff(), Math.max(0, until - Date.now())));
       }
     }

@@ -3,6 +3,7 @@
  * fires the due buckets of the {@link JobRegistry} and moves each fired job to its next occurrence.
  * No per-user timers, no scans. Time comes from an injected {@link Clock}.
  */
+import { Errors } from '../errors.js';
 import type { Clock } from '../ports/index.js';
 import { epochMinute } from './fire-time.js';
 import type { Job, JobRegistry } from './job-registry.js';
@@ -84,7 +85,7 @@ export class MinuteScheduler {
    * @throws Error after {@link stop}: a stopped scheduler is not restarted.
    */
   start(): void {
-    if (this.#stopped) throw new Error('MinuteScheduler: cannot start after stop()');
+    if (this.#stopped) throw new Errors.INTERNAL('MinuteScheduler: cannot start after stop()');
     if (this.#started) return;
     this.#started = true;
     this.#arm();
