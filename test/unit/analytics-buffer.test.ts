@@ -6,7 +6,9 @@
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { AnalyticsBuffer, type AnalyticsBufferOptions } from '../../src/analytics/buffer.js';
+import { ErrorCodes } from '../../src/errors.js';
 import type { EventSink, OutcomeEvent, StoredEvent } from '../../src/ports/index.js';
+import { mwError } from '../helpers/errors.js';
 
 const log = pino({ level: 'silent' });
 const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -234,7 +236,7 @@ describe('AnalyticsBuffer', () => {
     const buf = buffer(sink);
     await buf.record(event(0));
     await buf.record(event(1));
-    await expect(buf.close(60)).rejects.toThrow(/2 events/);
+    await expect(buf.close(60)).rejects.toThrow(mwError(ErrorCodes.DEADLINE_EXCEEDED, /2 events/));
     expect(buf.size).toBe(2);
   });
 });
