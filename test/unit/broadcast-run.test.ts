@@ -7,15 +7,15 @@
  * resumed run skip confirmed batches; counters of an interrupted-then-resumed broadcast equal an
  * uninterrupted one.
  */
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { BroadcastRun, batchIdOf, type BroadcastRunOptions, type RunResult } from '../../src/core/broadcast-run.js';
 import type { Delivery } from '../../src/core/types.js';
 import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, RunVerdict } from '../../src/ports/broadcasts.js';
 import type { ClaimOptions, ClaimResult, EventRecorder, OutcomeEvent, RawUser } from '../../src/ports/index.js';
 import { loadConfig } from '../../src/config/load.js';
+import { silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 const fields = loadConfig({ env: {} }).config.users.fields;
 const BID = 'bc1';
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));

@@ -3,12 +3,12 @@
  * that keeps the checkpoint behind unfinished minutes, the send-or-missed split, and recording a
  * missed fire once through the claims.
  */
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { CatchUp, MinuteLedger, planCatchUp } from '../../src/core/catch-up.js';
 import type { ClaimResult, ClaimStore, Delivery, OutcomeEvent } from '../../src/ports/index.js';
+import { silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 const MIN = 60_000;
 const T = Date.parse('2027-05-10T09:30:20Z');
 const opts = { graceMs: 15 * MIN, lookbackMs: 24 * 3_600_000 };

@@ -9,8 +9,9 @@ import type { Delivery, DeliveryKind } from '../../src/core/types.js';
 import { ErrorCodes, type SmtpError } from '../../src/errors.js';
 import type { MailTransport } from '../../src/ports/index.js';
 import { mwError } from '../helpers/errors.js';
+import { silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function delivery(key: string, kind: DeliveryKind = 'scheduled'): Delivery {
