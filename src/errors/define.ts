@@ -88,7 +88,7 @@ export function defineError<const C extends `MW_${string}`, A extends unknown[]>
   if (entries.has(spec.code)) throw new TypeError(`error code ${spec.code} is defined twice`);
   entries.set(spec.code, { exit: spec.exit, retryable: spec.retryable });
   const arity = spec.message.length;
-  return class extends MailwheelError {
+  const Defined = class extends MailwheelError {
     static readonly code = spec.code;
     static readonly exit = spec.exit;
     static readonly retryable = spec.retryable;
@@ -97,5 +97,9 @@ export function defineError<const C extends `MW_${string}`, A extends unknown[]>
       const options = args.length > arity ? (args[arity] as ErrorOptions) : undefined;
       super(spec.code as unknown as ErrorCode, spec.message(...(args.slice(0, arity) as A)), options);
     }
-  } as unknown as DefinedError<C, A>;
+  };
+  // The class is named after its code, so a logged error's `type` (pino reads the constructor's
+  // name) says which entry it is instead of nothing.
+  Object.defineProperty(Defined, 'name', { value: spec.code });
+  return Defined as unknown as DefinedError<C, A>;
 }

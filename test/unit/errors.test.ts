@@ -63,6 +63,7 @@ describe('the catalogue', () => {
       expect(err, name).toBeInstanceOf(E);
       expect({ code: err.code, exitCode: err.exitCode, retryable: err.retryable }, name).toEqual({ code: E.code, exitCode: E.exit, retryable: E.retryable });
       expect(err.message, name).not.toBe('');
+      expect(err.constructor.name, name).toBe(E.code);
     }
     const cause = new Error('ECONNREFUSED');
     const err = new Errors.STARTUP_FAILED('http: cannot listen', { cause });
