@@ -1,70 +1,37 @@
 /**
- * The error catalogue: every error mailwheel raises on purpose has a code from here, and tests
- * assert on codes. Whether an SMTP failure is worth retrying is decided in
- * `adapters/smtp/classify.ts`, which maps transport errors onto these codes.
+ * The errors mailwheel raises on purpose: the catalogue (`errors/catalogue.ts`: code, message,
+ * retryable, exit code), its definer (`errors/define.ts`) and the classes that carry more than a
+ * message. Everything imports from here.
  */
+import { Errors, type ConfigProblem, type ErrorCode } from './errors/catalogue.js';
+import { MailwheelError } from './errors/define.js';
 
-export const ErrorCodes = {
-  CONFIG_INVALID: 'MW_CONFIG_INVALID',
-  USER_INVALID: 'MW_USER_INVALID',
-  SMTP_TRANSIENT: 'MW_SMTP_TRANSIENT',
-  SMTP_PERMANENT: 'MW_SMTP_PERMANENT',
-  SHUTTING_DOWN: 'MW_SHUTTING_DOWN',
-  NOT_FOUND: 'MW_NOT_FOUND',
-  BAD_ARGUMENT: 'MW_BAD_ARGUMENT',
-  /** The request does not fit the current state (e.g. resuming a cancelled broadcast). */
-  INVALID_STATE: 'MW_INVALID_STATE',
-  /** MongoDB or SMTP cannot be reached. */
-  UNAVAILABLE: 'MW_UNAVAILABLE',
-  /** The daemon or a command could not start (port in use, a dependency failed); exit 1. */
-  STARTUP_FAILED: 'MW_STARTUP_FAILED',
-  /** An output file named on the command line cannot be created (exit 73, EX_CANTCREAT). */
-  CANNOT_WRITE: 'MW_CANNOT_WRITE',
-} as const;
-
-export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
-
-/** Exit code for bad configuration (sysexits.h EX_CONFIG), which systemd and operators know. */
-export const EXIT_CONFIG = 78;
-/** Exit code for a bad command line (sysexits.h EX_USAGE). */
-export const EXIT_USAGE = 64;
-/** Exit code when MongoDB or SMTP cannot be reached (sysexits.h EX_UNAVAILABLE). */
-export const EXIT_UNAVAILABLE = 69;
-/**
- * Exit code for work left undone that a rerun can finish (sysexits.h EX_TEMPFAIL): `run-minute`
- * gave up on an unreachable SMTP server, or was stopped, with mail unsent and its claims released.
- */
-export const EXIT_TEMPFAIL = 75;
-/** Exit code for an output file that cannot be created (sysexits.h EX_CANTCREAT). */
-export const EXIT_CANTCREAT = 73;
-
-export class MailwheelError extends Error {
-  readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'MailwheelError';
-    this.code = code;
-  }
-}
-
-export interface ConfigProblem {
-  field: string;
-  message: string;
-}
+export { Errors, ErrorCodes, type ConfigProblem, type ErrorCode, type ErrorName } from './errors/catalogue.js';
+export {
+  EXIT_CANTCREAT,
+  EXIT_CODES,
+  EXIT_CONFIG,
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_TEMPFAIL,
+  EXIT_UNAVAILABLE,
+  EXIT_USAGE,
+  MailwheelError,
+  defineError,
+  type DefinedError,
+  type ExitCode,
+} from './errors/define.js';
 
 /**
- * Bad configuration: names the field (dotted path) so the operator knows what to fix. Config
- * loading reports every bad field at once (`problems`, one line each); `field` is the first.
+ * Bad configuration (CONFIG_INVALID): names the field (dotted path) so the operator knows what to
+ * fix. Config loading reports every bad field at once (`problems`, one line each); `field` is the first.
  */
-export class ConfigError extends MailwheelError {
+export class ConfigError extends Errors.CONFIG_INVALID {
   readonly field: string;
   readonly problems: readonly ConfigProblem[];
   constructor(field: string, message: string, more: readonly ConfigProblem[] = []) {
     const problems = [{ field, message }, ...more];
-    super(
-      ErrorCodes.CONFIG_INVALID,
-      problems.length === 1 ? `config: ${field}: ${message}` : `config: ${problems.length} problems:\n${problems.map((p) => `  ${p.field}: ${p.message}`).join('\n')}`,
-    );
+    super(problems);
     this.name = 'ConfigError';
     this.field = field;
     this.problems = problems;
@@ -76,17 +43,19 @@ export class ConfigError extends MailwheelError {
   }
 }
 
-/** A service the command needs (MongoDB, SMTP) cannot be reached: exit 69 (EX_UNAVAILABLE). */
-export class UnavailableError extends MailwheelError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(ErrorCodes.UNAVAILABLE, message, options);
+/** A service the command needs (MongoDB, SMTP) cannot be reached (UNAVAILABLE): exit 69. */
+export class UnavailableError extends Errors.UNAVAILABLE {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options ?? {});
     this.name = 'UnavailableError';
   }
 }
 
-/** An SMTP failure after classification; `retryable` decides whether the send queue tries again. */
+/**
+ * An SMTP failure after classification: SMTP_TRANSIENT or SMTP_PERMANENT, and `retryable` (which
+ * decides whether the send queue tries again) is that code's, from the catalogue.
+ */
 export class SmtpError extends MailwheelError {
-  readonly retryable: boolean;
   readonly smtpCode: number | undefined;
   /** True when the server could not be reached at all (feeds the circuit breaker). */
   readonly connection: boolean;
@@ -94,9 +63,9 @@ export class SmtpError extends MailwheelError {
     message: string,
     opts: { retryable: boolean; smtpCode?: number; connection?: boolean; cause?: unknown },
   ) {
-    super(opts.retryable ? ErrorCodes.SMTP_TRANSIENT : ErrorCodes.SMTP_PERMANENT, message, { cause: opts.cause });
+    const code: ErrorCode = opts.retryable ? Errors.SMTP_TRANSIENT.code : Errors.SMTP_PERMANENT.code;
+    super(code, message, { cause: opts.cause });
     this.name = 'SmtpError';
-    this.retryable = opts.retryable;
     this.smtpCode = opts.smtpCode;
     this.connection = opts.connection ?? false;
   }

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { backoffDelay } from '../core/backoff.js';
 import { SECOND_MS, sleep } from '../core/time.js';
 import { systemClock, type Clock, type EventSink, type OutcomeEvent, type StoredEvent } from '../ports/index.js';
+import { Errors } from '../errors.js';
 import { eventIdOf } from './event-id.js';
 
 export interface AnalyticsBufferOptions {
@@ -126,7 +127,7 @@ export class AnalyticsBuffer {
       }
       const ok = await this.#flushOnce();
       if (!ok) {
-        if (this.#clock.now() >= until) throw new Error(`analytics: ${this.#buffer.length + this.#waiters.length} events not written before the deadline`);
+        if (this.#clock.now() >= until) throw new Errors.DEADLINE_EXCEEDED(`analytics: ${this.#buffer.length + this.#waiters.length} events not written before the deadline`);
         await sleep(this.#clock, Math.min(this.#backoff(), Math.max(0, until - this.#clock.now())));
       }
     }

@@ -11,6 +11,7 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Schedules } from '../config/schema.js';
+import { Errors } from '../errors.js';
 import { scrubSecrets } from '../log.js';
 import { sleepOrWake } from '../core/time.js';
 import { systemClock, type Clock } from '../ports/index.js';
@@ -55,8 +56,8 @@ export class Housekeeping {
    * @returns false when schedules.json has no entry for it (registered, but never run by cron).
    */
   add(name: HousekeepingJob, run: () => Promise<unknown>): boolean {
-    if (this.#closed) throw new Error('Housekeeping: closed');
-    if (this.#jobs.has(name)) throw new Error(`Housekeeping: job ${name} added twice`);
+    if (this.#closed) throw new Errors.INTERNAL('Housekeeping: closed');
+    if (this.#jobs.has(name)) throw new Errors.INTERNAL(`Housekeeping: job ${name} added twice`);
     this.#jobs.set(name, run);
     this.#stats.set(name, { runs: 0, failures: 0, lastOkAt: null, lastMs: null, lastError: null });
     const entry = this.#schedules[name];

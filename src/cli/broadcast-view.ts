@@ -5,7 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { BroadcastDoc, MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
-import { ErrorCodes, MailwheelError } from '../errors.js';
+import { ErrorCodes, Errors, MailwheelError } from '../errors.js';
 import { FINAL_STATUSES, type BroadcastCounters, type BroadcastStatus, type ControlAction } from '../ports/broadcasts.js';
 import { formatCount } from './format.js';
 
@@ -142,7 +142,7 @@ export async function follow(store: MongoBroadcastStore, id: string, opts: Follo
   let lastLine = 0;
   for (;;) {
     const doc = await store.get(id);
-    if (doc === undefined) throw new Error(`broadcast ${id} disappeared`);
+    if (doc === undefined) throw new Errors.NOT_FOUND(`broadcast ${id} disappeared`);
     const c = doc.counters;
     const done = handledOf(c);
     const now = Date.now();

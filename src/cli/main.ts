@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
  * The `mailwheel` command. Each subcommand lives in `commands/`; this file only assembles them
- * and turns errors into exit codes (78 for bad configuration, 64 for a bad command line).
+ * and turns errors into exit codes: the error catalogue's (`errors/catalogue.ts`, through
+ * `main-errors.ts`), e.g. 78 for bad configuration, 64 for a bad command line.
  */
 import { Command, CommanderError } from 'commander';
-import { ConfigError, EXIT_CANTCREAT, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE, ErrorCodes, MailwheelError } from '../errors.js';
+import { MailwheelError } from '../errors.js';
 import { scrubSecrets } from '../log.js';
 import { registerBroadcast } from './commands/broadcast.js';
 import { registerConfigCheck } from './commands/config-check.js';
@@ -15,7 +16,7 @@ import { registerScheduleShow } from './commands/schedule-show.js';
 import { registerSeedUsers } from './commands/seed-users.js';
 import { registerStart } from './commands/start.js';
 import { packageVersion } from './context.js';
-import { systemErrorLine } from './main-errors.js';
+import { exitCodeOf, systemErrorLine } from './main-errors.js';
 
 export function buildProgram(): Command {
   const program = new Command('mailwheel')
@@ -47,32 +48,27 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Writes the one line an operator reads and returns the exit code, which the catalogue decides. */
 function reportError(err: unknown): number {
-  if (err instanceof CommanderError) {
-    // Help and version are "errors" to commander's exitOverride, with exit code 0.
-    return err.exitCode === 0 ? 0 : EXIT_USAGE;
-  }
+  const code = exitCodeOf(err);
+  // commander has already printed its own message (and the help) for a bad command line.
+  if (err instanceof CommanderError) return code;
   // Error texts may quote a connection string (driver errors): scrubbed of the config's secrets.
-  if (err instanceof ConfigError) {
-    process.stderr.write(scrubSecrets(`mailwheel: ${err.message}\n`));
-    return EXIT_CONFIG;
-  }
   if (err instanceof MailwheelError) {
     process.stderr.write(scrubSecrets(`mailwheel: ${err.message}\n`));
-    if (err.code === ErrorCodes.UNAVAILABLE) return EXIT_UNAVAILABLE;
-    return err.code === ErrorCodes.BAD_ARGUMENT ? EXIT_USAGE : err.code === ErrorCodes.CANNOT_WRITE ? EXIT_CANTCREAT : 1;
+    return code;
   }
   const sys = systemErrorLine(err);
   if (sys !== undefined) {
     // A file or system call failed (ENOENT, EACCES...): one line naming what, not a stack trace.
     process.stderr.write(scrubSecrets(`mailwheel: ${sys}\n`));
-    return 1;
+    return code;
   }
   // One line for the operator (a start-up failure under systemd reads best that way); the stack
   // with MAILWHEEL_DEBUG=1.
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(scrubSecrets(`mailwheel: ${oneLine(message)}\n`));
-  return 1;
+  return code;
 }
 
 function oneLine(text: string): string {

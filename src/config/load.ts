@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cron from 'node-cron';
-import { ConfigError, type ConfigProblem } from '../errors.js';
+import { ConfigError, ErrorCodes, MailwheelError, type ConfigProblem } from '../errors.js';
 import { isValidZone } from '../core/fire-time.js';
 import { loadTemplates, type TemplateSet } from '../core/templates.js';
 import { registerSecrets } from '../log.js';
@@ -53,7 +53,7 @@ function readJson(file: string, label: string): Json {
   }
   try {
     const parsed: unknown = JSON.parse(text);
-    if (!isPlainObject(parsed)) throw new Error('top level must be an object');
+    if (!isPlainObject(parsed)) throw new MailwheelError(ErrorCodes.CONFIG_INVALID, 'top level must be an object');
     return parsed;
   } catch (err) {
     throw new ConfigError(label, `${file} is not valid JSON: ${(err as Error).message}`);

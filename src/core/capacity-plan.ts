@@ -14,10 +14,8 @@
  * relative to when the daemon started, so a real window may be shifted by up to its length).
  * SMTP itself is taken as fast enough; with no rate window at all a minute drains at once.
  */
-import { epochMinute } from './fire-time.js';
 import type { Job, JobRegistry } from './job-registry.js';
-
-const MINUTE_MS = 60_000;
+import { MINUTE_MS, epochMinute, minuteStart } from './time.js';
 
 export interface RateWindows {
   perSecond?: number | null | undefined;
@@ -176,7 +174,7 @@ export function planFromCounts(counts: Int32Array, fromMs: number, rate: RateWin
   for (const c of counts) total += c;
   const burst = drainModel(counts, rate, 0);
   const spread = drainModel(counts, rate, spreadSeconds);
-  const start = epochMinute(fromMs) * MINUTE_MS;
+  const start = minuteStart(fromMs);
   return {
     fromMs: start,
     minutes,

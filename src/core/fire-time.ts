@@ -10,9 +10,8 @@
  * No I/O here.
  */
 import { DateTime, IANAZone } from 'luxon';
-
-const MINUTE_MS = 60_000;
-const DAY_MS = 86_400_000;
+import { Errors } from '../errors.js';
+import { DAY_MS, MINUTE_MS } from './time.js';
 
 /** One occurrence of a slot: the instant it fires and the local date D it belongs to. */
 export interface FireSlot {
@@ -32,10 +31,8 @@ export interface UpcomingFire extends FireSlot {
   localIso: string;
 }
 
-/** `Math.floor(ms / 60000)`: the epoch minute an instant falls in (the registry's bucket key). */
-export function epochMinute(ms: number): number {
-  return Math.floor(ms / MINUTE_MS);
-}
+/** The epoch minute an instant falls in (the registry's bucket key); kept here for its importers. */
+export { epochMinute } from './time.js';
 
 /** True when `zone` is an IANA zone name the runtime's tz database knows. */
 export function isValidZone(zone: unknown): zone is string {
@@ -103,7 +100,7 @@ export function nextFire(
     if (at >= fromMs) return { at, localDate: formatDay(day) };
   }
   /* c8 ignore next */
-  throw new Error(`nextFire: no fire found for ${zone} ${time} from ${new Date(fromMs).toISOString()}`);
+  throw new Errors.INTERNAL(`nextFire: no fire found for ${zone} ${time} from ${new Date(fromMs).toISOString()}`);
 }
 
 /**
@@ -241,7 +238,7 @@ function computeFire(offsetOf: OffsetFn, W: number): number {
     lo = W - 2 * DAY_MS;
     hi = W + 2 * DAY_MS;
     /* c8 ignore next */
-    if (reaches(lo) || !reaches(hi)) throw new Error(`fire time search failed near ${new Date(W).toISOString()}`);
+    if (reaches(lo) || !reaches(hi)) throw new Errors.INTERNAL(`fire time search failed near ${new Date(W).toISOString()}`);
   }
   // Invariant: !reaches(lo) && reaches(hi).
   while (hi - lo > 1) {

@@ -4,6 +4,7 @@
  * No per-user timers, no scans. Time comes from an injected {@link Clock}.
  */
 import { systemClock, type Clock } from '../ports/index.js';
+import { Errors } from '../errors.js';
 import type { Job, JobRegistry } from './job-registry.js';
 import { MINUTE_MS, epochMinute } from './time.js';
 
@@ -83,7 +84,7 @@ export class MinuteScheduler {
    * @throws Error after {@link stop}: a stopped scheduler is not restarted.
    */
   start(): void {
-    if (this.#stopped) throw new Error('MinuteScheduler: cannot start after stop()');
+    if (this.#stopped) throw new Errors.INTERNAL('MinuteScheduler: cannot start after stop()');
     if (this.#started) return;
     this.#started = true;
     this.#arm();

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Mustache from 'mustache';
-import { ConfigError, ErrorCodes, MailwheelError } from '../errors.js';
+import { ConfigError, ErrorCodes, Errors, MailwheelError } from '../errors.js';
 import type { Delivery } from './types.js';
 
 import { TEMPLATE_VARS, type CompiledPart, type TemplateSegment, type TemplateSet, type TemplateVar, type TemplateVars } from './template-set.js';
@@ -52,7 +52,7 @@ function compilePart(source: string, part: PartName, kind: TemplateKind): Compil
   try {
     tokens = Mustache.parse(normalised) as Token[];
   } catch (err) {
-    throw new Error((err as Error).message);
+    throw new Errors.TEMPLATE_INVALID((err as Error).message);
   }
   const segments: TemplateSegment[] = [];
   for (const [type, value, start] of tokens) {
@@ -65,10 +65,10 @@ function compilePart(source: string, part: PartName, kind: TemplateKind): Compil
       case '&':
         // `{{{x}}}` and `{{& x}}` turn the html escaping off, which is exactly what must not
         // happen to user data; in the subject and text there is no escaping to turn off.
-        if (type === '&' && part === 'html') throw new Error(`${tag}: unescaped output is not allowed in html`);
-        if (!KNOWN.has(value)) throw new Error(`${tag}: unknown variable "${value}" (known: ${KIND_VARS[kind].join(', ')})`);
+        if (type === '&' && part === 'html') throw new Errors.TEMPLATE_INVALID(`${tag}: unescaped output is not allowed in html`);
+        if (!KNOWN.has(value)) throw new Errors.TEMPLATE_INVALID(`${tag}: unknown variable "${value}" (known: ${KIND_VARS[kind].join(', ')})`);
         // {{time}} and {{date}} are the scheduled slot's: in a broadcast they would render empty.
-        if (!KIND_VARS[kind].includes(value as TemplateVar)) throw new Error(`${tag}: variable "${value}" is not available in a ${kind} (it has: ${KIND_VARS[kind].join(', ')})`);
+        if (!KIND_VARS[kind].includes(value as TemplateVar)) throw new Errors.TEMPLATE_INVALID(`${tag}: variable "${value}" is not available in a ${kind} (it has: ${KIND_VARS[kind].join(', ')})`);
         segments.push({ var: value as TemplateVar });
         break;
       case '!':
@@ -76,7 +76,7 @@ function compilePart(source: string, part: PartName, kind: TemplateKind): Compil
         // Comments and delimiter changes produce no output.
         break;
       default:
-        throw new Error(`${tag}: sections and partials are not supported, only variables`);
+        throw new Errors.TEMPLATE_INVALID(`${tag}: sections and partials are not supported, only variables`);
     }
   }
   return { source: normalised, segments };

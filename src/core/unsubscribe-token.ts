@@ -9,7 +9,8 @@
  * nothing else" means a re-spelled signature is refused like any other tampering.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Config } from '../config/schema.js';
+import { Errors } from '../errors.js';
+import { DAY_MS, SECOND_MS } from './time.js';
 import { compactUserId } from './user-id.js';
 
 export interface TokenClaims {
@@ -35,14 +36,25 @@ interface Payload {
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
-const DAY_S = 86_400;
+const DAY_S = DAY_MS / SECOND_MS;
+
+/**
+ * The `unsubscribe` settings this module reads (config `unsubscribe`, which satisfies it): core
+ * does not import the config schema, so the shape it needs is stated here.
+ */
+export interface UnsubscribeSettings {
+  secret: string | null;
+  baseUrl: string | null;
+  mailto: string;
+  tokenTtlDays: number;
+}
 
 /**
  * Signs a token for `claims`; `secret` must be non-empty. A long user id is signed as its digest
  * (`compactUserId`), so every token fits a header line and the handler's length limit.
  */
 export function signToken(input: TokenInput, secret: string): string {
-  if (secret === '') throw new Error('signToken: empty secret');
+  if (secret === '') throw new Errors.INTERNAL('signToken: empty secret');
   const payload: Payload = { u: compactUserId(input.userId), e: input.email, x: Math.floor(input.expiresAt) };
   const payloadPart = Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
   return `${payloadPart}.${mac(payloadPart, secret)}`;
@@ -67,7 +79,7 @@ export function verifyToken(token: string, secret: string | null, nowMs: number)
   const payload = parsePayload(payloadPart);
   // Only reachable with our own secret, i.e. a token we signed in some other shape.
   if (payload === undefined) return { ok: false, reason: 'malformed' };
-  if (nowMs >= payload.x * 1000) return { ok: false, reason: 'expired' };
+  if (nowMs >= payload.x * SECOND_MS) return { ok: false, reason: 'expired' };
   return { ok: true, userId: payload.u, email: payload.e };
 }
 
@@ -85,7 +97,7 @@ export interface UnsubscribeMode {
  * config refuses an http base URL unless `allowInsecureBaseUrl` on a loopback host, for tests).
  * A secret without a base URL means mailto only: there is no safe default for a public URL.
  */
-export function unsubscribeMode(cfg: Config['unsubscribe']): UnsubscribeMode {
+export function unsubscribeMode(cfg: UnsubscribeSettings): UnsubscribeMode {
   if (cfg.secret === null || cfg.secret === '') {
     return { mode: 'mailto', reason: 'unsubscribe.secret is not set (MAILWHEEL_UNSUBSCRIBE_SECRET): messages carry a mailto: link only', warn: false };
   }
@@ -110,11 +122,11 @@ export function unsubscribeMode(cfg: Config['unsubscribe']): UnsubscribeMode {
  * Without one: only a plain mailto link (the mailbox owner identifies the sender by its address),
  * and no `List-Unsubscribe-Post`, since RFC 8058 requires it only next to an https URI that works.
  */
-export function unsubscribeHeaders(claims: TokenClaims, cfg: Config['unsubscribe'], nowMs: number): Record<string, string> {
+export function unsubscribeHeaders(claims: TokenClaims, cfg: UnsubscribeSettings, nowMs: number): Record<string, string> {
   const mailto = `mailto:${encodeAddress(cfg.mailto)}?subject=unsubscribe`;
   const mode = unsubscribeMode(cfg);
   if (mode.mode === 'mailto' || cfg.secret === null || cfg.baseUrl === null) return { 'List-Unsubscribe': `<${mailto}>` };
-  const expiresAt = Math.floor(nowMs / 1000) + cfg.tokenTtlDays * DAY_S;
+  const expiresAt = Math.floor(nowMs / SECOND_MS) + cfg.tokenTtlDays * DAY_S;
   // base64url and '.' need no percent-encoding in a query or a mailto subject.
   const token = signToken({ ...claims, expiresAt }, cfg.secret);
   const url = `${angleSafe(cfg.baseUrl.replace(/\/+$/, ''))}/unsubscribe?t=${token}`;

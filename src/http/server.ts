@@ -10,7 +10,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { ErrorCodes, MailwheelError } from '../errors.js';
+import { SECOND_MS } from '../core/time.js';
+import { Errors, type MailwheelError } from '../errors.js';
 import type { UnsubscribeHandler } from './unsubscribe.js';
 
 /** A readiness answer with details (which dependency failed). */
@@ -53,7 +54,7 @@ export class HttpServer {
     this.#token = opts.token ? Buffer.from(opts.token) : undefined;
     // Every request here is small: a client that takes longer to send one is holding a socket
     // open on purpose (slowloris), and /unsubscribe may be reachable from the internet.
-    this.#server = createServer({ requestTimeout: 15_000, headersTimeout: 10_000 }, (req, res) => void this.#handle(req, res));
+    this.#server = createServer({ requestTimeout: 15 * SECOND_MS, headersTimeout: 10 * SECOND_MS }, (req, res) => void this.#handle(req, res));
   }
 
   /** @throws MailwheelError naming the address and the cause (port in use, no permission, ...). */
@@ -136,7 +137,7 @@ function listenError(err: unknown, host: string, port: number): MailwheelError {
           : err instanceof Error
             ? err.message
             : String(err);
-  return new MailwheelError(ErrorCodes.STARTUP_FAILED, `http: cannot listen on ${host}:${port}: ${reason}`, { cause: err });
+  return new Errors.STARTUP_FAILED(`http: cannot listen on ${host}:${port}: ${reason}`, { cause: err });
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -13,7 +13,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { verifyToken, type TokenRefusal } from '../core/unsubscribe-token.js';
-import type { Clock } from '../ports/index.js';
+import { Errors } from '../errors.js';
+import { systemClock, type Clock } from '../ports/index.js';
 
 /** Where a verified unsubscribe goes (`SuppressionList` in the daemon). */
 export interface Unsubscriber {
@@ -56,7 +57,7 @@ export class UnsubscribeHandler {
   constructor(deps: UnsubscribeHandlerDeps, options: UnsubscribeHandlerOptions = {}) {
     this.#list = deps.list;
     this.#secret = deps.secret;
-    this.#clock = deps.clock ?? { now: () => Date.now() };
+    this.#clock = deps.clock ?? systemClock;
     this.#log = deps.log;
     this.#maxBody = options.maxBodyBytes ?? 4096;
   }
@@ -125,7 +126,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<string | undefin
     });
     req.on('end', () => settle(() => resolve(Buffer.concat(chunks).toString('utf8'))));
     req.on('error', (err) => settle(() => reject(err)));
-    req.on('close', () => settle(() => reject(new Error('request closed before its body was read'))));
+    req.on('close', () => settle(() => reject(new Errors.REQUEST_ABORTED('request closed before its body was read'))));
   });
 }
 

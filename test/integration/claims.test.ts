@@ -6,15 +6,15 @@
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import { MongoClient, type CommandStartedEvent } from 'mongodb';
-import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MongoClaimStore } from '../../src/adapters/mongo/claim-store.js';
 import { broadcastKey } from '../../src/core/delivery-key.js';
 import { InstanceRegistry } from '../../src/adapters/mongo/instance-registry.js';
 import type { DeliveryDoc, InstanceDoc } from '../../src/adapters/mongo/store.js';
 import { testDb, type TestDb } from '../helpers/db.js';
+import { silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 let db: TestDb;
 const started: InstanceRegistry[] = [];
 

@@ -2,9 +2,9 @@
  * The bearer token on the HTTP surface, over real HTTP requests to a listening server: the
  * scheme name is case-insensitive (RFC 7235 §2.1), the token itself is not.
  */
-import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { HttpServer } from '../../src/http/server.js';
+import { silentLogger } from '../helpers/fakes.js';
 
 const TOKEN = 'http-token-0123456789';
 let server: HttpServer;
@@ -17,7 +17,7 @@ beforeAll(async () => {
       stats: () => ({ ok: 1 }),
       metrics: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', body: 'x 1\n' }),
     },
-    pino({ level: 'silent' }),
+    silentLogger(),
     { token: TOKEN },
   );
   base = `http://127.0.0.1:${await server.listen('127.0.0.1', 0)}`;

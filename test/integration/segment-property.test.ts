@@ -24,7 +24,9 @@ import fc from 'fast-check';
 import type { Collection, Document } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORBIDDEN_KEYS, parseSegment, recipientFilter, SegmentError } from '../../src/core/segment.js';
+import { ErrorCodes } from '../../src/errors.js';
 import { testDb, type TestDb } from '../helpers/db.js';
+import { mwError } from '../helpers/errors.js';
 
 // ---------------------------------------------------------------- JSON with any key
 
@@ -266,7 +268,7 @@ describe('segment translator: the server matches what the evaluator says (fast-c
         } catch (err) {
           // The only refusal the generator can provoke is a forbidden key.
           if (!(err instanceof SegmentError) || !hasForbiddenKey(raw)) throw err;
-          expect(err.message).toMatch(/field name "[^"]*" is not allowed/);
+          expect(err).toEqual(mwError(ErrorCodes.BAD_ARGUMENT, /field name "[^"]*" is not allowed/));
           refused++;
           return;
         }

@@ -3,13 +3,15 @@
  * retried writes (so a write whose acknowledgement was lost is not stored twice), backpressure
  * without dropping, and an idempotent close. Real timers, with intervals of a few ms.
  */
-import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { AnalyticsBuffer, type AnalyticsBufferOptions } from '../../src/analytics/buffer.js';
+import { ErrorCodes } from '../../src/errors.js';
 import type { EventSink, OutcomeEvent, StoredEvent } from '../../src/ports/index.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
+import { mwError } from '../helpers/errors.js';
+import { silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function event(i: number, type: OutcomeEvent['type'] = 'sent'): OutcomeEvent {
@@ -235,7 +237,7 @@ describe('AnalyticsBuffer', () => {
     const buf = buffer(sink);
     await buf.record(event(0));
     await buf.record(event(1));
-    await expect(buf.close(60)).rejects.toThrow(/2 events/);
+    await expect(buf.close(60)).rejects.toThrow(mwError(ErrorCodes.DEADLINE_EXCEEDED, /2 events/));
     expect(buf.size).toBe(2);
   });
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decodeBroadcast } from '../../src/adapters/mongo/broadcast-decode.js';
 import { progressText, statusBlock } from '../../src/cli/broadcast-view.js';
+import { ErrorCodes } from '../../src/errors.js';
+import { mwError } from '../helpers/errors.js';
 
 const at = new Date('2026-03-08T09:00:00Z');
 /** A document as the server returns it while a run counts the segment (undefined stored as null). */
@@ -41,8 +43,8 @@ describe('decodeBroadcast', () => {
   });
 
   it('a document that does not fit fails naming the broadcast and the field', () => {
-    expect(() => decodeBroadcast({ ...stored, counters: { ...stored.counters, sent: 'many' } })).toThrow(/broadcast 20260308-090000-abcdef: stored document is malformed at counters\.sent/);
-    expect(() => decodeBroadcast({ ...stored, status: 'exploded' })).toThrow(/at status/);
+    expect(() => decodeBroadcast({ ...stored, counters: { ...stored.counters, sent: 'many' } })).toThrow(mwError(ErrorCodes.DOCUMENT_INVALID, /broadcast 20260308-090000-abcdef: stored document is malformed at counters\.sent/));
+    expect(() => decodeBroadcast({ ...stored, status: 'exploded' })).toThrow(mwError(ErrorCodes.DOCUMENT_INVALID, /at status/));
   });
 
   it('the views render a decoded document with an uncounted total instead of throwing', () => {

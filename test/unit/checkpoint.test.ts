@@ -1,12 +1,12 @@
 /** Checkpoint with a fake clock and an in-memory store: saves when the mark moves, retries failures. */
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { MinuteLedger } from '../../src/core/catch-up.js';
 import { Checkpoint } from '../../src/core/checkpoint.js';
 import type { CheckpointStore } from '../../src/ports/index.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 
 class MemoryStore implements CheckpointStore {
   value: number | undefined;

@@ -13,7 +13,7 @@ import { loadConfig, redactConfig } from '../../src/config/load.js';
 import { redactUri, uriHosts } from '../../src/config/urls.js';
 import { configWarnings } from '../../src/config/warnings.js';
 import { unsubscribeHeaders, unsubscribeMode } from '../../src/core/unsubscribe-token.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, ErrorCodes } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 
 /** Every character with a meaning in a URL (RFC 3986 gen-delims, sub-delims, '%'), and a few more. */
@@ -128,7 +128,7 @@ describe('one-click unsubscribe needs an https base URL', () => {
     ['not a URL', { baseUrl: 'https://mail example.test' }],
     ['a query (the token is appended)', { baseUrl: 'https://mail.example.test/?x=1' }],
   ])('refused (78, unsubscribe.baseUrl): %s', (_label, unsubscribe) => {
-    expect(() => loadConfigWith({ unsubscribe }, {})).toThrow(expect.objectContaining({ field: 'unsubscribe.baseUrl' }) as Error);
+    expect(() => loadConfigWith({ unsubscribe }, {})).toThrow(expect.objectContaining({ code: ErrorCodes.CONFIG_INVALID, field: 'unsubscribe.baseUrl' }) as Error);
   });
 
   it('http on 127.0.0.1 with allowInsecureBaseUrl is accepted, with a warning', () => {

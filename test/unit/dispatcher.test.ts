@@ -5,16 +5,15 @@
  * stays bounded, a stop gives back every claim that never reached SMTP, and completions are
  * written.
  */
-import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SendQueue } from '../../src/adapters/smtp/send-queue.js';
 import { Dispatcher, type DispatcherOptions } from '../../src/core/dispatcher.js';
 import { OutcomeRecorder } from '../../src/core/outcome-recorder.js';
 import type { Delivery } from '../../src/core/types.js';
 import type { ClaimResult, ClaimStore, DeliveryQueue, MailTransport } from '../../src/ports/index.js';
-import { RecordingEvents } from '../helpers/fakes.js';
+import { RecordingEvents, silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const until = (check: () => void): Promise<void> => vi.waitFor(check, { timeout: 5000, interval: 2 });
 

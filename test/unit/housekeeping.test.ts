@@ -6,7 +6,9 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import { Housekeeping } from '../../src/app/housekeeping.js';
+import { ErrorCodes } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
+import { mwError } from '../helpers/errors.js';
 
 function capture(): { log: ReturnType<typeof createLogger>; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
@@ -69,6 +71,6 @@ describe('Housekeeping', () => {
     expect(lines.some((l) => l['msg'] === 'housekeeping userSync failed')).toBe(true);
     expect(lines.find((l) => l['msg'] === 'housekeeping userSync done')?.['result']).toEqual({ read: 3 });
     await hk.close();
-    expect(() => hk.add('dailySummary', async () => undefined)).toThrow(/closed/);
+    expect(() => hk.add('dailySummary', async () => undefined)).toThrow(mwError(ErrorCodes.INTERNAL, /closed/));
   });
 });

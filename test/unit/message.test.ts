@@ -8,6 +8,8 @@ import { describeKey } from '../../src/adapters/mongo/claim-store.js';
 import { broadcastKey, scheduledKey } from '../../src/core/delivery-key.js';
 import { messageIdFor, renderDelivery } from '../../src/core/message.js';
 import { compileTemplates, type TemplateSource } from '../../src/core/templates.js';
+import { ErrorCodes } from '../../src/errors.js';
+import { mwError } from '../helpers/errors.js';
 import { sampleDelivery } from '../helpers/fakes.js';
 
 const DOMAIN = 'example.com';
@@ -109,16 +111,16 @@ describe('renderDelivery', () => {
   it('refuses unknown placeholders when the template is compiled, naming the part and the tag', () => {
     // The old inline engine left `{{unknown}}` in the mail; Mustache would render it empty.
     // Neither should reach a user: the operator hears about it at start-up instead.
-    expect(() => tpl({ subject: '{{unknown}} {{name}}', text: 't' })).toThrow(/subject: \{\{unknown\}\}.*unknown variable "unknown"/);
-    expect(() => tpl({ subject: 's', text: 'a {{ nope }} b {{name}}' })).toThrow(/text: .*unknown variable "nope"/);
-    expect(() => tpl({ subject: 's', text: 't', html: '<i>{{missing}}</i>' })).toThrow(/html: .*unknown variable "missing"/);
+    expect(() => tpl({ subject: '{{unknown}} {{name}}', text: 't' })).toThrow(mwError(ErrorCodes.BAD_ARGUMENT, /subject: \{\{unknown\}\}.*unknown variable "unknown"/));
+    expect(() => tpl({ subject: 's', text: 'a {{ nope }} b {{name}}' })).toThrow(mwError(ErrorCodes.BAD_ARGUMENT, /text: .*unknown variable "nope"/));
+    expect(() => tpl({ subject: 's', text: 't', html: '<i>{{missing}}</i>' })).toThrow(mwError(ErrorCodes.BAD_ARGUMENT, /html: .*unknown variable "missing"/));
   });
 
   it('refuses placeholders named like Object.prototype members', () => {
     // `{{constructor}}` or `{{toString}}` would make Mustache look the name up on the view's
     // prototype and print a function's result into every email.
     for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
-      expect(() => tpl({ subject: `a {{${name}}} b`, text: 't' }), name).toThrow(/unknown variable/);
+      expect(() => tpl({ subject: `a {{${name}}} b`, text: 't' }), name).toThrow(mwError(ErrorCodes.BAD_ARGUMENT, /unknown variable/));
     }
   });
 });

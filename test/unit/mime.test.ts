@@ -14,6 +14,8 @@ import { messageIdFor, renderDelivery } from '../../src/core/message.js';
 import { unsubscribeHeaders, verifyToken } from '../../src/core/unsubscribe-token.js';
 import { encodeUserId } from '../../src/core/user-id.js';
 import { compileTemplates, type TemplateSet } from '../../src/core/templates.js';
+import { ErrorCodes } from '../../src/errors.js';
+import { mwError } from '../helpers/errors.js';
 import { sampleDelivery } from '../helpers/fakes.js';
 
 const FROM = 'Mailwheel Notes <noreply@example.com>';
@@ -157,14 +159,14 @@ describe('MimeBuilder: values cannot shape headers or parts', () => {
     const b = builder();
     const msg = b.build(delivery(), { 'X-Note': 'a\r\nBcc: victim@example.test' });
     expect((await parse(msg.raw)).headers.has('bcc')).toBe(false);
-    expect(() => b.build(delivery(), { 'Bad Name': 'x' })).toThrow(/not a header name/);
-    expect(() => b.build(delivery(), { 'X-A:b': 'x' })).toThrow(/not a header name/);
-    expect(() => b.build(delivery(), { subject: 'x' })).toThrow(/written by the builder/);
+    expect(() => b.build(delivery(), { 'Bad Name': 'x' })).toThrow(mwError(ErrorCodes.BAD_ARGUMENT, /not a header name/));
+    expect(() => b.build(delivery(), { 'X-A:b': 'x' })).toThrow(mwError(ErrorCodes.BAD_ARGUMENT, /not a header name/));
+    expect(() => b.build(delivery(), { subject: 'x' })).toThrow(mwError(ErrorCodes.BAD_ARGUMENT, /written by the builder/));
   });
 
   it('an address that could shape a header is refused', () => {
     for (const email of ['a@example.test\r\nBcc: v@example.test', 'a b@example.test', '<a@example.test>', '']) {
-      expect(() => builder().build(delivery({ email })), JSON.stringify(email)).toThrow(/not a usable address/);
+      expect(() => builder().build(delivery({ email })), JSON.stringify(email)).toThrow(mwError(ErrorCodes.BAD_ARGUMENT, /not a usable address/));
     }
   });
 
@@ -261,7 +263,7 @@ describe('MimeBuilder: headers', () => {
   });
 
   it('a From without an address is refused at construction', () => {
-    expect(() => new MimeBuilder(TPL, { from: 'just a name' })).toThrow(/smtp\.from/);
+    expect(() => new MimeBuilder(TPL, { from: 'just a name' })).toThrow(mwError(ErrorCodes.BAD_ARGUMENT, /smtp\.from/));
   });
 
   it('a non-ASCII From name is encoded once, at construction', async () => {

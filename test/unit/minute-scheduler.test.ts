@@ -4,6 +4,8 @@ import type { Job } from '../../src/core/job-registry.js';
 import { JobRegistry } from '../../src/core/job-registry.js';
 import { MinuteScheduler } from '../../src/core/minute-scheduler.js';
 import type { UserRecord } from '../../src/core/types.js';
+import { ErrorCodes } from '../../src/errors.js';
+import { mwError } from '../helpers/errors.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 
 const ms = (iso: string): number => Date.parse(iso);
@@ -166,7 +168,7 @@ describe('MinuteScheduler', () => {
     await clock.advanceAsync(5 * MIN);
     expect(calls).toHaveLength(1); // the 09:01 bucket was not processed after stop
     expect(clock.pending).toBe(0);
-    expect(() => scheduler.start()).toThrow(/after stop/);
+    expect(() => scheduler.start()).toThrow(mwError(ErrorCodes.INTERNAL, /after stop/));
   });
 
   it('an onDue failure is reported and the scheduler carries on', async () => {

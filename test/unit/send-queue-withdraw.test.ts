@@ -3,13 +3,13 @@
  * SMTP come back and are never sent; sends in flight finish; other deliveries are untouched; a
  * delivery waiting out a backoff or waiting at the per-second gate comes back too.
  */
-import pino from 'pino';
 import { afterEach, expect, it, vi } from 'vitest';
 import { SendQueue, type SendOutcome } from '../../src/adapters/smtp/send-queue.js';
 import type { Delivery, DeliveryKind } from '../../src/core/types.js';
 import type { MailTransport } from '../../src/ports/index.js';
+import { silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 const until = (check: () => void): Promise<void> => vi.waitFor(check, { timeout: 5000, interval: 2 });
 
 function delivery(key: string, kind: DeliveryKind = 'broadcast'): Delivery {

@@ -6,10 +6,12 @@ import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SendQueue, type SendOutcome, type SendQueueOptions } from '../../src/adapters/smtp/send-queue.js';
 import type { Delivery, DeliveryKind } from '../../src/core/types.js';
-import type { SmtpError } from '../../src/errors.js';
+import { ErrorCodes, type SmtpError } from '../../src/errors.js';
 import type { MailTransport } from '../../src/ports/index.js';
+import { mwError } from '../helpers/errors.js';
+import { silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function delivery(key: string, kind: DeliveryKind = 'scheduled'): Delivery {
@@ -207,7 +209,7 @@ describe('SendQueue: stop', () => {
     expect(released.map((d) => d.key).sort()).toEqual(keys.filter((k) => !started.includes(k)).sort());
     // The in-flight sends finished and were reported before stop resolved.
     expect(outcomes.map((o) => o.delivery.key).sort()).toEqual([...started].sort());
-    expect(() => queue.submit(delivery('late'))).toThrow();
+    expect(() => queue.submit(delivery('late'))).toThrow(mwError(ErrorCodes.SHUTTING_DOWN, 'send queue is stopping'));
 
     await sleep(150);
     expect(transport.calls.sort()).toEqual([...started].sort());

@@ -11,6 +11,7 @@ import Mustache from 'mustache';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileTemplates, escapeHtml, loadTemplates, renderPart, templateVars, type TemplateVars } from '../../src/core/templates.js';
 import { ConfigError, ErrorCodes, MailwheelError } from '../../src/errors.js';
+import { mwError } from '../helpers/errors.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -82,7 +83,7 @@ describe('placeholders per kind', () => {
     ['text', 'date', { subject: 's', text: 'Sent on {{date}}' }],
     ['html', 'time', { subject: 's', text: 't', html: '<p>{{ time }}</p>' }],
   ])('a broadcast %s using {{%s}} (a scheduled slot only) is refused naming it', (part, name, src) => {
-    expect(() => compileTemplates(src, 'broadcast')).toThrow(new RegExp(`^template ${part}: .*variable "${name}" is not available in a broadcast \\(it has: name, email\\)`));
+    expect(() => compileTemplates(src, 'broadcast')).toThrow(mwError(ErrorCodes.BAD_ARGUMENT, new RegExp(`^template ${part}: .*variable "${name}" is not available in a broadcast \\(it has: name, email\\)`)));
     // The same template is fine for scheduled mail, which has a slot.
     expect(() => compileTemplates(src, 'scheduled')).not.toThrow();
   });
@@ -114,7 +115,7 @@ describe('loadTemplates', () => {
     dirs.push(dir);
     writeFileSync(join(dir, 'digest.txt'), 'Hello {{name}}');
     expect(() => loadTemplates(dir, 'digest')).toThrow(ConfigError);
-    expect(() => loadTemplates(dir, 'digest')).toThrow(join(dir, 'digest.subject'));
+    expect(() => loadTemplates(dir, 'digest')).toThrow(mwError(ErrorCodes.CONFIG_INVALID, join(dir, 'digest.subject')));
     writeFileSync(join(dir, 'digest.subject'), 'Digest for {{name}}\n');
     const set = loadTemplates(dir, 'digest');
     expect(set.subject.source).toBe('Digest for {{name}}');

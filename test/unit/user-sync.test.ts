@@ -3,16 +3,15 @@
  * FakeClock: which users end up scheduled, which are cancelled, which are reported invalid (once),
  * and which `since` an incremental sync asks for.
  */
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { JobRegistry } from '../../src/core/job-registry.js';
 import { UserSync } from '../../src/core/user-sync.js';
 import type { RawUser, UserSource } from '../../src/ports/index.js';
 import { FakeClock } from '../helpers/fake-clock.js';
-import { RecordingEvents } from '../helpers/fakes.js';
+import { RecordingEvents, silentLogger } from '../helpers/fakes.js';
 
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 const fields = loadConfig({ env: {} }).config.users.fields;
 const ms = (iso: string): number => Date.parse(iso);
 

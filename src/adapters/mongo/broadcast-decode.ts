@@ -8,6 +8,7 @@
  * and the field instead of a TypeError somewhere in a view.
  */
 import { z } from 'zod';
+import { Errors } from '../../errors.js';
 
 /** An optional field: absent, `undefined` or `null` all decode to absent. */
 const optional = <T extends z.ZodType>(schema: T) => schema.nullish().transform((v) => v ?? undefined);
@@ -61,7 +62,7 @@ export function decodeBroadcast(raw: unknown): DecodedBroadcast {
     const id = typeof (raw as { _id?: unknown } | null)?._id === 'string' ? (raw as { _id: string })._id : '?';
     const issue = parsed.error.issues[0];
     const where = issue === undefined || issue.path.length === 0 ? 'document' : issue.path.join('.');
-    throw new Error(`broadcast ${id}: stored document is malformed at ${where}: ${issue?.message ?? 'invalid'}`);
+    throw new Errors.DOCUMENT_INVALID(`broadcast ${id}: stored document is malformed at ${where}: ${issue?.message ?? 'invalid'}`);
   }
   const d = parsed.data;
   return compact({ ...d, counters: compact(d.counters) });

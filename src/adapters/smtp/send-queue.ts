@@ -16,7 +16,7 @@ import Bottleneck from 'bottleneck';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import type { Delivery, DeliveryKind } from '../../core/types.js';
-import type { SmtpError } from '../../errors.js';
+import { Errors, type SmtpError } from '../../errors.js';
 import type { MailTransport } from '../../ports/index.js';
 import { backoffDelay, classifySmtpError, isSlowDown } from './classify.js';
 import { AimdRate } from './aimd-rate.js';
@@ -234,7 +234,7 @@ export class SendQueue {
   }
 
   submit(delivery: Delivery): void {
-    if (this.#stopping) throw new Error('send queue is stopping');
+    if (this.#stopping) throw new Errors.SHUTTING_DOWN('send queue is stopping');
     const entry: Entry = { delivery, attempts: 0 };
     this.stats.submitted++;
     this.#live.add(entry);

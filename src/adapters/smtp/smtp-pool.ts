@@ -8,7 +8,7 @@
  * that talks SMTP: connect, STARTTLS/TLS, login, send, reset, recycle.
  */
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, Errors } from '../../errors.js';
 
 export interface SmtpPoolOptions {
   /** smtp:// or smtps:// URL; credentials, if any, in its userinfo. */
@@ -107,7 +107,7 @@ export class SmtpPool {
   /** Closes every connection; waiting senders are rejected. Idempotent. */
   close(): void {
     this.#closed = true;
-    for (const w of this.#waiters.splice(0)) w(new Error('SMTP pool closed'));
+    for (const w of this.#waiters.splice(0)) w(new Errors.SHUTTING_DOWN('SMTP pool closed'));
     for (const c of this.#all) c.smtp.quit();
     this.#all.clear();
     this.#idle.length = 0;
@@ -118,7 +118,7 @@ export class SmtpPool {
   }
 
   async #acquire(): Promise<Conn> {
-    if (this.#closed) throw new Error('SMTP pool closed');
+    if (this.#closed) throw new Errors.SHUTTING_DOWN('SMTP pool closed');
     for (let c = this.#idle.pop(); c !== undefined; c = this.#idle.pop()) {
       if (!c.broken) return c;
       this.#all.delete(c);
