@@ -29,7 +29,7 @@ import { unsubscribeHeaders } from '../core/unsubscribe-token.js';
 import { systemClock, type Clock, type Delivery } from '../ports/index.js';
 import { MongoCheckpointStore } from '../adapters/mongo/checkpoint-store.js';
 import { MongoRetention } from '../adapters/mongo/retention.js';
-import type { SendQueueHooks } from '../adapters/smtp/send-queue.js';
+import type { OutcomeHooks } from '../ports/index.js';
 import { CatchUp, MinuteLedger, planCatchUp } from '../core/catch-up.js';
 import { Checkpoint } from '../core/checkpoint.js';
 import { epochMinute } from '../core/fire-time.js';
@@ -250,7 +250,7 @@ export class App {
    * After the recorder: a scheduled delivery settles in the catch-up ledger once its outcome is
    * recorded; a broadcast run counts its outcome even if recording threw (it must not stall).
    */
-  #afterRecording(inner: SendQueueHooks): SendQueueHooks {
+  #afterRecording(inner: OutcomeHooks): OutcomeHooks {
     return {
       onOutcome: async (o) => {
         try {

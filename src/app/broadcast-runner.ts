@@ -18,7 +18,7 @@ import type { FieldMap } from '../core/validate-user.js';
 import type { MongoBroadcastStore, BroadcastDoc, IsAlive } from '../adapters/mongo/broadcast-store.js';
 import type { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
 import { FINAL_STATUSES, type BroadcastCounters, type BroadcastQueue, type ControlAction, type OutcomeFlusher } from '../ports/broadcasts.js';
-import type { ClaimStore, Delivery, EventRecorder } from '../ports/index.js';
+import type { ClaimStore, Delivery, EventRecorder, Outcome } from '../ports/index.js';
 
 export interface BroadcastRunnerDeps {
   store: MongoBroadcastStore;
@@ -119,7 +119,7 @@ export class BroadcastRunner {
   }
 
   /** Routes a send outcome to the run of its broadcast. */
-  onOutcome(outcome: { delivery: Delivery; status: 'sent' | 'failed' }): void {
+  onOutcome(outcome: Pick<Outcome, 'delivery' | 'status'>): void {
     const id = outcome.delivery.broadcastId;
     if (outcome.delivery.kind !== 'broadcast' || id === undefined) return;
     this.#active.get(id)?.run.onOutcome(outcome.delivery.key, outcome.status);

@@ -5,7 +5,7 @@
  * is the window in which a crash leaves a sent message looking unsent (see docs/ARCHITECTURE.md, Crash).
  */
 import type { Logger } from 'pino';
-import type { ClaimStore, Delivery, EventRecorder } from '../ports/index.js';
+import type { ClaimStore, Delivery, EventRecorder, Outcome } from '../ports/index.js';
 import type { SmtpError } from '../errors.js';
 
 export interface OutcomeRecorderOptions {
@@ -19,14 +19,6 @@ export interface BounceTracker {
   isHardBounce(error: SmtpError): boolean;
   /** Counts one; `suppressed` is true when this bounce put the address on the list. */
   recordHardBounce(email: string, detail: string, userId: string): Promise<{ count: number; suppressed: boolean }>;
-}
-
-export interface Outcome {
-  delivery: Delivery;
-  status: 'sent' | 'failed';
-  attempts: number;
-  latencyMs: number;
-  error?: SmtpError;
 }
 
 export class OutcomeRecorder {
