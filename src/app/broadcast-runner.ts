@@ -18,7 +18,7 @@ import type { FieldMap } from '../core/validate-user.js';
 import type { MongoBroadcastStore, BroadcastDoc, IsAlive } from '../adapters/mongo/broadcast-store.js';
 import type { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
 import { FINAL_STATUSES, type BroadcastCounters, type BroadcastQueue, type ControlAction, type OutcomeFlusher } from '../ports/broadcasts.js';
-import type { ClaimStore, Delivery, EventRecorder, Outcome } from '../ports/index.js';
+import type { ClaimStore, EventRecorder, Outcome } from '../ports/index.js';
 
 export interface BroadcastRunnerDeps {
   store: MongoBroadcastStore;
