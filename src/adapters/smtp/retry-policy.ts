@@ -5,6 +5,7 @@
  * (core/backoff.ts); anything else is final. It owns the breaker, whose state the queue reads
  * before handing out messages. The backoff timers and the probes run on the injected clock.
  */
+import type { Logger } from 'pino';
 import { backoffDelay } from '../../core/backoff.js';
 import type { SmtpError } from '../../errors.js';
 import type { Clock } from '../../ports/index.js';
@@ -22,10 +23,10 @@ export interface RetryPolicyOptions {
   breakerProbeMaxMs?: number;
 }
 
-/** How the breaker checks the server, and who hears when it opens or closes. */
+/** How the breaker checks the server, and who resumes sending when it closes. */
 export interface BreakerHooks {
   probe(): Promise<boolean>;
-  onChange(state: BreakerState): void;
+  onClosed(): void;
 }
 
 export type RetryDecision =
@@ -43,12 +44,19 @@ export class RetryPolicy {
   /** Open while the server cannot be reached: no message is handed out then. */
   readonly breaker: CircuitBreaker;
 
-  constructor(opts: RetryPolicyOptions, breaker: BreakerHooks, clock: Clock, random: () => number = Math.random) {
+  constructor(opts: RetryPolicyOptions, hooks: BreakerHooks, clock: Clock, log: Logger, random: () => number = Math.random) {
     this.#opts = opts;
     this.#clock = clock;
     this.#random = random;
     const settings = { threshold: opts.breakerThreshold ?? 5, probeMaxMs: opts.breakerProbeMaxMs ?? 30_000 };
-    this.breaker = new CircuitBreaker(settings, breaker.probe, breaker.onChange, clock);
+    const onChange = (state: BreakerState): void => {
+      if (state === 'open') log.error({ opens: this.breaker.opens }, 'SMTP server unreachable: circuit breaker open, sending paused');
+      else {
+        log.info({ probes: this.breaker.probes }, 'SMTP server answers again: circuit breaker closed, sending resumed');
+        hooks.onClosed();
+      }
+    };
+    this.breaker = new CircuitBreaker(settings, hooks.probe, onChange, clock);
   }
 
   /** Decides after attempt number `attempts` failed with `error` (counts a connection failure on the breaker). */

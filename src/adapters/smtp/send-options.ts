@@ -1,10 +1,13 @@
 /**
  * The send queue's settings and how the daemon takes them from its config: one place, so a
- * benchmark builds the same queue the daemon runs.
+ * benchmark builds the same queue the daemon runs. Also the transport shape the queue takes.
  */
 import type { Config } from '../../config/schema.js';
-import type { Clock } from '../../ports/index.js';
+import type { Clock, MailTransport } from '../../ports/index.js';
 import type { SlowdownOptions } from './slowdown.js';
+
+/** A transport the breaker can probe (nodemailer's `verify`). */
+export type ProbeableTransport = MailTransport & { verify?(): Promise<boolean> };
 
 export interface SendQueueOptions {
   /** Messages in flight at once; equal to the SMTP pool size. */
@@ -28,6 +31,7 @@ export interface SendQueueOptions {
   clock?: Clock;
 }
 
+/** The queue's settings as the daemon takes them from its config. */
 export function sendQueueOptions(config: Config): SendQueueOptions {
   return {
     concurrency: config.smtp.poolSize,

@@ -15,20 +15,17 @@ import { OrderedFifos } from '../../core/fifo.js';
 import { sleepOrWake } from '../../core/time.js';
 import type { Delivery, DeliveryKind } from '../../core/types.js';
 import type { SmtpError } from '../../errors.js';
-import { systemClock, type Clock, type DeliveryQueue, type MailTransport, type OutcomeHooks } from '../../ports/index.js';
+import { systemClock, type Clock, type DeliveryQueue, type OutcomeHooks } from '../../ports/index.js';
 import { ArrivalGate } from './arrival-gate.js';
-import type { BreakerState, CircuitBreaker } from './circuit-breaker.js';
+import type { BreakerState } from './circuit-breaker.js';
 import { classifySmtpError } from './classify.js';
 import { GrantLimiter } from './grant-limiter.js';
 import { LiveEntries, type Entry, type StopResult } from './live-entries.js';
 import { RetryPolicy } from './retry-policy.js';
-import type { SendQueueOptions } from './send-options.js';
+import type { ProbeableTransport, SendQueueOptions } from './send-options.js';
 import { Slowdown, SLOWDOWN_DEFAULTS } from './slowdown.js';
 
-export { sendQueueOptions, type SendQueueOptions } from './send-options.js';
-
-/** A transport the breaker can probe (nodemailer's `verify`). */
-export type ProbeableTransport = MailTransport & { verify?(): Promise<boolean> };
+export { sendQueueOptions, type ProbeableTransport, type SendQueueOptions } from './send-options.js';
 
 /** Served in this order: scheduled mail before broadcasts. */
 const KINDS: readonly DeliveryKind[] = ['scheduled', 'broadcast'];
@@ -42,7 +39,6 @@ export class SendQueue implements DeliveryQueue {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #limiter: GrantLimiter;
-  readonly #breaker: CircuitBreaker;
   readonly #retry: RetryPolicy;
   readonly #slowdown: Slowdown;
   readonly #gate: ArrivalGate | undefined;
@@ -70,8 +66,7 @@ export class SendQueue implements DeliveryQueue {
     this.#limiter = new GrantLimiter(opts.rate, this.#slowdown.base.minTime);
     this.#gate = perSecond ? new ArrivalGate(perSecond) : undefined;
     const probe = (): Promise<boolean> => (this.#transport.verify ? this.#transport.verify() : Promise.resolve(true));
-    this.#retry = new RetryPolicy(opts, { probe, onChange: (state) => this.#onBreaker(state) }, this.#clock);
-    this.#breaker = this.#retry.breaker;
+    this.#retry = new RetryPolicy(opts, { probe, onClosed: () => this.#pump() }, this.#clock, log);
   }
 
   /** Messages submitted and not yet handed to SMTP. */
@@ -82,7 +77,8 @@ export class SendQueue implements DeliveryQueue {
     return this.#live.inFlight;
   }
   get breaker(): { state: BreakerState; opens: number; probes: number } {
-    return { state: this.#breaker.state, opens: this.#breaker.opens, probes: this.#breaker.probes };
+    const { state, opens, probes } = this.#retry.breaker;
+    return { state, opens, probes };
   }
   /** The per-second rate in force: the configured `rate.perSecond`, or lower after 421 deferrals; null when none. */
   get ratePerSecond(): number | null {
@@ -139,7 +135,7 @@ export class SendQueue implements DeliveryQueue {
   async #stop(drainTimeoutMs: number): Promise<StopResult> {
     this.#stopping = true;
     this.#live.close();
-    this.#breaker.close();
+    this.#retry.breaker.close();
     for (const e of this.#live.waitingEntries()) if (e.backoff !== undefined) this.#retry.cancel(e.backoff);
     this.#limiter.stop();
     // The drain ends when the last send in flight does, or at the deadline on the clock.
@@ -152,7 +148,7 @@ export class SendQueue implements DeliveryQueue {
 
   /** Asks the limiter for grants while there is work and room ahead of the workers. */
   #pump(): void {
-    while (!this.#stopping && this.#breaker.state === 'closed' && this.#granting < GRANTS_AHEAD) {
+    while (!this.#stopping && this.#retry.breaker.state === 'closed' && this.#granting < GRANTS_AHEAD) {
       const batchSize = this.#slowdown.batch;
       if (this.#ready.length >= batchSize * GRANTS_AHEAD) break;
       const kind = this.#pending.firstNonEmpty();
@@ -183,7 +179,7 @@ export class SendQueue implements DeliveryQueue {
   #kick(): void {
     // The breaker check matters: a worker started while it is open returns at once, and this loop
     // would start another one forever.
-    while (!this.#stopping && this.#breaker.state === 'closed' && this.#workers < this.#concurrency && this.#ready.length > 0) {
+    while (!this.#stopping && this.#retry.breaker.state === 'closed' && this.#workers < this.#concurrency && this.#ready.length > 0) {
       this.#workers++;
       void this.#work();
     }
@@ -192,7 +188,7 @@ export class SendQueue implements DeliveryQueue {
   async #work(): Promise<void> {
     try {
       for (;;) {
-        if (this.#stopping || this.#breaker.state !== 'closed') return;
+        if (this.#stopping || this.#retry.breaker.state !== 'closed') return;
         // Scheduled mail first: a broadcast never waits in front of a user's slot.
         const entry = this.#ready.shift();
         if (entry === undefined) return;
@@ -234,7 +230,7 @@ export class SendQueue implements DeliveryQueue {
     // would resend a message the server already accepted.
     try {
       if (!error) {
-        this.#breaker.success();
+        this.#retry.breaker.success();
         this.#slowdown.accepted();
         this.stats.sent++;
         this.#live.settled(entry);
@@ -271,13 +267,5 @@ export class SendQueue implements DeliveryQueue {
       this.#pump();
     });
     await this.#hooks.onRetry?.(entry.delivery, entry.attempts, delayMs, error);
-  }
-
-  #onBreaker(state: BreakerState): void {
-    if (state === 'open') this.#log.error({ opens: this.#breaker.opens }, 'SMTP server unreachable: circuit breaker open, sending paused');
-    else if (state === 'closed') {
-      this.#log.info({ probes: this.#breaker.probes }, 'SMTP server answers again: circuit breaker closed, sending resumed');
-      this.#pump();
-    }
   }
 }
