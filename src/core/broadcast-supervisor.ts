@@ -30,12 +30,11 @@ import {
   type RecipientSource,
 } from '../ports/broadcasts.js';
 import { systemClock, type Clock } from '../ports/clock.js';
-import type { ClaimStore, EventRecorder } from '../ports/index.js';
+import type { ClaimStore, EventRecorder, Outcome } from '../ports/index.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import { BroadcastRun, type RunResult } from './broadcast-run.js';
 import { parseSegment, recipientFilter } from './segment.js';
 import { compileTemplates, type TemplateSet } from './templates.js';
-import type { Delivery } from './types.js';
 import type { FieldMap } from './validate-user.js';
 
 export interface BroadcastSupervisorDeps {
@@ -154,7 +153,7 @@ export class BroadcastSupervisor {
   }
 
   /** Routes a send outcome to the run of its broadcast. */
-  onOutcome(outcome: { delivery: Delivery; status: 'sent' | 'failed' }): void {
+  onOutcome(outcome: Pick<Outcome, 'delivery' | 'status'>): void {
     const id = outcome.delivery.broadcastId;
     if (outcome.delivery.kind !== 'broadcast' || id === undefined) return;
     this.#active.get(id)?.run.onOutcome(outcome.delivery.key, outcome.status);

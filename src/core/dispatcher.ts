@@ -4,10 +4,15 @@
  * the send queue while keeping only a bounded number queued there (Bottleneck's per-job cost and
  * memory grow with its queue). On stop, every claim that never reached SMTP is released so that
  * a rerun of the minute sends it.
+ *
+ * Nothing here polls: it waits for room on the queue's `room()` promise, paces a spread on the
+ * injected clock (woken early by a stop), and `idle()`/`stop()` wait on a signal raised as each
+ * dispatch finishes.
  */
 import type { Logger } from 'pino';
-import type { ClaimStore, Delivery, DeliveryQueue, EventRecorder } from '../ports/index.js';
+import { systemClock, type ClaimStore, type Clock, type Delivery, type DeliveryQueue, type EventRecorder } from '../ports/index.js';
 import type { OutcomeRecorder } from './outcome-recorder.js';
+import { Signal } from './signal.js';
 
 export interface DispatcherOptions {
   /** Keys per bulk claim. */
@@ -38,11 +43,17 @@ export class Dispatcher {
   readonly #isSuppressed: (email: string) => boolean;
   readonly #opts: DispatcherOptions;
   readonly #log: Logger;
+  readonly #clock: Clock;
   /** Claimed here and not yet handed to the queue; released on stop. */
   readonly #unfed = new Set<Delivery>();
   #stopping = false;
   #stopped: Promise<void> | undefined;
+  /** Notified when a stop begins: wakes a spread's wait. */
+  readonly #stopBegun = new Signal();
+  /** Dispatches running. */
   #active = 0;
+  /** Notified when a dispatch finishes or a stop empties #unfed. */
+  readonly #settled = new Signal();
   /**
    * Counters since construction. For benchmarks: `claimMs` is the time bulk claims took (the
    * claim store's speed), `claimWaitMs` the part of it the feed had to wait for.
@@ -57,6 +68,8 @@ export class Dispatcher {
       events: EventRecorder;
       /** Addresses never to send to (unsubscribed, bounced). Default: none. */
       isSuppressed?: (email: string) => boolean;
+      /** Time for the spread, the `at` of events and the claim timings. Default: the system clock. */
+      clock?: Clock;
     },
     opts: DispatcherOptions,
     log: Logger,
@@ -68,6 +81,7 @@ export class Dispatcher {
     this.#isSuppressed = deps.isSuppressed ?? (() => false);
     this.#opts = opts;
     this.#log = log;
+    this.#clock = deps.clock ?? systemClock;
   }
 
   /** Deliveries claimed but not yet in the send queue. */
@@ -82,7 +96,7 @@ export class Dispatcher {
   async dispatch(deliveries: readonly Delivery[]): Promise<DispatchResult> {
     const result: DispatchResult = { claimed: 0, skipped: 0, suppressed: 0 };
     const spreadMs = this.#opts.spreadMs ?? 0;
-    const startedAt = Date.now();
+    const startedAt = this.#clock.now();
     const step = this.#opts.claimBatch;
     let position = 0;
     this.#active++;
@@ -98,9 +112,9 @@ export class Dispatcher {
     let next = claimAt(0);
     try {
       for (let i = 0; next !== undefined; i += step) {
-        const waitStart = performance.now();
+        const waitStart = this.#clock.monotonic();
         const mine = await next;
-        this.stats.claimWaitMs += performance.now() - waitStart;
+        this.stats.claimWaitMs += this.#clock.monotonic() - waitStart;
         next = claimAt(i + step);
         for (const d of mine) {
           if (spreadMs > 0) await this.#until(startedAt + Math.floor((position++ * spreadMs) / deliveries.length));
@@ -115,6 +129,7 @@ export class Dispatcher {
       // releases them.
       await next?.catch(() => undefined);
       this.#active--;
+      this.#settled.notify();
     }
     return result;
   }
@@ -127,13 +142,13 @@ export class Dispatcher {
       else {
         result.suppressed++;
         this.stats.suppressed++;
-        await this.#events.record({ type: 'suppressed', at: new Date(), key: d.key, kind: d.kind, userId: d.userId, reason: 'address is on the suppression list' });
+        await this.#events.record({ type: 'suppressed', at: new Date(this.#clock.now()), key: d.key, kind: d.kind, userId: d.userId, reason: 'address is on the suppression list' });
       }
     }
     const byKey = new Map(wanted.map((d) => [d.key, d]));
-    const claimStart = performance.now();
+    const claimStart = this.#clock.monotonic();
     const { claimed, taken } = await this.#claims.claim([...byKey.keys()]);
-    this.stats.claimMs += performance.now() - claimStart;
+    this.stats.claimMs += this.#clock.monotonic() - claimStart;
     result.claimed += claimed.length;
     result.skipped += taken.length;
     // Counted per chunk, not at the end of the dispatch: run-minute's progress lines and /metrics
@@ -142,7 +157,7 @@ export class Dispatcher {
     this.stats.skipped += taken.length;
     for (const key of taken) {
       const d = byKey.get(key);
-      if (d) await this.#events.record({ type: 'skipped', at: new Date(), key, kind: d.kind, userId: d.userId, reason: 'already claimed' });
+      if (d) await this.#events.record({ type: 'skipped', at: new Date(this.#clock.now()), key, kind: d.kind, userId: d.userId, reason: 'already claimed' });
     }
     const mine = claimed.flatMap((k) => byKey.get(k) ?? []);
     for (const d of mine) this.#unfed.add(d);
@@ -151,7 +166,7 @@ export class Dispatcher {
 
   /** Resolves when everything dispatched so far has an outcome. */
   async idle(): Promise<void> {
-    while (this.#active > 0 || this.#unfed.size > 0) await sleep(20);
+    while (this.#active > 0 || this.#unfed.size > 0) await this.#settled.wait();
     await this.#queue.idle();
     await this.#recorder.flush();
   }
@@ -167,12 +182,14 @@ export class Dispatcher {
 
   async #stop(): Promise<void> {
     this.#stopping = true;
+    this.#stopBegun.notify();
     const { released, abandoned } = await this.#queue.stop(this.#opts.drainTimeoutMs);
     // A dispatch may still be waiting on a claim round trip; its keys land in #unfed when it
     // returns, and must be released with the rest.
-    while (this.#active > 0) await sleep(10);
+    while (this.#active > 0) await this.#settled.wait();
     const give = [...released, ...this.#unfed].map((d) => d.key);
     this.#unfed.clear();
+    this.#settled.notify();
     await this.#recorder.flush();
     if (give.length > 0) {
       await this.#claims.release(give);
@@ -185,17 +202,17 @@ export class Dispatcher {
     this.#log.info({ released: give.length, abandoned: abandoned.length }, 'dispatcher stopped');
   }
 
-  /** Waits until `at` (ms epoch), or until a stop. */
+  /** Waits until `at` (epoch ms on the clock), or until a stop. */
   async #until(at: number): Promise<void> {
-    while (!this.#stopping && Date.now() < at) await sleep(Math.min(100, at - Date.now()));
+    const wait = at - this.#clock.now();
+    if (!this.#stopping && wait > 0) await this.#stopBegun.sleep(this.#clock, wait);
   }
 
-  /** Waits while the send queue holds `maxQueued` or more (polled: the queue has no per-send event). */
+  /**
+   * Waits while the send queue holds `maxQueued` or more: the queue resolves `room()` as sends
+   * start, and when it stops (a stop here stops the queue first).
+   */
   async #room(): Promise<void> {
-    while (!this.#stopping && this.#queue.waiting >= this.#opts.maxQueued) await sleep(10);
+    if (!this.#stopping) await this.#queue.room(this.#opts.maxQueued);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

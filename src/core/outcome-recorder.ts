@@ -5,7 +5,7 @@
  * is the window in which a crash leaves a sent message looking unsent (see docs/ARCHITECTURE.md, Crash).
  */
 import type { Logger } from 'pino';
-import { systemClock, type ClaimStore, type Clock, type Delivery, type EventRecorder } from '../ports/index.js';
+import { systemClock, type ClaimStore, type Clock, type Delivery, type EventRecorder, type Outcome, type OutcomeHooks } from '../ports/index.js';
 import type { SmtpError } from '../errors.js';
 import { SECOND_MS } from './time.js';
 
@@ -18,26 +18,12 @@ export interface OutcomeRecorderOptions {
   clock?: Clock;
 }
 
-/** The send queue's hooks as the recorder provides them (and as the outcome router wraps them). */
-export interface OutcomeHooks {
-  onOutcome(o: Outcome): Promise<void>;
-  onRetry(d: Delivery, attempt: number, delayMs: number, error: SmtpError): Promise<void>;
-}
-
 /** What the recorder needs to turn repeated hard bounces into a suppression. */
 export interface BounceTracker {
   /** Is this permanent failure about the address (it counts towards suppression)? */
   isHardBounce(error: SmtpError): boolean;
   /** Counts one; `suppressed` is true when this bounce put the address on the list. */
   recordHardBounce(email: string, detail: string, userId: string): Promise<{ count: number; suppressed: boolean }>;
-}
-
-export interface Outcome {
-  delivery: Delivery;
-  status: 'sent' | 'failed';
-  attempts: number;
-  latencyMs: number;
-  error?: SmtpError;
 }
 
 export class OutcomeRecorder {
@@ -62,7 +48,8 @@ export class OutcomeRecorder {
   }
 
   /** The SendQueue's hooks. */
-  readonly hooks: OutcomeHooks = {
+  /** The send queue's hooks (ports `OutcomeHooks`), both awaited: recording is backpressure. */
+  readonly hooks: { [K in keyof OutcomeHooks]-?: (...args: Parameters<NonNullable<OutcomeHooks[K]>>) => Promise<void> } = {
     onOutcome: (o) => this.outcome(o),
     onRetry: (d, attempt, delayMs, error) =>
       this.#events.record({

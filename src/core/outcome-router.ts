@@ -6,7 +6,7 @@
  * this and hands the result to the send queue.
  */
 import type { MinuteLedger } from './catch-up.js';
-import type { Outcome, OutcomeHooks } from './outcome-recorder.js';
+import type { Outcome, OutcomeHooks } from '../ports/index.js';
 import { epochMinute } from './time.js';
 
 export interface OutcomeRoutes {
@@ -27,6 +27,6 @@ export function routeOutcomes(recorded: OutcomeHooks, routes: OutcomeRoutes): Ou
         if (o.delivery.kind === 'broadcast') routes.broadcast(o);
       }
     },
-    onRetry: (d, attempt, delayMs, error) => recorded.onRetry(d, attempt, delayMs, error),
+    onRetry: (d, attempt, delayMs, error) => recorded.onRetry?.(d, attempt, delayMs, error),
   };
 }

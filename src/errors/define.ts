@@ -9,7 +9,11 @@
  * be skipped. The definer below is thirty lines, typed end to end (a template's parameters are the
  * constructor's), and keeps `instanceof MailwheelError` and `Error.cause` working.
  */
-import type { ErrorCode } from './catalogue.js';
+/**
+ * Any catalogue code. The exact union (`ErrorCode`) is derived in catalogue.ts from the entries;
+ * this module cannot import it back without a cycle, and it needs only the shape.
+ */
+type AnyCode = `MW_${string}`;
 
 /** Success (also help and version). */
 export const EXIT_OK = 0;
@@ -60,12 +64,12 @@ export function entryOf(code: string): Entry {
 
 /** The base of every error mailwheel raises on purpose. */
 export class MailwheelError extends Error {
-  readonly code: ErrorCode;
+  readonly code: AnyCode;
   /** From the catalogue: the process exit code this error maps to. */
   readonly exitCode: ExitCode;
   /** From the catalogue: whether a retry can help. */
   readonly retryable: boolean;
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+  constructor(code: AnyCode, message: string, options?: ErrorOptions) {
     super(message, options);
     const entry = entryOf(code);
     this.name = 'MailwheelError';
@@ -95,7 +99,7 @@ export function defineError<const C extends `MW_${string}`, A extends unknown[]>
     constructor(...args: A | [...A, ErrorOptions]) {
       // Arguments beyond the template's are the options ({ cause }).
       const options = args.length > arity ? (args[arity] as ErrorOptions) : undefined;
-      super(spec.code as unknown as ErrorCode, spec.message(...(args.slice(0, arity) as A)), options);
+      super(spec.code, spec.message(...(args.slice(0, arity) as A)), options);
     }
   };
   // The class is named after its code, so a logged error's `type` (pino reads the constructor's

@@ -8,7 +8,7 @@
  * Broadcast progress comes from whoever runs broadcasts, through {@link Metrics.setBroadcastSource}.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { SendQueueHooks } from '../adapters/smtp/send-queue.js';
+import type { OutcomeHooks } from '../ports/index.js';
 import type { BreakerState } from '../adapters/smtp/circuit-breaker.js';
 import type { FlushReport } from '../analytics/buffer.js';
 import type { DeliveryKind, OutcomeType } from '../core/types.js';
@@ -153,7 +153,7 @@ export class Metrics {
   }
 
   /** Wraps the send queue's hooks: counts every final outcome and retry, and times SMTP. */
-  wrapSendHooks(inner: SendQueueHooks): SendQueueHooks {
+  wrapSendHooks(inner: OutcomeHooks): OutcomeHooks {
     return {
       onOutcome: (o) => {
         this.#sends.inc({ kind: o.delivery.kind, outcome: o.status });

@@ -3,6 +3,7 @@
  * policy) talks only to these; adapters in `src/adapters/` implement them with MongoDB and SMTP.
  */
 import type { Delivery, OutcomeEvent, UserRecord } from '../core/types.js';
+import type { SmtpError } from '../errors.js';
 
 export { systemClock, type Clock } from './clock.js';
 
@@ -66,12 +67,35 @@ export interface MailTransport {
 
 export type { Delivery, OutcomeEvent, UserRecord };
 
+/** The final outcome of one delivery: what the send queue reports and the recorder, metrics and broadcasts consume. */
+export interface Outcome {
+  delivery: Delivery;
+  status: 'sent' | 'failed';
+  attempts: number;
+  latencyMs: number;
+  error?: SmtpError;
+}
+
+/** What the send queue calls as deliveries end or are retried. */
+export interface OutcomeHooks {
+  /** Final outcome of a delivery; awaited, so a slow analytics buffer slows sending (backpressure). */
+  onOutcome(outcome: Outcome): Promise<void> | void;
+  /** A transient failure that will be retried after `delayMs`. */
+  onRetry?(delivery: Delivery, attempt: number, delayMs: number, error: SmtpError): Promise<void> | void;
+}
+
 /** The send queue as the core sees it (implemented by `adapters/smtp/send-queue.ts`). */
 export interface DeliveryQueue {
   submit(delivery: Delivery): void;
   /** Submitted and not yet handed to SMTP. */
   readonly waiting: number;
   readonly inFlight: number;
+  /**
+   * Resolves once fewer than `limit` deliveries wait (at once if that already holds), or when the
+   * queue stops: an event, so a feeder waits for room without polling `waiting`.
+   */
+  room(limit: number): Promise<void>;
+  /** Resolves when nothing is waiting or in flight and every outcome hook has returned. */
   idle(): Promise<void>;
   /** Stops intake; `released` never reached SMTP, `abandoned` were still in flight at the deadline. */
   stop(drainTimeoutMs: number): Promise<{ released: Delivery[]; abandoned: Delivery[] }>;

@@ -10,8 +10,9 @@ import { SendQueue } from '../../src/adapters/smtp/send-queue.js';
 import { Dispatcher, type DispatcherOptions } from '../../src/core/dispatcher.js';
 import { OutcomeRecorder } from '../../src/core/outcome-recorder.js';
 import type { Delivery } from '../../src/core/types.js';
-import type { ClaimResult, ClaimStore, DeliveryQueue, MailTransport } from '../../src/ports/index.js';
-import { RecordingEvents, silentLogger } from '../helpers/fakes.js';
+import type { DeliveryQueue, MailTransport } from '../../src/ports/index.js';
+import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
+import { MemoryClaimStore, RecordingEvents, silentLogger } from '../helpers/fakes.js';
 
 const log = silentLogger();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -22,49 +23,6 @@ function delivery(i: number): Delivery {
   return { key: `s:${userId}:09:00:2026-01-05`, kind: 'scheduled', userId, email: `${userId}@example.test`, name: undefined, slot: '09:00', localDate: '2026-01-05', timezone: 'UTC', dueAt: Date.parse('2026-01-05T09:00:00Z') };
 }
 const deliveries = (n: number): Delivery[] => Array.from({ length: n }, (_, i) => delivery(i));
-
-/** Claims in memory: a key is owned by whoever claimed it first, until released. */
-class MemoryClaims implements ClaimStore {
-  readonly owned = new Set<string>();
-  readonly completed = new Map<string, 'sent' | 'failed'>();
-  readonly released: string[] = [];
-  readonly claimCalls: string[][] = [];
-  /** Every key this process was ever granted, in order. */
-  readonly granted: string[] = [];
-  /** When set, claim() waits for it (to interleave a stop with a claim round trip). */
-  gate: Promise<void> | undefined;
-
-  /** @param takenByOthers keys some other instance or an earlier run already owns */
-  constructor(readonly takenByOthers: ReadonlySet<string> = new Set()) {}
-
-  async claim(keys: readonly string[]): Promise<ClaimResult> {
-    this.claimCalls.push([...keys]);
-    if (this.gate) await this.gate;
-    const claimed: string[] = [];
-    const taken: string[] = [];
-    for (const k of keys) {
-      if (this.takenByOthers.has(k) || this.owned.has(k)) taken.push(k);
-      else {
-        this.owned.add(k);
-        this.granted.push(k);
-        claimed.push(k);
-      }
-    }
-    return { claimed, taken };
-  }
-
-  async complete(outcomes: ReadonlyArray<{ key: string; status: 'sent' | 'failed' }>): Promise<void> {
-    for (const o of outcomes) this.completed.set(o.key, o.status);
-  }
-
-  async release(keys: readonly string[]): Promise<void> {
-    for (const k of keys) {
-      this.released.push(k);
-      this.owned.delete(k);
-    }
-  }
-}
-
 
 /**
  * A send queue the test drives by hand: `submit` parks deliveries in `queued`; `start()` moves one
@@ -77,6 +35,7 @@ class ManualQueue implements DeliveryQueue {
   maxWaiting = 0;
   #stopped = false;
   #idle: Array<() => void> = [];
+  #room: Array<{ limit: number; resolve: () => void }> = [];
 
   constructor(private readonly onOutcome: (o: { delivery: Delivery; status: 'sent' | 'failed'; attempts: number; latencyMs: number }) => Promise<void>) {}
 
@@ -97,7 +56,19 @@ class ManualQueue implements DeliveryQueue {
   start(): Delivery | undefined {
     const d = this.queued.shift();
     if (d) this.flying.push(d);
+    this.#wakeRoom();
     return d;
+  }
+
+  room(limit: number): Promise<void> {
+    if (this.#stopped || this.queued.length < limit) return Promise.resolve();
+    return new Promise((resolve) => this.#room.push({ limit, resolve }));
+  }
+
+  #wakeRoom(): void {
+    const ready = this.#room.filter((w) => this.#stopped || this.queued.length < w.limit);
+    this.#room = this.#room.filter((w) => !ready.includes(w));
+    for (const w of ready) w.resolve();
   }
 
   async finish(d: Delivery, status: 'sent' | 'failed' = 'sent'): Promise<void> {
@@ -113,14 +84,16 @@ class ManualQueue implements DeliveryQueue {
 
   async stop(): Promise<{ released: Delivery[]; abandoned: Delivery[] }> {
     this.#stopped = true;
-    return { released: this.queued.splice(0), abandoned: [...this.flying] };
+    const released = this.queued.splice(0);
+    this.#wakeRoom();
+    return { released, abandoned: [...this.flying] };
   }
 }
 
 const OPTS: DispatcherOptions = { claimBatch: 4, maxQueued: 3, drainTimeoutMs: 1000 };
 
 function manualSetup(opts: Partial<DispatcherOptions> = {}, takenByOthers: string[] = []) {
-  const claims = new MemoryClaims(new Set(takenByOthers));
+  const claims = new MemoryClaimStore(takenByOthers);
   const events = new RecordingEvents();
   // Large batch and interval: completions are written only by an explicit flush (stop, idle).
   const recorder = new OutcomeRecorder(claims, events, { batchSize: 1000, intervalMs: 60_000 }, log);
@@ -146,7 +119,7 @@ afterEach(async () => {
 });
 
 function realSetup(opts: Partial<DispatcherOptions> = {}, takenByOthers: string[] = [], concurrency = 2) {
-  const claims = new MemoryClaims(new Set(takenByOthers));
+  const claims = new MemoryClaimStore(takenByOthers);
   const events = new RecordingEvents();
   const recorder = new OutcomeRecorder(claims, events, { batchSize: 1000, intervalMs: 60_000 }, log);
   const transport = new FakeTransport();
@@ -238,7 +211,7 @@ describe('Dispatcher: idle and stop', () => {
     await dispatcher.dispatch(all);
     await dispatcher.idle();
     expect(events.ofType('sent').map((e) => e.key).sort()).toEqual(all.map((d) => d.key).sort());
-    expect([...claims.completed.entries()].sort()).toEqual(all.map((d) => [d.key, 'sent']).sort());
+    expect([...claims.done.entries()].sort()).toEqual(all.map((d) => [d.key, 'sent']).sort());
   });
 
   it('stop releases every claimed key that never reached SMTP and writes the completions of the others', async () => {
@@ -251,14 +224,14 @@ describe('Dispatcher: idle and stop', () => {
     if (!first) throw new Error('nothing queued');
     await queue.finish(first);
     const second = queue.start();
-    expect(claims.completed.size).toBe(0); // batched: not written yet
+    expect(claims.done.size).toBe(0); // batched: not written yet
 
     await dispatcher.stop();
     await dispatched;
     const sentOrFlying = [first.key, second?.key];
     expect([...claims.released].sort()).toEqual(all.map((d) => d.key).filter((k) => !sentOrFlying.includes(k)).sort());
     expect(new Set(claims.released).size).toBe(claims.released.length);
-    expect([...claims.completed.entries()]).toEqual([[first.key, 'sent']]);
+    expect([...claims.done.entries()]).toEqual([[first.key, 'sent']]);
     // The in-flight one keeps its claim: its outcome is unknown.
     expect(claims.owned.has(second?.key ?? '')).toBe(true);
     expect(dispatcher.stop()).toBe(dispatcher.stop());
@@ -282,7 +255,7 @@ describe('Dispatcher: idle and stop', () => {
     expect(claims.granted.length).toBe(grantedAtStop);
     expect(sentAtStop).toBeLessThan(all.length);
 
-    const completed = [...claims.completed.keys()];
+    const completed = [...claims.done.keys()];
     expect([...completed].sort()).toEqual([...transport.calls].sort());
     expect([...completed, ...claims.released].sort()).toEqual([...claims.granted].sort());
     expect(claims.owned.size).toBe(completed.length);
@@ -322,5 +295,82 @@ describe('Dispatcher: spread window', () => {
     // Delivery i is fed no earlier than i * 400 / 8 = i * 50 ms after the dispatch started.
     submittedAt.forEach((t, i) => expect(t - started).toBeGreaterThanOrEqual(i * 50 - 2));
     expect((submittedAt[7] as number) - started).toBeLessThan(1000);
+  });
+});
+
+/** Sends at once, in memory: nothing in the send path waits on a timer of its own. */
+class InstantTransport implements MailTransport {
+  readonly calls: string[] = [];
+  async send(d: Delivery): Promise<{ messageId: string; response: string }> {
+    this.calls.push(d.key);
+    return { messageId: `<${d.key}>`, response: '250 OK' };
+  }
+  async close(): Promise<void> {}
+}
+
+describe('Dispatcher on a fake clock (real SendQueue, in-memory transport)', () => {
+  const START = '2026-01-05T09:00:00Z';
+
+  /**
+   * No per-second rate, so Bottleneck grants at once and only the injected clock decides when a
+   * delivery is fed; every delivery is claimed in the first bulk claim.
+   */
+  function clockSetup(takenByOthers: string[] = []) {
+    const clock = new FakeClock(START);
+    const claims = new MemoryClaimStore(takenByOthers);
+    const events = new RecordingEvents();
+    const recorder = new OutcomeRecorder(claims, events, { batchSize: 1000, intervalMs: 60_000 }, log);
+    const transport = new InstantTransport();
+    const queue = new SendQueue(transport, { concurrency: 2, rate: {}, maxAttempts: 3, backoffBaseMs: 1, backoffMaxMs: 2, clock }, recorder.hooks, log);
+    const dispatcher = new Dispatcher({ claims, queue, recorder, events, clock }, { claimBatch: 100, maxQueued: 100, drainTimeoutMs: 1000, spreadMs: 60_000 }, log);
+    cleanups.push(() => dispatcher.stop());
+    return { clock, claims, events, queue, transport, dispatcher };
+  }
+
+  it('a 60 s spread of 60 deliveries feeds one per second of fake time, and idle() resolves once the clock has moved 60 s', async () => {
+    const all = deliveries(61);
+    const taken = all[60]?.key ?? '';
+    const { clock, events, queue, transport, dispatcher } = clockSetup([taken]);
+    const dispatched = dispatcher.dispatch(all.slice(0, 60));
+    await until(() => expect(transport.calls).toHaveLength(1));
+    await queue.idle();
+    for (let i = 0; i < 5; i++) await flushMicrotasks();
+    // The rest wait on the fake clock, not on real time: the next is due 1 s later.
+    expect(transport.calls).toEqual([all[0]?.key]);
+    expect(dispatcher.backlog).toBe(59);
+    expect(clock.nextTimerAt()).toBe(Date.parse(START) + 1000);
+
+    await clock.advanceAsync(1000);
+    await until(() => expect(transport.calls).toHaveLength(2));
+    await clock.advanceAsync(59_000);
+    expect(await dispatched).toEqual({ claimed: 60, skipped: 0, suppressed: 0 });
+    await dispatcher.idle();
+    expect([...transport.calls].sort()).toEqual(all.slice(0, 60).map((d) => d.key).sort());
+    expect(events.ofType('sent')).toHaveLength(60);
+    expect(dispatcher.backlog).toBe(0);
+    expect(clock.pending).toBe(0);
+
+    // Events are stamped with the injected clock's time.
+    await dispatcher.dispatch([all[60] as Delivery]);
+    expect(events.ofType('skipped').map((e) => e.at.getTime())).toEqual([Date.parse(START) + 60_000]);
+  });
+
+  it('a stop during the spread releases every delivery not yet fed, without advancing the clock', async () => {
+    const all = deliveries(60);
+    const { clock, claims, events, transport, dispatcher } = clockSetup();
+    const dispatched = dispatcher.dispatch(all);
+    await until(() => expect(transport.calls).toHaveLength(1));
+    await clock.advanceAsync(10_000);
+    await until(() => expect(events.ofType('sent')).toHaveLength(11));
+    expect(dispatcher.backlog).toBe(49);
+
+    await dispatcher.stop();
+    expect(await dispatched).toEqual({ claimed: 60, skipped: 0, suppressed: 0 });
+    const sent = all.slice(0, 11).map((d) => d.key);
+    expect([...transport.calls].sort()).toEqual([...sent].sort());
+    expect([...claims.released].sort()).toEqual(all.slice(11).map((d) => d.key).sort());
+    expect([...claims.done.keys()].sort()).toEqual([...sent].sort());
+    // The spread's wait was woken by the stop and its timer cleared.
+    expect(clock.pending).toBe(0);
   });
 });

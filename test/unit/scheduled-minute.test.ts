@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { CatchUp, MinuteLedger } from '../../src/core/catch-up.js';
 import { scheduledKey } from '../../src/core/delivery-key.js';
 import type { Job } from '../../src/core/job-registry.js';
-import type { Outcome, OutcomeHooks } from '../../src/core/outcome-recorder.js';
+import type { Outcome, OutcomeHooks } from '../../src/ports/index.js';
 import { routeOutcomes } from '../../src/core/outcome-router.js';
 import { ScheduledMinute, scheduledDelivery, type MinuteDispatchResult } from '../../src/core/scheduled-minute.js';
 import { HOUR_MS, MINUTE_MS, epochMinute } from '../../src/core/time.js';
@@ -150,7 +150,7 @@ describe('routeOutcomes', () => {
   it('passes retries through to the recorder', async () => {
     const retries: number[] = [];
     const hooks = routeOutcomes({ ...recorderHooks([]), onRetry: async (_d, attempt) => void retries.push(attempt) }, { ledger: new MinuteLedger(), broadcast: () => undefined });
-    await hooks.onRetry(sampleDelivery(), 2, 1000, Object.assign(new Error('421'), { smtpCode: 421 }) as never);
+    await hooks.onRetry?.(sampleDelivery(), 2, 1000, Object.assign(new Error('421'), { smtpCode: 421 }) as never);
     expect(retries).toEqual([2]);
   });
 });

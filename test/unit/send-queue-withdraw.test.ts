@@ -4,9 +4,9 @@
  * delivery waiting out a backoff or waiting at the per-second gate comes back too.
  */
 import { afterEach, expect, it, vi } from 'vitest';
-import { SendQueue, type SendOutcome } from '../../src/adapters/smtp/send-queue.js';
+import { SendQueue } from '../../src/adapters/smtp/send-queue.js';
 import type { Delivery, DeliveryKind } from '../../src/core/types.js';
-import type { MailTransport } from '../../src/ports/index.js';
+import type { MailTransport, Outcome } from '../../src/ports/index.js';
 import { silentLogger } from '../helpers/fakes.js';
 
 const log = silentLogger();
@@ -41,9 +41,9 @@ afterEach(async () => {
   await Promise.all(queues.splice(0).map((q) => q.stop(0)));
 });
 
-function setup(concurrency: number, rate: { perSecond?: number } = {}): { queue: SendQueue; transport: GatedTransport; outcomes: SendOutcome[] } {
+function setup(concurrency: number, rate: { perSecond?: number } = {}): { queue: SendQueue; transport: GatedTransport; outcomes: Outcome[] } {
   const transport = new GatedTransport();
-  const outcomes: SendOutcome[] = [];
+  const outcomes: Outcome[] = [];
   const queue = new SendQueue(transport, { concurrency, rate, maxAttempts: 3, backoffBaseMs: 10_000, backoffMaxMs: 10_000 }, { onOutcome: (o) => void outcomes.push(o) }, log);
   queues.push(queue);
   return { queue, transport, outcomes };

@@ -4,12 +4,13 @@
  */
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SendQueue, type SendOutcome, type SendQueueOptions } from '../../src/adapters/smtp/send-queue.js';
+import { SendQueue, type SendQueueOptions } from '../../src/adapters/smtp/send-queue.js';
 import type { Delivery, DeliveryKind } from '../../src/core/types.js';
 import { ErrorCodes, type SmtpError } from '../../src/errors.js';
-import type { MailTransport } from '../../src/ports/index.js';
+import type { MailTransport, Outcome } from '../../src/ports/index.js';
 import { mwError } from '../helpers/errors.js';
 import { silentLogger } from '../helpers/fakes.js';
+import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 
 const log = silentLogger();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -53,7 +54,7 @@ function smtpReply(code: number): Error {
 interface Harness {
   queue: SendQueue;
   transport: FakeTransport;
-  outcomes: SendOutcome[];
+  outcomes: Outcome[];
   retries: Array<{ key: string; attempt: number; delayMs: number; error: SmtpError }>;
 }
 
@@ -63,9 +64,9 @@ afterEach(async () => {
   await Promise.all(queues.splice(0).map((q) => q.stop(0)));
 });
 
-function setup(opts: Partial<SendQueueOptions> = {}, onOutcome?: (o: SendOutcome) => void | Promise<void>): Harness {
+function setup(opts: Partial<SendQueueOptions> = {}, onOutcome?: (o: Outcome) => void | Promise<void>): Harness {
   const transport = new FakeTransport();
-  const outcomes: SendOutcome[] = [];
+  const outcomes: Outcome[] = [];
   const retries: Harness['retries'] = [];
   const queue = new SendQueue(
     transport,
@@ -308,5 +309,96 @@ describe('SendQueue: slowdown after a 421', () => {
     const info = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => String(l['msg']).includes('back to the configured rate'));
     expect(info).toMatchObject({ level: 30, ratePerSecond: 100 });
     for (const l of lines) expect(l.match(/"level":/g)).toHaveLength(1);
+  });
+});
+
+describe('SendQueue: room, idle and the drain are events, and its waits run on the injected clock', () => {
+  /** Holds every send until the test releases it by key. */
+  function holdSends(transport: FakeTransport): Map<string, () => void> {
+    const release = new Map<string, () => void>();
+    transport.behaviour = (d) => new Promise<void>((r) => release.set(d.key, r));
+    return release;
+  }
+  async function settle(): Promise<void> {
+    for (let i = 0; i < 5; i++) await flushMicrotasks();
+  }
+
+  it('room() resolves when a send completes and the next one starts (no timer involved)', async () => {
+    const clock = new FakeClock(0);
+    const { queue, transport } = setup({ concurrency: 1, clock });
+    const release = holdSends(transport);
+    for (const k of ['a', 'b', 'c']) queue.submit(delivery(k));
+    await until(() => expect(transport.calls).toEqual(['a']));
+    expect(queue.waiting).toBe(2);
+    let roomy = false;
+    void queue.room(2).then(() => (roomy = true));
+    await expect(queue.room(3)).resolves.toBeUndefined(); // already fewer than 3 waiting
+    await settle();
+    expect(roomy).toBe(false);
+
+    release.get('a')?.();
+    await until(() => expect(roomy).toBe(true));
+    expect(transport.calls).toEqual(['a', 'b']);
+    expect(queue.waiting).toBe(1);
+    expect(clock.pending).toBe(0);
+    release.get('b')?.();
+    await until(() => expect(transport.calls).toEqual(['a', 'b', 'c']));
+    release.get('c')?.();
+    await queue.idle();
+  });
+
+  it('room() resolves when the queue stops', async () => {
+    const { queue, transport } = setup({ concurrency: 1, clock: new FakeClock(0) });
+    const release = holdSends(transport);
+    for (const k of ['a', 'b', 'c']) queue.submit(delivery(k));
+    await until(() => expect(transport.calls).toEqual(['a']));
+    const room = queue.room(1);
+    const stopped = queue.stop(1000);
+    await room;
+    release.get('a')?.();
+    expect((await stopped).released.map((d) => d.key)).toEqual(['b', 'c']);
+  });
+
+  it('the drain waits for the last send in flight, and gives up at its deadline on the clock', async () => {
+    const clock = new FakeClock(0);
+    const { queue, transport } = setup({ concurrency: 2, clock });
+    const release = holdSends(transport);
+    for (const k of ['a', 'b']) queue.submit(delivery(k));
+    await until(() => expect(transport.calls).toEqual(['a', 'b']));
+    let result: { released: Delivery[]; abandoned: Delivery[] } | undefined;
+    void queue.stop(10_000).then((r) => (result = r));
+    release.get('a')?.();
+    await settle();
+    await clock.advanceAsync(9_999);
+    expect(result).toBeUndefined(); // 'b' is still in flight and the deadline has not come
+    await clock.advanceAsync(1);
+    expect(result?.abandoned.map((d) => d.key)).toEqual(['b']);
+    release.get('b')?.();
+
+    // A drain whose last send ends before the deadline ends with it, the clock untouched.
+    const second = setup({ concurrency: 1, clock: new FakeClock(0) });
+    const releaseSecond = holdSends(second.transport);
+    second.queue.submit(delivery('c'));
+    await until(() => expect(second.transport.calls).toEqual(['c']));
+    const drained = second.queue.stop(60_000);
+    releaseSecond.get('c')?.();
+    expect(await drained).toEqual({ released: [], abandoned: [] });
+  });
+
+  it('a retry waits out its backoff on the injected clock', async () => {
+    const clock = new FakeClock(0);
+    const { queue, transport, outcomes, retries } = setup({ clock, backoffBaseMs: 1000, backoffMaxMs: 1000 });
+    transport.behaviour = async (_d, attempt) => {
+      if (attempt === 1) throw smtpReply(451);
+    };
+    queue.submit(delivery('x'));
+    await until(() => expect(retries).toHaveLength(1));
+    await settle();
+    expect(transport.calls).toEqual(['x']);
+    expect(clock.pending).toBe(1);
+    await clock.advanceAsync(1000);
+    await queue.idle();
+    expect(transport.calls).toEqual(['x', 'x']);
+    expect(outcomes.map((o) => `${o.delivery.key}:${o.status}:${o.attempts}`)).toEqual(['x:sent:2']);
   });
 });

@@ -3,7 +3,11 @@
  * connection failures it opens: the send queue stops handing out messages (they keep their retry
  * budget), and the server is probed with backoff (1 s, 2 s, 4 s ... up to `probeMaxMs`) instead of
  * every queued message burning an attempt against a dead socket. A successful probe closes it.
+ * The probe timers run on the injected clock; the delays come from core/backoff.ts (no jitter:
+ * one prober, nothing to spread).
  */
+import { backoffDelay } from '../../core/backoff.js';
+import { systemClock, type Clock } from '../../ports/index.js';
 
 export type BreakerState = 'closed' | 'open';
 
@@ -19,13 +23,15 @@ export class CircuitBreaker {
   readonly #onChange: (state: BreakerState) => void;
   #state: BreakerState = 'closed';
   #consecutive = 0;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #timer: unknown;
   #closedForGood = false;
   opens = 0;
   probes = 0;
 
-  constructor(opts: BreakerOptions, probe: () => Promise<boolean>, onChange: (state: BreakerState) => void) {
+  constructor(opts: BreakerOptions, probe: () => Promise<boolean>, onChange: (state: BreakerState) => void, clock: Clock = systemClock) {
     this.#opts = { probeBaseMs: 1000, ...opts };
+    this.#clock = clock;
     this.#probe = probe;
     this.#onChange = onChange;
   }
@@ -53,15 +59,16 @@ export class CircuitBreaker {
   /** Stops probing for good (shutdown). */
   close(): void {
     this.#closedForGood = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
   }
 
   #schedule(attempt: number): void {
     if (this.#closedForGood) return;
-    const delay = Math.min(this.#opts.probeMaxMs, this.#opts.probeBaseMs * 2 ** attempt);
-    this.#timer = setTimeout(() => void this.#runProbe(attempt), delay);
-    this.#timer.unref();
+    // Probe number `attempt` (0 = the first) waits probeBaseMs * 2^attempt: backoff attempt + 1.
+    const delay = backoffDelay({ baseMs: this.#opts.probeBaseMs, maxMs: this.#opts.probeMaxMs, jitter: 'none' }, attempt + 1);
+    // systemClock's timers are unref'd: a pending probe never keeps a stopping process alive.
+    this.#timer = this.#clock.setTimeout(() => void this.#runProbe(attempt), delay);
   }
 
   async #runProbe(attempt: number): Promise<void> {

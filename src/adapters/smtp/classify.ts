@@ -3,6 +3,7 @@
  * trouble, timeouts) are retried with backoff; permanent ones (5xx) never are, because resending
  * what a server refused for good only hurts the sender's reputation.
  */
+import { backoffDelay as policyDelay } from '../../core/backoff.js';
 import { SmtpError } from '../../errors.js';
 
 /** Transport error codes (nodemailer's and Node's) that mean "could not talk to the server". */
@@ -55,10 +56,12 @@ export function classifySmtpError(err: unknown): SmtpError {
   return new SmtpError(message, { retryable: true, smtpCode, cause: err });
 }
 
-/** Exponential backoff with full jitter (AWS architecture blog): uniform in [0, min(max, base*2^n)). */
+/**
+ * The wait before SMTP retry number `attempt`: exponential with full jitter, uniform in
+ * [0, min(max, base*2^(attempt-1))) (core/backoff.ts, the one backoff policy).
+ */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.floor(random() * ceiling);
+  return policyDelay({ baseMs, maxMs, jitter: 'full' }, attempt, random);
 }
 
 /**

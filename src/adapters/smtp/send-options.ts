@@ -1,0 +1,51 @@
+/**
+ * The send queue's settings and how the daemon takes them from its config: one place, so a
+ * benchmark builds the same queue the daemon runs. Also the transport shape the queue takes.
+ */
+import type { Config } from '../../config/schema.js';
+import type { Clock, MailTransport } from '../../ports/index.js';
+import type { SlowdownOptions } from './slowdown.js';
+
+/** A transport the breaker can probe (nodemailer's `verify`). */
+export type ProbeableTransport = MailTransport & { verify?(): Promise<boolean> };
+
+export interface SendQueueOptions {
+  /** Messages in flight at once; equal to the SMTP pool size. */
+  concurrency: number;
+  rate: Config['rate'];
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** Consecutive connection failures that open the breaker. Default 5. */
+  breakerThreshold?: number;
+  /** Longest wait between probes while the breaker is open. Default 30 s. */
+  breakerProbeMaxMs?: number;
+  /** The AIMD slowdown after 421 / "too many" deferrals (slowdown.ts); defaults there. */
+  slowdown?: Partial<SlowdownOptions>;
+  /** Largest batch per Bottleneck grant. Default 50. */
+  maxBatch?: number;
+  /**
+   * Time for the queue's own waits and readings (backoff, breaker probes, the arrival gate, the
+   * drain deadline, latencies). Default: the system clock. Bottleneck keeps its own timers.
+   */
+  clock?: Clock;
+}
+
+/** The queue's settings as the daemon takes them from its config. */
+export function sendQueueOptions(config: Config): SendQueueOptions {
+  return {
+    concurrency: config.smtp.poolSize,
+    rate: config.rate,
+    maxAttempts: config.send.maxAttempts,
+    backoffBaseMs: config.send.backoffBaseMs,
+    backoffMaxMs: config.send.backoffMaxMs,
+    breakerThreshold: config.send.breakerThreshold,
+    breakerProbeMaxMs: config.send.breakerProbeMaxMs,
+    slowdown: {
+      decrease: config.send.slowdownDecrease,
+      windowMs: config.send.slowdownWindowMs,
+      recoveryPerSecond: config.send.slowdownRecoveryPerSecond,
+      floor: config.send.slowdownFloor,
+    },
+  };
+}
