@@ -44,7 +44,7 @@ import { systemClock, type Clock } from '../ports/clock.js';
 import type { ClaimStore, EventRecorder, RawUser } from '../ports/index.js';
 import { handled, prepareBatch, zeroCounts, type BatchContext, type PreparedBatch } from './broadcast-batch.js';
 import type { TemplateSet } from './template-set.js';
-import { sleepOrWake } from './time.js';
+import { Signal } from './signal.js';
 import type { Delivery } from './types.js';
 import type { FieldMap } from './validate-user.js';
 
@@ -100,22 +100,6 @@ export interface RunResult {
 }
 
 const VERDICT_END: Record<Exclude<RunVerdict, 'continue'>, RunEnd> = { pause: 'paused', cancel: 'cancelled', superseded: 'superseded' };
-
-/** A promise with its resolver, re-armed for each wait. */
-class Signal {
-  #resolve: () => void = () => undefined;
-  #promise: Promise<void> = this.#arm();
-  #arm(): Promise<void> {
-    return new Promise((r) => (this.#resolve = r));
-  }
-  get wait(): Promise<void> {
-    return this.#promise;
-  }
-  fire(): void {
-    this.#resolve();
-    this.#promise = this.#arm();
-  }
-}
 
 export class BroadcastRun {
   readonly id: string;
@@ -193,7 +177,7 @@ export class BroadcastRun {
     this.#batchCounts[status]++;
     this.#version++;
     this.#feed();
-    if (this.#outstanding.size === 0) this.#wake.fire();
+    if (this.#outstanding.size === 0) this.#wake.notify();
   }
 
   /**
@@ -202,7 +186,7 @@ export class BroadcastRun {
    */
   async stop(): Promise<RunResult | undefined> {
     this.#stopRequested = true;
-    this.#wake.fire();
+    this.#wake.notify();
     return this.#running?.catch(() => undefined);
   }
 
@@ -278,7 +262,7 @@ export class BroadcastRun {
       if (this.#stopRequested || this.#halted) return this.#interrupt('stopped');
       // Until the batch's last outcome, a stop or a halt, or the deadline of the next control check.
       const nextCheck = this.#lastCheck + this.#opts.controlPollMs;
-      await sleepOrWake(this.#clock, nextCheck - this.#clock.monotonic(), this.#wake.wait);
+      await this.#wake.sleep(this.#clock, nextCheck - this.#clock.monotonic());
       if (this.#stopRequested || this.#halted) return this.#interrupt('stopped');
       if (this.#outstanding.size === 0 && this.#fed >= this.#unfed.length) break;
       if (this.#clock.monotonic() >= nextCheck) {
@@ -310,7 +294,7 @@ export class BroadcastRun {
         this.#outstanding.delete(d.key);
         this.#halted = true;
         this.#log.info({ err }, 'send queue refused a broadcast message; stopping the run');
-        this.#wake.fire();
+        this.#wake.notify();
         return;
       }
       this.#fed++;
@@ -330,7 +314,7 @@ export class BroadcastRun {
     if (give.length > 0) await this.#deps.claims.release(give);
     // The last outcome fires the wake signal; the clock bounds the wait.
     const deadline = this.#clock.monotonic() + this.#opts.drainTimeoutMs;
-    while (this.#outstanding.size > 0 && this.#clock.monotonic() < deadline) await sleepOrWake(this.#clock, deadline - this.#clock.monotonic(), this.#wake.wait);
+    while (this.#outstanding.size > 0 && this.#clock.monotonic() < deadline) await this.#wake.sleep(this.#clock, deadline - this.#clock.monotonic());
     if (this.#outstanding.size > 0) {
       // Their outcome is unknown: the claims stay, and a later run takes them over once this
       // process is gone (a possible duplicate, inside the crash bound).

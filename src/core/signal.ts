@@ -2,8 +2,9 @@
  * A condition others can wait on without polling: `wait()` returns a promise that the next
  * `notify()` resolves. Whoever changes the condition (a send starts or ends, a dispatch finishes,
  * a stop begins) notifies; a waiter re-checks its condition and waits again if it does not hold
- * yet. Used by the send queue (room, idle, drain, the arrival gate) and the dispatcher (idle,
- * stop, the spread) instead of `while (...) await sleep(n)`.
+ * yet. Used by the send queue (room, idle, drain, the arrival gate), the dispatcher (idle, stop,
+ * the spread) and a broadcast run (its batch's last outcome, a stop) instead of
+ * `while (...) await sleep(n)`.
  */
 import type { Clock } from '../ports/clock.js';
 
