@@ -1,5 +1,5 @@
 /**
- * The in-memory job registry (docs/ARCHITECTURE.md "JobRegistry"): one job per (user, slot), indexed three
+ * The in-memory job registry (docs/ARCHITECTURE.md "The parts"): one job per (user, slot), indexed three
  * ways so that schedule / replace / cancel / fire never scan:
  *
  * - `#jobs`:    jobId -> Job

@@ -1,5 +1,5 @@
 /**
- * The one timer of the daemon's scheduled mail (docs/ARCHITECTURE.md "JobRegistry"): aligned to the minute, it
+ * The one timer of the daemon's scheduled mail (docs/ARCHITECTURE.md "The parts"): aligned to the minute, it
  * fires the due buckets of the {@link JobRegistry} and moves each fired job to its next occurrence.
  * No per-user timers, no scans. Time comes from an injected {@link Clock}.
  */
