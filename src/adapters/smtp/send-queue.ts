@@ -76,6 +76,10 @@ export class SendQueue implements DeliveryQueue {
   get inFlight(): number {
     return this.#live.inFlight;
   }
+  /** Submitted and not yet granted by the rate limiter (pending, or in a grant being decided). */
+  get awaitingGrant(): boolean {
+    return this.#pending.length > 0 || this.#granting > 0;
+  }
   get breaker(): { state: BreakerState; opens: number; probes: number } {
     const { state, opens, probes } = this.#retry.breaker;
     return { state, opens, probes };
