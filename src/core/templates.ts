@@ -23,12 +23,12 @@ export type TemplateVar = (typeof TEMPLATE_VARS)[number];
 export type TemplateVars = Readonly<Record<TemplateVar, string>>;
 
 /** Literal text, or the place of a variable. */
-export type Segment = { readonly text: string } | { readonly var: TemplateVar };
+export type TemplatePart = { readonly text: string } | { readonly var: TemplateVar };
 
 export interface CompiledPart {
   /** The Mustache source, as given (line ends normalised to LF). */
   readonly source: string;
-  readonly segments: readonly Segment[];
+  readonly segments: readonly TemplatePart[];
 }
 
 /** One kind's templates, compiled. `html` is absent for text-only mail. */
@@ -70,7 +70,7 @@ function compilePart(source: string, part: PartName, kind: TemplateKind): Compil
   } catch (err) {
     throw new Error((err as Error).message);
   }
-  const segments: Segment[] = [];
+  const segments: TemplatePart[] = [];
   for (const [type, value, start] of tokens) {
     const tag = `{{${type === 'name' ? '' : type}${value}}} at offset ${start}`;
     switch (type) {
@@ -98,7 +98,7 @@ function compilePart(source: string, part: PartName, kind: TemplateKind): Compil
   return { source: normalised, segments };
 }
 
-function pushText(segments: Segment[], text: string): void {
+function pushText(segments: TemplatePart[], text: string): void {
   const last = segments[segments.length - 1];
   if (last !== undefined && 'text' in last) segments[segments.length - 1] = { text: last.text + text };
   else if (text !== '') segments.push({ text });

@@ -9,7 +9,7 @@
  * nothing else" means a re-spelled signature is refused like any other tampering.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Config } from '../config/schema.js';
+import type { UnsubscribeSettings } from './settings.js';
 import { compactUserId } from './user-id.js';
 
 export interface TokenClaims {
@@ -85,7 +85,7 @@ export interface UnsubscribeMode {
  * config refuses an http base URL unless `allowInsecureBaseUrl` on a loopback host, for tests).
  * A secret without a base URL means mailto only: there is no safe default for a public URL.
  */
-export function unsubscribeMode(cfg: Config['unsubscribe']): UnsubscribeMode {
+export function unsubscribeMode(cfg: UnsubscribeSettings): UnsubscribeMode {
   if (cfg.secret === null || cfg.secret === '') {
     return { mode: 'mailto', reason: 'unsubscribe.secret is not set (MAILWHEEL_UNSUBSCRIBE_SECRET): messages carry a mailto: link only', warn: false };
   }
@@ -110,7 +110,7 @@ export function unsubscribeMode(cfg: Config['unsubscribe']): UnsubscribeMode {
  * Without one: only a plain mailto link (the mailbox owner identifies the sender by its address),
  * and no `List-Unsubscribe-Post`, since RFC 8058 requires it only next to an https URI that works.
  */
-export function unsubscribeHeaders(claims: TokenClaims, cfg: Config['unsubscribe'], nowMs: number): Record<string, string> {
+export function unsubscribeHeaders(claims: TokenClaims, cfg: UnsubscribeSettings, nowMs: number): Record<string, string> {
   const mailto = `mailto:${encodeAddress(cfg.mailto)}?subject=unsubscribe`;
   const mode = unsubscribeMode(cfg);
   if (mode.mode === 'mailto' || cfg.secret === null || cfg.baseUrl === null) return { 'List-Unsubscribe': `<${mailto}>` };
