@@ -5,13 +5,6 @@
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { AnalyticsBuffer } from '../analytics/buffer.js';
-import { MongoEventReconciler } from '../adapters/mongo/event-reconciler.js';
-import { MongoClaimStore } from '../adapters/mongo/claim-store.js';
-import { claimedKeys } from '../adapters/mongo/claimed-keys.js';
-import { MongoEventSink } from '../adapters/mongo/event-sink.js';
-import { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
-import { MongoStore } from '../adapters/mongo/store.js';
-import { MongoUserSource } from '../adapters/mongo/user-source.js';
 import { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
 import { SendQueue, sendQueueOptions } from '../adapters/smtp/send-queue.js';
 import { Dispatcher } from '../core/dispatcher.js';
@@ -22,13 +15,10 @@ import { UserSync } from '../core/user-sync.js';
 import { scheduledKey } from '../core/delivery-key.js';
 import { HttpServer, type ReadyReport } from '../http/server.js';
 import { UnsubscribeHandler } from '../http/unsubscribe.js';
-import { MongoSuppressionStore } from '../adapters/mongo/suppression-store.js';
 import { isHardBounce } from '../adapters/smtp/classify.js';
 import { SuppressionList } from '../core/suppression-list.js';
 import { unsubscribeHeaders } from '../core/unsubscribe-token.js';
 import { systemClock, type Clock, type Delivery } from '../ports/index.js';
-import { MongoCheckpointStore } from '../adapters/mongo/checkpoint-store.js';
-import { MongoRetention } from '../adapters/mongo/retention.js';
 import type { SendQueueHooks } from '../adapters/smtp/send-queue.js';
 import { CatchUp, MinuteLedger, planCatchUp } from '../core/catch-up.js';
 import { Checkpoint } from '../core/checkpoint.js';
@@ -37,8 +27,9 @@ import { Metrics } from '../metrics/metrics.js';
 import { DailySummary, type SummaryCounters } from './daily-summary.js';
 import { Housekeeping } from './housekeeping.js';
 import { BroadcastRunner } from './broadcast-runner.js';
-import { MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
-import { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
+import { openMongoStores, type MongoStores } from './stores.js';
+import type { ClaimStore } from '../ports/index.js';
+import type { EventReconciler, InstanceRegistration, Retention } from '../ports/stores.js';
 
 const MINUTE_MS = 60_000;
 /** How long `/readyz` reuses an SMTP handshake's answer: longer after a success than after a failure. */
@@ -122,10 +113,11 @@ export class App {
   readonly loaded: LoadedConfig;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly store: MongoStore;
-  readonly instances: InstanceRegistry;
+  /** Every store, opened once by the factory (app/stores.ts). */
+  readonly store: MongoStores;
+  readonly instances: InstanceRegistration;
   readonly analytics: AnalyticsBuffer;
-  readonly claims: MongoClaimStore;
+  readonly claims: ClaimStore & { readonly stats: MongoStores['claims']['stats'] };
   readonly transport: NodemailerTransport;
   readonly queue: SendQueue;
   readonly recorder: OutcomeRecorder;
@@ -143,9 +135,9 @@ export class App {
   /** Scheduled deliveries without an outcome, per due minute (what the checkpoint waits for). */
   readonly ledger = new MinuteLedger();
   readonly checkpoint: Checkpoint;
-  readonly retention: MongoRetention;
+  readonly retention: Retention;
   /** Rebuilds, at start, the outcome events a crash lost, from the delivery records. */
-  readonly eventCheck: MongoEventReconciler;
+  readonly eventCheck: EventReconciler;
   /** Runs broadcasts (`mailwheel broadcast send`): pickup, lease, batches, pause/cancel. */
   readonly broadcasts: BroadcastRunner;
   #smtpCheck: SmtpCheck | undefined;
@@ -158,13 +150,13 @@ export class App {
   #minuteDue: number | undefined;
   #closed: Promise<void> | undefined;
 
-  private constructor(loaded: LoadedConfig, log: Logger, store: MongoStore, opts: AppOptions) {
+  private constructor(loaded: LoadedConfig, log: Logger, store: MongoStores, opts: AppOptions) {
     const { config } = loaded;
     this.loaded = loaded;
     this.log = log;
     this.clock = opts.clock ?? systemClock;
     this.store = store;
-    this.instances = new InstanceRegistry(store.instances, config.send.claimStaleMs, log);
+    this.instances = store.instances;
     // Sources are read at scrape time, so the metrics can exist before the parts they read.
     this.metrics = new Metrics({
       queue: () => this.queue,
@@ -173,12 +165,12 @@ export class App {
       analytics: () => this.analytics,
       scheduler: () => ({ lastProcessedMinute: this.scheduler.lastProcessedMinute, checkpointMinute: this.checkpoint.saved }),
     });
-    this.analytics = new AnalyticsBuffer(new MongoEventSink(store.events), config.analytics, log.child({ part: 'analytics' }), {
+    this.analytics = new AnalyticsBuffer(store.events, config.analytics, log.child({ part: 'analytics' }), {
       onFlush: (r) => this.metrics.observeFlush(r),
     });
-    this.claims = new MongoClaimStore(store.deliveries, this.instances);
-    this.eventCheck = new MongoEventReconciler({ deliveries: store.deliveries, events: store.events, state: store.state });
-    this.suppressions = new SuppressionList(new MongoSuppressionStore(store.suppressions, { batchSize: config.mongodb.batchSize }), {
+    this.claims = store.claims;
+    this.eventCheck = store.eventCheck;
+    this.suppressions = new SuppressionList(store.suppressions, {
       hardBounceLimit: config.send.hardBounceLimit,
     });
     this.transport = new NodemailerTransport(config, {
@@ -200,7 +192,7 @@ export class App {
       log.child({ part: 'dispatch' }),
     );
     this.sync = new UserSync(
-      { source: new MongoUserSource(store.users, config), registry: this.registry, events: this.analytics, clock: this.clock },
+      { source: store.users, registry: this.registry, events: this.analytics, clock: this.clock },
       config.users.fields,
       log.child({ part: 'sync' }),
     );
@@ -216,18 +208,18 @@ export class App {
       log.child({ part: 'catch-up' }),
     );
     this.checkpoint = new Checkpoint(
-      { store: new MongoCheckpointStore(store.state, this.instances.id), ledger: this.ledger, processed: () => this.scheduler.lastProcessedMinute ?? this.#resumedAfter, clock: this.clock },
+      { store: store.checkpoint, ledger: this.ledger, processed: () => this.scheduler.lastProcessedMinute ?? this.#resumedAfter, clock: this.clock },
       {},
       log.child({ part: 'checkpoint' }),
     );
     this.housekeeping = new Housekeeping(loaded.schedules, log.child({ part: 'housekeeping' }), {
       onRun: (job, ok, atMs) => this.metrics.observeHousekeeping(job, ok, atMs),
     });
-    this.retention = new MongoRetention({ events: store.events, deliveries: store.deliveries }, config.retention);
+    this.retention = store.retention;
     this.broadcasts = new BroadcastRunner(
       {
-        store: new MongoBroadcastStore(store.db, config.mongodb.collectionPrefix),
-        recipients: new MongoRecipientSource(store.users, config.users.fields),
+        store: store.broadcasts,
+        recipients: store.recipients,
         instance: { id: this.instances.id, isAlive: (owner) => this.instances.isAlive(owner) },
         claims: this.claims,
         queue: this.queue,
@@ -266,7 +258,7 @@ export class App {
 
   /** Connects to MongoDB and registers this instance; nothing is sent yet. */
   static async create(loaded: LoadedConfig, log: Logger, opts: AppOptions = {}): Promise<App> {
-    const store = await MongoStore.connect(loaded.config);
+    const store = await openMongoStores(loaded.config, { log, ...(opts.clock === undefined ? {} : { clock: opts.clock }) });
     // Whatever fails from here on closes what was opened, so the process can exit (an open
     // MongoDB client or timer would keep a failed start alive).
     let app: App;
@@ -389,7 +381,7 @@ export class App {
 
   /** Ready: the first sync is done, MongoDB answers a ping, and the SMTP server answers. */
   async #ready(): Promise<ReadyReport> {
-    const mongodb = this.store.db.command({ ping: 1 }).then(
+    const mongodb = this.store.ping().then(
       () => true,
       () => false,
     );
@@ -457,7 +449,7 @@ export class App {
       else keys.push(scheduledKey(j.user.id, j.time, j.localDate));
     }
     // The same bounded lookup `plan` uses (index lookups, or one scan where that is cheaper).
-    const alreadyClaimed = (await claimedKeys(this.store.deliveries, keys)).size;
+    const alreadyClaimed = (await this.store.claimed.claimedKeys(keys)).size;
     const wouldSend = keys.length - alreadyClaimed;
     return { due: jobs.length, wouldSend, alreadyClaimed, suppressed, byTemplate: wouldSend > 0 ? [{ template: 'scheduled', kind: 'scheduled', count: wouldSend }] : [] };
   }

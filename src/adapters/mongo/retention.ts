@@ -9,23 +9,18 @@
  * `deliveriesDays` must stay well above the catch-up lookback (the schema enforces >= 2 days).
  */
 import type { Collection } from 'mongodb';
+import { DAY_MS } from '../../core/time.js';
+import type { Retention, RetentionReport } from '../../ports/stores.js';
 import type { DeliveryDoc, EventDoc } from './store.js';
-
-const DAY_MS = 86_400_000;
 
 export interface RetentionOptions {
   eventsDays: number;
   deliveriesDays: number;
 }
 
-export interface RetentionReport {
-  eventsDeleted: number;
-  deliveriesDeleted: number;
-  eventsBefore: string;
-  deliveriesBefore: string;
-}
+export type { RetentionReport };
 
-export class MongoRetention {
+export class MongoRetention implements Retention {
   readonly #events: Collection<EventDoc>;
   readonly #deliveries: Collection<DeliveryDoc>;
   readonly #opts: RetentionOptions;
