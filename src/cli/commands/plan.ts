@@ -13,13 +13,13 @@ import { countFires, drainModel, planFromCounts } from '../../core/capacity-plan
 import { scheduledKey } from '../../core/delivery-key.js';
 import { JobRegistry } from '../../core/job-registry.js';
 import { normaliseEmail } from '../../core/suppression-list.js';
+import { MINUTE_MS } from '../../core/time.js';
 import { checkUser } from '../../core/validate-user.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemErrorLine } from '../main-errors.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
 import { describeRate, formatCount, peakLines, planJson, svgChart, terminalChart } from '../plan-render.js';
 
-const MINUTE_MS = 60_000;
 
 interface PlanOpts {
   json?: boolean;
