@@ -82,13 +82,13 @@ export class MongoStores implements Stores {
     this.instances = new InstanceRegistry(mongo.instances, config.send.claimStaleMs, log, clock);
     this.users = new MongoUserSource(mongo.users, config);
     this.recipients = new MongoRecipientSource(mongo.users, config.users.fields);
-    this.claims = new MongoClaimStore(mongo.deliveries, this.instances);
+    this.claims = new MongoClaimStore(mongo.deliveries, this.instances, clock);
     this.claimed = { claimedKeys: (keys) => claimedKeys(mongo.deliveries, keys) };
     this.suppressions = new MongoSuppressionStore(mongo.suppressions, { batchSize: config.mongodb.batchSize, clock });
     this.checkpoint = new MongoCheckpointStore(mongo.state, this.instances.id, clock);
     this.events = new MongoEventSink(mongo.events);
     this.broadcasts = new MongoBroadcastStore(mongo.db, config.mongodb.collectionPrefix);
-    this.eventCheck = new MongoEventReconciler({ deliveries: mongo.deliveries, events: mongo.events, state: mongo.state }, log);
+    this.eventCheck = new MongoEventReconciler({ deliveries: mongo.deliveries, events: mongo.events, state: mongo.state }, log, clock);
     this.retention = new MongoRetention({ events: mongo.events, deliveries: mongo.deliveries }, config.retention);
     this.seeder = new MongoUserSeeder(mongo.users);
   }

@@ -14,6 +14,7 @@ import { MongoBulkWriteError, type Collection } from 'mongodb';
 import type { ClaimOptions, ClaimResult, ClaimStore } from '../../ports/index.js';
 import type { DeliveryKind } from '../../core/types.js';
 import { writeErrorsOf } from './event-sink.js';
+import { systemClock, type Clock } from '../../ports/clock.js';
 import type { InstanceDirectory } from '../../ports/stores.js';
 import { z } from 'zod';
 import { decodeDoc } from './decode.js';
@@ -70,14 +71,17 @@ export class MongoClaimStore implements ClaimStore {
   /** Whether any claim was written by a version without typed ids (asked once per process). */
   #legacyClaims: Promise<boolean> | undefined;
 
-  constructor(col: Collection<DeliveryDoc>, instances: InstanceDirectory) {
+  readonly #clock: Clock;
+
+  constructor(col: Collection<DeliveryDoc>, instances: InstanceDirectory, clock: Clock = systemClock) {
     this.#col = col;
     this.#instances = instances;
+    this.#clock = clock;
   }
 
   async claim(keys: readonly string[], options: ClaimOptions = {}): Promise<ClaimResult> {
     if (keys.length === 0) return { claimed: [], taken: [] };
-    const at = new Date();
+    const at = new Date(this.#clock.now());
     const owner = this.#instances.id;
     const finished = new Map<string, 'sent' | 'failed'>();
     const legacy = await this.#claimedUnderLegacyKey(keys, finished);
@@ -97,7 +101,7 @@ export class MongoClaimStore implements ClaimStore {
 
   async complete(outcomes: ReadonlyArray<{ key: string; status: 'sent' | 'failed' | 'missed' }>): Promise<void> {
     if (outcomes.length === 0) return;
-    const at = new Date();
+    const at = new Date(this.#clock.now());
     const docs: DoneDoc[] = outcomes.map((o) => ({ _id: `${o.key}#done`, type: 'done', key: o.key, status: o.status, at }));
     // A duplicate means an earlier attempt of this same write got through: already recorded.
     await insertIgnoringDuplicates(this.#col, docs);
@@ -197,7 +201,7 @@ export class MongoClaimStore implements ClaimStore {
     }
     if (abandoned.length === 0) return won;
     // One unordered bulk insert of the next links; a duplicate is a key another instance won.
-    const at = new Date();
+    const at = new Date(this.#clock.now());
     const records: TakeoverDoc[] = abandoned.map((a) => ({ _id: `${a.key}#${a.gen}`, type: 'takeover', key: a.key, owner: this.#instances.id, gen: randomUUID(), at }));
     const lost = await insertIgnoringDuplicates(this.#col, records);
     abandoned.forEach((a, i) => {

@@ -23,6 +23,7 @@ import { describeKey } from './claim-store.js';
 import { writeErrorsOf } from './event-sink.js';
 import { cursorBatches } from './cursor-batches.js';
 import { FINAL_OUTCOMES, outcomeEventId } from '../../analytics/event-id.js';
+import { systemClock, type Clock } from '../../ports/clock.js';
 import type { EventReconciler, ReconcileReport } from '../../ports/stores.js';
 import { decodeDoc, MalformedDocumentError, zDate } from './decode.js';
 import type { DeliveryDoc, DoneDoc, EventDoc, StateDoc } from './store.js';
@@ -50,12 +51,14 @@ export class MongoEventReconciler implements EventReconciler {
   readonly #state: Collection<StateDoc>;
 
   readonly #log: Pick<Logger, 'warn'> | undefined;
+  readonly #clock: Clock;
 
-  constructor(cols: { deliveries: Collection<DeliveryDoc>; events: Collection<EventDoc>; state: Collection<StateDoc> }, log?: Pick<Logger, 'warn'>) {
+  constructor(cols: { deliveries: Collection<DeliveryDoc>; events: Collection<EventDoc>; state: Collection<StateDoc> }, log?: Pick<Logger, 'warn'>, clock: Clock = systemClock) {
     this.#deliveries = cols.deliveries;
     this.#events = cols.events;
     this.#state = cols.state;
     this.#log = log;
+    this.#clock = clock;
   }
 
   /** Rebuilds the missing events of deliveries settled in (checkedUntil - margin, now]; at most `lookbackMs` back. */
@@ -78,7 +81,7 @@ export class MongoEventReconciler implements EventReconciler {
 
   /** Records that every outcome settled before `until` has its event (a clean stop after its flush). */
   async markChecked(until: Date): Promise<void> {
-    await this.#state.updateOne({ _id: ID }, { $max: { checkedUntil: until }, $set: { updatedAt: new Date() } }, { upsert: true });
+    await this.#state.updateOne({ _id: ID }, { $max: { checkedUntil: until }, $set: { updatedAt: new Date(this.#clock.now()) } }, { upsert: true });
   }
 
   /** The outcome record `d` decoded, or nothing (with a warning) when it is malformed. */

@@ -10,6 +10,7 @@
  */
 import type { Collection } from 'mongodb';
 import { DAY_MS } from '../../core/time.js';
+import { systemClock } from '../../ports/clock.js';
 import type { Retention, RetentionReport } from '../../ports/stores.js';
 import type { DeliveryDoc, EventDoc } from './store.js';
 
@@ -31,7 +32,7 @@ export class MongoRetention implements Retention {
     this.#opts = opts;
   }
 
-  async run(nowMs: number = Date.now()): Promise<RetentionReport> {
+  async run(nowMs: number = systemClock.now()): Promise<RetentionReport> {
     const eventsBefore = new Date(nowMs - this.#opts.eventsDays * DAY_MS);
     const deliveriesBefore = new Date(nowMs - this.#opts.deliveriesDays * DAY_MS);
     const events = await this.#events.deleteMany({ at: { $lt: eventsBefore } });
