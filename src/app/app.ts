@@ -8,17 +8,6 @@ import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { feedAheadOf, maxQueuedOf } from '../config/schema.js';
 import { AnalyticsBuffer } from '../analytics/buffer.js';
-import { MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
-import { MongoCheckpointStore } from '../adapters/mongo/checkpoint-store.js';
-import { MongoClaimStore } from '../adapters/mongo/claim-store.js';
-import { MongoEventReconciler } from '../adapters/mongo/event-reconciler.js';
-import { MongoEventSink } from '../adapters/mongo/event-sink.js';
-import { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
-import { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
-import { MongoRetention } from '../adapters/mongo/retention.js';
-import { MongoStore } from '../adapters/mongo/store.js';
-import { MongoSuppressionStore } from '../adapters/mongo/suppression-store.js';
-import { MongoUserSource } from '../adapters/mongo/user-source.js';
 import { isHardBounce } from '../adapters/smtp/classify.js';
 import { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
 import { SendQueue, sendQueueOptions } from '../adapters/smtp/send-queue.js';
@@ -44,6 +33,7 @@ import { buildHttp, closeInOrder, rebuildLostEvents, startDaemon } from './lifec
 import { minuteProgress, planMinute, runMinute, type MinutePlan, type MinuteProgress, type MinuteReport } from './minute-run.js';
 import { Readiness } from './readiness.js';
 import { appStats } from './stats.js';
+import { openMongoStores, type MongoStores } from './stores.js';
 
 export type { MinutePlan, MinuteProgress, MinuteReport, MinuteTiming } from './minute-run.js';
 
@@ -55,12 +45,13 @@ export class App {
   readonly loaded: LoadedConfig;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly store: MongoStore;
-  readonly instances: InstanceRegistry;
-  readonly claims: MongoClaimStore;
+  /** Every store, opened once by the factory (app/stores.ts). */
+  readonly store: MongoStores;
+  readonly instances: MongoStores['instances'];
+  readonly claims: MongoStores['claims'];
   /** Rebuilds, at start, the outcome events a crash lost, from the delivery records. */
-  readonly eventCheck: MongoEventReconciler;
-  readonly retention: MongoRetention;
+  readonly eventCheck: MongoStores['eventCheck'];
+  readonly retention: MongoStores['retention'];
   readonly transport: NodemailerTransport;
   readonly analytics: AnalyticsBuffer;
   readonly queue: SendQueue;
@@ -94,23 +85,18 @@ export class App {
   #unsubscribe: UnsubscribeHandler | undefined;
   #closed: Promise<void> | undefined;
 
-  private constructor(loaded: LoadedConfig, log: Logger, store: MongoStore, opts: AppOptions) {
+  private constructor(loaded: LoadedConfig, log: Logger, store: MongoStores, opts: AppOptions) {
     const { config } = loaded;
     const clock = (this.clock = opts.clock ?? systemClock);
     this.loaded = loaded;
     this.log = log;
     this.store = store;
-    // ---- Adapters: every store and the SMTP transport App uses, built here and nowhere else. ----
-    this.instances = new InstanceRegistry(store.instances, config.send.claimStaleMs, log);
-    this.claims = new MongoClaimStore(store.deliveries, this.instances);
-    this.eventCheck = new MongoEventReconciler({ deliveries: store.deliveries, events: store.events, state: store.state });
-    this.retention = new MongoRetention({ events: store.events, deliveries: store.deliveries }, config.retention);
-    const eventSink = new MongoEventSink(store.events);
-    const suppressionStore = new MongoSuppressionStore(store.suppressions, { batchSize: config.mongodb.batchSize });
-    const userSource = new MongoUserSource(store.users, config);
-    const checkpointStore = new MongoCheckpointStore(store.state, this.instances.id);
-    const broadcastStore = new MongoBroadcastStore(store.db, config.mongodb.collectionPrefix, clock);
-    const recipients = new MongoRecipientSource(store.users, config.users.fields);
+    // ---- Adapters: the stores come from the factory (app/stores.ts); the SMTP transport is built here. ----
+    this.instances = store.instances;
+    this.claims = store.claims;
+    this.eventCheck = store.eventCheck;
+    this.retention = store.retention;
+    const { events: eventSink, suppressions: suppressionStore, users: userSource, checkpoint: checkpointStore, broadcasts: broadcastStore, recipients } = store;
     this.transport = new NodemailerTransport(config, {
       headersFor: (d) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, clock.now()),
     });
@@ -153,7 +139,7 @@ export class App {
       clock,
     });
     this.readiness = new Readiness(
-      { synced: () => this.synced, pingMongo: () => store.db.command({ ping: 1 }), verifySmtp: () => this.transport.verify(), breaker: () => this.queue.breaker.state, clock },
+      { synced: () => this.synced, pingMongo: () => store.ping(), verifySmtp: () => this.transport.verify(), breaker: () => this.queue.breaker.state, clock },
       config.http,
     );
     this.broadcasts = new BroadcastSupervisor(
@@ -180,7 +166,7 @@ export class App {
 
   /** Connects to MongoDB and registers this instance; nothing is sent yet. */
   static async create(loaded: LoadedConfig, log: Logger, opts: AppOptions = {}): Promise<App> {
-    const store = await MongoStore.connect(loaded.config);
+    const store = await openMongoStores(loaded.config, { log, ...(opts.clock === undefined ? {} : { clock: opts.clock }) });
     // Whatever fails from here on closes what was opened, so the process can exit (an open
     // MongoDB client or timer would keep a failed start alive).
     let app: App;

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { MongoEventReconciler } from '../adapters/mongo/event-reconciler.js';
 import type { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
 import type { MongoRetention } from '../adapters/mongo/retention.js';
-import type { MongoStore } from '../adapters/mongo/store.js';
+import type { MongoStores } from './stores.js';
 import type { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
 import type { SendQueue } from '../adapters/smtp/send-queue.js';
 import type { AnalyticsBuffer } from '../analytics/buffer.js';
@@ -35,7 +35,7 @@ export interface LifecycleParts {
   readonly loaded: LoadedConfig;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly store: MongoStore;
+  readonly store: MongoStores;
   readonly instances: InstanceRegistry;
   readonly eventCheck: MongoEventReconciler;
   readonly retention: MongoRetention;

@@ -4,8 +4,7 @@
  * progress and its dry-run plan are read from those parts here, so the composition root only
  * wires them.
  */
-import { claimedKeys } from '../adapters/mongo/claimed-keys.js';
-import type { MongoStore } from '../adapters/mongo/store.js';
+import type { Stores } from './stores.js';
 import type { SendQueue } from '../adapters/smtp/send-queue.js';
 import { scheduledKey } from '../core/delivery-key.js';
 import type { Dispatcher } from '../core/dispatcher.js';
@@ -82,7 +81,7 @@ export interface MinutePlan {
 /** The parts of the App a run reads (the App itself). */
 export interface MinuteParts {
   readonly clock: Clock;
-  readonly store: MongoStore;
+  readonly store: Pick<Stores, 'claimed'>;
   readonly registry: JobRegistry;
   readonly suppressions: SuppressionList;
   readonly sync: UserSync;
@@ -127,7 +126,7 @@ export async function planMinute(p: MinuteParts, minuteStartMs: number): Promise
     else keys.push(scheduledKey(j.user.id, j.time, j.localDate));
   }
   // The same bounded lookup `plan` uses (index lookups, or one scan where that is cheaper).
-  const alreadyClaimed = (await claimedKeys(p.store.deliveries, keys)).size;
+  const alreadyClaimed = (await p.store.claimed.claimedKeys(keys)).size;
   const wouldSend = keys.length - alreadyClaimed;
   return { due: jobs.length, wouldSend, alreadyClaimed, suppressed, byTemplate: wouldSend > 0 ? [{ template: 'scheduled', kind: 'scheduled', count: wouldSend }] : [] };
 }

@@ -4,9 +4,8 @@
  * logs and CI stay readable). Reads only; the store is the daemon's.
  */
 import cliProgress from 'cli-progress';
-import type { BroadcastDoc, MongoBroadcastStore } from '../adapters/mongo/broadcast-store.js';
 import { ErrorCodes, Errors, MailwheelError } from '../errors.js';
-import { FINAL_STATUSES, type BroadcastCounters, type BroadcastStatus, type ControlAction } from '../ports/broadcasts.js';
+import { FINAL_STATUSES, type BroadcastDoc, type BroadcastStore, type BroadcastCounters, type BroadcastStatus, type ControlAction } from '../ports/broadcasts.js';
 import { formatCount } from './format.js';
 
 const n = formatCount;
@@ -121,7 +120,7 @@ function eta(seconds: number): string {
  * Shows a broadcast's progress until it is done, cancelled, failed or paused, and returns its
  * last state. A terminal gets a live bar; anything else a line every few seconds.
  */
-export async function follow(store: MongoBroadcastStore, id: string, opts: FollowOptions = {}): Promise<BroadcastDoc> {
+export async function follow(store: Pick<BroadcastStore, 'get'>, id: string, opts: FollowOptions = {}): Promise<BroadcastDoc> {
   const out = opts.stream ?? process.stderr;
   const every = opts.intervalMs ?? 500;
   const rate = new Rate();

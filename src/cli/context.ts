@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { defaultConfigDir, loadConfig, type LoadedConfig } from '../config/load.js';
+import { HOUR_MS, MINUTE_MS, SECOND_MS } from '../core/time.js';
 import { ErrorCodes, MailwheelError } from '../errors.js';
 import { createLogger } from '../log.js';
 
@@ -39,7 +40,7 @@ export function parsePositiveInt(value: string, option: string): number {
   return n;
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: SECOND_MS, m: MINUTE_MS, h: HOUR_MS };
 
 /** Parses a duration such as `90`, `90s`, `5m`, `1.5h`, `500ms` (no unit: seconds) into ms. */
 export function parseDuration(value: string, option: string): number {

@@ -4,11 +4,11 @@
  * string building, no I/O.
  */
 import type { CapacityPlan, Drain, RateWindows } from '../core/capacity-plan.js';
+import { HOUR_MS, MINUTE_MS } from '../core/time.js';
 import { formatCount, formatRate } from './format.js';
 
 export { formatCount, formatRate };
 
-const MINUTE_MS = 60_000;
 const BLOCKS = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 function hhmm(ms: number): string {
@@ -74,11 +74,11 @@ export function terminalChart(plan: CapacityPlan, width = 96, height = 10): stri
   // Hour labels every 3 hours (or every tick that fits), under their column.
   let axis = ' '.repeat(values.length + 2);
   const step = Math.max(1, Math.ceil((8 * per) / 60 / 3) * 3);
-  const startHour = Math.ceil(plan.fromMs / 3_600_000);
-  for (let h = startHour; (h * 3_600_000 - plan.fromMs) / MINUTE_MS < plan.minutes; h++) {
+  const startHour = Math.ceil(plan.fromMs / HOUR_MS);
+  for (let h = startHour; (h * HOUR_MS - plan.fromMs) / MINUTE_MS < plan.minutes; h++) {
     if (h % step !== 0) continue;
-    const col = Math.floor((h * 3_600_000 - plan.fromMs) / MINUTE_MS / per) + 2;
-    const text = hhmm(h * 3_600_000);
+    const col = Math.floor((h * HOUR_MS - plan.fromMs) / MINUTE_MS / per) + 2;
+    const text = hhmm(h * HOUR_MS);
     if (col + text.length <= axis.length) axis = axis.slice(0, col) + text + axis.slice(col + text.length);
   }
   rows.push(pad + axis);
@@ -146,10 +146,10 @@ export function svgChart(plan: CapacityPlan, title: string): string {
     out.push(`<rect x="${(left + i * barW).toFixed(2)}" y="${y(n).toFixed(1)}" width="${Math.max(barW, 1).toFixed(2)}" height="${(topPad + plotH - y(n)).toFixed(1)}" fill="${fill}"/>`);
   });
   out.push(`<line x1="${left}" x2="${left + plotW}" y1="${topPad + plotH}" y2="${topPad + plotH}" stroke="#333"/>`);
-  for (let h = Math.ceil(plan.fromMs / 3_600_000); (h * 3_600_000 - plan.fromMs) / MINUTE_MS <= plan.minutes; h++) {
-    const x = left + ((h * 3_600_000 - plan.fromMs) / MINUTE_MS) * barW;
+  for (let h = Math.ceil(plan.fromMs / HOUR_MS); (h * HOUR_MS - plan.fromMs) / MINUTE_MS <= plan.minutes; h++) {
+    const x = left + ((h * HOUR_MS - plan.fromMs) / MINUTE_MS) * barW;
     out.push(`<line x1="${x.toFixed(1)}" x2="${x.toFixed(1)}" y1="${topPad + plotH}" y2="${topPad + plotH + 4}" stroke="#333"/>`);
-    if (h % 3 === 0) out.push(`<text x="${x.toFixed(1)}" y="${topPad + plotH + 16}" text-anchor="middle">${hhmm(h * 3_600_000)}</text>`);
+    if (h % 3 === 0) out.push(`<text x="${x.toFixed(1)}" y="${topPad + plotH + 16}" text-anchor="middle">${hhmm(h * HOUR_MS)}</text>`);
   }
   for (const p of plan.peaks.slice(0, 5)) {
     const x = left + p.index * barW;

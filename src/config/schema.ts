@@ -4,6 +4,7 @@
  * override it, and the merged result must pass this schema or start-up stops (exit 78).
  */
 import { z } from 'zod';
+import type { FieldMap, UnsubscribeSettings } from '../core/settings.js';
 import { baseUrlProblem, mongoUriProblem, smtpUrlProblem } from './urls.js';
 
 const positiveInt = z.number().int().positive();
@@ -41,7 +42,7 @@ const users = z.strictObject({
     emailDays: fieldName,
     unsubscribed: fieldName,
     updatedAt: fieldName,
-  }),
+  }) satisfies z.ZodType<FieldMap>,
 });
 
 const smtp = z.strictObject({
@@ -136,7 +137,7 @@ const unsubscribe = z.strictObject({
   mailto: z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'must be an email address'),
   /** How long a token stays valid. */
   tokenTtlDays: positiveInt.max(3650),
-});
+}) satisfies z.ZodType<UnsubscribeSettings>;
 
 const analytics = z.strictObject({
   /** Flush when this many events are buffered. */

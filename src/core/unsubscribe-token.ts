@@ -11,6 +11,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Errors } from '../errors.js';
 import { DAY_MS, SECOND_MS } from './time.js';
+import type { UnsubscribeSettings } from './settings.js';
 import { compactUserId } from './user-id.js';
 
 export interface TokenClaims {
@@ -37,17 +38,6 @@ interface Payload {
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const DAY_S = DAY_MS / SECOND_MS;
-
-/**
- * The `unsubscribe` settings this module reads (config `unsubscribe`, which satisfies it): core
- * does not import the config schema, so the shape it needs is stated here.
- */
-export interface UnsubscribeSettings {
-  secret: string | null;
-  baseUrl: string | null;
-  mailto: string;
-  tokenTtlDays: number;
-}
 
 /**
  * Signs a token for `claims`; `secret` must be non-empty. A long user id is signed as its digest

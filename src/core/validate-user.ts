@@ -3,13 +3,13 @@
  * One bad document must never stop the others, so this never throws: the caller logs the reason
  * once and records one `invalid` event. Field names come from config (applications differ).
  */
-import type { Config } from '../config/schema.js';
 import type { RawUser } from '../ports/index.js';
+import type { FieldMap } from './settings.js';
 import { isValidZone, parseHHMM } from './fire-time.js';
 import type { UserRecord } from './types.js';
 import { compactUserId, encodeUserId, MAX_USER_ID_BYTES } from './user-id.js';
 
-export type FieldMap = Config['users']['fields'];
+export type { FieldMap };
 
 export type UserCheck =
   | { kind: 'valid'; user: UserRecord }

@@ -14,8 +14,23 @@ import { MongoBulkWriteError, type Collection } from 'mongodb';
 import type { ClaimOptions, ClaimResult, ClaimStore } from '../../ports/index.js';
 import type { DeliveryKind } from '../../core/types.js';
 import { writeErrorsOf } from './event-sink.js';
-import type { InstanceRegistry } from './instance-registry.js';
+import { systemClock, type Clock } from '../../ports/clock.js';
+import type { InstanceDirectory } from '../../ports/stores.js';
+import { z } from 'zod';
+import { decodeDoc } from './decode.js';
 import type { ClaimDoc, DeliveryDoc, DoneDoc, TakeoverDoc } from './store.js';
+
+/**
+ * The delivery records as this store reads them (the fields it uses). A malformed one is an
+ * error naming the collection, the id and the field (decode.ts), never skipped: guessing who owns
+ * a key could send a mail twice or never.
+ */
+const readDoc = z.discriminatedUnion('type', [
+  z.object({ _id: z.string(), type: z.literal('claim'), owner: z.string(), gen: z.string(), v: z.literal(2).optional() }),
+  z.object({ _id: z.string(), type: z.literal('done'), key: z.string(), status: z.enum(['sent', 'failed', 'missed']) }),
+  z.object({ _id: z.string(), type: z.literal('takeover'), key: z.string(), owner: z.string(), gen: z.string().optional() }),
+]);
+type ReadDoc = z.output<typeof readDoc>;
 
 const DUPLICATE_KEY = 11000;
 /** Keys per release (one `deleteMany` with `$in`). */
@@ -51,19 +66,22 @@ export function legacyKeyOf(key: string): string | undefined {
 
 export class MongoClaimStore implements ClaimStore {
   readonly #col: Collection<DeliveryDoc>;
-  readonly #instances: InstanceRegistry;
+  readonly #instances: InstanceDirectory;
   readonly stats = { claimed: 0, taken: 0, takenOver: 0, takeoverErrors: 0 };
   /** Whether any claim was written by a version without typed ids (asked once per process). */
   #legacyClaims: Promise<boolean> | undefined;
 
-  constructor(col: Collection<DeliveryDoc>, instances: InstanceRegistry) {
+  readonly #clock: Clock;
+
+  constructor(col: Collection<DeliveryDoc>, instances: InstanceDirectory, clock: Clock = systemClock) {
     this.#col = col;
     this.#instances = instances;
+    this.#clock = clock;
   }
 
   async claim(keys: readonly string[], options: ClaimOptions = {}): Promise<ClaimResult> {
     if (keys.length === 0) return { claimed: [], taken: [] };
-    const at = new Date();
+    const at = new Date(this.#clock.now());
     const owner = this.#instances.id;
     const finished = new Map<string, 'sent' | 'failed'>();
     const legacy = await this.#claimedUnderLegacyKey(keys, finished);
@@ -83,7 +101,7 @@ export class MongoClaimStore implements ClaimStore {
 
   async complete(outcomes: ReadonlyArray<{ key: string; status: 'sent' | 'failed' | 'missed' }>): Promise<void> {
     if (outcomes.length === 0) return;
-    const at = new Date();
+    const at = new Date(this.#clock.now());
     const docs: DoneDoc[] = outcomes.map((o) => ({ _id: `${o.key}#done`, type: 'done', key: o.key, status: o.status, at }));
     // A duplicate means an earlier attempt of this same write got through: already recorded.
     await insertIgnoringDuplicates(this.#col, docs);
@@ -117,7 +135,7 @@ export class MongoClaimStore implements ClaimStore {
     this.#legacyClaims ??= this.#col.findOne({ type: 'claim', v: { $exists: false } }, { projection: { _id: 1 } }).then((d) => d !== null);
     if (!(await this.#legacyClaims)) return found;
     const olds = [...byLegacy.keys()];
-    const docs = await this.#col.find({ _id: { $in: [...olds, ...olds.map((k) => `${k}#done`)] } }).toArray();
+    const docs = await this.#read({ _id: { $in: [...olds, ...olds.map((k) => `${k}#done`)] } });
     const status = new Map<string, unknown>();
     for (const d of docs) if (d.type === 'done') status.set(d.key, d.status);
     for (const d of docs) {
@@ -156,7 +174,7 @@ export class MongoClaimStore implements ClaimStore {
     for (const k of dups) wanted.add(k).add(`${k}#done`);
     const done = new Set<string>();
     const head = new Map<string, { owner: string; gen: string }>();
-    for (const d of await this.#col.find({ _id: { $in: [...wanted] } }).toArray()) {
+    for (const d of await this.#read({ _id: { $in: [...wanted] } })) {
       if (d.type === 'done') {
         done.add(d.key);
         if (d.status === 'sent' || d.status === 'failed') finished.set(d.key, d.status);
@@ -166,7 +184,7 @@ export class MongoClaimStore implements ClaimStore {
     // Follow the chains: one set read per link (one per earlier takeover of the same keys).
     for (let next = [...head].map(([k, h]) => `${k}#${h.gen}`); next.length > 0; ) {
       // A record without `gen` predates chains: the claim itself was updated then, so it is not a link.
-      const links = (await this.#col.find({ _id: { $in: next } }).toArray()).filter((d): d is TakeoverDoc & { gen: string } => d.type === 'takeover' && typeof d.gen === 'string');
+      const links = (await this.#read({ _id: { $in: next } })).filter((d): d is Extract<ReadDoc, { type: 'takeover' }> & { gen: string } => d.type === 'takeover' && typeof d.gen === 'string');
       for (const l of links) head.set(l.key, { owner: l.owner, gen: l.gen });
       next = links.map((l) => `${l.key}#${l.gen}`);
     }
@@ -183,13 +201,18 @@ export class MongoClaimStore implements ClaimStore {
     }
     if (abandoned.length === 0) return won;
     // One unordered bulk insert of the next links; a duplicate is a key another instance won.
-    const at = new Date();
+    const at = new Date(this.#clock.now());
     const records: TakeoverDoc[] = abandoned.map((a) => ({ _id: `${a.key}#${a.gen}`, type: 'takeover', key: a.key, owner: this.#instances.id, gen: randomUUID(), at }));
     const lost = await insertIgnoringDuplicates(this.#col, records);
     abandoned.forEach((a, i) => {
       if (!lost.has(i)) won.add(a.key);
     });
     return won;
+  }
+
+  /** Reads delivery records by `_id` and decodes them. */
+  async #read(filter: { _id: { $in: string[] } }): Promise<ReadDoc[]> {
+    return (await this.#col.find(filter).toArray()).map((d) => decodeDoc(readDoc, this.#col.collectionName, d));
   }
 }
 

@@ -9,23 +9,19 @@
  * `deliveriesDays` must stay well above the catch-up lookback (the schema enforces >= 2 days).
  */
 import type { Collection } from 'mongodb';
+import { DAY_MS } from '../../core/time.js';
+import { systemClock } from '../../ports/clock.js';
+import type { Retention, RetentionReport } from '../../ports/stores.js';
 import type { DeliveryDoc, EventDoc } from './store.js';
-
-const DAY_MS = 86_400_000;
 
 export interface RetentionOptions {
   eventsDays: number;
   deliveriesDays: number;
 }
 
-export interface RetentionReport {
-  eventsDeleted: number;
-  deliveriesDeleted: number;
-  eventsBefore: string;
-  deliveriesBefore: string;
-}
+export type { RetentionReport };
 
-export class MongoRetention {
+export class MongoRetention implements Retention {
   readonly #events: Collection<EventDoc>;
   readonly #deliveries: Collection<DeliveryDoc>;
   readonly #opts: RetentionOptions;
@@ -36,7 +32,7 @@ export class MongoRetention {
     this.#opts = opts;
   }
 
-  async run(nowMs: number = Date.now()): Promise<RetentionReport> {
+  async run(nowMs: number = systemClock.now()): Promise<RetentionReport> {
     const eventsBefore = new Date(nowMs - this.#opts.eventsDays * DAY_MS);
     const deliveriesBefore = new Date(nowMs - this.#opts.deliveriesDays * DAY_MS);
     const events = await this.#events.deleteMany({ at: { $lt: eventsBefore } });

@@ -14,7 +14,18 @@ import type { Collection, ObjectId } from 'mongodb';
 import { normaliseEmail } from '../../core/suppression-list.js';
 import { mongoUserId } from './user-source.js';
 import type { SuppressionReason, SuppressionStore } from '../../ports/index.js';
+import { z } from 'zod';
+import { systemClock, type Clock } from '../../ports/clock.js';
 import { cursorBatches } from './cursor-batches.js';
+import { decodeDoc } from './decode.js';
+
+/**
+ * What this store reads back, decoded (decode.ts): a malformed document is an error naming the
+ * collection, the address and the field. Not skipped: a suppression list that silently lost an
+ * address would mail someone who asked not to be mailed.
+ */
+const suppressedId = z.object({ _id: z.string() });
+const bounceCount = z.object({ _id: z.string(), hardBounces: z.number().int() });
 
 export interface SuppressionDoc {
   /** The lower-cased email address. */
@@ -36,6 +47,7 @@ export interface SuppressionDoc {
 export interface MongoSuppressionStoreOptions {
   /** Documents per cursor batch when streaming the list at start-up. Default 1000. */
   batchSize?: number;
+  clock?: Clock;
 }
 
 const DUPLICATE_KEY = 11000;
@@ -43,16 +55,18 @@ const DUPLICATE_KEY = 11000;
 export class MongoSuppressionStore implements SuppressionStore {
   readonly #col: Collection<SuppressionDoc>;
   readonly #batchSize: number;
+  readonly #clock: Clock;
   /** Per address: the tail of the chain of writes in progress, removed when it drains. */
   readonly #writing = new Map<string, Promise<unknown>>();
 
   constructor(col: Collection<SuppressionDoc>, options: MongoSuppressionStoreOptions = {}) {
     this.#col = col;
     this.#batchSize = options.batchSize ?? 1000;
+    this.#clock = options.clock ?? systemClock;
   }
 
   async suppress(entry: { email: string; userId?: string; reason: SuppressionReason; detail?: string }): Promise<void> {
-    const set: Partial<SuppressionDoc> = { suppressed: true, reason: entry.reason, updatedAt: new Date() };
+    const set: Partial<SuppressionDoc> = { suppressed: true, reason: entry.reason, updatedAt: new Date(this.#clock.now()) };
     // Only what is known is written: a later suppression without a user id keeps the earlier one.
     if (entry.userId !== undefined) {
       const typed = mongoUserId(entry.userId);
@@ -76,17 +90,17 @@ export class MongoSuppressionStore implements SuppressionStore {
       upsertOnce(() =>
         this.#col.findOneAndUpdate(
           { _id },
-          { $inc: { hardBounces: 1 }, $set: { detail, updatedAt: new Date() }, $setOnInsert: { suppressed: false } },
+          { $inc: { hardBounces: 1 }, $set: { detail, updatedAt: new Date(this.#clock.now()) }, $setOnInsert: { suppressed: false } },
           { upsert: true, returnDocument: 'after' },
         ),
       ),
     );
-    return doc?.hardBounces ?? 1;
+    return doc === null ? 1 : decodeDoc(bounceCount, this.#col.collectionName, doc).hardBounces;
   }
 
   /** One streamed cursor (a full scan on FerretDB v1): meant for start-up and periodic reloads. */
   allSuppressed(): AsyncIterable<string[]> {
-    return cursorBatches(this.#col.find({ suppressed: true }, { projection: { _id: 1 }, batchSize: this.#batchSize }), this.#batchSize, (doc) => doc._id);
+    return cursorBatches(this.#col.find({ suppressed: true }, { projection: { _id: 1 }, batchSize: this.#batchSize }), this.#batchSize, (doc) => decodeDoc(suppressedId, this.#col.collectionName, doc)._id);
   }
 
   /** Runs `write` after every earlier write to `key` from this process has settled. */

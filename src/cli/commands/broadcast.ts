@@ -1,17 +1,13 @@
 /**
  * `mailwheel broadcast send | list | status | pause | resume | cancel`. The CLI writes the
  * broadcast document (and, later, operator requests); a running daemon does the sending
- * (app/broadcast-runner.ts). Everything is checked before anything is written: the templates
+ * (core/broadcast-supervisor.ts). Everything is checked before anything is written: the templates
  * compile, the segment passes the operator allow-list, and the server accepts the query.
  */
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { MongoBroadcastStore, type BroadcastDoc } from '../../adapters/mongo/broadcast-store.js';
-import { liveInstances } from '../../adapters/mongo/instance-registry.js';
-import { MongoRecipientSource } from '../../adapters/mongo/recipient-source.js';
-import { MongoStore } from '../../adapters/mongo/store.js';
-import { MongoSuppressionStore } from '../../adapters/mongo/suppression-store.js';
-import { MimeBuilder } from '../../adapters/smtp/mime.js';
+import { buildMessage } from '../../app/messages.js';
+import { withStores, type Stores } from '../../app/stores.js';
 import type { Config } from '../../config/schema.js';
 import { broadcastKey } from '../../core/delivery-key.js';
 import { renderDelivery } from '../../core/message.js';
@@ -20,7 +16,7 @@ import { SuppressionList } from '../../core/suppression-list.js';
 import { compileTemplates, type TemplateSet } from '../../core/templates.js';
 import { checkRecipient, type Recipient } from '../../core/validate-user.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
-import { FINAL_STATUSES, type BroadcastStatus, type ControlAction } from '../../ports/broadcasts.js';
+import { FINAL_STATUSES, type BroadcastDoc, type BroadcastStatus, type BroadcastStore, type ControlAction, type RecipientSource } from '../../ports/broadcasts.js';
 import { countsText, follow, listTable, progressText, statusBlock } from '../broadcast-view.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
 import { formatCount } from '../format.js';
@@ -78,7 +74,7 @@ export function registerBroadcast(program: Command): void {
       withStore(cmd, async ({ store, broadcasts }) => {
         const doc = await mustGet(broadcasts, id);
         const control = await broadcasts.control(id);
-        const holder = doc.owner === undefined || doc.status !== 'running' ? undefined : ((await store.instances.findOne({ _id: doc.owner }))?.heartbeatAt ?? null);
+        const holder = doc.owner === undefined || doc.status !== 'running' ? undefined : ((await store.instances.heartbeatOf(doc.owner)) ?? null);
         process.stdout.write(opts.json ? `${JSON.stringify({ ...publicView(doc), request: control ?? null, ...(holder === undefined ? {} : { heartbeatAt: holder }) })}\n` : statusBlock(doc, control, holder));
       }),
     );
@@ -106,17 +102,12 @@ function publicView(doc: BroadcastDoc): Record<string, unknown> {
   return { id: _id, ...rest, segment: JSON.parse(segment) as unknown };
 }
 
-async function withStore<T>(cmd: Command, fn: (s: { config: Config; store: MongoStore; broadcasts: MongoBroadcastStore }) => Promise<T>): Promise<T> {
+async function withStore<T>(cmd: Command, fn: (s: { config: Config; store: Stores; broadcasts: BroadcastStore }) => Promise<T>): Promise<T> {
   const { config } = configFor(cmd);
-  const store = await MongoStore.connect(config);
-  try {
-    return await fn({ config, store, broadcasts: new MongoBroadcastStore(store.db, config.mongodb.collectionPrefix) });
-  } finally {
-    await store.close();
-  }
+  return withStores(config, (store) => fn({ config, store, broadcasts: store.broadcasts }));
 }
 
-async function mustGet(broadcasts: MongoBroadcastStore, id: string): Promise<BroadcastDoc> {
+async function mustGet(broadcasts: BroadcastStore, id: string): Promise<BroadcastDoc> {
   const doc = await broadcasts.get(id);
   if (doc === undefined) throw new MailwheelError(ErrorCodes.NOT_FOUND, `no broadcast with id "${id}" (see: mailwheel broadcast list)`);
   return doc;
@@ -168,7 +159,7 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
   const at = opts.at === undefined ? undefined : new Date(parseInstant(opts.at, '--at'));
   const pickupMs = parsePositiveInt(opts.pickupTimeout, '--pickup-timeout') * 1000;
   await withStore(cmd, async ({ config, store, broadcasts }) => {
-    const recipients = new MongoRecipientSource(store.users, config.users.fields);
+    const recipients = store.recipients;
     const filter = recipientFilter(segment.filter, config.users.fields);
     try {
       await recipients.probe(filter);
@@ -179,7 +170,7 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
     // A typo'd field matches nobody, and the broadcast would "complete" to no one: say so.
     const matching = await recipients.count(filter);
     if (matching === 0) process.stderr.write(`warning: the segment matches 0 users (active, not unsubscribed): ${segment.json}; check the field names (mailwheel broadcast send --dry-run shows who would receive it)\n`);
-    const daemons = await liveInstances(store.instances, config.send.claimStaleMs);
+    const daemons = await store.instances.live();
     const doc = await broadcasts.create({ subject: opts.subject.trim(), text, html, segment: segment.json, at });
     if (opts.json) process.stdout.write(`${JSON.stringify({ id: doc._id, status: doc.status, at: doc.at ?? null, matching, daemons: daemons.length })}\n`);
     else process.stdout.write(`${doc._id}\n`);
@@ -202,9 +193,9 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
   });
 }
 
-async function dryRun(a: { config: Config; store: MongoStore; recipients: MongoRecipientSource; segment: Segment; templates: TemplateSet; json: boolean }): Promise<void> {
+async function dryRun(a: { config: Config; store: Stores; recipients: RecipientSource; segment: Segment; templates: TemplateSet; json: boolean }): Promise<void> {
   const { config, store, recipients, segment, templates } = a;
-  const suppressions = new SuppressionList(new MongoSuppressionStore(store.suppressions, { batchSize: config.mongodb.batchSize }), { hardBounceLimit: config.send.hardBounceLimit });
+  const suppressions = new SuppressionList(store.suppressions, { hardBounceLimit: config.send.hardBounceLimit });
   await suppressions.load();
   const counts = { matching: 0, recipients: 0, suppressed: 0, skipped: 0 };
   let firstSkip: string | undefined;
@@ -226,7 +217,7 @@ async function dryRun(a: { config: Config; store: MongoStore; recipients: MongoR
   const delivery = sample && { key: broadcastKey('dry-run', sample.id), kind: 'broadcast' as const, userId: sample.id, email: sample.email, name: sample.name, broadcastId: 'dry-run', dueAt: Date.now() };
   const rendered = delivery && renderDelivery(delivery, templates, 'dry-run.invalid');
   // Built as the daemon would, so an address or header problem shows now rather than per message.
-  const mimeBytes = delivery && new MimeBuilder(templates, { from: config.smtp.from }).build(delivery).raw.length;
+  const mimeBytes = delivery && buildMessage(templates, { from: config.smtp.from }, delivery).raw.length;
   if (a.json) {
     process.stdout.write(`${JSON.stringify({ dryRun: true, segment: JSON.parse(segment.json) as unknown, ...counts, sample: rendered ?? null, mimeBytes: mimeBytes ?? null })}\n`);
     return;

@@ -5,9 +5,8 @@
  * With `--json`, stdout is exactly one JSON document; every message goes to stderr.
  */
 import type { Command } from 'commander';
-import { MongoStore } from '../../adapters/mongo/store.js';
-import { SmtpPool } from '../../adapters/smtp/smtp-pool.js';
-import { readCa } from '../../adapters/smtp/nodemailer-transport.js';
+import { smtpGreeter } from '../../app/smtp-check.js';
+import { openStores, type Stores } from '../../app/stores.js';
 import { redactConfig, type LoadedConfig } from '../../config/load.js';
 import { redactUri, scrubUri, uriHosts } from '../../config/urls.js';
 import { configWarnings, emptyUsersWarning, type ConfigWarning } from '../../config/warnings.js';
@@ -70,14 +69,14 @@ async function connectChecks(loaded: LoadedConfig, timeoutMs: number, warnings: 
 
 async function checkMongo(loaded: LoadedConfig, timeoutMs: number, warnings: ConfigWarning[]): Promise<CheckResult> {
   const { config } = loaded;
-  let store: MongoStore | undefined;
+  let store: Stores | undefined;
   try {
-    store = await MongoStore.connect(config, { serverSelectionTimeoutMs: timeoutMs });
-    await store.db.command({ ping: 1 });
-    const users = await store.users.countDocuments({}, { maxTimeMS: timeoutMs });
+    store = await openStores(config, { serverSelectionTimeoutMs: timeoutMs });
+    await store.ping();
+    const users = await store.countUsers({ maxTimeMs: timeoutMs });
     const empty = emptyUsersWarning(config, users);
     if (empty) warnings.push(empty);
-    return { name: 'mongodb', ok: true, detail: `${redactUri(config.mongodb.uri)} answers; ${store.db.databaseName}.${config.users.collection} holds ${formatCount(users)} documents` };
+    return { name: 'mongodb', ok: true, detail: `${redactUri(config.mongodb.uri)} answers; ${store.databaseName}.${config.users.collection} holds ${formatCount(users)} documents` };
   } catch (err) {
     const detail = err instanceof UnavailableError ? err.message : `mongodb.uri (MONGODB_URI): ${uriHosts(config.mongodb.uri)}: ${scrubUri(config.mongodb.uri, (err as Error).message)}`;
     return { name: 'mongodb', ok: false, detail };
@@ -88,14 +87,7 @@ async function checkMongo(loaded: LoadedConfig, timeoutMs: number, warnings: Con
 
 async function checkSmtp(loaded: LoadedConfig, timeoutMs: number): Promise<CheckResult> {
   const s = loaded.config.smtp;
-  const pool = new SmtpPool({
-    url: s.url,
-    size: 1,
-    maxMessages: 1,
-    connectionTimeoutMs: Math.min(timeoutMs, s.connectionTimeoutMs),
-    socketTimeoutMs: Math.min(timeoutMs, s.socketTimeoutMs),
-    tls: { rejectUnauthorized: s.rejectUnauthorized, ca: s.ca === null ? undefined : readCa(s.ca) },
-  });
+  const pool = smtpGreeter(s, timeoutMs);
   const auth = new URL(s.url).username !== '';
   try {
     await pool.check();

@@ -8,21 +8,18 @@
 import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { claimedKeys } from '../../adapters/mongo/claimed-keys.js';
-import { MongoStore } from '../../adapters/mongo/store.js';
-import { MongoSuppressionStore } from '../../adapters/mongo/suppression-store.js';
-import { MongoUserSource } from '../../adapters/mongo/user-source.js';
+import { openStores } from '../../app/stores.js';
 import { countFires, drainModel, planFromCounts } from '../../core/capacity-plan.js';
 import { scheduledKey } from '../../core/delivery-key.js';
 import { JobRegistry } from '../../core/job-registry.js';
 import { normaliseEmail } from '../../core/suppression-list.js';
+import { MINUTE_MS } from '../../core/time.js';
 import { checkUser } from '../../core/validate-user.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemErrorLine } from '../main-errors.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
 import { describeRate, formatCount, peakLines, planJson, svgChart, terminalChart } from '../plan-render.js';
 
-const MINUTE_MS = 60_000;
 
 interface PlanOpts {
   json?: boolean;
@@ -58,7 +55,7 @@ export function registerPlan(program: Command): void {
       if (opts.svg !== undefined) checkWritable(opts.svg);
 
       const started = Date.now();
-      const store = await MongoStore.connect(config);
+      const store = await openStores(config);
       // `documents`: the whole collection; `read`: the active ones the daemon reads (and so does
       // this). `inactive` counts both kinds the seeder and checkUser call inactive: `active` not
       // true (never read by the daemon, so counted with a query) and unsubscribed.
@@ -68,8 +65,8 @@ export function registerPlan(program: Command): void {
       let alreadyClaimed = 0;
       try {
         const suppressed = new Set<string>();
-        for await (const batch of new MongoSuppressionStore(store.suppressions, { batchSize: config.mongodb.batchSize }).allSuppressed()) for (const e of batch) suppressed.add(e);
-        for await (const batch of new MongoUserSource(store.users, config).allActive()) {
+        for await (const batch of store.suppressions.allSuppressed()) for (const e of batch) suppressed.add(e);
+        for await (const batch of store.users.allActive()) {
           for (const doc of batch) {
             users.read++;
             const r = checkUser(doc, config.users.fields);
@@ -82,7 +79,7 @@ export function registerPlan(program: Command): void {
             }
           }
         }
-        users.documents = await store.users.countDocuments({});
+        users.documents = await store.countUsers();
         users.inactive += users.documents - users.read;
 
         // Sends already claimed (by run-minute or a daemon) will not be sent again: leave them out.
@@ -92,7 +89,7 @@ export function registerPlan(program: Command): void {
           keys.push(scheduledKey(job.user.id, job.time, job.localDate));
           minuteOf.push(i);
         });
-        const claimed = opts.claims ? await claimedKeys(store.deliveries, keys) : new Set<string>();
+        const claimed = opts.claims ? await store.claimed.claimedKeys(keys) : new Set<string>();
         if (claimed.size > 0) {
           keys.forEach((key, j) => {
             if (!claimed.has(key)) return;

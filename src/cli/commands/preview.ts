@@ -5,9 +5,8 @@
  * text that was quoted-printable encoded), or with `--raw` the whole message as it goes to SMTP.
  */
 import type { Command } from 'commander';
-import { MongoStore } from '../../adapters/mongo/store.js';
-import { MongoUserSource } from '../../adapters/mongo/user-source.js';
-import { MimeBuilder } from '../../adapters/smtp/mime.js';
+import { buildMessage } from '../../app/messages.js';
+import { withStores } from '../../app/stores.js';
 import { scheduledKey } from '../../core/delivery-key.js';
 import { fireInstant, nextFires, parseHHMM } from '../../core/fire-time.js';
 import { escapeHtml, renderPart, templateVars } from '../../core/templates.js';
@@ -38,13 +37,7 @@ export function registerPreview(program: Command): void {
       if (opts.kind !== 'scheduled') throw badArgument(`--kind: "${opts.kind}" is not supported here (supported: scheduled)`);
       const loaded = configFor(cmd);
       const { config } = loaded;
-      const store = await MongoStore.connect(config);
-      let doc;
-      try {
-        doc = await new MongoUserSource(store.users, config).byId(opts.user);
-      } finally {
-        await store.close();
-      }
+      const doc = await withStores(config, (stores) => stores.users.byId(opts.user));
       if (!doc) throw new MailwheelError(ErrorCodes.NOT_FOUND, `no user with ${config.users.fields.id} "${opts.user}"`);
       const check = checkUser(doc, config.users.fields);
       if (check.kind === 'invalid') throw new MailwheelError(ErrorCodes.USER_INVALID, `user ${check.id} is invalid: ${check.reason}`);
@@ -76,7 +69,7 @@ export function registerPreview(program: Command): void {
         dueAt: slot.at,
       };
       const templates = loaded.templates.scheduled;
-      const built = new MimeBuilder(templates, { from: config.smtp.from, now: () => now }).build(d, unsubscribeHeaders({ userId: u.id, email: u.email }, config.unsubscribe, now));
+      const built = buildMessage(templates, { from: config.smtp.from, now: () => now }, d, unsubscribeHeaders({ userId: u.id, email: u.email }, config.unsubscribe, now));
       if (opts.raw && !opts.json) {
         process.stdout.write(built.raw);
         return;

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { App, type MinuteProgress } from '../../app/app.js';
+import { HOUR_MS, MINUTE_MS } from '../../core/time.js';
 import { EXIT_TEMPFAIL } from '../../errors.js';
 import { badArgument, configFor, loggerFor, onStopSignal, parseDuration, parseInstant } from '../context.js';
 import { formatCount } from '../format.js';
 
-const MINUTE_MS = 60_000;
 
 interface RunMinuteOptions {
   at: string;
@@ -115,7 +115,7 @@ export function checkMinuteBounds(minuteStart: number, now: number, lookbackHour
   if (minuteStart > current) {
     throw badArgument(`--at: ${iso(minuteStart)} is after the current minute (${iso(current)}); sending it now would mail early and its on-time run would skip those claims. Use --force to send it anyway`);
   }
-  const oldest = current - lookbackHours * 3_600_000;
+  const oldest = current - lookbackHours * HOUR_MS;
   if (minuteStart < oldest) {
     throw badArgument(`--at: ${iso(minuteStart)} is older than send.catchUpLookbackHours (${lookbackHours} h, i.e. before ${iso(oldest)}). Use --force to replay it anyway`);
   }

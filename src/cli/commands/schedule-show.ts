@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { MongoStore } from '../../adapters/mongo/store.js';
-import { MongoUserSource } from '../../adapters/mongo/user-source.js';
+import { openStores } from '../../app/stores.js';
 import { nextFires } from '../../core/fire-time.js';
 import { checkUser } from '../../core/validate-user.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
@@ -19,9 +18,9 @@ export function registerScheduleShow(program: Command): void {
       const count = parsePositiveInt(opts.count, '--count');
       const from = opts.from === undefined ? Date.now() : parseInstant(opts.from, '--from');
       const { config } = configFor(cmd);
-      const store = await MongoStore.connect(config);
+      const store = await openStores(config);
       try {
-        const doc = await new MongoUserSource(store.users, config).byId(opts.user);
+        const doc = await store.users.byId(opts.user);
         if (!doc) throw new MailwheelError(ErrorCodes.NOT_FOUND, `no user with ${config.users.fields.id} "${opts.user}"`);
         const check = checkUser(doc, config.users.fields);
         if (check.kind === 'invalid') throw new MailwheelError(ErrorCodes.USER_INVALID, `user ${check.id} is invalid: ${check.reason}`);

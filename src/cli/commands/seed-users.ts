@@ -5,8 +5,7 @@
  * `--seed` reproduces a data set; without it a random seed is used and printed.
  */
 import type { Command } from 'commander';
-import { MongoBulkWriteError, type Document } from 'mongodb';
-import { MongoStore } from '../../adapters/mongo/store.js';
+import { openStores } from '../../app/stores.js';
 import { databaseName } from '../../config/load.js';
 import { generateUsers, planCounts, SEED_MARK_FIELD, SEED_MARK_VALUE, seedFromString, type SeedKind } from '../../seed/generate-users.js';
 import { badArgument, configFor, parsePositiveInt } from '../context.js';
@@ -46,43 +45,42 @@ export function registerSeedUsers(program: Command): void {
       const seed = opts.seed === undefined ? Math.floor(Math.random() * 0x1_0000_0000) : seedFromString(opts.seed);
 
       const { config } = configFor(cmd);
-      const store = await MongoStore.connect(config);
+      const store = await openStores(config);
       try {
-        const users = store.users;
+        const users = store.seeder;
         const where = `${databaseName(config.mongodb.uri)}.${config.users.collection}`;
         let dropped: { documents: number; foreign: number } | undefined;
         if (opts.drop) {
           // The README points MONGODB_URI at the application's database: dropping its users
           // collection must never take real users by accident. Seeded documents carry a mark;
           // anything else is someone's data.
-          const documents = await users.countDocuments({});
-          const foreign = documents === 0 ? 0 : await users.countDocuments({ [SEED_MARK_FIELD]: { $ne: SEED_MARK_VALUE } });
+          const documents = await users.count();
+          const foreign = documents === 0 ? 0 : await users.count({ field: SEED_MARK_FIELD, value: SEED_MARK_VALUE });
           if (foreign > 0 && opts.yes !== true) {
             throw badArgument(
               `seed-users --drop: refusing to drop ${where}: it holds ${formatCount(foreign)} document${foreign === 1 ? '' : 's'} that seed-users did not create (of ${formatCount(documents)}); nothing was changed. ` +
                 'Check MONGODB_URI and users.collection, or add --yes to delete them too.',
             );
           }
-          await users.drop().catch((err: unknown) => {
-            // Dropping a collection that does not exist is not an error here.
-            if (!(err instanceof Error && /ns not found|NamespaceNotFound/i.test(err.message))) throw err;
-          });
+          await users.drop();
           dropped = { documents, foreign };
           if (documents > 0) process.stderr.write(`dropped ${where}: ${formatCount(documents)} documents (${formatCount(foreign)} not created by seed-users)\n`);
         }
         // Continue the numbering of an earlier run so emails stay unique without --drop. A count
         // is a full scan on FerretDB, but once per run is cheap next to the inserts.
-        const firstIndex = opts.drop ? 0 : await users.countDocuments({});
+        const firstIndex = opts.drop ? 0 : await users.count();
         process.stderr.write(`seeding ${formatCount(count)} users into ${where} (seed ${seed}${soonMinutes === undefined ? '' : `, first times in the next ${soonMinutes} min`})\n`);
 
         const nowMs = Date.now();
         const progress = new Progress(count);
         const inserted: Record<SeedKind, number> = { active: 0, inactive: 0, invalid: 0 };
         const failures: string[] = [];
-        let docs: Document[] = [];
+        let docs: Array<Record<string, unknown>> = [];
         let kinds: SeedKind[] = [];
         const flush = async (): Promise<void> => {
-          const ok = await insertBatch(users, docs, failures);
+          const { ok, errors } = await users.insert(docs);
+          // The first few server messages are enough to say what went wrong.
+          for (const e of errors) if (failures.length < 10) failures.push(e);
           for (const [i, kind] of kinds.entries()) if (ok[i]) inserted[kind]++;
           progress.update(progress.done + docs.length);
           docs = [];
@@ -120,28 +118,6 @@ function parseRatio(value: string, option: string): number {
   const r = Number(value);
   if (value.trim() === '' || !Number.isFinite(r) || r < 0 || r > 1) throw badArgument(`${option}: "${value}" is not a number between 0 and 1`);
   return r;
-}
-
-/**
- * One unordered insertMany: a bad document (say a duplicate `_id` from an earlier run) costs only
- * itself, not the rest of the batch. Returns which documents made it, by position; other errors
- * (connection lost) are thrown.
- */
-async function insertBatch(users: MongoStore['users'], docs: Document[], failures: string[]): Promise<boolean[]> {
-  const ok = docs.map(() => true);
-  try {
-    await users.insertMany(docs, { ordered: false });
-  } catch (err) {
-    if (!(err instanceof MongoBulkWriteError)) throw err;
-    const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-    // No per-document errors means the whole batch failed for some other reason.
-    if (writeErrors.length === 0) throw err;
-    for (const we of writeErrors) {
-      ok[we.index] = false;
-      if (failures.length < 10) failures.push(we.errmsg ?? `code ${we.code}`);
-    }
-  }
-  return ok;
 }
 
 /** Progress on stderr: rewritten in place on a terminal, else one line per ~10 % (logs, CI). */

@@ -13,7 +13,7 @@ export function registerStart(program: Command): void {
       const app = await App.create(loaded, log);
       // Valid settings that would send nothing (or not what was meant): said loudly, once.
       const warnings = configWarnings(loaded.config);
-      const empty = emptyUsersWarning(loaded.config, (await app.store.users.findOne({}, { projection: { _id: 1 } })) === null ? 0 : 1);
+      const empty = emptyUsersWarning(loaded.config, (await app.store.hasUsers()) ? 1 : 0);
       for (const w of empty ? [...warnings, empty] : warnings) log.warn({ setting: w.setting }, `${w.setting}: ${w.message}`);
       // The daemon's timers are unref'd so tests and run-minute can exit; this keeps `start` alive.
       const keepAlive = setInterval(() => undefined, 1 << 30);
