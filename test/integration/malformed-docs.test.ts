@@ -39,7 +39,7 @@ async function malformed(p: Promise<unknown>, where: { collection: string; id: s
   );
   expect(err).toBeInstanceOf(MalformedDocumentError);
   const e = err as MalformedDocumentError;
-  expect(e.code).toBe(ErrorCodes.INVALID_STATE);
+  expect(e.code).toBe(ErrorCodes.DOCUMENT_INVALID);
   expect({ collection: e.collection, id: e.docId, field: e.field }).toEqual(where);
   expect(e.message).toContain(`${where.collection}: _id ${where.id}: field ${where.field}`);
 }

@@ -14,7 +14,7 @@ export class MalformedDocumentError extends MailwheelError {
   readonly field: string;
 
   constructor(collection: string, docId: string, field: string, problem: string) {
-    super(ErrorCodes.INVALID_STATE, `malformed document in ${collection}: _id ${docId}: field ${field}: ${problem}`);
+    super(ErrorCodes.DOCUMENT_INVALID, `malformed document in ${collection}: _id ${docId}: field ${field}: ${problem}`);
     this.name = 'MalformedDocumentError';
     this.collection = collection;
     this.docId = docId;
