@@ -2,7 +2,8 @@
  * The composition root: builds every part from the config, wires them together, and owns the
  * order in which they stop. It only wires: the scheduled path lives in core (scheduled-minute.ts,
  * outcome-router.ts), `run-minute` in minute-run.ts, `/stats` in stats.ts, `/readyz` in
- * readiness.ts. Adapters are constructed in one block of the constructor, nowhere else in App.
+ * readiness.ts. Stores come from the one factory (stores.ts, which the CLI uses too); the SMTP
+ * transport is built in one block of the constructor. Outside app/, nothing constructs an adapter.
  */
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
