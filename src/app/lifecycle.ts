@@ -5,10 +5,7 @@
  * them, with the reasons for each order written next to it.
  */
 import type { Logger } from 'pino';
-import type { MongoEventReconciler } from '../adapters/mongo/event-reconciler.js';
-import type { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
-import type { MongoRetention } from '../adapters/mongo/retention.js';
-import type { MongoStores } from './stores.js';
+import type { Stores } from './stores.js';
 import type { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
 import type { SendQueue } from '../adapters/smtp/send-queue.js';
 import type { AnalyticsBuffer } from '../analytics/buffer.js';
@@ -25,6 +22,7 @@ import { HttpServer } from '../http/server.js';
 import { UnsubscribeHandler } from '../http/unsubscribe.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Clock } from '../ports/index.js';
+import type { EventReconciler, InstanceRegistration, Retention } from '../ports/stores.js';
 import type { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
 import { DailySummary } from './daily-summary.js';
 import type { Housekeeping } from './housekeeping.js';
@@ -35,10 +33,10 @@ export interface LifecycleParts {
   readonly loaded: LoadedConfig;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly store: MongoStores;
-  readonly instances: InstanceRegistry;
-  readonly eventCheck: MongoEventReconciler;
-  readonly retention: MongoRetention;
+  readonly store: Pick<Stores, 'close'>;
+  readonly instances: InstanceRegistration;
+  readonly eventCheck: EventReconciler;
+  readonly retention: Retention;
   readonly transport: NodemailerTransport;
   readonly analytics: AnalyticsBuffer;
   readonly queue: SendQueue;
