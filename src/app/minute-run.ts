@@ -16,9 +16,8 @@ import { epochMinute } from '../core/time.js';
 import type { UserSync } from '../core/user-sync.js';
 import type { Clock } from '../ports/index.js';
 
-/** What one `run-minute` did. */
-export interface MinuteReport {
-  due: number;
+/** What happened to a minute's deliveries, counted the same way in the report and the progress lines. */
+export interface MinuteCounts {
   claimed: number;
   /** Already claimed by an earlier run or another instance. */
   skipped: number;
@@ -27,6 +26,11 @@ export interface MinuteReport {
   sent: number;
   failed: number;
   retried: number;
+}
+
+/** What one `run-minute` did. */
+export interface MinuteReport extends MinuteCounts {
+  due: number;
   /** Where the run's time went (benchmarks: time to first send, claims per second). */
   timing: MinuteTiming;
 }
@@ -47,17 +51,11 @@ export interface MinuteTiming {
 }
 
 /** Live counters of a `run-minute` (its progress lines, and the summary of a run that was stopped). */
-export interface MinuteProgress {
+export interface MinuteProgress extends MinuteCounts {
   /** Deliveries due in the minute; undefined until the user sync is done and the minute fired. */
   due: number | undefined;
   /** Users scheduled so far (grows during the user sync). */
   users: number;
-  claimed: number;
-  skipped: number;
-  suppressed: number;
-  sent: number;
-  failed: number;
-  retried: number;
   /** Claimed and not handed to SMTP yet (in the send queue, in backoff, or not yet queued). */
   waiting: number;
   inFlight: number;
