@@ -8,8 +8,7 @@
  * Broadcast progress comes from whoever runs broadcasts, through {@link Metrics.setBroadcastSource}.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { OutcomeHooks } from '../ports/index.js';
-import type { BreakerState } from '../adapters/smtp/circuit-breaker.js';
+import type { BreakerState, OutcomeHooks } from '../ports/index.js';
 import type { FlushReport } from '../analytics/buffer.js';
 import type { DeliveryKind, OutcomeType } from '../core/types.js';
 

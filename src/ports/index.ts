@@ -84,6 +84,9 @@ export interface OutcomeHooks {
   onRetry?(delivery: Delivery, attempt: number, delayMs: number, error: SmtpError): Promise<void> | void;
 }
 
+/** Whether the send queue's circuit breaker lets messages through (`closed`) or pauses them (`open`: the server is unreachable). */
+export type BreakerState = 'closed' | 'open';
+
 /** The send queue as the core sees it (implemented by `adapters/smtp/send-queue.ts`). */
 export interface DeliveryQueue {
   submit(delivery: Delivery): void;

@@ -9,7 +9,9 @@
 import { backoffDelay } from '../../core/backoff.js';
 import { systemClock, type Clock } from '../../ports/index.js';
 
-export type BreakerState = 'closed' | 'open';
+import type { BreakerState } from '../../ports/index.js';
+
+export type { BreakerState };
 
 export interface BreakerOptions {
   threshold: number;
