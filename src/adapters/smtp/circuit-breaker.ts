@@ -7,9 +7,7 @@
  * one prober, nothing to spread).
  */
 import { backoffDelay } from '../../core/backoff.js';
-import { systemClock, type Clock } from '../../ports/index.js';
-
-import type { BreakerState } from '../../ports/index.js';
+import { systemClock, type BreakerState, type Clock } from '../../ports/index.js';
 
 export type { BreakerState };
 
