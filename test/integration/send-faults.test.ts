@@ -168,10 +168,13 @@ describe('priority', () => {
     const arrivals = smtp.messages.map((m) => (m.to[0] ?? '').startsWith('s') ? 's' : 'b');
     const lastScheduled = arrivals.lastIndexOf('s');
     const broadcastsOvertaking = arrivals.slice(broadcastBefore, lastScheduled).filter((k) => k === 'b').length;
-    // Only what was already granted or in flight when the scheduled mail arrived may go first:
-    // at most the 10 connections' worth in flight plus two grants of 25 (500/s / 20).
+    // Only what was already in flight, granted, or being granted when the scheduled mail arrived
+    // may go first (send-queue.ts #pump): the 10 connections' worth in flight, fewer than two
+    // grants of 25 (500/s / 20) waiting for a worker, and two more grants Bottleneck was deciding.
+    // On an idle machine the grants are decided at once and about 10 + 2 x 25 overtake; on a
+    // loaded one the grants being decided are there too (102 seen once).
     expect(arrivals.filter((k) => k === 's')).toHaveLength(200);
-    expect(broadcastsOvertaking).toBeLessThanOrEqual(10 + 2 * 25);
+    expect(broadcastsOvertaking).toBeLessThanOrEqual(10 + 4 * 25);
     expect(arrivals.length - lastScheduled - 1).toBeGreaterThan(3000);
   });
 });
