@@ -113,9 +113,11 @@ describe('Bottleneck 2.19.5 clustering (datastore ioredis) on Debian Redis 7.0',
         }, 150),
       );
     };
-    await Promise.all([...Array.from({ length: 6 }, () => a.schedule(job)), ...Array.from({ length: 6 }, () => b.schedule(job))]);
+    const done = await Promise.all([...Array.from({ length: 6 }, () => a.schedule(job)), ...Array.from({ length: 6 }, () => b.schedule(job))]);
     console.log(`[bottleneck-redis] maxConcurrent 2 shared: at most ${most} of 12 jobs ran at once`);
-    expect(most).toBe(2);
+    expect(done).toHaveLength(12);
+    // Two private limiters would run 4 at once (measured when the ids differed by mistake).
+    expect(most).toBeLessThanOrEqual(2);
     expect(errors).toEqual([]);
   });
 
@@ -172,8 +174,8 @@ describe('Bottleneck 2.19.5 clustering (datastore ioredis) on Debian Redis 7.0',
     // Starts are timers fired in this process: a late one can bunch with the next, so a sliding
     // second may see one or two more than the 200 the chain in Redis granted.
     // Shared, not doubled (two private limiters: ~400). Not exactly 200 either: the starts are
-    // timers fired in this process, and a late one bunches with the next (204 measured on the
-    // 2-core machine); an exact cap at the server needs more than Bottleneck's spacing.
+    // timers fired in this process, and a late one bunches with the next (204 to 216 measured
+    // on the 2-core machine); an exact cap at the server needs more than Bottleneck's spacing.
     expect(sliding).toBeLessThan(300);
     expect(errors).toEqual([]);
   });
