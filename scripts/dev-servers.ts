@@ -1,5 +1,5 @@
 /**
- * `npm run dev-servers [-- --mongo-port 27018] [--smtp-port 2525] [--data .dev] [--db mailwheel_dev]`:
+ * `npm run dev-servers [-- --mongo-port 27018] [--smtp-port 2525] [--redis-port 6380] [--data .dev] [--db mailwheel_dev]`:
  * the newcomer's path beyond the demo. Starts, on FIXED loopback ports so a shell keeps working
  * across restarts:
  *
@@ -7,6 +7,8 @@
  *    (seeded users survive a restart; delete the folder to start over);
  * 2. a mail capture: an SMTP server that stores each message as `<data>/mail/<n>-<rcpt>.eml` and
  *    prints one line per message;
+ * 3. when Debian's `redis-server` is installed, a Redis without persistence (scripts/lib/redis-server.ts)
+ *    for the shared rate windows of several instances; without it, one line saying how to install it;
  *
  * then prints the `export MONGODB_URI=... SMTP_URL=...` lines to paste into another shell, where
  * every `mailwheel` command then works against them. Ctrl-C (SIGINT) or SIGTERM stops both (its own
@@ -21,17 +23,19 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { headerValue, startMailCapture, type MailCapture } from './lib/mail-capture.js';
 import { startFerretdbAt } from './lib/mongo-server.js';
+import { REDIS_INSTALL_HINT, redisServerAvailable, startRedisServer, type RedisServer } from './lib/redis-server.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const say = (line: string): void => void process.stderr.write(`dev-servers: ${line}\n`);
 
-function options(): { mongoPort: number; smtpPort: number; data: string; db: string } {
+function options(): { mongoPort: number; smtpPort: number; redisPort: number; data: string; db: string } {
   let values;
   try {
     ({ values } = parseArgs({
       options: {
         'mongo-port': { type: 'string', default: '27018' },
         'smtp-port': { type: 'string', default: '2525' },
+        'redis-port': { type: 'string', default: '6380' },
         data: { type: 'string', default: path.join(root, '.dev') },
         db: { type: 'string', default: 'mailwheel_dev' },
         help: { type: 'boolean', short: 'h' },
@@ -42,7 +46,7 @@ function options(): { mongoPort: number; smtpPort: number; data: string; db: str
     process.exit(64);
   }
   if (values.help) {
-    process.stdout.write('usage: npm run dev-servers [-- --mongo-port 27018] [--smtp-port 2525] [--data .dev] [--db mailwheel_dev]\n');
+    process.stdout.write('usage: npm run dev-servers [-- --mongo-port 27018] [--smtp-port 2525] [--redis-port 6380] [--data .dev] [--db mailwheel_dev]\n');
     process.exit(0);
   }
   const port = (v: string, name: string): number => {
@@ -57,7 +61,13 @@ function options(): { mongoPort: number; smtpPort: number; data: string; db: str
     say(`--db: "${values.db}" is not a database name (letters, digits, _ and -)`);
     process.exit(64);
   }
-  return { mongoPort: port(values['mongo-port'], 'mongo-port'), smtpPort: port(values['smtp-port'], 'smtp-port'), data: path.resolve(values.data), db: values.db };
+  return {
+    mongoPort: port(values['mongo-port'], 'mongo-port'),
+    smtpPort: port(values['smtp-port'], 'smtp-port'),
+    redisPort: port(values['redis-port'], 'redis-port'),
+    data: path.resolve(values.data),
+    db: values.db,
+  };
 }
 
 async function main(): Promise<number> {
@@ -69,9 +79,11 @@ async function main(): Promise<number> {
 
   let capture: MailCapture | undefined;
   let mongo: Awaited<ReturnType<typeof startFerretdbAt>> | undefined;
+  let redis: RedisServer | undefined;
   let stopping = false;
   const stop = async (code: number): Promise<never> => {
     await capture?.close();
+    await redis?.stop();
     await mongo?.stop();
     process.exit(code);
   };
@@ -79,6 +91,7 @@ async function main(): Promise<number> {
     if (stopping) {
       say(`${signal} again: forcing`);
       if (mongo?.pid !== undefined) process.kill(mongo.pid, 'SIGKILL');
+      if (redis?.pid !== undefined) process.kill(redis.pid, 'SIGKILL');
       process.exit(130);
     }
     stopping = true;
@@ -111,14 +124,28 @@ async function main(): Promise<number> {
     await capture.close();
     return 1;
   }
+  if (redisServerAvailable()) {
+    try {
+      redis = await startRedisServer({ port: opts.redisPort, log: (line) => say(line) });
+    } catch (err) {
+      const text = err instanceof Error ? err.message : String(err);
+      say(/address already in use/i.test(text) ? `Redis port 127.0.0.1:${opts.redisPort} is taken (another dev-servers?); choose one with --redis-port` : `redis-server did not start: ${text.split('\n')[0] ?? text}`);
+      await capture.close();
+      await mongo.stop();
+      return 1;
+    }
+  } else {
+    say(`no redis-server here (only needed for several instances): ${REDIS_INSTALL_HINT}`);
+  }
   if (stopping) return new Promise<number>(() => undefined); // a signal arrived during start-up: stop() exits
 
   process.stdout.write(
     [
-      `# mailwheel dev servers: MongoDB-wire (FerretDB, pid ${String(mongo.pid)}) and a mail capture; Ctrl-C stops both`,
+      `# mailwheel dev servers: MongoDB-wire (FerretDB, pid ${String(mongo.pid)}), a mail capture${redis ? `, Redis (pid ${String(redis.pid)}, no persistence)` : ''}; Ctrl-C stops them`,
       `# mail is stored in ${mailDir}; database data in ${dataDir}`,
       `export MONGODB_URI='mongodb://127.0.0.1:${opts.mongoPort}/${opts.db}'`,
       `export SMTP_URL='smtp://127.0.0.1:${capture.port}'`,
+      ...(redis ? [`# Redis for several instances (cluster.redisUrl, issue 13): ${redis.url}`] : []),
       `# then, in that shell: npx mailwheel seed-users 1000 --soon 3 && npx mailwheel start`,
       '',
     ].join('\n'),
