@@ -133,19 +133,21 @@ describe('rate.perDay across daemon restarts (no Redis)', () => {
     const limited = writeTestConfig({ rate: { perSecond: 20, perDay: PER_DAY }, http: { enabled: true, host: '127.0.0.1', port: 0 } });
     // First start: the 40 re-fired, 30 sent, 10 waiting for the day's budget (released at the stop).
     const first = await startAndStop(limited, (st) => st.sends.sent >= PER_DAY);
-    expect(first.restored).toEqual({ limit: PER_DAY, used: 0, left: PER_DAY });
     expect(dsmtp.messages).toHaveLength(PER_DAY);
+    // Two restarts: each re-claims the 10 released and starts with the day's 30 sends: sends nothing.
+    const restarts = [];
+    for (let i = 0; i < 2; i++) restarts.push(await startAndStop(limited, (st) => st.sends.submitted >= DUE - PER_DAY));
 
-    // Two restarts: each re-claims the 10 released, starts with the 30 sends of the day, sends nothing.
-    for (let i = 0; i < 2; i++) {
-      const { restored, stats } = await startAndStop(limited, (st) => st.sends.submitted >= DUE - PER_DAY);
-      expect(restored).toEqual({ limit: PER_DAY, used: PER_DAY, left: 0 });
-      expect(stats.sends).toMatchObject({ submitted: DUE - PER_DAY, sent: 0 });
-    }
     expect(dsmtp.messages).toHaveLength(PER_DAY);
     const deliveries = ddb.db.collection('mailwheel_deliveries');
     expect(await deliveries.countDocuments({ type: 'done', status: 'sent' })).toBe(PER_DAY);
     // The 10 unsent: no claim left behind (released at each stop), so a later day sends them.
     expect(await deliveries.countDocuments({ type: 'claim' })).toBe(PER_DAY);
+    for (const r of restarts) expect(r.stats.sends).toMatchObject({ submitted: DUE - PER_DAY, sent: 0 });
+    expect([first, ...restarts].map((r) => r.restored)).toEqual([
+      { limit: PER_DAY, used: 0, left: PER_DAY },
+      { limit: PER_DAY, used: PER_DAY, left: 0 },
+      { limit: PER_DAY, used: PER_DAY, left: 0 },
+    ]);
   });
 });
