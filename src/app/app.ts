@@ -30,7 +30,8 @@ import { Metrics } from '../metrics/metrics.js';
 import { systemClock, type Clock } from '../ports/index.js';
 import { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
 import { Housekeeping } from './housekeeping.js';
-import { buildHttp, closeInOrder, rebuildLostEvents, startDaemon } from './lifecycle.js';
+import { buildHttp, closeInOrder, rebuildLostEvents, restoredRateUsage, startDaemon } from './lifecycle.js';
+import type { WindowUsage } from '../core/rate-windows.js';
 import { minuteProgress, planMinute, runMinute, type MinutePlan, type MinuteProgress, type MinuteReport } from './minute-run.js';
 import { Readiness } from './readiness.js';
 import { appStats } from './stats.js';
@@ -86,7 +87,8 @@ export class App {
   #unsubscribe: UnsubscribeHandler | undefined;
   #closed: Promise<void> | undefined;
 
-  private constructor(loaded: LoadedConfig, log: Logger, store: MongoStores, opts: AppOptions) {
+  /** @param used sends already made in the rate windows (restoredRateUsage), the send queue's start */
+  private constructor(loaded: LoadedConfig, log: Logger, store: MongoStores, opts: AppOptions, used: WindowUsage) {
     const { config } = loaded;
     const clock = (this.clock = opts.clock ?? systemClock);
     this.loaded = loaded;
@@ -117,7 +119,7 @@ export class App {
       recordHardBounce: (email, detail, userId) => this.suppressions.recordHardBounce(email, detail, userId),
     });
     const routed = routeOutcomes(this.recorder.hooks, { ledger: this.ledger, broadcast: (o) => this.broadcasts.onOutcome(o) });
-    this.queue = new SendQueue(this.transport, sendQueueOptions(config), this.metrics.wrapSendHooks(routed), log.child({ part: 'send' }));
+    this.queue = new SendQueue(this.transport, { ...sendQueueOptions(config), used }, this.metrics.wrapSendHooks(routed), log.child({ part: 'send' }));
     this.dispatcher = new Dispatcher(
       { claims: this.claims, queue: this.queue, recorder: this.recorder, events: this.analytics, isSuppressed: (email) => this.suppressions.has(email) },
       { claimBatch: config.send.claimBatch, maxQueued: maxQueuedOf(config), drainTimeoutMs: config.send.drainTimeoutMs, spreadMs: config.send.spreadSeconds * SECOND_MS },
@@ -172,7 +174,9 @@ export class App {
     // MongoDB client or timer would keep a failed start alive).
     let app: App;
     try {
-      app = new App(loaded, log, store, opts);
+      // Counted before the send queue exists: a restart starts each window with what is left.
+      const used = await restoredRateUsage(store.sent, loaded.config.rate, opts.clock ?? systemClock, log);
+      app = new App(loaded, log, store, opts, used);
     } catch (err) {
       await store.close().catch(() => undefined);
       throw err;

@@ -22,7 +22,8 @@ import { HttpServer } from '../http/server.js';
 import { UnsubscribeHandler } from '../http/unsubscribe.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Clock } from '../ports/index.js';
-import type { EventReconciler, InstanceRegistration, Retention } from '../ports/stores.js';
+import type { EventReconciler, InstanceRegistration, Retention, SentCounter } from '../ports/stores.js';
+import { configuredWindows, tokensLeft, type WindowUsage } from '../core/rate-windows.js';
 import type { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
 import { DailySummary } from './daily-summary.js';
 import type { Housekeeping } from './housekeeping.js';
@@ -70,6 +71,28 @@ export async function rebuildLostEvents(app: LifecycleParts): Promise<void> {
   } catch (err) {
     app.log.warn({ err }, 'could not check outcome events against the delivery records; will check again at the next start');
   }
+}
+
+/**
+ * Before anything is sent (daemon and run-minute alike, before the send queue is built): the
+ * sends every instance recorded in the configured minute, hour and day windows, so a restart does
+ * not hand out a fresh budget (core/rate-windows.ts). One read, and none when no such window is
+ * configured. Logs one line with each window's limit, what was used and what is left.
+ */
+export async function restoredRateUsage(sent: SentCounter, rate: LoadedConfig['config']['rate'], clock: Clock, log: Logger): Promise<WindowUsage> {
+  const windows = configuredWindows(rate);
+  if (windows.length === 0) return {};
+  const started = clock.monotonic();
+  const counts = await sent.countSent(clock.now(), windows.map((w) => w.ms));
+  const used: WindowUsage = {};
+  const fields: Record<string, { limit: number; used: number; left: number }> = {};
+  windows.forEach((w, i) => {
+    const n = counts[i] ?? 0;
+    used[w.name] = n;
+    fields[w.name] = { limit: w.limit, used: n, left: tokensLeft(w.limit, n) };
+  });
+  log.info({ ...fields, ms: Math.round(clock.monotonic() - started) }, 'rate windows restored from the delivery records (sends in each window count against it)');
+  return used;
 }
 
 /** What the HTTP server serves (the App itself). */

@@ -14,6 +14,7 @@ import { MongoEventSink } from '../adapters/mongo/event-sink.js';
 import { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
 import { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
 import { MongoRetention } from '../adapters/mongo/retention.js';
+import { MongoSentCounter } from '../adapters/mongo/sent-counter.js';
 import { MongoStore } from '../adapters/mongo/store.js';
 import { MongoSuppressionStore } from '../adapters/mongo/suppression-store.js';
 import { MongoUserSeeder } from '../adapters/mongo/user-seeder.js';
@@ -21,7 +22,7 @@ import { MongoUserSource } from '../adapters/mongo/user-source.js';
 import type { Config } from '../config/schema.js';
 import type { BroadcastStore, RecipientSource } from '../ports/broadcasts.js';
 import { systemClock, type CheckpointStore, type ClaimStore, type Clock, type EventSink, type SuppressionStore, type UserSource } from '../ports/index.js';
-import type { ClaimedKeys, EventReconciler, InstanceRegistration, Retention, UserSeeder } from '../ports/stores.js';
+import type { ClaimedKeys, EventReconciler, InstanceRegistration, Retention, SentCounter, UserSeeder } from '../ports/stores.js';
 
 export interface StoresOptions {
   /** How long to wait for a reachable server (default `mongodb.serverSelectionTimeoutMs`). */
@@ -44,6 +45,8 @@ export interface Stores {
   /** This process's entry in the instance directory (`start()` only for a sender). */
   readonly instances: InstanceRegistration;
   readonly eventCheck: EventReconciler;
+  /** The sends recorded in the last minute / hour / day: what a start restores of the rate windows. */
+  readonly sent: SentCounter;
   readonly retention: Retention;
   readonly seeder: UserSeeder;
   /** The database name (for messages such as `db.users holds 3 documents`). */
@@ -71,6 +74,7 @@ export class MongoStores implements Stores {
   readonly broadcasts: MongoBroadcastStore;
   readonly instances: InstanceRegistry;
   readonly eventCheck: MongoEventReconciler;
+  readonly sent: MongoSentCounter;
   readonly retention: MongoRetention;
   readonly seeder: MongoUserSeeder;
   readonly #mongo: MongoStore;
@@ -89,6 +93,7 @@ export class MongoStores implements Stores {
     this.events = new MongoEventSink(mongo.events);
     this.broadcasts = new MongoBroadcastStore(mongo.db, config.mongodb.collectionPrefix, clock);
     this.eventCheck = new MongoEventReconciler({ deliveries: mongo.deliveries, events: mongo.events, state: mongo.state }, log, clock);
+    this.sent = new MongoSentCounter(mongo.deliveries, { batchSize: config.mongodb.batchSize });
     this.retention = new MongoRetention({ events: mongo.events, deliveries: mongo.deliveries }, config.retention);
     this.seeder = new MongoUserSeeder(mongo.users);
   }

@@ -1,8 +1,9 @@
 /**
  * Ports for the stores that are not on the scheduled path (ports/index.ts) nor the broadcast side
  * (ports/broadcasts.ts): the directory of running instances, the claimed-keys lookup of `plan`,
- * the start-up event check, retention and the seeding of test users. `app/stores.ts` opens all of
- * them at once; the CLI and the daemon see only these types, never an adapter.
+ * the start-up event check, the start-up count of recent sends, retention and the seeding of
+ * test users. `app/stores.ts` opens all of them at once; the CLI and the daemon see only these
+ * types, never an adapter.
  */
 
 /** One running process (a daemon or a `run-minute`), as its heartbeat document records it. */
@@ -52,6 +53,18 @@ export interface EventReconciler {
   reconcile(opts: { now: number; lookbackMs: number; batchSize: number }): Promise<ReconcileReport>;
   /** Records that every delivery settled before `until` has its event (a graceful stop). */
   markChecked(until: Date): Promise<void>;
+}
+
+/**
+ * The sends mailwheel recorded (every instance's), counted at start so that a restart does not
+ * reset the rate windows (core/rate-windows.ts).
+ */
+export interface SentCounter {
+  /**
+   * For each of `windowsMs`, the sends recorded in the last `windowsMs[i]` ms up to `now`
+   * (recorded at `now - windowsMs[i]` or later). One read, of the longest window.
+   */
+  countSent(now: number, windowsMs: readonly number[]): Promise<number[]>;
 }
 
 /** Deletes events and delivery records past their retention. */

@@ -8,37 +8,42 @@
  * Bottleneck is the rate-window engine and keeps its own timers, not the injected clock: a fake
  * clock does not move its windows, so a test driven by a fake clock configures no rate (every
  * grant is then immediate).
+ *
+ * A start may hand in the sends already made in each window (core/rate-windows.ts, counted from
+ * the delivery records): the window's reservoir then starts with what is left, not a fresh one.
  */
 import Bottleneck from 'bottleneck';
 import type { Config } from '../../config/schema.js';
-import { DAY_MS, HOUR_MS, MINUTE_MS } from '../../core/time.js';
+import { configuredWindows, tokensLeft, type WindowName, type WindowUsage } from '../../core/rate-windows.js';
 import type { DeliveryKind } from '../../core/types.js';
 
 /** Bottleneck priorities: 0 is served first, so scheduled mail is granted before broadcasts. */
 const PRIORITY: Record<DeliveryKind, number> = { scheduled: 2, broadcast: 7 };
 
-const WINDOWS = [
-  ['perMinute', MINUTE_MS],
-  ['perHour', HOUR_MS],
-  ['perDay', DAY_MS],
-] as const;
-
 export class GrantLimiter {
   readonly #limiter: Bottleneck;
-  readonly #windows: Bottleneck[] = [];
+  readonly #windows: Array<{ name: WindowName; limiter: Bottleneck }> = [];
 
-  /** @param minTime ms between grants (0: no per-second limit) */
-  constructor(rate: Config['rate'], minTime: number) {
+  /**
+   * @param minTime ms between grants (0: no per-second limit)
+   * @param used sends already made in each window (a restart): it starts with the limit less them
+   */
+  constructor(rate: Config['rate'], minTime: number, used: WindowUsage = {}) {
     this.#limiter = new Bottleneck({ minTime });
     let last = this.#limiter;
-    for (const [name, ms] of WINDOWS) {
-      const limit = rate[name];
-      if (!limit) continue;
-      const w = new Bottleneck({ reservoir: limit, reservoirRefreshAmount: limit, reservoirRefreshInterval: ms });
+    for (const { name, ms, limit } of configuredWindows(rate)) {
+      const w = new Bottleneck({ reservoir: tokensLeft(limit, used[name]), reservoirRefreshAmount: limit, reservoirRefreshInterval: ms });
       last.chain(w);
       last = w;
-      this.#windows.push(w);
+      this.#windows.push({ name, limiter: w });
     }
+  }
+
+  /** What each configured window has left to grant now (messages). */
+  async left(): Promise<Partial<Record<WindowName, number>>> {
+    const out: Partial<Record<WindowName, number>> = {};
+    for (const { name, limiter } of this.#windows) out[name] = (await limiter.currentReservoir()) ?? 0;
+    return out;
   }
 
   /** Resolves with `batch` once the windows allow it; rejects only after `stop()`. */
@@ -58,6 +63,6 @@ export class GrantLimiter {
 
   /** Stops the windows' refresh timers. */
   async disconnect(): Promise<void> {
-    await Promise.all(this.#windows.map((w) => w.disconnect()));
+    await Promise.all(this.#windows.map((w) => w.limiter.disconnect()));
   }
 }

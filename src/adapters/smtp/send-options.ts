@@ -3,6 +3,7 @@
  * benchmark builds the same queue the daemon runs. Also the transport shape the queue takes.
  */
 import type { Config } from '../../config/schema.js';
+import type { WindowUsage } from '../../core/rate-windows.js';
 import type { Clock, MailTransport } from '../../ports/index.js';
 import type { SlowdownOptions } from './slowdown.js';
 
@@ -13,6 +14,11 @@ export interface SendQueueOptions {
   /** Messages in flight at once; equal to the SMTP pool size. */
   concurrency: number;
   rate: Config['rate'];
+  /**
+   * Sends already made in the minute, hour and day windows when the queue starts (a restart,
+   * counted from the delivery records): each window starts with its limit less them. Default none.
+   */
+  used?: WindowUsage;
   maxAttempts: number;
   backoffBaseMs: number;
   backoffMaxMs: number;

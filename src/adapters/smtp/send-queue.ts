@@ -63,7 +63,7 @@ export class SendQueue implements DeliveryQueue {
     const perSecond = opts.rate.perSecond ?? undefined;
     const slowdown = { maxBatch: opts.maxBatch ?? 50, perSecond, aimd: { ...SLOWDOWN_DEFAULTS, ...opts.slowdown } };
     this.#slowdown = new Slowdown(slowdown, this.#clock, log, (minTime) => this.#limiter.setMinTime(minTime));
-    this.#limiter = new GrantLimiter(opts.rate, this.#slowdown.base.minTime);
+    this.#limiter = new GrantLimiter(opts.rate, this.#slowdown.base.minTime, opts.used);
     this.#gate = perSecond ? new ArrivalGate(perSecond) : undefined;
     const probe = (): Promise<boolean> => (this.#transport.verify ? this.#transport.verify() : Promise.resolve(true));
     this.#retry = new RetryPolicy(opts, { probe, onClosed: () => this.#pump() }, this.#clock, log);
