@@ -6,7 +6,7 @@
  * each time. Split out of the composition root, which only wires it.
  */
 import type { ReadyReport } from '../http/server.js';
-import { systemClock, type Clock } from '../ports/index.js';
+import { systemClock, type BreakerState, type Clock } from '../ports/index.js';
 
 export interface ReadinessDeps {
   /** Has the first full user sync finished? */
@@ -16,7 +16,7 @@ export interface ReadinessDeps {
   /** An SMTP handshake: resolves false (or rejects) when the server does not answer. */
   verifySmtp(): Promise<boolean>;
   /** The send queue's circuit breaker state: `open` means unreachable without a handshake. */
-  breaker(): string;
+  breaker(): BreakerState;
   clock?: Clock;
 }
 

@@ -5,11 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Readiness } from '../../src/app/readiness.js';
+import type { BreakerState } from '../../src/ports/index.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 
 function setup(answers: boolean[]) {
   const clock = new FakeClock('2026-01-05T09:00:00Z');
-  const state = { synced: true, breaker: 'closed', mongoUp: true, handshakes: 0 };
+  const state: { synced: boolean; breaker: BreakerState; mongoUp: boolean; handshakes: number } = { synced: true, breaker: 'closed', mongoUp: true, handshakes: 0 };
   const readiness = new Readiness(
     {
       synced: () => state.synced,
