@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { GrantLimiter } from '../../src/adapters/smtp/grant-limiter.js';
 import { configuredWindows, tokensLeft } from '../../src/core/rate-windows.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS } from '../../src/core/time.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 describe('configuredWindows', () => {
   it('lists the minute, hour and day windows that have a limit, shortest first; the second is never restored', () => {
@@ -63,5 +64,25 @@ describe('GrantLimiter started with sends already made', () => {
     expect(await limiter({ perSecond: null, perMinute: 10, perDay: 30 }, 0).left()).toEqual({ perMinute: 10, perDay: 30 });
     expect(await limiter({ perSecond: null, perDay: 30 }, 0, { perMinute: 10, perHour: 10 }).left()).toEqual({ perDay: 30 });
     expect(await limiter({ perSecond: 5, perMinute: null, perHour: null, perDay: null }, 200, { perDay: 10 }).left()).toEqual({});
+  });
+
+  it('never offers a grant heavier than the emptiest window has left, and at least 1 (it waits for the refresh)', async () => {
+    const clock = new FakeClock(0);
+    const g = limiter({ perSecond: null, perMinute: 10, perDay: 30 }, 0, { perDay: 25 }, clock);
+    expect(g.maxGrant()).toBe(5);
+    await g.grant('scheduled', ['a', 'b', 'c']);
+    expect(g.maxGrant()).toBe(2);
+    expect(await g.left()).toEqual({ perMinute: 7, perDay: 2 });
+    await g.grant('scheduled', ['d', 'e']);
+    expect(g.maxGrant()).toBe(1);
+    // A minute on: the minute window is full again, the day window still empty.
+    clock.jump(MINUTE_MS);
+    expect(g.maxGrant()).toBe(1);
+    clock.jump(DAY_MS);
+    expect(g.maxGrant()).toBe(10);
+  });
+
+  it('without windows any grant size goes', () => {
+    expect(limiter({ perSecond: 5, perMinute: null, perHour: null, perDay: null }, 200).maxGrant()).toBe(Infinity);
   });
 });

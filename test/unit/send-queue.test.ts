@@ -197,6 +197,26 @@ describe('SendQueue: sending and retries', () => {
   });
 });
 
+describe('SendQueue: grants within what the rate windows have left', () => {
+  it('rate.perDay 30 with no per-second limit: 30 of 40 are sent, not the first two grants only (a grant of 38 outweighed the 28 left)', async () => {
+    const { queue, transport } = setup({ concurrency: 4, rate: { perSecond: null, perMinute: null, perHour: null, perDay: 30 } });
+    for (let i = 0; i < 40; i++) queue.submit(delivery(`k${i}`));
+    await until(() => expect(transport.calls).toHaveLength(30));
+    // The other 10 wait for the day's refresh, still in the queue and unsent.
+    await until(() => expect(queue.inFlight).toBe(0));
+    expect(queue.waiting).toBe(10);
+    expect(new Set(transport.calls).size).toBe(30);
+  });
+
+  it('a restart with 25 of the 30 of the day already used sends exactly 5', async () => {
+    const { queue, transport } = setup({ concurrency: 4, rate: { perSecond: null, perMinute: null, perHour: null, perDay: 30 }, used: { perDay: 25 } });
+    for (let i = 0; i < 12; i++) queue.submit(delivery(`k${i}`));
+    await until(() => expect(transport.calls).toHaveLength(5));
+    await until(() => expect(queue.inFlight).toBe(0));
+    expect(queue.waiting).toBe(7);
+  });
+});
+
 describe('SendQueue: stop', () => {
   it('returns deliveries not yet started as released, lets in-flight ones finish, and sends nothing afterwards', async () => {
     const { queue, transport, outcomes } = setup({ concurrency: 2 });

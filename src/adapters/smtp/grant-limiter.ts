@@ -16,27 +16,66 @@ import Bottleneck from 'bottleneck';
 import type { Config } from '../../config/schema.js';
 import { configuredWindows, tokensLeft, type WindowName, type WindowUsage } from '../../core/rate-windows.js';
 import type { DeliveryKind } from '../../core/types.js';
+import { systemClock, type Clock } from '../../ports/index.js';
 
 /** Bottleneck priorities: 0 is served first, so scheduled mail is granted before broadcasts. */
 const PRIORITY: Record<DeliveryKind, number> = { scheduled: 2, broadcast: 7 };
 
+/**
+ * What a window has left, mirrored here because Bottleneck answers that only asynchronously: a
+ * grant weighs as many messages as it carries, and Bottleneck holds a grant heavier than what its
+ * reservoir has left until the next refresh (forever, when the grant outweighs the whole limit:
+ * `rate.perDay` 30 and a grant of 40 sent nothing). The mirror refreshes on the same interval,
+ * from the same start, as the reservoir, and so on Bottleneck's time, the system clock (a mirror
+ * a few hundred ms ahead of Bottleneck's refresh costs one grant that much wait, nothing more).
+ */
+interface WindowMirror {
+  limit: number;
+  ms: number;
+  left: number;
+  refreshAt: number;
+}
+
 export class GrantLimiter {
   readonly #limiter: Bottleneck;
   readonly #windows: Array<{ name: WindowName; limiter: Bottleneck }> = [];
+  readonly #mirrors: WindowMirror[] = [];
+  readonly #clock: Clock;
 
   /**
    * @param minTime ms between grants (0: no per-second limit)
    * @param used sends already made in each window (a restart): it starts with the limit less them
+   * @param clock Bottleneck's own time (the system clock); a test may pass another to move the mirror
    */
-  constructor(rate: Config['rate'], minTime: number, used: WindowUsage = {}) {
+  constructor(rate: Config['rate'], minTime: number, used: WindowUsage = {}, clock: Clock = systemClock) {
+    this.#clock = clock;
     this.#limiter = new Bottleneck({ minTime });
     let last = this.#limiter;
     for (const { name, ms, limit } of configuredWindows(rate)) {
-      const w = new Bottleneck({ reservoir: tokensLeft(limit, used[name]), reservoirRefreshAmount: limit, reservoirRefreshInterval: ms });
+      const left = tokensLeft(limit, used[name]);
+      const w = new Bottleneck({ reservoir: left, reservoirRefreshAmount: limit, reservoirRefreshInterval: ms });
       last.chain(w);
       last = w;
       this.#windows.push({ name, limiter: w });
+      this.#mirrors.push({ limit, ms, left, refreshAt: clock.monotonic() + ms });
     }
+  }
+
+  /**
+   * The heaviest grant the windows can take now: what the emptiest one has left, and at least 1
+   * (a grant of one message in an empty window waits for its refresh, then sending goes on).
+   */
+  maxGrant(): number {
+    const now = this.#clock.monotonic();
+    let most = Infinity;
+    for (const m of this.#mirrors) {
+      if (now >= m.refreshAt) {
+        m.left = m.limit;
+        m.refreshAt += Math.ceil((now - m.refreshAt + 1) / m.ms) * m.ms;
+      }
+      most = Math.min(most, m.left);
+    }
+    return Math.max(1, most);
   }
 
   /** What each configured window has left to grant now (messages). */
@@ -48,6 +87,7 @@ export class GrantLimiter {
 
   /** Resolves with `batch` once the windows allow it; rejects only after `stop()`. */
   grant<T>(kind: DeliveryKind, batch: T[]): Promise<T[]> {
+    for (const m of this.#mirrors) m.left = Math.max(0, m.left - batch.length);
     return this.#limiter.schedule({ priority: PRIORITY[kind], weight: batch.length }, async () => batch);
   }
 

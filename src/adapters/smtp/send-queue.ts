@@ -153,7 +153,8 @@ export class SendQueue implements DeliveryQueue {
   /** Asks the limiter for grants while there is work and room ahead of the workers. */
   #pump(): void {
     while (!this.#stopping && this.#retry.breaker.state === 'closed' && this.#granting < GRANTS_AHEAD) {
-      const batchSize = this.#slowdown.batch;
+      // Never heavier than the rate windows have left: Bottleneck would hold it until a refresh.
+      const batchSize = Math.min(this.#slowdown.batch, this.#limiter.maxGrant());
       if (this.#ready.length >= batchSize * GRANTS_AHEAD) break;
       const kind = this.#pending.firstNonEmpty();
       if (kind === undefined) break;
