@@ -41,6 +41,8 @@ export type { MinutePlan, MinuteProgress, MinuteReport, MinuteTiming } from './m
 
 export interface AppOptions {
   clock?: Clock;
+  /** Plans only (`run-minute --dry-run`): nothing is sent, so the rate windows are not counted at start. */
+  planOnly?: boolean;
 }
 
 export class App {
@@ -175,7 +177,7 @@ export class App {
     let app: App;
     try {
       // Counted before the send queue exists: a restart starts each window with what is left.
-      const used = await restoredRateUsage(store.sent, loaded.config.rate, opts.clock ?? systemClock, log);
+      const used = opts.planOnly === true ? {} : await restoredRateUsage(store.sent, loaded.config.rate, opts.clock ?? systemClock, log);
       app = new App(loaded, log, store, opts, used);
     } catch (err) {
       await store.close().catch(() => undefined);

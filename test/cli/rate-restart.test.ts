@@ -77,6 +77,11 @@ describe('rate.perDay across restarts (no Redis)', () => {
     expect(await deliveries().countDocuments({ type: 'done', status: 'sent' })).toBe(PER_DAY);
     expect(await deliveries().countDocuments({ type: 'done', status: { $ne: 'sent' } })).toBe(0);
     expect(await deliveries().countDocuments({ type: 'claim' })).toBe(PER_DAY);
+
+    // A dry run sends nothing: it does not read the delivery records to restore the windows.
+    const dry = await runCli(['run-minute', '--at', MINUTES[0] as string, '--dry-run', '--json'], { MONGODB_URI: db.uri, SMTP_URL: smtp.url, MAILWHEEL_CONFIG: limited, LOG_LEVEL: 'info' });
+    expect(dry.code, dry.stderr.slice(-2000)).toBe(0);
+    expect(restoredDay(dry)).toBeUndefined();
   });
 
   it('a larger budget (a later day) sends what was left, counting what the day already sent', async () => {

@@ -35,7 +35,7 @@ export function registerRunMinute(program: Command): void {
       if (!opts.force && !opts.dryRun) checkMinuteBounds(minuteStart, Date.now(), loaded.config.send.catchUpLookbackHours);
       const giveUpMs = giveUpOpt ?? loaded.config.runMinute.giveUpAfterSeconds * 1000;
       const log = loggerFor(loaded);
-      const app = await App.create(loaded, log);
+      const app = await App.create(loaded, log, { planOnly: opts.dryRun === true });
       const minute = new Date(minuteStart).toISOString();
       if (opts.dryRun) {
         try {
