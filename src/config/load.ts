@@ -68,6 +68,7 @@ function envOverrides(env: NodeJS.ProcessEnv): Json {
   if (env.LOG_LEVEL) o.log = { level: env.LOG_LEVEL };
   if (env.MAILWHEEL_UNSUBSCRIBE_SECRET) o.unsubscribe = { secret: env.MAILWHEEL_UNSUBSCRIBE_SECRET };
   if (env.MAILWHEEL_HTTP_TOKEN) o.http = { token: env.MAILWHEEL_HTTP_TOKEN };
+  if (env.MAILWHEEL_REDIS_URL) o.cluster = { redisUrl: env.MAILWHEEL_REDIS_URL };
   return o;
 }
 
@@ -232,9 +233,11 @@ function registerConfigSecrets(merged: Json): void {
   const get = (section: string, key: string): unknown => (isPlainObject(merged[section]) ? merged[section][key] : undefined);
   const uri = get('mongodb', 'uri');
   const url = get('smtp', 'url');
+  const redis = get('cluster', 'redisUrl');
   const secrets: string[] = [];
   if (typeof uri === 'string') secrets.push(...uriSecrets(uri));
   if (typeof url === 'string') secrets.push(...uriSecrets(url));
+  if (typeof redis === 'string') secrets.push(...uriSecrets(redis));
   for (const [section, key] of [['unsubscribe', 'secret'], ['http', 'token']] as const) {
     const v = get(section, key);
     if (typeof v === 'string' && v.length >= 2) secrets.push(v);
@@ -260,6 +263,7 @@ export function redactConfig(config: Config): Json {
   const clone = JSON.parse(JSON.stringify(config)) as Json;
   (clone.mongodb as Json).uri = redactUri(config.mongodb.uri);
   (clone.smtp as Json).url = redactUri(config.smtp.url);
+  if (config.cluster.redisUrl !== null) (clone.cluster as Json).redisUrl = redactUri(config.cluster.redisUrl);
   if (config.unsubscribe.secret !== null) (clone.unsubscribe as Json).secret = '[redacted]';
   if (config.http.token !== null) (clone.http as Json).token = '[redacted]';
   return clone;

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { FieldMap, UnsubscribeSettings } from '../core/settings.js';
-import { baseUrlProblem, mongoUriProblem, smtpUrlProblem } from './urls.js';
+import { baseUrlProblem, mongoUriProblem, redisUrlProblem, smtpUrlProblem } from './urls.js';
 
 const positiveInt = z.number().int().positive();
 const fieldName = z.string().min(1).refine((n) => !n.split('.').some((p) => ['__proto__', 'constructor', 'prototype'].includes(p)), 'must not name __proto__, constructor or prototype (they reach JavaScript prototypes)');
@@ -209,6 +209,24 @@ const http = z.strictObject({
 });
 
 /**
+ * Several instances on one database (docs/ARCHITECTURE.md "Several instances"). Without a Redis
+ * URL an instance holds every user and keeps its own rate windows (restored from the delivery
+ * records at start): right for one instance. With it, every instance draws on one set of rate
+ * windows kept in Redis, and the users are split into `partitions` leased among the live
+ * instances, so each holds only its share.
+ */
+const cluster = z.strictObject({
+  /** `redis://[user:pass@]host:port[/db]` or `rediss://`; null: one instance, no Redis. Env MAILWHEEL_REDIS_URL. Never logged. */
+  redisUrl: urlString(redisUrlProblem).nullable(),
+  /** Prefix of every Redis key mailwheel writes (several deployments may share one Redis). */
+  keyPrefix: z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only'),
+  /** Partitions the users are split into (by a stable hash of the user id). Fixed for a deployment: every instance must agree. */
+  partitions: positiveInt.max(4096),
+  /** A partition lease not renewed for this long is free to take (ms): a dead instance's users are taken over within it. */
+  leaseTtlMs: positiveInt.min(3_000).max(600_000),
+});
+
+/**
  * Email templates: `<kind>.subject`, `<kind>.txt` and optionally `<kind>.html` (Mustache) in this
  * folder. Given relative to the config folder (the operator's, else the packaged one); after
  * loading it holds the absolute folder in use.
@@ -229,6 +247,7 @@ export const configSchema = z
     broadcasts,
     runMinute,
     http,
+    cluster,
     unsubscribe,
     templates,
     /** Path of the housekeeping cron file, relative to the config folder. */

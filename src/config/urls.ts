@@ -22,6 +22,22 @@ export function smtpUrlProblem(url: string): string | undefined {
   return undefined;
 }
 
+/** The problem with a Redis URL (`cluster.redisUrl`) as ioredis reads it, or undefined. Never echoes the value. */
+export function redisUrlProblem(url: string): string | undefined {
+  if (!/^rediss?:\/\//i.test(url)) return 'must be a redis:// or rediss:// URL';
+  const ambiguous = ambiguousUserinfo(url);
+  if (ambiguous) return ambiguous;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'is not a URL Node can parse (check the host name and that the port is 1-65535); the value is not shown';
+  }
+  if (u.hostname === '') return 'names no host';
+  if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) return 'path must be empty or a database number (/0)';
+  return undefined;
+}
+
 /** The problem with a MongoDB connection string as the driver sees it, or undefined. */
 export function mongoUriProblem(uri: string): string | undefined {
   if (!/^mongodb(\+srv)?:\/\/.+/.test(uri)) return 'must be a mongodb:// or mongodb+srv:// URI';

@@ -40,6 +40,8 @@ export const Errors = {
   INVALID_STATE: defineError({ code: 'MW_INVALID_STATE', exit: EXIT_FAILURE, retryable: false, message: as }),
   /** MongoDB or SMTP cannot be reached: exit 69 (EX_UNAVAILABLE); thrown as `UnavailableError`. */
   UNAVAILABLE: defineError({ code: 'MW_UNAVAILABLE', exit: EXIT_UNAVAILABLE, retryable: true, message: as }),
+  /** Redis (`cluster.redisUrl`) did not answer: sending pauses (never a guessed grant) and resumes when it does. */
+  REDIS_UNAVAILABLE: defineError({ code: 'MW_REDIS_UNAVAILABLE', exit: EXIT_UNAVAILABLE, retryable: true, message: as }),
   /** The daemon or a command could not start (port in use, a dependency failed); exit 1. */
   STARTUP_FAILED: defineError({ code: 'MW_STARTUP_FAILED', exit: EXIT_FAILURE, retryable: false, message: as }),
   /** An output file named on the command line cannot be created (exit 73, EX_CANTCREAT). */
