@@ -33,6 +33,7 @@ import { Housekeeping } from './housekeeping.js';
 import { buildHttp, closeInOrder, rebuildLostEvents, restoredRateUsage, startDaemon } from './lifecycle.js';
 import type { WindowUsage } from '../core/rate-windows.js';
 import { minuteProgress, planMinute, runMinute, type MinutePlan, type MinuteProgress, type MinuteReport } from './minute-run.js';
+import { openCluster, type Cluster } from './cluster.js';
 import { Readiness } from './readiness.js';
 import { appStats } from './stats.js';
 import { openMongoStores, type MongoStores } from './stores.js';
@@ -79,6 +80,8 @@ export class App {
   /** Runs broadcasts (`mailwheel broadcast send`): pickup, lease, batches, pause/cancel. */
   readonly broadcasts: BroadcastSupervisor;
   readonly readiness: Readiness;
+  /** Redis (when configured) and this instance's share of the partitions (app/cluster.ts). */
+  readonly cluster: Cluster;
   /** Port the HTTP server listens on, once started (useful with port 0). */
   httpPort: number | undefined;
   /** The minute before the start-up schedule begins: everything up to it is handled or recorded. */
@@ -101,6 +104,7 @@ export class App {
     this.claims = store.claims;
     this.eventCheck = store.eventCheck;
     this.retention = store.retention;
+    this.cluster = openCluster(config, this.instances.id, clock, log);
     const { events: eventSink, suppressions: suppressionStore, users: userSource, checkpoint: checkpointStore, broadcasts: broadcastStore, recipients } = store;
     this.transport = new NodemailerTransport(config, {
       headersFor: (d) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, clock.now()),

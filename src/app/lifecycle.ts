@@ -27,6 +27,7 @@ import { configuredWindows, tokensLeft, type WindowUsage } from '../core/rate-wi
 import type { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
 import { DailySummary } from './daily-summary.js';
 import type { Housekeeping } from './housekeeping.js';
+import type { Cluster } from './cluster.js';
 import type { Readiness } from './readiness.js';
 
 /** The parts the daemon's start and stop sequence (the App itself). */
@@ -50,6 +51,7 @@ export interface LifecycleParts {
   readonly checkpoint: Checkpoint;
   readonly housekeeping: Housekeeping;
   readonly broadcasts: BroadcastSupervisor;
+  readonly cluster: Cluster;
   /** Set by the start: the minute before the start-up schedule begins. */
   resumedAfter: number | undefined;
   /** Set by the start once the first full user sync is done. */
@@ -183,6 +185,9 @@ export async function closeInOrder(app: LifecycleParts, http: HttpServer | undef
       await app.eventCheck.markChecked(new Date(app.clock.now()));
     }],
     ['smtp', () => app.transport.close()],
+    // Leases released before the heartbeat goes: the others take the partitions at their next round.
+    ['partitions', () => app.cluster.member.stop()],
+    ['redis', () => app.cluster.close()],
     ['instance', () => app.instances.stop()],
     ['mongodb', () => app.store.close()],
     ['http', () => http?.close()],
