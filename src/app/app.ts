@@ -28,6 +28,7 @@ import type { HttpServer } from '../http/server.js';
 import type { UnsubscribeHandler } from '../http/unsubscribe.js';
 import { Metrics } from '../metrics/metrics.js';
 import { systemClock, type Clock } from '../ports/index.js';
+import type { BudgetView } from '../ports/cluster.js';
 import { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
 import { Housekeeping } from './housekeeping.js';
 import { buildHttp, closeInOrder, rebuildLostEvents, restoredRateUsage, startDaemon } from './lifecycle.js';
@@ -207,6 +208,11 @@ export class App {
       this.httpPort = await this.#http.listen(http.host, http.port);
     }
     await startDaemon(this);
+  }
+
+  /** The rate windows' use: this process's, or the budget every instance shares (Redis). */
+  get budget(): BudgetView {
+    return this.queue.budget;
   }
 
   /** Numbers for `/stats` and the log, read from the components. */

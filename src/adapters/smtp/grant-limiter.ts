@@ -17,6 +17,7 @@ import type { Config } from '../../config/schema.js';
 import { configuredWindows, tokensLeft, type WindowName, type WindowUsage } from '../../core/rate-windows.js';
 import type { DeliveryKind } from '../../core/types.js';
 import { systemClock, type Clock } from '../../ports/index.js';
+import type { BudgetView, WindowUse } from '../../ports/cluster.js';
 
 /** Bottleneck priorities: 0 is served first, so scheduled mail is granted before broadcasts. */
 const PRIORITY: Record<DeliveryKind, number> = { scheduled: 2, broadcast: 7 };
@@ -41,6 +42,7 @@ export class GrantLimiter {
   readonly #windows: Array<{ name: WindowName; limiter: Bottleneck }> = [];
   readonly #mirrors: WindowMirror[] = [];
   readonly #clock: Clock;
+  readonly #rateConfig: Config['rate'];
 
   /**
    * @param minTime ms between grants (0: no per-second limit)
@@ -49,6 +51,7 @@ export class GrantLimiter {
    */
   constructor(rate: Config['rate'], minTime: number, used: WindowUsage = {}, clock: Clock = systemClock) {
     this.#clock = clock;
+    this.#rateConfig = rate;
     this.#limiter = new Bottleneck({ minTime });
     let last = this.#limiter;
     for (const { name, ms, limit } of configuredWindows(rate)) {
@@ -83,6 +86,19 @@ export class GrantLimiter {
     const out: Partial<Record<WindowName, number>> = {};
     for (const { name, limiter } of this.#windows) out[name] = (await limiter.currentReservoir()) ?? 0;
     return out;
+  }
+
+  /** This process's windows as the budget view (`/stats`, `/metrics`): minute, hour and day. */
+  view(): BudgetView {
+    const windows = configuredWindows(this.#rateConfig);
+    return {
+      scope: 'local',
+      state: 'up',
+      use: async (): Promise<WindowUse[]> => {
+        const left = await this.left();
+        return windows.map(({ name, ms, limit }) => ({ name, windowMs: ms, limit, used: Math.max(0, limit - (left[name] ?? 0)) }));
+      },
+    };
   }
 
   /** Resolves with `batch` once the windows allow it; rejects only after `stop()`. */

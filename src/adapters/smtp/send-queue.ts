@@ -16,6 +16,7 @@ import { sleepOrWake } from '../../core/time.js';
 import type { Delivery, DeliveryKind } from '../../core/types.js';
 import { Errors, type SmtpError } from '../../errors.js';
 import { systemClock, type Clock, type DeliveryQueue, type OutcomeHooks } from '../../ports/index.js';
+import type { BudgetView } from '../../ports/cluster.js';
 import { ArrivalGate } from './arrival-gate.js';
 import type { BreakerState } from './circuit-breaker.js';
 import { classifySmtpError } from './classify.js';
@@ -87,6 +88,10 @@ export class SendQueue implements DeliveryQueue {
   /** The per-second rate in force: the configured `rate.perSecond`, or lower after 421 deferrals; null when none. */
   get ratePerSecond(): number | null {
     return this.#slowdown.ratePerSecond;
+  }
+  /** The rate windows' use (`/stats`, `/metrics`, `cluster status`). */
+  get budget(): BudgetView {
+    return this.#limiter.view();
   }
   /** ratePerSecond as a share of the configured rate (1: full rate). */
   get rateRatio(): number {
