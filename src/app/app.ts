@@ -11,6 +11,7 @@ import { feedAheadOf, maxQueuedOf } from '../config/schema.js';
 import { AnalyticsBuffer } from '../analytics/buffer.js';
 import { isHardBounce } from '../adapters/smtp/classify.js';
 import { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
+import { SharedWindows } from '../adapters/redis/shared-windows.js';
 import { SendQueue, sendQueueOptions } from '../adapters/smtp/send-queue.js';
 import { CatchUp, MinuteLedger } from '../core/catch-up.js';
 import { Checkpoint } from '../core/checkpoint.js';
@@ -126,7 +127,13 @@ export class App {
       recordHardBounce: (email, detail, userId) => this.suppressions.recordHardBounce(email, detail, userId),
     });
     const routed = routeOutcomes(this.recorder.hooks, { ledger: this.ledger, broadcast: (o) => this.broadcasts.onOutcome(o) });
-    this.queue = new SendQueue(this.transport, { ...sendQueueOptions(config), used }, this.metrics.wrapSendHooks(routed), log.child({ part: 'send' }));
+    // With Redis, the rate windows are every instance's (a send holds its place in the shared
+    // second at most one connection + socket timeout: a crashed instance's places free after it).
+    const { redis } = this.cluster;
+    const shared = redis
+      ? new SharedWindows({ redis, rate: config.rate, sent: store.sent, log: log.child({ part: 'budget' }), sendTimeoutMs: config.smtp.connectionTimeoutMs + config.smtp.socketTimeoutMs, clock, self: this.instances.id })
+      : undefined;
+    this.queue = new SendQueue(this.transport, { ...sendQueueOptions(config), used, ...(shared ? { shared } : {}) }, this.metrics.wrapSendHooks(routed), log.child({ part: 'send' }));
     this.dispatcher = new Dispatcher(
       { claims: this.claims, queue: this.queue, recorder: this.recorder, events: this.analytics, isSuppressed: (email) => this.suppressions.has(email) },
       { claimBatch: config.send.claimBatch, maxQueued: maxQueuedOf(config), drainTimeoutMs: config.send.drainTimeoutMs, spreadMs: config.send.spreadSeconds * SECOND_MS },
@@ -149,7 +156,15 @@ export class App {
       clock,
     });
     this.readiness = new Readiness(
-      { synced: () => this.synced, pingMongo: () => store.ping(), verifySmtp: () => this.transport.verify(), breaker: () => this.queue.breaker.state, clock },
+      {
+        synced: () => this.synced,
+        pingMongo: () => store.ping(),
+        verifySmtp: () => this.transport.verify(),
+        breaker: () => this.queue.breaker.state,
+        // Fails at once while disconnected (no offline queue): `/readyz` names `redis`.
+        ...(redis ? { pingRedis: () => redis.client.ping() } : {}),
+        clock,
+      },
       config.http,
     );
     this.broadcasts = new BroadcastSupervisor(
@@ -182,7 +197,8 @@ export class App {
     let app: App;
     try {
       // Counted before the send queue exists: a restart starts each window with what is left.
-      const used = opts.planOnly === true ? {} : await restoredRateUsage(store.sent, loaded.config.rate, opts.clock ?? systemClock, log);
+      const shared = loaded.config.cluster.redisUrl !== null;
+      const used = opts.planOnly === true ? {} : await restoredRateUsage(store.sent, loaded.config.rate, opts.clock ?? systemClock, log, shared);
       app = new App(loaded, log, store, opts, used);
     } catch (err) {
       await store.close().catch(() => undefined);

@@ -79,11 +79,18 @@ export async function rebuildLostEvents(app: LifecycleParts): Promise<void> {
  * Before anything is sent (daemon and run-minute alike, before the send queue is built): the
  * sends every instance recorded in the configured minute, hour and day windows, so a restart does
  * not hand out a fresh budget (core/rate-windows.ts). One read, and none when no such window is
- * configured. Logs one line with each window's limit, what was used and what is left.
+ * configured. Logs one line with each window's limit, what was used and what is left. With a
+ * shared budget (`shared`: cluster.redisUrl set) nothing is restored locally.
  */
-export async function restoredRateUsage(sent: SentCounter, rate: LoadedConfig['config']['rate'], clock: Clock, log: Logger): Promise<WindowUsage> {
+export async function restoredRateUsage(sent: SentCounter, rate: LoadedConfig['config']['rate'], clock: Clock, log: Logger, shared = false): Promise<WindowUsage> {
   const windows = configuredWindows(rate);
   if (windows.length === 0) return {};
+  if (shared) {
+    // The windows are in Redis and outlive this instance's restart; a Redis that lost them is
+    // re-seeded from the same records (adapters/redis/shared-windows.ts). Nothing to restore here.
+    log.info('rate windows are shared in redis (cluster.redisUrl): not restored into this process');
+    return {};
+  }
   const started = clock.monotonic();
   const counts = await sent.countSent(clock.now(), windows.map((w) => w.ms));
   const used: WindowUsage = {};

@@ -1,6 +1,7 @@
 /**
  * `/readyz`: ready once the first user sync is done, MongoDB answers a ping and the SMTP server
- * answers. The SMTP answer is a handshake, shared by concurrent probes and cached (config
+ * answers, and, with `cluster.redisUrl` set, Redis answers a ping (while it does not, sending is
+ * paused: the shared rate budget grants nothing; the body says `redis: false`). The SMTP answer is a handshake, shared by concurrent probes and cached (config
  * `http.smtpCheckCacheMs` after a success, `http.smtpCheckFailedCacheMs` after a failure, so a
  * recovery shows soon) so a probe every few seconds does not open a connection to the provider
  * each time. Split out of the composition root, which only wires it.
@@ -17,6 +18,8 @@ export interface ReadinessDeps {
   verifySmtp(): Promise<boolean>;
   /** The send queue's circuit breaker state: `open` means unreachable without a handshake. */
   breaker(): BreakerState;
+  /** Resolves when Redis answers a ping; absent when no Redis is configured (no `redis` check). */
+  pingRedis?: () => Promise<unknown>;
   clock?: Clock;
 }
 
@@ -51,9 +54,17 @@ export class Readiness {
       () => true,
       () => false,
     );
-    const [mongoOk, smtpOk] = await Promise.all([mongodb, this.smtpReachable()]);
+    const ping = this.#deps.pingRedis;
+    const redis = ping
+      ? ping().then(
+          () => true,
+          () => false,
+        )
+      : undefined;
+    const [mongoOk, smtpOk, redisOk] = await Promise.all([mongodb, this.smtpReachable(), redis]);
     const synced = this.#deps.synced();
-    return { ok: synced && mongoOk && smtpOk, synced, mongodb: mongoOk, smtp: smtpOk, breaker: this.#deps.breaker() };
+    const report = { ok: synced && mongoOk && smtpOk && redisOk !== false, synced, mongodb: mongoOk, smtp: smtpOk, breaker: this.#deps.breaker() };
+    return redisOk === undefined ? report : { ...report, redis: redisOk };
   }
 
   /**

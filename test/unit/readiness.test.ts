@@ -8,9 +8,9 @@ import { Readiness } from '../../src/app/readiness.js';
 import type { BreakerState } from '../../src/ports/index.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 
-function setup(answers: boolean[]) {
+function setup(answers: boolean[], withRedis = false) {
   const clock = new FakeClock('2026-01-05T09:00:00Z');
-  const state: { synced: boolean; breaker: BreakerState; mongoUp: boolean; handshakes: number } = { synced: true, breaker: 'closed', mongoUp: true, handshakes: 0 };
+  const state: { synced: boolean; breaker: BreakerState; mongoUp: boolean; handshakes: number; redisUp: boolean } = { synced: true, breaker: 'closed', mongoUp: true, handshakes: 0, redisUp: true };
   const readiness = new Readiness(
     {
       synced: () => state.synced,
@@ -19,6 +19,13 @@ function setup(answers: boolean[]) {
       },
       verifySmtp: async () => answers[state.handshakes++] ?? true,
       breaker: () => state.breaker,
+      ...(withRedis
+        ? {
+            pingRedis: async () => {
+              if (!state.redisUp) throw new Error('Stream is not writeable');
+            },
+          }
+        : {}),
       clock,
     },
     { smtpCheckCacheMs: 30_000, smtpCheckFailedCacheMs: 5_000 },
@@ -35,6 +42,15 @@ describe('Readiness', () => {
     t.state.synced = true;
     t.state.mongoUp = false;
     expect(await t.readiness.check()).toMatchObject({ ok: false, mongodb: false });
+  });
+
+  it('with Redis configured: not ready while Redis does not answer, and the body names redis', async () => {
+    const t = setup([true], true);
+    expect(await t.readiness.check()).toEqual({ ok: true, synced: true, mongodb: true, smtp: true, breaker: 'closed', redis: true });
+    t.state.redisUp = false;
+    expect(await t.readiness.check()).toEqual({ ok: false, synced: true, mongodb: true, smtp: true, breaker: 'closed', redis: false });
+    t.state.redisUp = true;
+    expect(await t.readiness.check()).toMatchObject({ ok: true, redis: true });
   });
 
   it('an open breaker is unreachable without a handshake', async () => {

@@ -5,6 +5,7 @@
 import type { Config } from '../../config/schema.js';
 import type { WindowUsage } from '../../core/rate-windows.js';
 import type { Clock, MailTransport } from '../../ports/index.js';
+import type { SharedBudget } from './shared-gate.js';
 import type { SlowdownOptions } from './slowdown.js';
 
 /** A transport the breaker can probe (nodemailer's `verify`). */
@@ -19,6 +20,12 @@ export interface SendQueueOptions {
    * counted from the delivery records): each window starts with its limit less them. Default none.
    */
   used?: WindowUsage;
+  /**
+   * The budget every instance shares (`cluster.redisUrl`): the minute, hour and day windows and
+   * the exact second are taken from it, and `used` is ignored (the shared windows outlive a
+   * restart). Absent: the windows are this process's (grant-limiter.ts).
+   */
+  shared?: SharedBudget;
   maxAttempts: number;
   backoffBaseMs: number;
   backoffMaxMs: number;

@@ -24,6 +24,7 @@ import { GrantLimiter } from './grant-limiter.js';
 import { LiveEntries, type Entry, type StopResult } from './live-entries.js';
 import { RetryPolicy } from './retry-policy.js';
 import type { ProbeableTransport, SendQueueOptions } from './send-options.js';
+import { pacingOnly, SharedGate } from './shared-gate.js';
 import { Slowdown, SLOWDOWN_DEFAULTS } from './slowdown.js';
 
 export { sendQueueOptions, type ProbeableTransport, type SendQueueOptions } from './send-options.js';
@@ -43,6 +44,8 @@ export class SendQueue implements DeliveryQueue {
   readonly #retry: RetryPolicy;
   readonly #slowdown: Slowdown;
   readonly #gate: ArrivalGate | undefined;
+  /** The budget every instance shares (Redis), when configured: the windows and the exact second. */
+  readonly #shared: SharedGate | undefined;
   /** Submitted, not granted yet, per kind. */
   readonly #pending = new OrderedFifos<DeliveryKind, Entry>(KINDS);
   /** Granted by the limiter, waiting for a worker, per kind. */
@@ -64,7 +67,11 @@ export class SendQueue implements DeliveryQueue {
     const perSecond = opts.rate.perSecond ?? undefined;
     const slowdown = { maxBatch: opts.maxBatch ?? 50, perSecond, aimd: { ...SLOWDOWN_DEFAULTS, ...opts.slowdown } };
     this.#slowdown = new Slowdown(slowdown, this.#clock, log, (minTime) => this.#limiter.setMinTime(minTime));
-    this.#limiter = new GrantLimiter(opts.rate, this.#slowdown.base.minTime, opts.used);
+    // With a shared budget the local limiter keeps spacing and priorities; the windows are Redis's.
+    this.#shared = opts.shared ? new SharedGate(opts.shared, this.#clock, log, () => this.#pump()) : undefined;
+    this.#limiter = this.#shared
+      ? new GrantLimiter(pacingOnly(opts.rate), this.#slowdown.base.minTime)
+      : new GrantLimiter(opts.rate, this.#slowdown.base.minTime, opts.used);
     this.#gate = perSecond ? new ArrivalGate(perSecond) : undefined;
     const probe = (): Promise<boolean> => (this.#transport.verify ? this.#transport.verify() : Promise.resolve(true));
     this.#retry = new RetryPolicy(opts, { probe, onClosed: () => this.#pump() }, this.#clock, log);
@@ -91,7 +98,7 @@ export class SendQueue implements DeliveryQueue {
   }
   /** The rate windows' use (`/stats`, `/metrics`, `cluster status`). */
   get budget(): BudgetView {
-    return this.#limiter.view();
+    return this.#shared?.budget ?? this.#limiter.view();
   }
   /** ratePerSecond as a share of the configured rate (1: full rate). */
   get rateRatio(): number {
@@ -147,6 +154,7 @@ export class SendQueue implements DeliveryQueue {
     this.#retry.breaker.close();
     for (const e of this.#live.waitingEntries()) if (e.backoff !== undefined) this.#retry.cancel(e.backoff);
     this.#limiter.stop();
+    this.#shared?.stop();
     // The drain ends when the last send in flight does, or at the deadline on the clock.
     if (this.#live.inFlight > 0) await sleepOrWake(this.#clock, drainTimeoutMs, this.#live.drained());
     // Collected only now: a send that fails transiently during the drain joins the released.
@@ -157,7 +165,7 @@ export class SendQueue implements DeliveryQueue {
 
   /** Asks the limiter for grants while there is work and room ahead of the workers. */
   #pump(): void {
-    while (!this.#stopping && this.#retry.breaker.state === 'closed' && this.#granting < GRANTS_AHEAD) {
+    while (!this.#stopping && this.#retry.breaker.state === 'closed' && this.#granting < GRANTS_AHEAD && !(this.#shared?.grantsPaused ?? false)) {
       // Never heavier than the rate windows have left: Bottleneck would hold it until a refresh.
       const batchSize = Math.min(this.#slowdown.batch, this.#limiter.maxGrant());
       if (this.#ready.length >= batchSize * GRANTS_AHEAD) break;
@@ -168,7 +176,7 @@ export class SendQueue implements DeliveryQueue {
       this.#limiter
         .grant(kind, batch)
         .then(
-          (granted) => this.#grant(kind, granted),
+          (granted) => (this.#shared ? this.#takeShared(this.#shared, kind, granted) : this.#grant(kind, granted)),
           () => undefined, // only a limiter stop rejects; the entries are still in #live and get released
         )
         .finally(() => {
@@ -183,6 +191,28 @@ export class SendQueue implements DeliveryQueue {
     this.stats.grants++;
     for (const e of batch) if (this.#live.has(e)) this.#ready.of(kind).push(e);
     this.#kick();
+  }
+
+  /** A local grant takes from the shared windows: what it got is granted, the rest waits in front of its kind. */
+  async #takeShared(shared: SharedGate, kind: DeliveryKind, batch: Entry[]): Promise<void> {
+    const live = batch.filter((e) => this.#live.has(e));
+    const n = live.length === 0 ? 0 : await shared.take(live.length);
+    const rest = live.slice(n);
+    for (let i = rest.length - 1; i >= 0; i--) if (this.#live.has(rest[i] as Entry)) this.#pending.of(kind).unshift(rest[i] as Entry);
+    if (n > 0) this.#grant(kind, live.slice(0, n));
+  }
+
+  /**
+   * Redis failed before `entry` could start: it and every granted entry go back in front of the
+   * pending ones for a new grant once Redis answers (a restarted Redis forgot the grants they had).
+   */
+  #regrant(entry: Entry): void {
+    if (this.#stopping) return;
+    for (const kind of KINDS) {
+      const back = this.#ready.of(kind).take(this.#ready.of(kind).length);
+      if (entry.delivery.kind === kind && this.#live.has(entry)) back.unshift(entry);
+      for (let i = back.length - 1; i >= 0; i--) this.#pending.of(kind).unshift(back[i] as Entry);
+    }
   }
 
   /** Starts workers up to `concurrency` while granted messages wait. */
@@ -212,10 +242,22 @@ export class SendQueue implements DeliveryQueue {
             continue;
           }
         }
+        let place: string | undefined;
+        if (this.#shared) {
+          place = await this.#shared.admit();
+          if (place === undefined || this.#stopping || !this.#live.has(entry)) {
+            if (place !== undefined) this.#shared.cancel(place);
+            this.#gate?.cancel();
+            if (place !== undefined) continue;
+            this.#regrant(entry); // Redis failed: nothing starts without a place; resumed by the gate
+            return;
+          }
+        }
         try {
           await this.#send(entry);
         } finally {
           this.#gate?.finish(this.#clock.monotonic());
+          if (place !== undefined) this.#shared?.finish(place);
         }
         this.#pump();
       }
