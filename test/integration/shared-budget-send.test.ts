@@ -60,11 +60,11 @@ interface Instance {
 }
 
 /** One instance: its own Redis connection, SMTP pool and send queue, built as the daemon builds them. */
-async function instance(url: string, prefix: string, r: Config['rate'], budgetOf: (redis: RedisConnection) => SharedBudget, sent: SentLog): Promise<Instance> {
+async function instance(url: string, prefix: string, r: Config['rate'], budgetOf: (redis: RedisConnection) => SharedBudget | Promise<SharedBudget>, sent: SentLog): Promise<Instance> {
   const loaded = loadConfig({ file: writeTestConfig({ smtp: { poolSize: 10 }, rate: r }), env: { SMTP_URL: (smtp as TestSmtpServer).url } });
   const redis = openRedis(url, prefix, log);
   await vi.waitFor(() => expect(redis.up).toBe(true), WAIT);
-  const budget = budgetOf(redis);
+  const budget = await budgetOf(redis);
   const transport = new NodemailerTransport(loaded.config);
   const hooks = { onOutcome: (o: { status: string }) => void (o.status === 'sent' && sent.at.push(Date.now())) };
   const queue = new SendQueue(transport, { ...sendQueueOptions(loaded.config), shared: budget }, hooks, log);
@@ -91,16 +91,17 @@ function arrivals(): { times: number[]; achieved: number } {
  * The fixed-window alternative as a shared budget: rate-limiter-flexible's RateLimiterRedis (200
  * points per 1 s window, one key for all instances) for the second; no longer windows.
  */
-function fixedWindowBudget(url: string, keyPrefix: string, perSecond: number): SharedBudget {
+async function fixedWindowBudget(url: string, keyPrefix: string, perSecond: number): Promise<SharedBudget> {
   const client = new Redis({ ...redisOptions(url), enableOfflineQueue: false });
   cleanups.push(async () => client.disconnect());
+  await vi.waitFor(() => expect(client.status).toBe('ready'), WAIT);
   const rl = new RateLimiterRedis({ storeClient: client, keyPrefix, points: perSecond, duration: 1 });
   let n = 0;
   return {
     scope: 'shared',
     state: 'up',
     use: async () => [],
-    take: async (k) => ({ granted: k, waitMs: 0 }),
+    take: async (k) => ({ granted: k, waitMs: 0, atMs: Date.now() }),
     startSend: async () => {
       try {
         await rl.consume('second', 1);
@@ -120,7 +121,7 @@ describe('three send queues on one shared budget, measured at the SMTP server', 
     const url = sharedRedisUrl();
     const r = rate({ perSecond: 200 });
     const PER = 600;
-    const run = async (prefix: string, budgetOf: (redis: RedisConnection) => SharedBudget): Promise<{ sliding: number; achieved: number }> => {
+    const run = async (prefix: string, budgetOf: (redis: RedisConnection) => SharedBudget | Promise<SharedBudget>): Promise<{ sliding: number; achieved: number }> => {
       smtp = await TestSmtpServer.start();
       const sent = new SentLog();
       const three = await Promise.all([0, 1, 2].map(() => instance(url, prefix, r, budgetOf, sent)));
@@ -136,12 +137,79 @@ describe('three send queues on one shared budget, measured at the SMTP server', 
       return { sliding, achieved };
     };
     const ours = await run(redisKeyPrefix('sbs'), (redis) => new SharedWindows({ redis, rate: r, sent: new SentLog(), log, sendTimeoutMs: 40_000 }));
-    const fixed = await run(redisKeyPrefix('sbs'), () => fixedWindowBudget(url, redisKeyPrefix('sbs_rlf'), 200));
+    const rlfPrefix = redisKeyPrefix('sbs_rlf'); // one key for the three instances
+    const fixed = await run(redisKeyPrefix('sbs'), () => fixedWindowBudget(url, rlfPrefix, 200));
     console.log(
       `[shared-budget-send] 3 queues x ${PER} at 200/s, arrivals at the server: shared sliding second (Lua) max ${ours.sliding}/s, achieved ${ours.achieved.toFixed(1)}/s; ` +
         `fixed window (RateLimiterRedis) max ${fixed.sliding}/s, achieved ${fixed.achieved.toFixed(1)}/s`,
     );
     expect(ours.sliding).toBeLessThanOrEqual(200);
     expect(ours.achieved).toBeGreaterThanOrEqual(0.95 * 200);
+  });
+});
+
+describe('the shared windows under three queues', () => {
+  it('a shared "minute" (a 4 s stand-in, limit 300) is not exceeded by the three together, and every message goes', { timeout: 180_000 }, async () => {
+    smtp = await TestSmtpServer.start();
+    const url = sharedRedisUrl();
+    const prefix = redisKeyPrefix('sbs');
+    const r = rate({ perSecond: 200, perMinute: 300 });
+    const sent = new SentLog();
+    const windows = (redis: RedisConnection): SharedWindows => new SharedWindows({ redis, rate: r, sent, log, sendTimeoutMs: 40_000, windowMs: { perMinute: 4000 } });
+    const three = await Promise.all([0, 1, 2].map(() => instance(url, prefix, r, windows, sent)));
+    three.forEach((x, i) => submit(x.queue, `m${i}_`, 250));
+    await smtp.waitFor(750, 120_000);
+    const { times } = arrivals();
+    const perWindow = maxInSlidingWindow(times, 4000);
+    const perSecond = maxInSlidingWindow(times, 1000);
+    console.log(`[shared-budget-send] limit 300 per 4 s + 200/s, 3 queues x 250: max ${perWindow} in a sliding 4 s, max ${perSecond} in a sliding second, took ${((times[times.length - 1] ?? 0) - (times[0] ?? 0))} ms`);
+    expect(perWindow).toBeLessThanOrEqual(300);
+    expect(perSecond).toBeLessThanOrEqual(200);
+    expect(new Set(smtp.messages.map((m) => m.to[0])).size).toBe(750);
+    // The three took turns at one budget: no queue sent it all, and the windows were full at times.
+    for (const x of three) expect(x.queue.stats.sent).toBeGreaterThan(0);
+  });
+
+  it('Redis down for a few seconds mid-run: nothing starts while it is down, no window exceeded, sending resumes by itself, nothing lost', { timeout: 180_000 }, async () => {
+    smtp = await TestSmtpServer.start();
+    redisServer = await privateRedis();
+    const prefix = redisKeyPrefix('sbs');
+    const r = rate({ perSecond: 200, perMinute: 400 });
+    const sent = new SentLog();
+    const windows = (redis: RedisConnection): SharedWindows => new SharedWindows({ redis, rate: r, sent, log, sendTimeoutMs: 40_000, windowMs: { perMinute: 4000 } });
+    const three = await Promise.all([0, 1, 2].map(() => instance((redisServer as RedisServer).url, prefix, r, windows, sent)));
+    three.forEach((x, i) => submit(x.queue, `d${i}_`, 300));
+    await smtp.waitFor(250, 60_000);
+    await (redisServer as RedisServer).down();
+    const downAt = Date.now();
+    // Every instance notices (its next call fails) and pauses.
+    await vi.waitFor(() => expect(three.every((x) => x.budget.state === 'down')).toBe(true), WAIT);
+    const arrivedAtDown = smtp.messages.length;
+    const inFlightAtDown = three.reduce((s, x) => s + x.queue.inFlight, 0);
+    // The outage lasts until 3 s after it began (a wait of the scenario, not of a condition).
+    await new Promise((res) => setTimeout(res, Math.max(0, downAt + 3000 - Date.now())));
+    const arrivedWhileDown = smtp.messages.length - arrivedAtDown;
+    const upAt = Date.now();
+    await (redisServer as RedisServer).up();
+    await smtp.waitFor(900, 120_000);
+    await Promise.all(three.map((x) => x.queue.idle()));
+
+    const { times } = arrivals();
+    const afterUp = times.filter((t) => t > upAt).length;
+    console.log(
+      `[shared-budget-send] redis down ${upAt - downAt} ms: ${arrivedAtDown} arrived before, ${arrivedWhileDown} while down (${inFlightAtDown} in flight at the outage), ` +
+        `${afterUp} after; max ${maxInSlidingWindow(times, 4000)} in a sliding 4 s (limit 400), max ${maxInSlidingWindow(times, 1000)} in a sliding second (limit 200)`,
+    );
+    // While down only sends already in flight may finish.
+    expect(arrivedWhileDown).toBeLessThanOrEqual(inFlightAtDown);
+    expect(maxInSlidingWindow(times, 4000)).toBeLessThanOrEqual(400);
+    expect(maxInSlidingWindow(times, 1000)).toBeLessThanOrEqual(200);
+    expect(afterUp).toBeGreaterThan(0);
+    // Nothing lost, nothing twice.
+    expect(smtp.messages).toHaveLength(900);
+    expect(new Set(smtp.messages.map((m) => m.to[0])).size).toBe(900);
+    expect(three.reduce((s, x) => s + x.queue.stats.sent, 0)).toBe(900);
+    // The restarted Redis was re-seeded from the sends made (the windows' use did not start from 0).
+    expect(three.reduce((s, x) => s + (x.budget as SharedWindows).stats.reseeds, 0)).toBeGreaterThanOrEqual(2);
   });
 });

@@ -180,7 +180,7 @@ describe('SharedWindows on Redis 7', () => {
       await expect(a.take(1)).rejects.toBeInstanceOf(Errors.REDIS_UNAVAILABLE);
       await expect(b.startSend()).resolves.toMatchObject({ id: expect.any(String) }); // no perSecond: never asks Redis
       await expect(a.use()).rejects.toBeInstanceOf(Errors.REDIS_UNAVAILABLE);
-      expect(a.state).toBe('down');
+      await vi.waitFor(() => expect(a.state).toBe('down'), WAIT);
 
       await redis.up();
       await vi.waitFor(() => expect(a.state === 'up' && b.state === 'up').toBe(true), WAIT);

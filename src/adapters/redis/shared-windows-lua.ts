@@ -152,15 +152,44 @@ return {0, -1}
 `;
 
 /**
- * FINISH (ARGV[3] = '1') or CANCEL ('0') of a started send. KEYS as START; ARGV: id, windowMs,
- * finished. A finished send stays counted one window from now (its arrival was before now); a
- * cancelled one (it never went) frees its place at once.
+ * FINISH (ARGV[3] = '1') or CANCEL ('0') of a started send. KEYS[1], KEYS[2] as START, KEYS[3] the
+ * seeded marker, KEYS[4..] the windows. ARGV: id, windowMs of the second, finished, second on
+ * ('1'/'0'), the send's grant time (Redis ms; 0: none), then per window bucketMs, buckets.
+ * A finished send stays counted in the second for one window from now (its arrival was before
+ * now); a cancelled one (it never went) frees its place at once. In the minute/hour/day windows a
+ * finished send's grant is re-dated to now: the grant counted from the take, and from the finish it
+ * counts a full window more, so whatever the wait between grant and arrival no sliding window of
+ * ARRIVALS holds more than the limit. A grant that already left the window counts again; after a
+ * Redis restart (no marker) nothing is moved (the re-seed counted what MongoDB had).
  */
-export const FINISH_LUA = `${NOW}
-redis.call('ZREM', KEYS[1], ARGV[1])
-if ARGV[3] == '1' then
-  redis.call('ZADD', KEYS[2], now, ARGV[1])
-  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 2)
+export const FINISH_LUA = `${NOW}${SLIDE}
+if ARGV[4] == '1' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  if ARGV[3] == '1' then
+    redis.call('ZADD', KEYS[2], now, ARGV[1])
+    redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 2)
+  end
+end
+local grantedAt = tonumber(ARGV[5])
+if ARGV[3] ~= '1' or grantedAt <= 0 or #KEYS < 4 or redis.call('EXISTS', KEYS[3]) == 0 then return 1 end
+for w = 1, #KEYS - 3 do
+  local key = KEYS[w + 3]
+  local bucketMs = tonumber(ARGV[6 + (w - 1) * 2])
+  local buckets = tonumber(ARGV[7 + (w - 1) * 2])
+  local total, head, cur = slide(key, bucketMs, buckets, now)
+  local gb = math.floor(grantedAt / bucketMs)
+  if gb ~= cur then
+    local held = 0
+    if gb >= head then held = tonumber(redis.call('HGET', key, tostring(gb)) or '0') end
+    if held > 0 then
+      redis.call('HINCRBY', key, tostring(gb), -1)
+    else
+      total = total + 1
+    end
+    redis.call('HINCRBY', key, tostring(cur), 1)
+    redis.call('HSET', key, 'total', total, 'head', head)
+    redis.call('PEXPIRE', key, bucketMs * (buckets + 2))
+  end
 end
 return 1
 `;

@@ -97,7 +97,7 @@ export class SharedWindows implements BudgetView {
     c.defineCommand('mwBudgetTake', { lua: TAKE_LUA });
     c.defineCommand('mwBudgetSeed', { lua: SEED_LUA });
     c.defineCommand('mwBudgetStart', { numberOfKeys: 2, lua: START_LUA });
-    c.defineCommand('mwBudgetFinish', { numberOfKeys: 2, lua: FINISH_LUA });
+    c.defineCommand('mwBudgetFinish', { lua: FINISH_LUA });
   }
 
   /** 'down' while Redis does not answer: sending is paused. */
@@ -139,19 +139,27 @@ export class SharedWindows implements BudgetView {
     return { id, waitMs: 0 };
   }
 
-  /** A started send ended (it reached the server or failed there): counted one second from now. */
-  finishSend(id: string): Promise<void> {
-    return this.#end(id, true);
+  /**
+   * A started send ended (it reached the server or failed there): counted in the second for one
+   * second from now, and its grant (`grantedAtMs`, the take's `atMs`) re-dated to now in every
+   * window, so it counts a full window from its arrival, not from its grant.
+   */
+  async finishSend(id: string, grantedAtMs = 0): Promise<void> {
+    if (this.#perSecond === null && (this.#windows.length === 0 || grantedAtMs <= 0)) return;
+    await this.#end(id, true, grantedAtMs);
   }
 
-  /** A started send did not go after all: its place frees at once. */
-  cancelSend(id: string): Promise<void> {
-    return this.#end(id, false);
-  }
-
-  async #end(id: string, finished: boolean): Promise<void> {
+  /** A started send did not go after all: its place frees at once (its grant stays counted). */
+  async cancelSend(id: string): Promise<void> {
     if (this.#perSecond === null) return;
-    await this.#call(() => this.#client.mwBudgetFinish(this.#keys.inFlight, this.#keys.finished, id, SECOND_MS, finished ? '1' : '0'));
+    await this.#end(id, false, 0);
+  }
+
+  async #end(id: string, finished: boolean, grantedAtMs: number): Promise<void> {
+    const args: Array<string | number> = [3 + this.#keys.windows.length, this.#keys.inFlight, this.#keys.finished, this.#keys.marker, ...this.#keys.windows];
+    args.push(id, SECOND_MS, finished ? '1' : '0', this.#perSecond === null ? '0' : '1', Math.floor(grantedAtMs));
+    for (const w of this.#windows) args.push(bucketMs(w.ms), BUCKETS);
+    await this.#call(() => this.#client.mwBudgetFinish(...args));
   }
 
   /** TAKE, re-seeding first when Redis lost the windows. */

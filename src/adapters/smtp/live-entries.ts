@@ -13,6 +13,8 @@ export interface Entry {
   attempts: number;
   /** The backoff timer's handle while the entry waits to be retried. */
   backoff?: unknown;
+  /** When the shared windows granted it (Redis time, ms): its finish re-dates that grant (smtp/shared-gate.ts). */
+  grantedAt?: number;
 }
 
 export interface StopResult {

@@ -196,8 +196,9 @@ export class SendQueue implements DeliveryQueue {
   /** A local grant takes from the shared windows: what it got is granted, the rest waits in front of its kind. */
   async #takeShared(shared: SharedGate, kind: DeliveryKind, batch: Entry[]): Promise<void> {
     const live = batch.filter((e) => this.#live.has(e));
-    const n = live.length === 0 ? 0 : await shared.take(live.length);
+    const { granted: n, atMs } = live.length === 0 ? { granted: 0, atMs: 0 } : await shared.take(live.length);
     const rest = live.slice(n);
+    for (const e of live.slice(0, n)) e.grantedAt = atMs;
     for (let i = rest.length - 1; i >= 0; i--) if (this.#live.has(rest[i] as Entry)) this.#pending.of(kind).unshift(rest[i] as Entry);
     if (n > 0) this.#grant(kind, live.slice(0, n));
   }
@@ -257,7 +258,7 @@ export class SendQueue implements DeliveryQueue {
           await this.#send(entry);
         } finally {
           this.#gate?.finish(this.#clock.monotonic());
-          if (place !== undefined) this.#shared?.finish(place);
+          if (place !== undefined) this.#shared?.finish(place, entry.grantedAt);
         }
         this.#pump();
       }

@@ -21,11 +21,15 @@ import type { Clock } from '../../ports/index.js';
 
 /** The shared budget as the send queue uses it (adapters/redis/shared-windows.ts implements it). */
 export interface SharedBudget extends BudgetView {
-  /** Up to `n` sends from every minute/hour/day window; when 0, `waitMs` until one leaves. Rejects while Redis is down. */
-  take(n: number): Promise<{ granted: number; waitMs: number }>;
+  /**
+   * Up to `n` sends from every minute/hour/day window, at `atMs` (the budget's clock); when 0,
+   * `waitMs` until one leaves. Rejects while Redis is down.
+   */
+  take(n: number): Promise<{ granted: number; waitMs: number; atMs: number }>;
   /** A place in the shared second (`id`), or how long to wait (-1: until a send finishes). */
   startSend(): Promise<{ id: string | undefined; waitMs: number }>;
-  finishSend(id: string): Promise<void>;
+  /** The send ended: its place counts one second from now, its grant (taken at `grantedAtMs`) a full window from now. */
+  finishSend(id: string, grantedAtMs?: number): Promise<void>;
   cancelSend(id: string): Promise<void>;
 }
 
@@ -73,9 +77,12 @@ export class SharedGate {
     return this.#stopped || this.#downTimer !== undefined || this.#windowTimer !== undefined;
   }
 
-  /** Takes up to `n` from the shared windows; 0 when none is left or Redis failed (the queue is resumed later). */
-  async take(n: number): Promise<number> {
-    if (this.#stopped || this.down) return 0;
+  /**
+   * Takes up to `n` from the shared windows, at `atMs` (kept on each entry for its finish);
+   * 0 when none is left or Redis failed (the queue is resumed later).
+   */
+  async take(n: number): Promise<{ granted: number; atMs: number }> {
+    if (this.#stopped || this.down) return { granted: 0, atMs: 0 };
     try {
       const r = await this.budget.take(n);
       this.#answered();
@@ -83,10 +90,10 @@ export class SharedGate {
         this.stats.windowWaits++;
         this.#windowTimer = this.#clock.setTimeout(() => this.#resume('window'), Math.min(Math.max(1, r.waitMs), MAX_WINDOW_WAIT_MS));
       }
-      return r.granted;
+      return r;
     } catch (err) {
       this.#failed(err);
-      return 0;
+      return { granted: 0, atMs: 0 };
     }
   }
 
@@ -115,10 +122,10 @@ export class SharedGate {
     }
   }
 
-  /** The send that holds place `id` ended: counted in the shared second for a second from now. */
-  finish(id: string): void {
+  /** The send that holds place `id` ended: counted in the shared second for a second from now, its grant re-dated to now. */
+  finish(id: string, grantedAt: number | undefined): void {
     this.#freed.notify();
-    void this.budget.finishSend(id).catch(() => undefined); // Redis down: the place expires by itself
+    void this.budget.finishSend(id, grantedAt).catch(() => undefined); // Redis down: the place expires by itself
   }
 
   /** The send that holds place `id` did not go. */
