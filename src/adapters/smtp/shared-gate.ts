@@ -82,7 +82,8 @@ export class SharedGate {
    * 0 when none is left or Redis failed (the queue is resumed later).
    */
   async take(n: number): Promise<{ granted: number; atMs: number }> {
-    if (this.#stopped || this.down) return { granted: 0, atMs: 0 };
+    // A window known to be full is not asked again before a send leaves it.
+    if (this.#stopped || this.down || this.#windowTimer !== undefined) return { granted: 0, atMs: 0 };
     try {
       const r = await this.budget.take(n);
       this.#answered();
