@@ -3,7 +3,9 @@
  * transport with at most `concurrency` in flight, the size of the SMTP pool. The policies live
  * beside it: the rate windows as batch grants (grant-limiter.ts), an exact per-second bound on
  * arrivals (arrival-gate.ts), what follows a failure (retry-policy.ts, with the circuit breaker)
- * and the AIMD slowdown when the server defers with 421 / "too many" (slowdown.ts).
+ * and the AIMD slowdown when the server defers with 421 / "too many" (slowdown.ts). With a budget
+ * shared by several instances (`cluster.redisUrl`), the windows and the exact second are Redis's
+ * and the local limiter only spaces grants (shared-gate.ts); Redis down pauses sending.
  *
  * Granted messages go to a small ready queue that `concurrency` workers drain. Only a couple of
  * batches are granted ahead, so a granted message is sent within about one batch of its grant,
