@@ -33,13 +33,14 @@ afterEach(async () => {
 });
 
 describe('App on a shared budget (cluster.redisUrl)', () => {
-  it('run-minute sends through the shared windows, seeded from the delivery records, not restored into the process', { timeout: 120_000 }, async () => {
+  it('run-minute sends through the shared windows, seeded from the delivery records, not restored into the process; a restart finds them in Redis', { timeout: 120_000 }, async () => {
     // 30 sends recorded 10 s ago by some instance: they count against the shared minute.
     const now = Date.now();
     const docs: DeliveryDoc[] = Array.from({ length: 30 }, (_, i) => ({ _id: `old${i}#done`, type: 'done', key: `old${i}`, status: 'sent', at: new Date(now - 10_000) }));
     await db.db.collection<DeliveryDoc>('mailwheel_deliveries').insertMany(docs);
     await db.db.collection('users').insertMany(usersDueAt(60, MINUTE, 'sa'));
-    t = await startTestApp(db.uri, smtp.url, { rate: { perSecond: 100, perMinute: 1000, perDay: null }, cluster: { redisUrl: redis.url, keyPrefix: redisKeyPrefix('app') } });
+    const keyPrefix = redisKeyPrefix('app');
+    t = await startTestApp(db.uri, smtp.url, { rate: { perSecond: 100, perMinute: 1000, perDay: null }, cluster: { redisUrl: redis.url, keyPrefix } });
     expect(t.logs.some((l) => String(l['msg']).includes('not restored into this process'))).toBe(true);
     expect(t.app.budget.scope).toBe('shared');
     await vi.waitFor(() => expect(t?.app.budget.state).toBe('up'), WAIT);
@@ -50,6 +51,14 @@ describe('App on a shared budget (cluster.redisUrl)', () => {
     // The shared minute holds the 30 recorded before and the 60 just sent.
     expect(await t.app.budget.use()).toEqual([{ name: 'perMinute', windowMs: 60_000, limit: 1000, used: 90 }]);
     expect(t.logs.some((l) => String(l['msg']).includes('seeded from the delivery records'))).toBe(true);
+
+    // A restart of the instance (a deploy, a crash): the windows are still in Redis, not re-seeded
+    // and not handed out afresh.
+    await t.app.close();
+    t = await startTestApp(db.uri, smtp.url, { rate: { perSecond: 100, perMinute: 1000, perDay: null }, cluster: { redisUrl: redis.url, keyPrefix } });
+    await vi.waitFor(() => expect(t?.app.budget.state).toBe('up'), WAIT);
+    expect(await t.app.budget.use()).toEqual([{ name: 'perMinute', windowMs: 60_000, limit: 1000, used: 90 }]);
+    expect(t.logs.some((l) => String(l['msg']).includes('seeded from the delivery records'))).toBe(false);
   });
 
   it('/readyz names redis: not ready while Redis does not answer (the budget is down), ready again when it does', { timeout: 120_000 }, async () => {
