@@ -26,6 +26,8 @@ class FakeBudget implements SharedBudget {
   up = true;
   left: number;
   readonly takes: number[] = [];
+  /** Takes that got nothing (a full window). */
+  emptyAnswers = 0;
   readonly calls = { take: 0, start: 0, finish: 0 };
   readonly started = new Set<string>();
   finished: Array<{ id: string; grantedAt: number | undefined }> = [];
@@ -45,6 +47,7 @@ class FakeBudget implements SharedBudget {
     this.takes.push(n);
     const granted = Math.min(n, this.left);
     this.left -= granted;
+    if (granted === 0) this.emptyAnswers++;
     return { granted, waitMs: granted === 0 ? 1000 : 0, atMs: 1234 };
   }
   async startSend() {
@@ -103,6 +106,8 @@ describe('SendQueue on a shared budget', () => {
     // Every send held a place and returned it with its grant's time.
     await vi.waitFor(() => expect(t.budget.finished).toHaveLength(7), WAIT);
     expect(t.budget.finished.every((f) => t.budget.started.has(f.id) && f.grantedAt === 1234)).toBe(true);
+    // The rest asked again and got none (the window is full): it waits in front.
+    await vi.waitFor(() => expect(t.budget.emptyAnswers).toBe(1), WAIT);
     // The window frees after the wait the budget named (1000 ms on the queue's clock).
     t.budget.left = 10;
     await t.clock.advanceAsync(999);
