@@ -128,6 +128,24 @@ describe('SharedWindows on Redis 7', () => {
     expect(fixedSliding).toBeGreaterThan(100);
   });
 
+  it('a finished send counts a full window from its finish, not from its grant (the grant is re-dated, not counted twice)', { timeout: 60_000 }, async () => {
+    // A "minute" of 2 s (34 ms buckets).
+    const w = await instance(url, redisKeyPrefix('sw'), rate({ perMinute: 100 }), { windowMs: { perMinute: 2000 } });
+    const used = async (): Promise<number> => (await w.use())[0]?.used ?? -1;
+    const grant = await w.take(5);
+    expect(grant.granted).toBe(5);
+    // Two of the five are sent a while after their grant (a later bucket): moved, not added.
+    await vi.waitFor(async () => expect((await w.take(0)).atMs).toBeGreaterThan(grant.atMs + 500), WAIT);
+    const finishedAt = (await w.take(0)).atMs;
+    for (let i = 0; i < 2; i++) await w.finishSend(`s${i}`, grant.atMs);
+    expect(await used()).toBe(5);
+    // The three never finished leave the window 2 s after their grant; the two finished stay until 2 s after their finish.
+    await vi.waitFor(async () => expect(await used()).toBe(2), WAIT);
+    expect((await w.take(0)).atMs).toBeLessThan(finishedAt + 2000);
+    await vi.waitFor(async () => expect(await used()).toBe(0), WAIT);
+    expect((await w.take(0)).atMs).toBeGreaterThanOrEqual(finishedAt + 2000);
+  });
+
   it('the shared second: at most `limit` in flight plus finished in the last second, across instances', async () => {
     const prefix = redisKeyPrefix('sw');
     const [a, b] = await Promise.all([instance(url, prefix, rate({ perSecond: 5 })), instance(url, prefix, rate({ perSecond: 5 }))]);
