@@ -62,7 +62,7 @@ export class RedisClusterMember implements ClusterMember {
   #state: 'new' | 'started' | 'stopped' = 'new';
   #timer: unknown;
   #round: Promise<void> | undefined;
-  /** The message of the last failed round, so a Redis outage is logged once, not every round. */
+  /** The first failure of the current outage (undefined while rounds succeed): logged once, not every round. */
   #failing: string | undefined;
 
   constructor(opts: PartitionLeaseOptions) {
@@ -166,8 +166,9 @@ export class RedisClusterMember implements ClusterMember {
   }
 
   #roundFailed(err: unknown): void {
+    // Once per outage: the message changes as ioredis goes from a closed socket to reconnecting.
     const message = messageOf(err);
-    if (message === this.#failing) return;
+    if (this.#failing !== undefined) return;
     this.#failing = message;
     this.#log.warn({ err: { message }, owned: this.#owned.size }, 'partition lease round failed (redis unavailable?): partitions kept, retried every round');
   }
