@@ -232,12 +232,14 @@ export class RedisClusterMember implements ClusterMember {
     if (handler === undefined) return;
     let done = false;
     let keepAlive: unknown;
+    let inFlight: Promise<void> | undefined;
     const arm = (): void => {
       keepAlive = this.#clock.setTimeout(() => {
-        this.#heartbeat().then(
+        inFlight = this.#heartbeat().then(
           () => undefined,
           (err: unknown) => this.#roundFailed(err),
-        ).finally(() => {
+        );
+        void inFlight.finally(() => {
           if (!done) arm();
         });
       }, this.#roundMs);
@@ -250,6 +252,8 @@ export class RedisClusterMember implements ClusterMember {
     } finally {
       done = true;
       this.#clock.clearTimeout(keepAlive);
+      // A keep-alive still running finishes before the round goes on (it may find leases lost).
+      await inFlight;
     }
   }
 
