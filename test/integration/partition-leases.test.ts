@@ -195,7 +195,7 @@ describe('partition leases in Redis (RedisClusterMember)', () => {
     expectReportsConsistent([a, c]);
   });
 
-  it('a member that stops renewing (killed): its partitions are owned again within leaseTtlMs + a round', async () => {
+  it('a member that stops renewing (killed): its partitions are owned again within leaseTtlMs of the kill', async () => {
     const nodes = await startThree(sharedRedisUrl());
     const [a, b, c] = nodes as [Node, Node, Node];
     const killedAt = Date.now();
@@ -206,8 +206,10 @@ describe('partition leases in Redis (RedisClusterMember)', () => {
     const seconds = (takenAt - killedAt) / 1000;
     console.log(`[partition-leases] killed member's partitions owned again after ${seconds.toFixed(2)} s (lease TTL ${TTL / 1000} s, round ${ROUND / 1000} s)`);
     // The lease outlives its last renewal (at most a round before the kill) by the TTL, and the
-    // survivors take it at their next round: TTL + a round, plus slack for a loaded machine.
-    expect(takenAt - killedAt).toBeLessThanOrEqual(TTL + ROUND + 2_000);
+    // survivors, seeing its heartbeat about to lapse, run a round just after: within the TTL of
+    // the kill (printed); asserted with a round of slack for a loaded machine (without that early
+    // round the bound would be TTL + a round).
+    expect(takenAt - killedAt).toBeLessThanOrEqual(TTL + ROUND);
     expect(partitionedExactly([a, c])).toBe(true);
     await expectTableMatches([a, c]);
     expectReportsConsistent([a, c]);

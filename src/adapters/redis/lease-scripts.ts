@@ -21,8 +21,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
  * One round's heartbeat and renewals, then the table. ARGV: prefix, self, ttl, P, held partitions.
  * A held lease still ours is PEXPIREd; one that is gone (expired, or Redis restarted empty) is taken
  * back with SET (no one holds it: NX in effect, the script is atomic); one held by another is left
- * (the caller reports it lost). Returns {now, wasRegistered, live members, owner of each partition
- * ('' = free)}.
+ * (the caller reports it lost). Returns {now, wasRegistered, live members with their heartbeats
+ * (flat), owner of each partition ('' = free), PTTL of the soonest lease held by a member not live
+ * (-1: none)}.
  */
 export const ROUND = `${NOW}
 local prefix, self, ttl, P = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -42,12 +43,23 @@ for i = 5, #ARGV do
     redis.call('HSET', prefix .. 'part-since', ARGV[i], now)
   end
 end
-local live = redis.call('ZRANGEBYSCORE', members, '(' .. (now - ttl), '+inf')
+local live = redis.call('ZRANGEBYSCORE', members, '(' .. (now - ttl), '+inf', 'WITHSCORES')
+local isLive = {}
+for i = 1, #live, 2 do isLive[live[i]] = true end
 local owners = {}
+-- A lease outliving its owner's heartbeat by a moment (both are written by one script, but the
+-- heartbeat's ms is rounded down): when it expires, so the caller's next round can take it.
+local orphanPttl = -1
 for p = 0, P - 1 do
-  owners[p + 1] = redis.call('GET', prefix .. 'part:' .. p) or ''
+  local key = prefix .. 'part:' .. p
+  local owner = redis.call('GET', key)
+  owners[p + 1] = owner or ''
+  if owner and not isLive[owner] then
+    local pttl = redis.call('PTTL', key)
+    if pttl >= 0 and (orphanPttl < 0 or pttl < orphanPttl) then orphanPttl = pttl end
+  end
 end
-return {now, registered, live, owners}
+return {now, registered, live, owners, orphanPttl}
 `;
 
 /** Takes free partitions: SET NX PX each. ARGV: prefix, self, ttl, partitions. Returns those taken. */

@@ -10,8 +10,9 @@
  * the instance has dropped its users and written its mark by the time another member can take it.
  *
  * Leases are an economy, not the delivery guarantee (claims in MongoDB are; the per-partition marks
- * live in MongoDB, so a Redis restart loses no fire). A dead member's leases expire after the TTL
- * and the others take them at their next round: takeover <= leaseTtlMs + one round.
+ * live in MongoDB, so a Redis restart loses no fire). A dead member's leases expire a TTL after
+ * its last renewal, and the others, seeing its heartbeat about to lapse, run a round just after:
+ * takeover within leaseTtlMs of the death (plus a round at worst when a round is slow).
  * Redis down: a round fails fast and the held partitions are kept (nobody can take them while
  * Redis is down); logged once, retried every round. Redis back empty: the held partitions are
  * taken back with SET NX (lost to whoever got one first), and the member skips taking free ones
@@ -43,6 +44,9 @@ interface RoundView {
   owners: Array<string | null>;
 }
 
+/** After a lapsing member's expiry, so its leases are gone when the early round reads them. */
+const EXPIRY_MARGIN_MS = 50;
+
 /** Longest wait for the connection at start() or status() before REDIS_UNAVAILABLE. */
 const CONNECT_WAIT_MS = 5_000;
 
@@ -62,6 +66,13 @@ export class RedisClusterMember implements ClusterMember {
   #state: 'new' | 'started' | 'stopped' = 'new';
   #timer: unknown;
   #round: Promise<void> | undefined;
+  /**
+   * From the last round: until the earliest heartbeat of another live member lapses, or the
+   * earliest lease of a member no longer live expires, ms (Infinity: none). A member renewing
+   * every round is never within a round of it; one that stopped is, and its leases expire with
+   * its heartbeat (written by the same script at the same instant).
+   */
+  #nextExpiryMs = Infinity;
   /** The first failure of the current outage (undefined while rounds succeed): logged once, not every round. */
   #failing: string | undefined;
 
@@ -148,9 +159,16 @@ export class RedisClusterMember implements ClusterMember {
     return { mode: 'partitioned', self: this.#self, partitions: this.partitions, leaseTtlMs: this.#ttl, members, leases };
   }
 
-  /** The next round after roundMs, chained: never two at once. */
+  /**
+   * The next round after roundMs, chained: never two at once. Sooner when another member's
+   * heartbeat (and so its leases) lapses before that: the round right after its expiry takes its
+   * partitions, so a dead member's partitions are owned again within the lease TTL of its last
+   * renewal rather than TTL + a round.
+   */
   #schedule(): void {
     if (this.#state !== 'started') return;
+    const delay = Math.min(this.#roundMs, Math.max(0, this.#nextExpiryMs) + EXPIRY_MARGIN_MS);
+    this.#nextExpiryMs = Infinity;
     this.#timer = this.#clock.setTimeout(() => {
       this.#round = this.#runRound(false)
         .then(() => {
@@ -162,7 +180,7 @@ export class RedisClusterMember implements ClusterMember {
           this.#round = undefined;
           this.#schedule();
         });
-    }, this.#roundMs);
+    }, delay);
   }
 
   #roundFailed(err: unknown): void {
@@ -205,15 +223,23 @@ export class RedisClusterMember implements ClusterMember {
   /** ROUND: heartbeat, renew the held leases, read the table; leases found taken by another are lost. */
   async #heartbeat(): Promise<RoundView> {
     const held = [...this.#owned];
-    const raw = (await runScript(this.#redis.client, ROUND, [this.#redis.prefix, this.#self, this.#ttl, this.partitions, ...held])) as [number, number, string[], string[]];
-    const [, registered, live, rawOwners] = raw;
+    const raw = (await runScript(this.#redis.client, ROUND, [this.#redis.prefix, this.#self, this.#ttl, this.partitions, ...held])) as [number, number, string[], string[], number];
+    const [now, registered, flatLive, rawOwners, orphanPttl] = raw;
     const owners = rawOwners.map((o) => (o === '' ? null : o));
+    const live: string[] = [];
+    let nextExpiryMs = orphanPttl >= 0 ? orphanPttl : Infinity;
+    for (let i = 0; i + 1 < flatLive.length; i += 2) {
+      const id = flatLive[i] as string;
+      live.push(id);
+      if (id !== this.#self) nextExpiryMs = Math.min(nextExpiryMs, Number(flatLive[i + 1]) + this.#ttl - now);
+    }
     for (const p of held) {
       if (owners[p] === this.#self) continue;
       this.#owned.delete(p);
       this.#pendingLost.add(p);
     }
     if (this.#pendingLost.size > 0) this.#log.warn({ lost: this.#pendingLost.size }, 'partition leases found taken by another member (after a redis restart or a long pause)');
+    this.#nextExpiryMs = nextExpiryMs;
     return { registered: registered === 1, live, owners };
   }
 
