@@ -303,6 +303,29 @@ describe('partition leases in Redis (RedisClusterMember)', () => {
     expect(partitionedExactly([a, b])).toBe(true);
   });
 
+  it('a lease found held by another at renewal is reported lost at once, and gained again once it is free', async () => {
+    const url = sharedRedisUrl();
+    const a = node(url, redisKeyPrefix('leases'), 'm-a');
+    await a.member.start();
+    expect(a.member.owned().size).toBe(P);
+    // Another writer holds partition 5 now (as after a Redis restart where someone else was first).
+    const other = openRedis(url, a.redis.prefix, logger([]));
+    try {
+      await vi.waitFor(() => expect(other.up).toBe(true), WAIT);
+      await other.client.set(`${a.redis.prefix}part:5`, 'intruder', 'PX', TTL);
+      await vi.waitFor(() => expect(a.changes.some((ch) => ch.lost.includes(5))).toBe(true), WAIT);
+      expect(a.member.owned().has(5)).toBe(false);
+      expect(a.logs.some((l) => l.includes('found taken by another member'))).toBe(true);
+      // The intruder never renews: once its lease expires, a takes partition 5 back.
+      await vi.waitFor(() => expect(a.member.owned().has(5)).toBe(true), WAIT);
+    } finally {
+      await other.close();
+    }
+    const moves = a.changes.slice(1);
+    expect(moves.map((ch) => [ch.gained, ch.lost])).toEqual([[[], [5]], [[5], []]]);
+    expectReportsConsistent([a]);
+  });
+
   it('start() while Redis is down fails fast with MW_REDIS_UNAVAILABLE naming redis', async () => {
     const server = await privateRedis();
     servers.push(server);

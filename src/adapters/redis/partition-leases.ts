@@ -233,12 +233,14 @@ export class RedisClusterMember implements ClusterMember {
       live.push(id);
       if (id !== this.#self) nextExpiryMs = Math.min(nextExpiryMs, Number(flatLive[i + 1]) + this.#ttl - now);
     }
+    let taken = 0;
     for (const p of held) {
-      if (owners[p] === this.#self) continue;
+      if (owners[p] === this.#self || !this.#owned.has(p)) continue;
       this.#owned.delete(p);
       this.#pendingLost.add(p);
+      taken++;
     }
-    if (this.#pendingLost.size > 0) this.#log.warn({ lost: this.#pendingLost.size }, 'partition leases found taken by another member (after a redis restart or a long pause)');
+    if (taken > 0) this.#log.warn({ lost: taken }, 'partition leases found taken by another member (after a redis restart or a long pause)');
     this.#nextExpiryMs = nextExpiryMs;
     return { registered: registered === 1, live, owners };
   }
