@@ -26,6 +26,9 @@ export function openRedis(url: string, keyPrefix: string, log: Logger): RedisCon
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 5000,
+    // A Redis that accepts the connection but does not answer (frozen, swapping) must fail a
+    // command too, or sending and /readyz would wait on it for ever.
+    commandTimeout: 2000,
     lazyConnect: false,
     retryStrategy: (times) => Math.min(times * 100, RECONNECT_MAX_MS),
   });
