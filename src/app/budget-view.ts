@@ -26,8 +26,9 @@ export interface BudgetViewParts {
 }
 
 /** The rate windows' use for a process that sends nothing: shared (Redis) or recorded (MongoDB). */
-export function budgetViewFor(config: Pick<Config, 'rate' | 'cluster'>, parts: BudgetViewParts): BudgetView {
-  return parts.redis === undefined ? recordedSendsView(config.rate, parts.sent, parts.clock) : sharedWindowsView(config, parts.redis);
+export function budgetViewFor(config: Pick<Config, 'rate' | 'cluster' | 'smtp'>, parts: BudgetViewParts): BudgetView {
+  const { redis } = parts;
+  return redis === undefined ? recordedSendsView(config.rate, parts.sent, parts.clock) : sharedWindowsView(config, { ...parts, redis });
 }
 
 /** Each configured minute / hour / day window's sends, as the delivery records count them now. */
@@ -45,12 +46,14 @@ export function recordedSendsView(rate: Config['rate'], sent: SentCounter, clock
 }
 
 /**
- * The shared windows in Redis, read only. HOOK for the shared windows (issue 13): return their
- * read-only view here (e.g. `new SharedWindows({ redis, rate: config.rate, ... }).view()`), the
- * same BudgetView the daemon's `App.budget` returns with Redis. Until then it answers `state`
- * from the connection and rejects `use()`.
+ * The shared windows in Redis, read only (`use()` takes nothing). HOOK for the shared windows
+ * (issue 13): return the same BudgetView the daemon's `App.budget` is with Redis, i.e.
+ *   `return new SharedWindows({ redis: parts.redis, rate: config.rate, sent: parts.sent, clock: parts.clock,
+ *      log: pino({ enabled: false }), sendTimeoutMs: config.smtp.connectionTimeoutMs + config.smtp.socketTimeoutMs });`
+ * Until then it answers `state` from the connection and rejects `use()`.
  */
-export function sharedWindowsView(_config: Pick<Config, 'rate' | 'cluster'>, redis: RedisConnection): BudgetView {
+export function sharedWindowsView(_config: Pick<Config, 'rate' | 'cluster' | 'smtp'>, parts: BudgetViewParts & { redis: RedisConnection }): BudgetView {
+  const { redis } = parts;
   return {
     scope: 'shared',
     get state() {
