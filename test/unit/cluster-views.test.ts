@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { summarizeCluster, windowsReport } from '../../src/app/cluster-view.js';
 import { clusterStats } from '../../src/app/stats.js';
+import { renderReport } from '../../src/cli/commands/cluster.js';
 import { SoloMember } from '../../src/core/solo-member.js';
 import { Metrics, type MetricSources } from '../../src/metrics/metrics.js';
 import type { BudgetView, ClusterMember, ClusterStatus, WindowUse } from '../../src/ports/cluster.js';
@@ -191,6 +192,32 @@ describe('the cluster metrics', () => {
     expect(valueOf(m, 'mailwheel_partitions_total')).toBe(256);
     expect(m.get('mailwheel_partition_lease_age_seconds')?.samples).toEqual([]);
     expect(m.get('mailwheel_redis_up')?.samples).toEqual([]);
+  });
+});
+
+describe('cluster status, the text form', () => {
+  it('partitioned: one line per member with host, pid, partitions, heartbeat and lease ages; leases; windows down while redis does not answer', () => {
+    const sum = summarizeCluster(TABLE);
+    const text = renderReport({
+      mode: 'partitioned',
+      redis: '10.0.0.5:6379',
+      partitions: 8,
+      free: sum.free,
+      leaseTtlMs: 15_000,
+      members: sum.members.map((m, i) => ({ ...m, host: i < 2 ? `h${i}` : null, pid: i < 2 ? 100 + i : null })),
+      leases: sum.leases,
+      rateWindows: { perDay: { limit: 30, used: null, windowMs: 86_400_000, scope: 'shared', state: 'down' } },
+    });
+    expect(text.split('\n')).toEqual([
+      'partitioned over redis 10.0.0.5:6379: 8 partitions, 3 member(s), 1 free, lease ttl 15 s',
+      '  a  host h0  pid 100  partitions 4  heartbeat 1 s ago  leases 60 s..63 s old',
+      '  b  host h1  pid 101  partitions 3  heartbeat 3 s ago  leases 20 s..30 s old',
+      '  c  not in the instance directory  partitions 0  heartbeat 300 ms ago  no leases',
+      'leases: 7 held, ages 20 s..63 s, next expiry in 9 s',
+      'rate windows, shared by every instance (redis): NOT ANSWERING:',
+      '  perDay    ? of 30 used',
+      '',
+    ]);
   });
 });
 
