@@ -37,7 +37,7 @@ import type { WindowUsage } from '../core/rate-windows.js';
 import { minuteProgress, planMinute, runMinute, type MinutePlan, type MinuteProgress, type MinuteReport } from './minute-run.js';
 import { openCluster, type Cluster } from './cluster.js';
 import { Readiness } from './readiness.js';
-import { appStats } from './stats.js';
+import { appStats, clusterStats, type ClusterStats } from './stats.js';
 import { openMongoStores, type MongoStores } from './stores.js';
 
 export type { MinutePlan, MinuteProgress, MinuteReport, MinuteTiming } from './minute-run.js';
@@ -119,6 +119,7 @@ export class App {
       registry: () => ({ jobs: this.registry.size, users: this.registry.userCount, nextFireMinute: this.registry.nextFireMinute() }),
       analytics: () => this.analytics,
       scheduler: () => ({ lastProcessedMinute: this.scheduler.lastProcessedMinute, checkpointMinute: this.checkpoint.saved }),
+      cluster: () => ({ member: this.cluster.member, budget: this.budget, redisUp: this.cluster.redis?.up }),
     });
     this.analytics = new AnalyticsBuffer(eventSink, config.analytics, log.child({ part: 'analytics' }), { onFlush: (r) => this.metrics.observeFlush(r), clock });
     this.suppressions = new SuppressionList(suppressionStore, { hardBounceLimit: config.send.hardBounceLimit });
@@ -234,6 +235,11 @@ export class App {
   /** Numbers for `/stats` and the log, read from the components. */
   stats(): Record<string, unknown> {
     return appStats(this, this.#unsubscribe?.stats);
+  }
+
+  /** The cluster half of `/stats`: the partition table and the rate windows' use (async ports; bounded wait). */
+  clusterStats(): Promise<ClusterStats> {
+    return clusterStats(this);
   }
 
   /** Counters since this App was created, read while a `run-minute` runs (one minute per process). */

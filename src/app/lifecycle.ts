@@ -113,6 +113,8 @@ export interface HttpParts {
   readonly readiness: Readiness;
   readonly metrics: Metrics;
   stats(): Record<string, unknown>;
+  /** The cluster half of `/stats` (app/stats.ts clusterStats), merged into it. */
+  clusterStats(): Promise<object>;
 }
 
 /**
@@ -126,7 +128,7 @@ export function buildHttp(app: HttpParts): { server: HttpServer; unsubscribe: Un
   const server = new HttpServer(
     {
       ready: () => app.readiness.check(),
-      stats: () => app.stats(),
+      stats: async () => ({ ...app.stats(), ...(await app.clusterStats()) }),
       metrics: async () => ({ contentType: app.metrics.contentType, body: await app.metrics.text() }),
       unsubscribe,
     },

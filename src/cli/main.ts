@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { MailwheelError } from '../errors.js';
 import { scrubSecrets } from '../log.js';
 import { registerBroadcast } from './commands/broadcast.js';
+import { registerCluster } from './commands/cluster.js';
 import { registerConfigCheck } from './commands/config-check.js';
 import { registerPlan } from './commands/plan.js';
 import { registerPreview } from './commands/preview.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerSeedUsers(program);
   registerScheduleShow(program);
   registerBroadcast(program);
+  registerCluster(program);
   registerConfigCheck(program);
   registerPlan(program);
   registerPreview(program);

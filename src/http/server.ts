@@ -23,7 +23,8 @@ export interface ReadyReport {
 export interface HttpSources {
   /** Resolves true (or `{ ok: true, ... }`) when dependencies answer; never throws. */
   ready(): Promise<boolean | ReadyReport>;
-  stats(): Record<string, unknown>;
+  /** May be async: parts of it (the cluster, the shared rate windows) are read through async ports. */
+  stats(): Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Prometheus text for `GET /metrics`; without it that path is 404. */
   metrics?(): Promise<{ contentType: string; body: string }>;
   /** Serves `GET`/`POST /unsubscribe`; without it that path is 404 like any unknown one. */
@@ -96,7 +97,7 @@ export class HttpServer {
         const report = typeof r === 'boolean' ? { ok: r } : r;
         return send(res, report.ok ? 200 : 503, report);
       }
-      if (path === '/stats') return send(res, 200, this.#sources.stats());
+      if (path === '/stats') return send(res, 200, await this.#sources.stats());
       if (path === '/metrics' && this.#sources.metrics) {
         const { contentType, body } = await this.#sources.metrics();
         res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });

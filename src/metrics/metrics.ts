@@ -6,9 +6,15 @@
  * analytics write latency (the buffer's `onFlush`), and housekeeping runs.
  *
  * Broadcast progress comes from whoever runs broadcasts, through {@link Metrics.setBroadcastSource}.
+ *
+ * The cluster and the rate windows are read through async ports (Redis answers them when
+ * partitioned): their gauges collect asynchronously, one `status()` and one `use()` per scrape
+ * shared by every gauge that needs it, and a part that does not answer leaves its samples out
+ * (`mailwheel_redis_up` 0 says why) rather than failing the scrape.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BreakerState, OutcomeHooks } from '../ports/index.js';
+import type { BudgetView, ClusterMember } from '../ports/cluster.js';
 import type { FlushReport } from '../analytics/buffer.js';
 import type { DeliveryKind, OutcomeType } from '../core/types.js';
 
@@ -35,6 +41,8 @@ export interface MetricSources {
   };
   /** The last processed minute and the saved checkpoint (epoch minutes). */
   scheduler(): { lastProcessedMinute: number | undefined; checkpointMinute: number | undefined };
+  /** This instance's cluster member, the rate budget in use, and whether Redis is up (undefined: no Redis configured). */
+  cluster(): { member: ClusterMember; budget: BudgetView; redisUp: boolean | undefined };
 }
 
 /** One broadcast's progress, as its runner reports it. */
@@ -136,6 +144,8 @@ export class Metrics {
     mirror(registers, 'mailwheel_analytics_write_errors_total', 'Failed analytics writes (the events are kept and retried).', [], () => [[{}, sources.analytics().stats.writeErrors]]);
     mirror(registers, 'mailwheel_analytics_backpressure_total', 'Events whose caller had to wait for room in the buffer.', [], () => [[{}, sources.analytics().stats.blocked]]);
 
+    this.#clusterGauges(registers, sources);
+
     const broadcasts = (): readonly BroadcastProgress[] => this.#broadcasts?.() ?? [];
     new Gauge({
       name: 'mailwheel_broadcast_messages',
@@ -149,6 +159,33 @@ export class Metrics {
         }
       },
     });
+  }
+
+  /** The partition table and the rate windows (see the file comment: async, shared per scrape). */
+  #clusterGauges(registers: Registry[], sources: MetricSources): void {
+    const status = once(() => sources.cluster().member.status());
+    const use = once(() => sources.cluster().budget.use());
+    gauge(registers, 'mailwheel_partitions_total', 'Partitions the users are split into (cluster.partitions).', () => sources.cluster().member.partitions);
+    gauge(registers, 'mailwheel_partitions_owned', 'Partitions this instance holds (all of them without Redis); its registry holds only their users.', () => sources.cluster().member.owned().size);
+    asyncGauge(registers, 'mailwheel_redis_up', 'Redis (cluster.redisUrl) answers: 1 up, 0 down (sending paused). Absent without Redis.', [], async () => {
+      const up = sources.cluster().redisUp;
+      return up === undefined ? [] : [[{}, up ? 1 : 0]];
+    });
+    asyncGauge(registers, 'mailwheel_cluster_members', 'Live instances in the partition table (1 without Redis). Absent while the table cannot be read.', [], async () => {
+      const s = await status();
+      return s === undefined ? [] : [[{}, s.members.length]];
+    });
+    asyncGauge(registers, 'mailwheel_partition_lease_age_seconds', "Age of this instance's oldest partition lease (since taken). Absent without Redis or while it holds none.", [], async () => {
+      const s = await status();
+      const ages = (s?.leases ?? []).filter((l) => l.owner === s?.self).map((l) => l.ageMs);
+      return ages.length === 0 ? [] : [[{}, Math.max(...ages) / 1000]];
+    });
+    asyncGauge(registers, 'mailwheel_rate_window_used', 'Sends counted in each configured rate window now (every instance when the budget is shared). Absent while Redis is down.', ['window'], async () =>
+      ((await use()) ?? []).map((w) => [{ window: w.name }, w.used]),
+    );
+    asyncGauge(registers, 'mailwheel_rate_window_limit', 'Configured limit of each rate window (rate.*). Absent while Redis is down.', ['window'], async () =>
+      ((await use()) ?? []).map((w) => [{ window: w.name }, w.limit]),
+    );
   }
 
   /** Wraps the send queue's hooks: counts every final outcome and retry, and times SMTP. */
@@ -217,4 +254,45 @@ function mirror<L extends string>(registers: Registry[], name: string, help: str
       for (const [labels, value] of read()) this.inc(labels, value);
     },
   });
+}
+
+/**
+ * A gauge whose samples come from an async read, and which has NO sample when the read gives none
+ * (prom-client's own label-less gauge always shows one, 0 after a reset): a part that cannot be
+ * read, or does not exist here (Redis without `cluster.redisUrl`), is absent rather than a
+ * misleading 0. A read that rejects counts as none.
+ */
+class ReadGauge<L extends string> extends Gauge<L> {
+  readonly #read: () => Promise<Array<[Partial<Record<L, string>>, number]>>;
+
+  constructor(cfg: { name: string; help: string; labelNames: L[]; registers: Registry[] }, read: () => Promise<Array<[Partial<Record<L, string>>, number]>>) {
+    super(cfg);
+    this.#read = read;
+  }
+
+  override async get(): ReturnType<Gauge<L>['get']> {
+    // Started before any await: every gauge of one scrape asks in the same tick and shares the read.
+    const reading = this.#read().catch(() => []);
+    const base = await super.get();
+    const samples = await reading;
+    return { ...base, values: samples.map(([labels, value]) => ({ labels, value })) };
+  }
+}
+
+function asyncGauge<L extends string>(registers: Registry[], name: string, help: string, labelNames: L[], read: () => Promise<Array<[Partial<Record<L, string>>, number]>>): void {
+  new ReadGauge<L>({ name, help, labelNames, registers }, read);
+}
+
+/**
+ * One call of `read` shared by everyone who asks while it runs (prom-client starts every metric's
+ * collect in the same tick, so one scrape reads the cluster once); a failure reads as undefined.
+ */
+function once<T>(read: () => Promise<T>): () => Promise<T | undefined> {
+  let running: Promise<T | undefined> | undefined;
+  return () => {
+    running ??= read()
+      .catch(() => undefined)
+      .finally(() => (running = undefined));
+    return running;
+  };
 }
