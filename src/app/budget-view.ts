@@ -9,10 +9,11 @@
  * - Redis: the shared windows in Redis, read only (nothing is granted). `sharedWindowsView` is
  *   the hook the shared windows fill.
  */
+import pino from 'pino';
 import type { RedisConnection } from '../adapters/redis/connection.js';
+import { SharedWindows } from '../adapters/redis/shared-windows.js';
 import type { Config } from '../config/schema.js';
 import { configuredWindows } from '../core/rate-windows.js';
-import { Errors } from '../errors.js';
 import type { BudgetView, WindowUse } from '../ports/cluster.js';
 import type { Clock } from '../ports/clock.js';
 import type { SentCounter } from '../ports/stores.js';
@@ -46,19 +47,16 @@ export function recordedSendsView(rate: Config['rate'], sent: SentCounter, clock
 }
 
 /**
- * The shared windows in Redis, read only (`use()` takes nothing). HOOK for the shared windows
- * (issue 13): return the same BudgetView the daemon's `App.budget` is with Redis, i.e.
- *   `return new SharedWindows({ redis: parts.redis, rate: config.rate, sent: parts.sent, clock: parts.clock,
- *      log: pino({ enabled: false }), sendTimeoutMs: config.smtp.connectionTimeoutMs + config.smtp.socketTimeoutMs });`
- * Until then it answers `state` from the connection and rejects `use()`.
+ * The shared windows in Redis, read only (`use()` takes nothing): the same view the daemon's
+ * `App.budget` is with Redis.
  */
-export function sharedWindowsView(_config: Pick<Config, 'rate' | 'cluster' | 'smtp'>, parts: BudgetViewParts & { redis: RedisConnection }): BudgetView {
-  const { redis } = parts;
-  return {
-    scope: 'shared',
-    get state() {
-      return redis.up ? 'up' : 'down';
-    },
-    use: () => Promise.reject(new Errors.INTERNAL('the shared rate windows are not built yet')),
-  };
+export function sharedWindowsView(config: Pick<Config, 'rate' | 'cluster' | 'smtp'>, parts: BudgetViewParts & { redis: RedisConnection }): BudgetView {
+  return new SharedWindows({
+    redis: parts.redis,
+    rate: config.rate,
+    sent: parts.sent,
+    clock: parts.clock,
+    log: pino({ enabled: false }),
+    sendTimeoutMs: config.smtp.connectionTimeoutMs + config.smtp.socketTimeoutMs,
+  });
 }

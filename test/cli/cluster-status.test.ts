@@ -5,20 +5,16 @@
  *   directory (host, pid), the sends recorded in each window; exit 0; `--json` machine-readable;
  * - Redis unreachable (a free port, nothing listening): one line naming redis and its address,
  *   never the URL's password, exit 69;
- * - Redis: the partition table with a running daemon in it. That test awaits the partition leases
- *   (src/adapters/redis/partition-leases.ts is a stub until they are merged) and runs by itself then.
+ * - Redis: the partition table with a running daemon in it.
  */
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, runCli, spawnCli, writeTestConfig, type CliProcess } from '../helpers/cli.js';
+import { runCli, spawnCli, writeTestConfig, type CliProcess } from '../helpers/cli.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { redisKeyPrefix, sharedRedisUrl } from '../helpers/redis.js';
 import { TestSmtpServer } from '../helpers/smtp-server.js';
 import { usersDueAt } from '../helpers/users.js';
 
-const LEASES_BUILT = !readFileSync(join(repoRoot, 'src/adapters/redis/partition-leases.ts'), 'utf8').includes('STUB from the groundwork');
 const STACK = /^\s+at /m;
 const SENT = 12;
 /** Two minutes ago: inside the hour and day windows the status counts. */
@@ -110,7 +106,7 @@ describe('Redis unreachable', () => {
 });
 
 describe('with Redis', () => {
-  it.skipIf(!LEASES_BUILT)('a partitioned daemon: itself the one member with every partition, host and pid, lease ages, shared windows', { timeout: 180_000 }, async () => {
+  it('a partitioned daemon: itself the one member with every partition, host and pid, lease ages, shared windows', { timeout: 180_000 }, async () => {
     const cluster = { redisUrl: sharedRedisUrl(), keyPrefix: redisKeyPrefix('clusterstatus'), leaseTtlMs: 5_000 };
     const config = writeTestConfig({ http: { enabled: false }, cluster, rate: { perSecond: 50, perMinute: 600, perHour: null, perDay: null } });
     const d = await daemon(config);

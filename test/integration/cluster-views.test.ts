@@ -5,13 +5,9 @@
  *   use counting what was sent, scope local; `mailwheel_redis_up` absent;
  * - with Redis: `redis.up` and `mailwheel_redis_up` follow a private Redis taken down and brought
  *   back, and `/stats` answers promptly while it is down.
- * The partitioned table itself (members, leases) needs the partition leases: that block runs once
- * src/adapters/redis/partition-leases.ts is no longer the groundwork stub.
+ * - one partitioned instance: it holds every partition, its leases aged, the windows shared.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { repoRoot } from '../helpers/cli.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { parsePrometheusText, valueOf, type Family } from '../helpers/prom-text.js';
@@ -19,7 +15,6 @@ import { privateRedis, redisKeyPrefix, type RedisServer } from '../helpers/redis
 import { TestSmtpServer } from '../helpers/smtp-server.js';
 import { usersDueAt } from '../helpers/users.js';
 
-const LEASES_BUILT = !readFileSync(join(repoRoot, 'src/adapters/redis/partition-leases.ts'), 'utf8').includes('STUB from the groundwork');
 /** Twelve hours from now: whatever DST shifts the zones' local times by (±1 h), the daemon's own timer never fires these users during the test. */
 const M1 = `2027-01-15T${String((new Date().getUTCHours() + 12) % 24).padStart(2, '0')}:00:00Z`;
 const SENT = 20;
@@ -116,7 +111,7 @@ describe('with Redis (cluster.redisUrl)', () => {
     const s = await statsOf(get);
     expect(s.redis).toEqual({ up: false });
     expect(s.cluster).toMatchObject({ mode: 'partitioned', partitions: 256 });
-    if (LEASES_BUILT) expect(s.cluster).toHaveProperty('error');
+    expect(s.cluster).toHaveProperty('error');
     const m = await metricsOf(get);
     expect(m.get('mailwheel_cluster_members')?.samples).toEqual([]);
     expect(valueOf(m, 'mailwheel_partitions_total')).toBe(256);
@@ -127,7 +122,7 @@ describe('with Redis (cluster.redisUrl)', () => {
   });
 
   // Awaits the partition leases (and the shared windows): the final shape with one member.
-  it.skipIf(!LEASES_BUILT)('one partitioned instance: it holds every partition, leases aged, windows shared', { timeout: 120_000 }, async () => {
+  it('one partitioned instance: it holds every partition, leases aged, windows shared', { timeout: 120_000 }, async () => {
     const { t, get } = await started({ cluster: { redisUrl: redis.url, keyPrefix: redisKeyPrefix('views1'), leaseTtlMs: 5_000 }, rate: { perSecond: 100, perMinute: 1_000, perHour: null, perDay: null } });
     const self = t.app.instances.id;
     await vi.waitFor(async () => expect((await statsOf(get)).cluster).toMatchObject({ mode: 'partitioned', self, owned: 256, free: 0 }), { timeout: 30_000, interval: 200 });
