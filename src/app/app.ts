@@ -162,6 +162,8 @@ export class App {
               processed,
               globalCheckpoint: () => checkpointStore.load(),
               wake: () => this.scheduler.wake(),
+              // A dead owner's unfinished claims are taken over once its heartbeat is stale.
+              secondLookMs: config.send.claimStaleMs + 5 * SECOND_MS,
               clock,
             },
             log.child({ part: 'partitions' }),

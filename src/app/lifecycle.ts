@@ -190,6 +190,8 @@ export async function startDaemon(app: LifecycleParts): Promise<void> {
 export async function closeInOrder(app: LifecycleParts, http: HttpServer | undefined): Promise<void> {
   const steps: Array<[string, () => Promise<unknown> | unknown]> = [
     ['housekeeping', () => app.housekeeping.close()],
+    // No second look at taken-over partitions once stopping.
+    ['partition moves', () => app.partitions?.stop()],
     ['scheduler', () => void app.scheduler.stop()],
     // Before the dispatcher: a run hands back its queued messages and publishes its counters.
     ['broadcasts', () => app.broadcasts.stop()],

@@ -16,6 +16,12 @@
  *   in the ledger) by then, so a crash right after a gain never leaves a mark past a fire that
  *   was never handed out.
  *
+ * - Second look: a claim left unfinished by an owner that died looks busy until its heartbeat is
+ *   older than `send.claimStaleMs`, longer than a lease takes to move, so the gap fires the dead
+ *   owner had in flight come back "taken" at the takeover. Once that time has passed, the gained
+ *   partitions' gap fires are handed out once more: those sent are skipped by their claims, and
+ *   the abandoned ones are taken over and sent (judged at the takeover instant, like the rest).
+ *
  * A partition with no mark yet (a database the solo daemon ran on, or a new one) starts from the
  * global checkpoint, or from now on a first start; it is pinned there at once, so a crash of its
  * first owner cannot let the global checkpoint, which other instances keep moving, skip its fires.
@@ -39,6 +45,8 @@ export interface PartitionSyncDeps {
   globalCheckpoint: () => Promise<number | undefined>;
   /** Jobs were added to minutes already due: fire them now (MinuteScheduler.wake). */
   wake: () => void;
+  /** When to re-fire a takeover's gap (ms after it): past `send.claimStaleMs`. 0 or absent: never. */
+  secondLookMs?: number;
   clock: Clock;
 }
 
@@ -49,7 +57,9 @@ export class PartitionSync {
   readonly #ready = new Map<number, number | undefined>();
   /** Gained partitions waiting for the processed minute to pass the one they were loaded at. */
   readonly #pending = new Map<number, number>();
-  readonly stats = { gained: 0, lost: 0, markWrites: 0, markErrors: 0 };
+  readonly #timers = new Set<unknown>();
+  #stopped = false;
+  readonly stats = { gained: 0, lost: 0, markWrites: 0, markErrors: 0, secondLooks: 0 };
 
   constructor(deps: PartitionSyncDeps, log: Logger) {
     this.#d = deps;
@@ -79,8 +89,16 @@ export class PartitionSync {
     return { from, resumedAfter: epochMinute(earliest) - 1 };
   }
 
+  /** Cancels the pending second looks (the daemon is stopping). */
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers) this.#d.clock.clearTimeout(t);
+    this.#timers.clear();
+  }
+
   /** The member's onChange handler: loss first (mark, then drop), then the gain. */
   async handle(change: PartitionChange): Promise<void> {
+    if (this.#stopped) return;
     if (change.lost.length > 0) await this.#lose(change.lost);
     if (change.gained.length > 0) await this.#gain(change.gained);
   }
@@ -118,6 +136,30 @@ export class PartitionSync {
     this.stats.gained += gained.length;
     this.#d.wake();
     this.#log.info({ gained: gained.length, users: report.valid, jobs: report.jobs, ms: clock.now() - started }, 'users of gained partitions loaded, scheduled from their marks');
+    const after = this.#d.secondLookMs ?? 0;
+    if (after > 0 && !this.#stopped) {
+      const timer = clock.setTimeout(() => {
+        this.#timers.delete(timer);
+        void this.#secondLook(from).catch((err: unknown) => this.#log.warn({ err }, 'second look at taken-over partitions failed'));
+      }, after);
+      this.#timers.add(timer);
+    }
+  }
+
+  async #secondLook(from: ReadonlyMap<number, number>): Promise<void> {
+    if (this.#stopped) return;
+    const report = await this.#d.sync.gain(from, true);
+    if (report.read === 0 && report.valid === 0) return;
+    // Fires of minutes already marked may be handed out again: hold the marks until they are.
+    const g = this.#d.processed() ?? -1;
+    for (const p of from.keys()) {
+      if (this.#d.sync.owned?.has(p) !== true) continue;
+      this.#ready.delete(p);
+      this.#pending.set(p, g);
+    }
+    this.stats.secondLooks++;
+    this.#d.wake();
+    this.#log.info({ partitions: from.size, users: report.valid }, 'gap fires of taken-over partitions handed out again (abandoned claims are taken over now)');
   }
 
   /**

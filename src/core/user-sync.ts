@@ -97,14 +97,16 @@ export class UserSync {
   /**
    * Cluster: takes on the users of newly owned partitions, each scheduled at or after its
    * partition's instant in `fromByPartition` (the catch-up plan from its mark), in one streamed
-   * read of the active users. Partitions already held are left as they are.
+   * read of the active users. Partitions already held are left as they are, unless `again`:
+   * then only partitions still held are read, and their users scheduled from those instants once
+   * more (the second look after a takeover, core/partition-sync.ts).
    */
-  gain(fromByPartition: ReadonlyMap<number, number>): Promise<SyncReport> {
+  gain(fromByPartition: ReadonlyMap<number, number>, again = false): Promise<SyncReport> {
     return this.#exclusive(async () => {
       const started = this.#clock.now();
       const report = newReport('partitions');
       const share = this.#share;
-      const fresh = new Map([...fromByPartition].filter(([p]) => share !== undefined && !share.owned.has(p)));
+      const fresh = new Map([...fromByPartition].filter(([p]) => share !== undefined && share.owned.has(p) === again));
       if (share === undefined || fresh.size === 0) return this.#finish(report, started);
       for (const p of fresh.keys()) share.owned.add(p);
       for await (const batch of this.#source.allActive()) {

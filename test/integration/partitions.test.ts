@@ -7,12 +7,16 @@
  *   grace period, exactly once across two instances (the old owner's sends are deduped by their
  *   claims), and each instance holds only its partitions' users;
  * - a partition nobody held for longer than the grace period: its fires are `missed` events,
- *   not silence.
+ *   not silence;
+ * - the gap fires a dead owner on another host had claimed but not sent look busy until its
+ *   heartbeat is stale: the second look sends them then, once each.
  */
+import { DateTime } from 'luxon';
 import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { MongoPartitionMarks, partitionMarkId } from '../../src/adapters/mongo/partition-marks.js';
 import { MalformedDocumentError } from '../../src/adapters/mongo/decode.js';
 import type { StateDoc } from '../../src/adapters/mongo/store.js';
+import { scheduledKey } from '../../src/core/delivery-key.js';
 import { partitionOf } from '../../src/core/partition.js';
 import { epochMinute, MINUTE_MS } from '../../src/core/time.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
@@ -40,10 +44,10 @@ afterAll(async () => {
   await smtp?.close();
 });
 
-const config = (graceMs: number) => ({ cluster: { partitions: P }, send: { catchUpGraceMs: graceMs }, analytics: { flushIntervalMs: 50 } });
+const config = (graceMs: number, claimStaleMs = 60_000) => ({ cluster: { partitions: P }, send: { catchUpGraceMs: graceMs, claimStaleMs }, analytics: { flushIntervalMs: 50 } });
 
-async function start(member: FakeMember, graceMs: number): Promise<TestApp> {
-  const t = await startTestApp(db.uri, smtp.url, config(graceMs), { member });
+async function start(member: FakeMember, graceMs: number, claimStaleMs?: number): Promise<TestApp> {
+  const t = await startTestApp(db.uri, smtp.url, config(graceMs, claimStaleMs), { member });
   apps.push(t);
   await t.app.start();
   return t;
@@ -143,4 +147,41 @@ it('a partition nobody held for longer than the grace period: its old fires are 
   }, { timeout: 30_000, interval: 200 });
   expect([...smtp.countByRecipient().keys()].sort()).toEqual(sentTo);
   expect(t.app.catchUp.stats).toMatchObject({ missed: missedOf.size, lateSent: sentTo.length });
+});
+
+it('fires a dead owner on another host claimed and never sent go out at the second look, once each', { timeout: 120_000 }, async () => {
+  db = await testDb('partition_ghost');
+  const due = epochMinute(Date.now()) - 1;
+  const users = usersDueAt(12, isoMinute(due), 'g');
+  await db.db.collection('users').insertMany(users);
+  await new MongoPartitionMarks(db.db.collection<StateDoc>('mailwheel_state'), 'test').save([0, 1, 2, 3], due - 1);
+  // The ghost: an instance on another host whose heartbeat is fresh, holding unfinished claims.
+  const instances = db.db.collection<{ _id: string; host: string; pid: number; startedAt: Date; heartbeatAt: Date }>('mailwheel_instances');
+  const beat = () => instances.updateOne({ _id: 'ghost' }, { $set: { host: 'elsewhere.example', pid: 1, startedAt: new Date(), heartbeatAt: new Date() } }, { upsert: true });
+  await beat();
+  const heartbeat = setInterval(() => void beat(), 300);
+  const ghostUsers = users.filter((_, i) => i % 3 === 0);
+  const keyOf = (u: (typeof users)[number]) =>
+    scheduledKey(String(u._id), (u['emailTimes'] as string[])[0] as string, DateTime.fromMillis(due * MINUTE_MS, { zone: String(u['timezone']) }).toFormat('yyyy-MM-dd'));
+  await db.db.collection('mailwheel_deliveries').insertMany(
+    ghostUsers.map((u) => ({ _id: keyOf(u), type: 'claim', kind: 'scheduled', userId: String(u._id), owner: 'ghost', gen: `g-${String(u._id)}`, at: new Date(), v: 2 })) as never[],
+  );
+  try {
+    const member = new FakeMember(P, [], 'B');
+    const b = await start(member, 10 * MINUTE_MS, 5_000);
+    await member.move({ gained: [0, 1, 2, 3] });
+    // First pass: the ghost's keys look busy (its heartbeat is fresh); everyone else is sent.
+    await vi.waitFor(() => expect(b.app.claims.stats.taken).toBe(ghostUsers.length), { timeout: 30_000, interval: 50 });
+    clearInterval(heartbeat);
+    await vi.waitFor(() => expect(smtp.messages.length).toBe(users.length - ghostUsers.length), { timeout: 30_000, interval: 100 });
+    // The ghost's heartbeat goes stale; the second look takes its claims over and sends them.
+    await vi.waitFor(() => expect(smtp.messages.length).toBe(users.length), { timeout: 60_000, interval: 200 });
+    expect(b.app.partitions?.stats.secondLooks).toBe(1);
+    expect(b.app.claims.stats.takenOver).toBe(ghostUsers.length);
+    const counts = smtp.countByRecipient();
+    expect(counts.size).toBe(users.length);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+  } finally {
+    clearInterval(heartbeat);
+  }
 });
