@@ -185,3 +185,36 @@ it('fires a dead owner on another host claimed and never sent go out at the seco
     clearInterval(heartbeat);
   }
 });
+
+it('partitions moved a minute before they are due: each App sends only its own, every user exactly once', { timeout: 240_000 }, async () => {
+  db = await testDb('partition_handoff');
+  // The due minute: the next one, or the one after when this one is nearly over.
+  const now = Date.now();
+  const due = epochMinute(now) + (now % MINUTE_MS < 35_000 ? 1 : 2);
+  const users = usersDueAt(24, isoMinute(due), 'h');
+  await db.db.collection('users').insertMany(users);
+  const ofA = users.filter((u) => partitionOfDoc(u as { _id: unknown }) < 2).length;
+  const memberA = new FakeMember(P, [0, 1, 2, 3], 'A');
+  const memberB = new FakeMember(P, [], 'B');
+  const a = await start(memberA, 10 * MINUTE_MS);
+  const b = await start(memberB, 10 * MINUTE_MS);
+  expect(a.app.registry.userCount).toBe(users.length);
+  expect(b.app.registry.userCount).toBe(0);
+  // Before the due minute, 2 and 3 move: A writes their mark and drops their users, B loads them.
+  await memberA.move({ lost: [2, 3] });
+  await memberB.move({ gained: [2, 3] });
+  expect(Date.now()).toBeLessThan(due * MINUTE_MS);
+  // The registry gauges count only the owned partitions' users.
+  expect(a.app.registry.userCount).toBe(ofA);
+  expect(b.app.registry.userCount).toBe(users.length - ofA);
+  expect(await a.app.metrics.text()).toMatch(new RegExp(`\\nmailwheel_registry_users ${ofA}\\n`));
+  expect(await b.app.metrics.text()).toMatch(new RegExp(`\\nmailwheel_registry_jobs ${users.length - ofA}\\n`));
+  await vi.waitFor(() => expect(smtp.messages.length).toBe(users.length), { timeout: 200_000, interval: 200 });
+  await vi.waitFor(() => expect(a.app.ledger.open + b.app.ledger.open).toBe(0), { timeout: 30_000, interval: 100 });
+  const counts = smtp.countByRecipient();
+  expect(counts.size).toBe(users.length);
+  expect([...counts.values()].every((n) => n === 1)).toBe(true);
+  // Each sent its own: nothing was claimed twice.
+  expect(a.app.claims.stats).toMatchObject({ claimed: ofA, taken: 0 });
+  expect(b.app.claims.stats).toMatchObject({ claimed: users.length - ofA, taken: 0 });
+});
