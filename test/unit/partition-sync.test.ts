@@ -194,6 +194,20 @@ describe('PartitionSync: start, gain, loss and marks', () => {
     expect(catchUp.split([own])).toEqual({ send: [own], missed: [] });
   });
 
+  it('a partition unowned for longer than the lookback: scheduled from the lookback, the rest recorded as one uncovered range', async () => {
+    const { source, registry, member, marks, events, sync, partitions } = setup([0]);
+    source.users = idsOf(1, 2).map((id) => user(id, 60));
+    const start = await partitions.start(NOW, M - 1);
+    await sync.full(NOW, start.from);
+    marks.marks.set(1, M - 3 * 24 * 60);
+    await member.move({ gained: [1] });
+    // The lookback is 24 h: the slot an hour ago is overdue, the two days before are not enumerated.
+    expect(registry.bucketSizes().filter(([m]) => m < M)).toEqual([[M - 60, 2]]);
+    const uncovered = events.ofType('missed');
+    expect(uncovered).toHaveLength(1);
+    expect(uncovered[0]?.reason).toBe(`fires from ${new Date((M - 3 * 24 * 60 + 1) * MINUTE_MS).toISOString()} to ${new Date((M - 24 * 60) * MINUTE_MS).toISOString()} not enumerated: downtime longer than the catch-up lookback`);
+  });
+
   it('a gained partition gets marks only once the processed minute has passed the gain; a loss writes the mark before its users go', async () => {
     const { source, registry, member, marks, ledger, state, partitions, sync } = setup([0]);
     source.users = [0, 1].flatMap((p) => idsOf(p, 2).map((id) => user(id, -30)));
