@@ -19,6 +19,7 @@ import { Dispatcher } from '../core/dispatcher.js';
 import { JobRegistry } from '../core/job-registry.js';
 import { MinuteScheduler } from '../core/minute-scheduler.js';
 import { OutcomeRecorder } from '../core/outcome-recorder.js';
+import { PartitionSync } from '../core/partition-sync.js';
 import { routeOutcomes } from '../core/outcome-router.js';
 import { ScheduledMinute } from '../core/scheduled-minute.js';
 import { SuppressionList } from '../core/suppression-list.js';
@@ -29,7 +30,7 @@ import type { HttpServer } from '../http/server.js';
 import type { UnsubscribeHandler } from '../http/unsubscribe.js';
 import { Metrics } from '../metrics/metrics.js';
 import { systemClock, type Clock } from '../ports/index.js';
-import type { BudgetView } from '../ports/cluster.js';
+import type { BudgetView, ClusterMember } from '../ports/cluster.js';
 import { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
 import { Housekeeping } from './housekeeping.js';
 import { buildHttp, closeInOrder, rebuildLostEvents, restoredRateUsage, startDaemon } from './lifecycle.js';
@@ -46,6 +47,8 @@ export interface AppOptions {
   clock?: Clock;
   /** Plans only (`run-minute --dry-run`): nothing is sent, so the rate windows are not counted at start. */
   planOnly?: boolean;
+  /** Tests: this cluster member instead of the one `cluster.*` builds (a fake of the port). */
+  member?: ClusterMember;
 }
 
 export class App {
@@ -84,6 +87,8 @@ export class App {
   readonly readiness: Readiness;
   /** Redis (when configured) and this instance's share of the partitions (app/cluster.ts). */
   readonly cluster: Cluster;
+  /** Partitioned mode: loads and drops partitions' users as they move, writes their marks. */
+  readonly partitions: PartitionSync | undefined;
   /** Port the HTTP server listens on, once started (useful with port 0). */
   httpPort: number | undefined;
   /** The minute before the start-up schedule begins: everything up to it is handled or recorded. */
@@ -106,7 +111,8 @@ export class App {
     this.claims = store.claims;
     this.eventCheck = store.eventCheck;
     this.retention = store.retention;
-    this.cluster = openCluster(config, this.instances.id, clock, log);
+    const cluster = openCluster(config, this.instances.id, clock, log);
+    this.cluster = opts.member === undefined ? cluster : { ...cluster, member: opts.member };
     const { events: eventSink, suppressions: suppressionStore, users: userSource, checkpoint: checkpointStore, broadcasts: broadcastStore, recipients } = store;
     this.transport = new NodemailerTransport(config, {
       headersFor: (d) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, clock.now()),
@@ -151,7 +157,27 @@ export class App {
       onError: (err, minute) => log.error({ err, minute }, 'minute failed'),
     });
     const processed = () => this.scheduler.lastProcessedMinute ?? this.resumedAfter;
-    this.checkpoint = new Checkpoint({ store: checkpointStore, ledger: this.ledger, processed, clock }, {}, log.child({ part: 'checkpoint' }));
+    this.partitions =
+      this.cluster.member.mode === 'solo'
+        ? undefined
+        : new PartitionSync(
+            {
+              member: this.cluster.member,
+              marks: store.partitionMarks,
+              sync: this.sync,
+              catchUp: this.catchUp,
+              ledger: this.ledger,
+              processed,
+              globalCheckpoint: () => checkpointStore.load(),
+              wake: () => this.scheduler.wake(),
+              // A dead owner's unfinished claims are taken over once its heartbeat is stale.
+              secondLookMs: config.send.claimStaleMs + 5 * SECOND_MS,
+              clock,
+            },
+            log.child({ part: 'partitions' }),
+          );
+    const partitions = this.partitions;
+    this.checkpoint = new Checkpoint({ store: checkpointStore, ledger: this.ledger, processed, clock, ...(partitions === undefined ? {} : { partitions }) }, {}, log.child({ part: 'checkpoint' }));
     this.housekeeping = new Housekeeping(loaded.schedules, log.child({ part: 'housekeeping' }), {
       onRun: (job, ok, atMs) => this.metrics.observeHousekeeping(job, ok, atMs),
       clock,

@@ -12,6 +12,7 @@ import type { AnalyticsBuffer } from '../analytics/buffer.js';
 import type { LoadedConfig } from '../config/load.js';
 import { planCatchUp, type CatchUp } from '../core/catch-up.js';
 import type { Checkpoint } from '../core/checkpoint.js';
+import type { PartitionSync } from '../core/partition-sync.js';
 import type { Dispatcher } from '../core/dispatcher.js';
 import type { JobRegistry } from '../core/job-registry.js';
 import type { MinuteScheduler } from '../core/minute-scheduler.js';
@@ -52,6 +53,8 @@ export interface LifecycleParts {
   readonly housekeeping: Housekeeping;
   readonly broadcasts: BroadcastSupervisor;
   readonly cluster: Cluster;
+  /** Partitioned mode only: partition moves and marks. */
+  readonly partitions: PartitionSync | undefined;
   /** Set by the start: the minute before the start-up schedule begins. */
   resumedAfter: number | undefined;
   /** Set by the start once the first full user sync is done. */
@@ -144,12 +147,27 @@ export async function startDaemon(app: LifecycleParts): Promise<void> {
   // fires missed while down land in overdue buckets and go out first, or are recorded as
   // `missed` past the grace period. A first start schedules from the start of this minute.
   const now = app.clock.now();
-  const plan = planCatchUp(await app.checkpoint.load(), now, app.catchUp.opts);
+  const checkpoint = await app.checkpoint.load();
   app.catchUp.begin(now);
-  app.resumedAfter = epochMinute(plan.fromMs) - 1;
-  if (plan.uncovered) await app.catchUp.recordUncovered(plan.uncovered);
-  if (plan.minutes > 0) app.log.info({ since: new Date(plan.fromMs).toISOString(), minutes: plan.minutes }, 'catching up on fires missed while down');
-  await app.sync.full(plan.fromMs);
+  // The first round of leases before the first full sync, so the sync reads only the owned
+  // partitions' users (the solo member owns them all and does nothing).
+  const { member } = app.cluster;
+  await member.start();
+  const partitions = app.partitions;
+  if (partitions === undefined) {
+    const plan = planCatchUp(checkpoint, now, app.catchUp.opts);
+    app.resumedAfter = epochMinute(plan.fromMs) - 1;
+    if (plan.uncovered) await app.catchUp.recordUncovered(plan.uncovered);
+    if (plan.minutes > 0) app.log.info({ since: new Date(plan.fromMs).toISOString(), minutes: plan.minutes }, 'catching up on fires missed while down');
+    await app.sync.full(plan.fromMs);
+  } else {
+    // Registered before the sync so no move is lost; a move waits for the sync (UserSync's lock)
+    // and is then taken relative to what the sync loaded. Each partition from its own mark.
+    member.onChange((change) => partitions.handle(change));
+    const start = await partitions.start(now, checkpoint);
+    app.resumedAfter = start.resumedAfter;
+    await app.sync.full(minuteStart(now), start.from);
+  }
   app.synced = true;
   app.scheduler.start();
   app.checkpoint.start();
@@ -181,6 +199,8 @@ export async function startDaemon(app: LifecycleParts): Promise<void> {
 export async function closeInOrder(app: LifecycleParts, http: HttpServer | undefined): Promise<void> {
   const steps: Array<[string, () => Promise<unknown> | unknown]> = [
     ['housekeeping', () => app.housekeeping.close()],
+    // No second look at taken-over partitions once stopping.
+    ['partition moves', () => app.partitions?.stop()],
     ['scheduler', () => void app.scheduler.stop()],
     // Before the dispatcher: a run hands back its queued messages and publishes its counters.
     ['broadcasts', () => app.broadcasts.stop()],

@@ -13,6 +13,7 @@ import { MongoEventReconciler } from '../adapters/mongo/event-reconciler.js';
 import { MongoEventSink } from '../adapters/mongo/event-sink.js';
 import { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
 import { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
+import { MongoPartitionMarks } from '../adapters/mongo/partition-marks.js';
 import { MongoRetention } from '../adapters/mongo/retention.js';
 import { MongoSentCounter } from '../adapters/mongo/sent-counter.js';
 import { MongoStore } from '../adapters/mongo/store.js';
@@ -21,6 +22,7 @@ import { MongoUserSeeder } from '../adapters/mongo/user-seeder.js';
 import { MongoUserSource } from '../adapters/mongo/user-source.js';
 import type { Config } from '../config/schema.js';
 import type { BroadcastStore, RecipientSource } from '../ports/broadcasts.js';
+import type { PartitionMarks } from '../ports/cluster.js';
 import { systemClock, type CheckpointStore, type ClaimStore, type Clock, type EventSink, type SuppressionStore, type UserSource } from '../ports/index.js';
 import type { ClaimedKeys, EventReconciler, InstanceRegistration, Retention, SentCounter, UserSeeder } from '../ports/stores.js';
 
@@ -40,6 +42,8 @@ export interface Stores {
   readonly claimed: ClaimedKeys;
   readonly suppressions: SuppressionStore;
   readonly checkpoint: CheckpointStore;
+  /** Per partition, the last minute whose fires all have an outcome (partitioned mode). */
+  readonly partitionMarks: PartitionMarks;
   readonly events: EventSink;
   readonly broadcasts: BroadcastStore;
   /** This process's entry in the instance directory (`start()` only for a sender). */
@@ -70,6 +74,7 @@ export class MongoStores implements Stores {
   readonly claimed: ClaimedKeys;
   readonly suppressions: MongoSuppressionStore;
   readonly checkpoint: MongoCheckpointStore;
+  readonly partitionMarks: MongoPartitionMarks;
   readonly events: MongoEventSink;
   readonly broadcasts: MongoBroadcastStore;
   readonly instances: InstanceRegistry;
@@ -90,6 +95,7 @@ export class MongoStores implements Stores {
     this.claimed = { claimedKeys: (keys) => claimedKeys(mongo.deliveries, keys) };
     this.suppressions = new MongoSuppressionStore(mongo.suppressions, { batchSize: config.mongodb.batchSize, clock });
     this.checkpoint = new MongoCheckpointStore(mongo.state, this.instances.id, clock);
+    this.partitionMarks = new MongoPartitionMarks(mongo.state, this.instances.id, clock);
     this.events = new MongoEventSink(mongo.events);
     this.broadcasts = new MongoBroadcastStore(mongo.db, config.mongodb.collectionPrefix, clock);
     this.eventCheck = new MongoEventReconciler({ deliveries: mongo.deliveries, events: mongo.events, state: mongo.state }, log, clock);

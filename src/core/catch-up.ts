@@ -9,10 +9,15 @@
  * buckets, and the scheduler fires them at once; {@link CatchUp.split} then decides, per fire, send
  * or `missed`. Re-firing a key that did go out is harmless: its claim says so.
  *
+ * In a cluster the same rule holds for a partition taken over from another instance (a dead one,
+ * or one that left): its users are scheduled from the partition's mark + 1 minute, and the age of
+ * each of its overdue fires is taken at the takeover instant ({@link CatchUp.takeOver}).
+ *
  * Pure apart from the ports it is given (claims, events, clock); the start instant is passed in.
  */
 import type { Logger } from 'pino';
 import { systemClock, type ClaimStore, type Clock, type Delivery, type EventRecorder } from '../ports/index.js';
+import { partitionOf } from './partition.js';
 import { MINUTE_MS, SECOND_MS, minuteStart } from './time.js';
 
 export interface CatchUpOptions {
@@ -101,6 +106,9 @@ export class CatchUp {
   readonly #log: Logger;
   readonly opts: CatchUpOptions;
   #startMs: number | undefined;
+  /** Cluster: the partition count, and when this instance last took each partition over. */
+  #partitions = 0;
+  readonly #takenAt = new Map<number, number>();
   readonly stats = { missed: 0, lateSent: 0 };
 
   constructor(deps: { claims: ClaimStore; events: EventRecorder; clock?: Clock }, opts: CatchUpOptions, log: Logger) {
@@ -120,16 +128,35 @@ export class CatchUp {
   }
 
   /**
+   * Cluster: this instance took `partitions` (of `count`) over at `atMs`. Their fires due before
+   * then fell due while another instance held them or nobody did: each is sent when younger than
+   * the grace period at `atMs`, else recorded `missed`, exactly like fires missed while down.
+   */
+  takeOver(partitions: readonly number[], count: number, atMs: number): void {
+    this.#partitions = count;
+    for (const p of partitions) this.#takenAt.set(p, atMs);
+  }
+
+  /** The instant a delivery's age is taken at: the start, or its partition's takeover if later. */
+  #reference(d: Delivery): { at: number; takeover: boolean } | undefined {
+    const start = this.#startMs;
+    if (start === undefined) return undefined;
+    if (this.#takenAt.size === 0) return { at: start, takeover: false };
+    const taken = this.#takenAt.get(partitionOf(d.userId, this.#partitions));
+    return taken !== undefined && taken > start ? { at: taken, takeover: true } : { at: start, takeover: false };
+  }
+
+  /**
    * Splits one due minute's deliveries. Only fires due before the start can be missed, and their
    * age is taken at the start instant, so neither a slow backfill nor a long queue after the
    * start (a 09:00 peak that takes 20 minutes to drain) ever turns a fire into `missed`.
    */
   split(deliveries: readonly Delivery[]): { send: Delivery[]; missed: Delivery[] } {
-    const start = this.#startMs;
-    if (start === undefined) return { send: [...deliveries], missed: [] };
+    if (this.#startMs === undefined) return { send: [...deliveries], missed: [] };
     const send: Delivery[] = [];
     const missed: Delivery[] = [];
     for (const d of deliveries) {
+      const start = (this.#reference(d) as { at: number }).at;
       if (d.dueAt >= start) send.push(d);
       else if (start - d.dueAt <= this.opts.graceMs) {
         send.push(d);
@@ -149,18 +176,19 @@ export class CatchUp {
     if (deliveries.length === 0) return 0;
     const byKey = new Map(deliveries.map((d) => [d.key, d]));
     const { claimed } = await this.#claims.claim([...byKey.keys()]);
-    const start = this.#startMs ?? this.#clock.now();
     for (const key of claimed) {
       const d = byKey.get(key);
       if (d === undefined) continue;
-      const ageS = Math.round((start - d.dueAt) / SECOND_MS);
+      const ref = this.#reference(d) ?? { at: this.#clock.now(), takeover: false };
+      const ageS = Math.round((ref.at - d.dueAt) / SECOND_MS);
+      const when = ref.takeover ? 'before this instance took its partition over' : 'before the daemon started';
       await this.#events.record({
         type: 'missed',
         at: new Date(this.#clock.now()),
         key,
         kind: d.kind,
         userId: d.userId,
-        reason: `due ${new Date(d.dueAt).toISOString()}, ${ageS} s before the daemon started (grace ${Math.round(this.opts.graceMs / SECOND_MS)} s)`,
+        reason: `due ${new Date(d.dueAt).toISOString()}, ${ageS} s ${when} (grace ${Math.round(this.opts.graceMs / SECOND_MS)} s)`,
       });
     }
     await this.#claims.complete(claimed.map((key) => ({ key, status: 'missed' as const })));

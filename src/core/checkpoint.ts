@@ -22,6 +22,7 @@ export class Checkpoint {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #intervalMs: number;
+  readonly #partitions: { write(): Promise<void> } | undefined;
   #timer: unknown;
   #saved: number | undefined;
   #saving: Promise<void> = Promise.resolve();
@@ -29,13 +30,21 @@ export class Checkpoint {
   readonly stats = { saves: 0, errors: 0 };
 
   constructor(
-    deps: { store: CheckpointStore; ledger: MinuteLedger; processed: () => number | undefined; clock?: Clock },
+    deps: {
+      store: CheckpointStore;
+      ledger: MinuteLedger;
+      processed: () => number | undefined;
+      clock?: Clock;
+      /** Cluster: writes the per-partition marks at each save (core/partition-sync.ts); never throws. */
+      partitions?: { write(): Promise<void> };
+    },
     opts: CheckpointOptions,
     log: Logger,
   ) {
     this.#store = deps.store;
     this.#ledger = deps.ledger;
     this.#processed = deps.processed;
+    this.#partitions = deps.partitions;
     this.#clock = deps.clock ?? systemClock;
     this.#intervalMs = opts.intervalMs ?? 5 * SECOND_MS;
     this.#log = log;
@@ -70,9 +79,13 @@ export class Checkpoint {
     tick();
   }
 
-  /** Saves the mark if it moved forward. Serialised; never throws (errors are logged). */
+  /**
+   * Saves the mark if it moved forward (and, in a cluster, the owned partitions' marks).
+   * Serialised; never throws (errors are logged).
+   */
   save(): Promise<void> {
     this.#saving = this.#saving.then(async () => {
+      await this.#partitions?.write();
       const mark = this.mark;
       if (mark === undefined || (this.#saved !== undefined && mark <= this.#saved)) return;
       try {

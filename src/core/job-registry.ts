@@ -174,6 +174,23 @@ export class JobRegistry {
   }
 
   /**
+   * Remove every job of the users `drop` selects (a cluster instance letting go of partitions):
+   * one pass over the user index, O(users) `drop` calls plus the cancelled users' jobs.
+   * @returns the number of users and jobs removed.
+   */
+  cancelUsersWhere(drop: (userId: string) => boolean): { users: number; jobs: number } {
+    let users = 0;
+    let jobs = 0;
+    // Deleting the entry being visited is safe while iterating a Map.
+    for (const userId of this.#byUser.keys()) {
+      if (!drop(userId)) continue;
+      jobs += this.cancelUser(userId);
+      users++;
+    }
+    return { users, jobs };
+  }
+
+  /**
    * Remove and return the jobs in one minute's bucket. The jobs stay registered (in no bucket) until
    * the caller {@link reschedule}s them; the scheduler does that immediately, before delivering.
    */

@@ -107,6 +107,15 @@ export class MinuteScheduler {
   }
 
   /**
+   * Re-arm now: jobs were just added to minutes already due (a partition taken over in a
+   * cluster), so they go out at once instead of at the next minute boundary. Ticks still never
+   * overlap (each one waits for the one before). No-op before {@link start} and after {@link stop}.
+   */
+  wake(): void {
+    if (this.#started && !this.#stopped) this.#arm();
+  }
+
+  /**
    * Take the jobs due in `minute` (only that minute), reschedule them, and call `onDue` once, even
    * with an empty list. Used by `mailwheel run-minute`; waits for a running tick first. Unlike a
    * tick, an `onDue` failure is returned to the caller.

@@ -3,15 +3,22 @@
  * A full sync streams every active user; an incremental sync reads only users whose `updatedAt`
  * moved since the last one. Each document is validated on its own: an invalid one is skipped with
  * one log line and one `invalid` event, and everybody else is served.
+ *
+ * In a cluster (docs/ARCHITECTURE.md "Several instances") an instance holds only the users of the
+ * partitions it owns: every sync skips the others before validating them (no record, no job, no
+ * `invalid` event: their owner reports those), and partitions are loaded and dropped here, under
+ * the same lock as the syncs, so a full sync never sees the owned set change half-way.
  */
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type EventRecorder, type RawUser, type UserSource } from '../ports/index.js';
 import type { JobRegistry } from './job-registry.js';
+import { partitionOf } from './partition.js';
 import { MINUTE_MS } from './time.js';
-import { checkUser, type FieldMap } from './validate-user.js';
+import { checkUser, getField, idToString, type FieldMap } from './validate-user.js';
 
 export interface SyncReport {
-  kind: 'full' | 'incremental';
+  /** `partitions`: the load of partitions this instance gained (cluster). */
+  kind: 'full' | 'incremental' | 'partitions';
   read: number;
   valid: number;
   inactive: number;
@@ -42,8 +49,10 @@ export class UserSync {
    * it is reported once, and again only when its reason changes. Holds invalid users only.
    */
   readonly #reported = new Map<string, string>();
-  #running: Promise<SyncReport> | undefined;
+  #running: Promise<unknown> | undefined;
   lastReport: SyncReport | undefined;
+  /** Cluster mode: the partition count and the partitions whose users are held. Undefined: everyone. */
+  #share: { count: number; owned: Set<number> } | undefined;
 
   constructor(
     deps: { source: UserSource; registry: JobRegistry; events: EventRecorder; clock?: Clock },
@@ -59,41 +68,102 @@ export class UserSync {
   }
 
   /**
-   * Reads every active user and schedules their next fires at or after `fromMs`.
+   * Cluster mode: from now on only users of the `owned` partitions (of `count`) are held. Called
+   * once, before the first full sync; later moves go through {@link gain} and {@link drop}.
+   */
+  partition(count: number, owned: Iterable<number>): void {
+    this.#share = { count, owned: new Set(owned) };
+  }
+
+  /** The partitions whose users are held (cluster mode), or undefined: every user. */
+  get owned(): ReadonlySet<number> | undefined {
+    return this.#share?.owned;
+  }
+
+  /**
+   * Reads every active user and schedules their next fires at or after `fromMs` (or, in cluster
+   * mode, at or after `perPartition`'s instant for the user's partition, when it has one).
    * Users in the registry that the sync no longer sees are cancelled.
    */
-  full(fromMs: number = this.#clock.now()): Promise<SyncReport> {
-    return this.#exclusive(() => this.#full(fromMs));
+  full(fromMs: number = this.#clock.now(), perPartition?: ReadonlyMap<number, number>): Promise<SyncReport> {
+    return this.#exclusive(() => this.#full(fromMs, perPartition), true);
   }
 
   /** Reads users changed since the last sync; falls back to a full sync if there was none. */
   incremental(): Promise<SyncReport> {
-    return this.#exclusive(() => (this.#lastSyncStart === undefined ? this.#full(this.#clock.now()) : this.#incremental()));
+    return this.#exclusive(() => (this.#lastSyncStart === undefined ? this.#full(this.#clock.now()) : this.#incremental()), true);
   }
 
-  /** Syncs never overlap: a cron tick during a long full sync waits for it, then runs. */
-  async #exclusive(run: () => Promise<SyncReport>): Promise<SyncReport> {
+  /**
+   * Cluster: takes on the users of newly owned partitions, each scheduled at or after its
+   * partition's instant in `fromByPartition` (the catch-up plan from its mark), in one streamed
+   * read of the active users. Partitions already held are left as they are, unless `again`:
+   * then only partitions still held are read, and their users scheduled from those instants once
+   * more (the second look after a takeover, core/partition-sync.ts).
+   */
+  gain(fromByPartition: ReadonlyMap<number, number>, again = false): Promise<SyncReport> {
+    return this.#exclusive(async () => {
+      const started = this.#clock.now();
+      const report = newReport('partitions');
+      const share = this.#share;
+      const fresh = new Map([...fromByPartition].filter(([p]) => share !== undefined && share.owned.has(p) === again));
+      if (share === undefined || fresh.size === 0) return this.#finish(report, started);
+      for (const p of fresh.keys()) share.owned.add(p);
+      for await (const batch of this.#source.allActive()) {
+        await this.#apply(batch, started, report, { only: fresh });
+      }
+      return this.#finish(report, started);
+    }, false);
+  }
+
+  /**
+   * Cluster: lets go of partitions no longer owned: their users' jobs are cancelled (one pass
+   * over the registry's users) and no later sync takes them on again.
+   * @returns the users dropped.
+   */
+  drop(partitions: readonly number[]): Promise<number> {
+    return this.#exclusive(async () => {
+      const share = this.#share;
+      if (share === undefined) return 0;
+      const lost = new Set(partitions.filter((p) => share.owned.delete(p)));
+      if (lost.size === 0) return 0;
+      const inLost = (userId: string) => lost.has(partitionOf(userId, share.count));
+      for (const userId of this.#reported.keys()) if (inLost(userId)) this.#reported.delete(userId);
+      const { users, jobs } = this.#registry.cancelUsersWhere(inLost);
+      this.#log.info({ partitions: lost.size, users, jobs }, 'users of partitions no longer owned dropped');
+      return users;
+    }, false);
+  }
+
+  /**
+   * Syncs and partition moves never overlap: a cron tick during a long full sync waits for it,
+   * then runs; a partition move waits too, so a full sync never sees the owned set change.
+   */
+  async #exclusive<T>(run: () => Promise<T>, isSync: boolean): Promise<T> {
     while (this.#running) await this.#running.catch(() => undefined);
-    this.#running = run();
+    const running = run();
+    this.#running = running;
     try {
-      const report = await this.#running;
-      this.lastReport = report;
-      return report;
+      const result = await running;
+      if (isSync) this.lastReport = result as SyncReport;
+      return result;
     } finally {
       this.#running = undefined;
     }
   }
 
-  async #full(fromMs: number): Promise<SyncReport> {
+  async #full(fromMs: number, perPartition?: ReadonlyMap<number, number>): Promise<SyncReport> {
     const started = this.#clock.now();
     const report = newReport('full');
     const seen = new Set<string>();
     const invalidNow = new Set<string>();
     for await (const batch of this.#source.allActive()) {
-      await this.#apply(batch, fromMs, report, seen, invalidNow);
+      await this.#apply(batch, fromMs, report, { seen, invalidNow, ...(perPartition === undefined ? {} : { from: perPartition }) });
     }
     // Forget reported invalid users the full sync no longer sees (deleted or fixed and inactive).
     for (const userId of [...this.#reported.keys()]) if (!invalidNow.has(userId)) this.#reported.delete(userId);
+    // Only held users are in the registry and only they are read (`seen`), so a user of a
+    // partition this instance does not own is never "gone" here.
     for (const userId of [...this.#registry.userIds()]) {
       if (!seen.has(userId)) {
         this.#registry.cancelUser(userId);
@@ -115,14 +185,38 @@ export class UserSync {
     return this.#finish(report, started);
   }
 
-  async #apply(batch: RawUser[], fromMs: number, report: SyncReport, seen?: Set<string>, invalidNow?: Set<string>): Promise<void> {
+  /**
+   * The partition of a raw document, or -1 in solo mode. Hashes the id as the registry keys it
+   * (an id-less document hashes `(none)`), so exactly one instance reports an invalid one.
+   */
+  #partitionOf(doc: RawUser): number {
+    const share = this.#share;
+    if (share === undefined) return -1;
+    return partitionOf(idToString(getField(doc, this.#fields.id)) ?? '(none)', share.count);
+  }
+
+  async #apply(batch: RawUser[], fromMs: number, report: SyncReport, opts: ApplyOptions = {}): Promise<void> {
+    const share = this.#share;
     for (const doc of batch) {
+      let from = fromMs;
+      if (share !== undefined) {
+        // Another instance's user: skipped before anything is built for it.
+        const p = this.#partitionOf(doc);
+        if (opts.only !== undefined) {
+          const f = opts.only.get(p);
+          if (f === undefined) continue;
+          from = f;
+        } else {
+          if (!share.owned.has(p)) continue;
+          from = opts.from?.get(p) ?? fromMs;
+        }
+      }
       report.read++;
       const r = checkUser(doc, this.#fields);
       if (r.kind === 'valid') {
-        this.#registry.upsertUser(r.user, fromMs);
+        this.#registry.upsertUser(r.user, from);
         this.#reported.delete(r.user.id);
-        seen?.add(r.user.id);
+        opts.seen?.add(r.user.id);
         report.valid++;
       } else if (r.kind === 'inactive') {
         this.#registry.cancelUser(r.id);
@@ -130,7 +224,7 @@ export class UserSync {
         report.inactive++;
       } else {
         this.#registry.cancelUser(r.id);
-        invalidNow?.add(r.id);
+        opts.invalidNow?.add(r.id);
         report.invalid++;
         if (this.#reported.get(r.id) === r.reason) continue;
         this.#reported.set(r.id, r.reason);
@@ -146,6 +240,17 @@ export class UserSync {
     this.#log.info(report, `${report.kind} user sync done`);
     return report;
   }
+}
+
+interface ApplyOptions {
+  /** Full sync: the valid users read (the others are cancelled). */
+  seen?: Set<string>;
+  /** Full sync: the invalid users read. */
+  invalidNow?: Set<string>;
+  /** Cluster: each partition's start instant, where it differs from the sync's. */
+  from?: ReadonlyMap<number, number>;
+  /** Partition load: only these partitions, each from its instant. */
+  only?: ReadonlyMap<number, number>;
 }
 
 function newReport(kind: SyncReport['kind']): SyncReport {

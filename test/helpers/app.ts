@@ -4,7 +4,7 @@
  * inside (stats, logs) while still using every real part.
  */
 import { Writable } from 'node:stream';
-import { App } from '../../src/app/app.js';
+import { App, type AppOptions } from '../../src/app/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { writeTestConfig } from './cli.js';
@@ -22,7 +22,7 @@ export interface TestApp {
   rawLogs: string[];
 }
 
-export async function startTestApp(mongoUri: string, smtpUrl: string, overrides: Record<string, unknown> = {}): Promise<TestApp> {
+export async function startTestApp(mongoUri: string, smtpUrl: string, overrides: Record<string, unknown> = {}, opts: AppOptions = {}): Promise<TestApp> {
   const file = writeTestConfig({ http: { enabled: false }, rate: { perSecond: null, perDay: null }, ...overrides });
   const loaded = loadConfig({ file, env: { MONGODB_URI: mongoUri, SMTP_URL: smtpUrl } });
   const logs: LogLine[] = [];
@@ -36,6 +36,6 @@ export async function startTestApp(mongoUri: string, smtpUrl: string, overrides:
       done();
     },
   });
-  const app = await App.create(loaded, createLogger('info', sink));
+  const app = await App.create(loaded, createLogger('info', sink), opts);
   return { app, logs, rawLogs };
 }
