@@ -99,7 +99,7 @@ describe(`Redis killed for ${OUTAGE_MS / 1000} s mid-run (${DAEMONS} daemons, ${
         until(async () => {
           const r = await d.readyz();
           return r.status === 503 && namesRedis(r.body) ? r : undefined;
-        }, OUTAGE_MS - 1_000, () => 'readyz did not report redis').catch(async () => d.readyz()),
+        }, OUTAGE_MS - 1_000, () => 'readyz did not report redis').catch(async () => d.readyz().catch((err: unknown) => ({ status: -1, body: String(err) }))),
       ),
     );
     // The outage lasts OUTAGE_MS from the kill: the scenario's length, not a wait for a condition.
@@ -134,7 +134,7 @@ describe(`Redis killed for ${OUTAGE_MS / 1000} s mid-run (${DAEMONS} daemons, ${
       duringOutage,
       duringPause,
       afterUp,
-      readyDuring: readyDuring.map((r) => r),
+      readyDuring,
       readyAfter,
       dayUsed,
       messages: smtp.arrivals.length,
