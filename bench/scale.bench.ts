@@ -12,9 +12,9 @@
  * killed with SIGKILL (by pid) a third of the way through, seconds until the survivors' `/stats`
  * show every partition owned again, users missed and duplicated.
  *
- * All users are seeded once, in UTC, one slot each; the cell's due users get their slot moved to
- * the cell's minute (one updateMany), the others keep a slot 12 h away, so every instance loads all
- * its users while only the due ones send. Each cell starts from empty delivery records.
+ * Each cell gets a fresh database with the same users, in UTC, one slot each: the cell's due users
+ * at the cell's minute, the others 12 h away, so every instance loads all its users while only the
+ * due ones send.
  */
 import { DateTime } from 'luxon';
 import { startArrivalCapture, type ArrivalCapture } from '../scripts/lib/arrival-capture.js';
@@ -59,19 +59,28 @@ interface CellResult {
 
 const hhmm = (ms: number): string => DateTime.fromMillis(ms, { zone: 'utc' }).toFormat('HH:mm');
 
-/** Empties what a run leaves (deliveries, events, state, leases): the next cell starts fresh. */
-async function resetRunState(db: BenchDb): Promise<void> {
-  for (const c of await db.db.listCollections({}, { nameOnly: true }).toArray()) {
-    if (c.name.startsWith('mailwheel_')) await db.db.collection(c.name).drop();
-  }
+/**
+ * A fresh database for one cell (on FerretDB v1 an updateMany rewrites documents one by one, so
+ * re-seeding is far faster than moving slots): `scale.users` users in UTC with one slot each, the
+ * first `due` at `dueAt`, the others 12 h away.
+ */
+async function seedCell(cell: Cell, scale: Scale, dueAt: number, log: (line: string) => void): Promise<{ db: BenchDb; seedS: number }> {
+  const db = await startBenchDb(`bench_scale_${cell.id.replace(/\W/g, '_')}`, log);
+  const [due, away] = [hhmm(dueAt), hhmm(dueAt + 12 * 60 * MINUTE_MS)];
+  const seedS = await insertMany(db.db, 'users', scale.users, (i) => {
+    const id = `b${String(i).padStart(7, '0')}`;
+    return { _id: id, email: `${id}@example.test`, name: `User ${i}`, active: true, timezone: 'UTC', emailTimes: [i < cell.due ? due : away], updatedAt: new Date() };
+  }, () => undefined, 2000);
+  return { db, seedS };
 }
 
-async function runCell(cell: Cell, db: BenchDb, redis: RedisServer, capture: ArrivalCapture, scale: Scale, leadMs: number, log: (line: string) => void): Promise<CellResult & { startS: number }> {
-  await resetRunState(db);
+/** `leadMs`: time the seeding and the start of the instances are expected to take before the minute. */
+async function runCell(cell: Cell, redis: RedisServer, capture: ArrivalCapture, scale: Scale, leadMs: number, log: (line: string) => void): Promise<CellResult & { startS: number; seedS: number }> {
+  const seedStarted = Date.now();
   const dueAt = Math.ceil((Date.now() + leadMs) / MINUTE_MS) * MINUTE_MS;
-  const users = db.db.collection('users');
-  await users.updateMany({}, { $set: { emailTimes: [hhmm(dueAt + 12 * 60 * MINUTE_MS)] } });
-  await users.updateMany({ benchIndex: { $lt: cell.due } }, { $set: { emailTimes: [hhmm(dueAt)] } });
+  const { db, seedS } = await seedCell(cell, scale, dueAt, log);
+  log(`${cell.id}: ${scale.users.toLocaleString('en')} users seeded in ${round(seedS)} s`);
+  if (Date.now() - seedStarted > leadMs / 2) log(`${cell.id}: seeding took ${round((Date.now() - seedStarted) / 1000)} s of the ${leadMs / 1000} s lead`);
   // A checkpoint before now: an instance that starts after the minute still fires it (catch-up).
   await db.db.collection<{ _id: string; lastMinute: number }>('mailwheel_state').updateOne({ _id: 'scheduler' }, { $set: { lastMinute: Math.floor(Date.now() / MINUTE_MS) - 1 } }, { upsert: true });
   const before = capture.arrivals.length;
@@ -151,10 +160,12 @@ async function runCell(cell: Cell, db: BenchDb, redis: RedisServer, capture: Arr
     return {
       row,
       startS,
+      seedS,
       series: { id: cell.id, title: `${cell.instances} instance(s), ${cell.due.toLocaleString('en')} due, ${cell.limit === null ? 'unlimited' : `${cell.limit}/s`}: messages received per second (all instances)`, unit: 'messages/s', limit: cell.limit, points: perSecondSeries(arrivals, origin) },
     };
   } finally {
     await cluster.stopAll();
+    await db.stop();
   }
 }
 
@@ -194,16 +205,10 @@ const suite: Suite = {
   async run(ctx: SuiteContext) {
     const { log } = ctx;
     const scale = scaleFor(ctx.quick);
-    const db = await startBenchDb('bench_scale', log);
     const redis = await startRedisServer({ log });
     const capture = await startArrivalCapture();
     log(`arrival capture pid ${capture.pid} on ${capture.url}; redis ${redis.url}`);
     try {
-      log(`seeding ${scale.users.toLocaleString('en')} users...`);
-      const seedS = await insertMany(db.db, 'users', scale.users, (i) => {
-        const id = `b${String(i).padStart(7, '0')}`;
-        return { _id: id, email: `${id}@example.test`, name: `User ${i}`, active: true, timezone: 'UTC', emailTimes: ['00:00'], benchIndex: i, updatedAt: new Date() };
-      }, log, 2000);
       const cells: Cell[] = [];
       for (const instances of [1, 2, 3]) {
         cells.push({ id: `${instances}x-unlimited`, instances, limit: null, due: scale.dueUnlimited });
@@ -211,14 +216,14 @@ const suite: Suite = {
       }
       cells.push({ id: `3x-limit-${LIMIT}-kill`, instances: 3, limit: LIMIT, due: scale.dueFailover, failover: true });
       const results = new Map<string, CellResult>();
-      // The due minute is the first whole minute after the instances can have started: a guess
-      // for the first cell, then twice the last start measured (a late start still fires the
+      // The due minute is the first whole minute after the seeding and the start: a guess for the
+      // first cell, then the last seeding and twice the last start measured (a late start still fires the
       // minute, by catch-up, but then the instances do not start together).
-      let leadMs = 20_000 + scale.users / 5;
+      let leadMs = 20_000 + scale.users / 2;
       for (const cell of cells) {
-        const r = await runCell(cell, db, redis, capture, scale, leadMs, log);
+        const r = await runCell(cell, redis, capture, scale, leadMs, log);
         results.set(cell.id, r);
-        leadMs = Math.max(15_000, 2 * r.startS * 1000);
+        leadMs = Math.max(15_000, 1.2 * r.seedS * 1000 + 2 * r.startS * 1000);
       }
       const num = (id: string, field: string): number => Number(results.get(id)?.row[field] ?? Number.NaN);
       const firstRss = (id: string): number => Number(String(results.get(id)?.row['rssStartedMiB'] ?? '').split(' / ')[0]);
@@ -240,15 +245,14 @@ const suite: Suite = {
           poolSize: POOL,
           partitions: 256,
           leaseTtlMs: LEASE_TTL_MS,
-          mongo: db.kind,
+          mongo: 'a fresh FerretDB (or MONGODB_URI) database per cell, bench/lib/db.ts',
           redis: 'private redis-server, no persistence (scripts/lib/redis-server.ts), for 2 and 3 instances',
           smtp: 'smtp-server in a child process recording each arrival (scripts/lib/arrival-capture.ts)',
-          seedS: round(seedS, 1),
         },
         rows: cells.map((c) => results.get(c.id)?.row ?? { cell: c.id }),
         comparisons,
         notes: [
-          'every instance is the built CLI (`node dist/cli/main.js --config FILE start`) in its own process, all on this machine with the database, Redis and the SMTP server; cells run one after another, each from empty delivery records, the users seeded once',
+          'every instance is the built CLI (`node dist/cli/main.js --config FILE start`) in its own process, all on this machine with the database, Redis and the SMTP server; cells run one after another, each on a fresh database seeded with the same users',
           '1 instance runs without Redis (cluster.redisUrl null, the default deployment: every user, local windows); 2 and 3 share one Redis (shared windows, partition leases)',
           'msgsPerS: messages from the first arrival to the arrival `limit` (unlimited: 100) before the last, over that time (scripts/lib/arrivals.ts achievedRate)',
           'slidingSecondMax: the most messages that certainly arrived within one sliding second (a message is counted in a window only when the lower bound of its arrival and its read time both fall in it, so a late read on a busy machine cannot inflate it); slidingSecondMaxRecorded counts by read times alone',
@@ -261,7 +265,6 @@ const suite: Suite = {
     } finally {
       await capture.stop();
       await redis.stop();
-      await db.stop();
     }
   },
 };
