@@ -18,7 +18,7 @@
  */
 import { DateTime } from 'luxon';
 import { startArrivalCapture, type ArrivalCapture } from '../scripts/lib/arrival-capture.js';
-import { achievedRate, coverage, perSecondSeries, slidingMax } from '../scripts/lib/arrivals.js';
+import { achievedRate, countByRecipient, coverage, perSecondSeries, slidingMax } from '../scripts/lib/arrivals.js';
 import { idle, MailwheelCluster, partitionsOwnedBy, until, type DaemonStats } from '../scripts/lib/mailwheel-cluster.js';
 import { startRedisServer, type RedisServer } from '../scripts/lib/redis-server.js';
 import { insertMany, startBenchDb, type BenchDb } from './lib/db.js';
@@ -118,7 +118,7 @@ async function runCell(cell: Cell, redis: RedisServer, capture: ArrivalCapture, 
     const allBound = Math.max(0, dueAt - Date.now()) + (cell.limit === null ? 600_000 : (cell.due / cell.limit) * 3_000 + 120_000);
     const dueSet = Array.from({ length: cell.due }, (_, i) => `b${String(i).padStart(7, '0')}@example.test`);
     const received = (): number => {
-      const counts = capture.countByRecipient();
+      const counts = countByRecipient(capture.arrivals.slice(before));
       return dueSet.reduce((n, r) => n + ((counts.get(r) ?? 0) > 0 ? 1 : 0), 0);
     };
     await until(() => (capture.arrivals.length - before >= cell.due && received() >= cell.due ? true : undefined), allBound, () => `${received()} of ${cell.due} received`, 1_000).catch((err: unknown) => log(`${cell.id}: ${(err as Error).message}`));
@@ -131,7 +131,7 @@ async function runCell(cell: Cell, redis: RedisServer, capture: ArrivalCapture, 
     }, 120_000, () => 'instances still busy', 1_000).catch(() => undefined);
 
     const arrivals = capture.arrivals.slice(before);
-    const cov = coverage(capture.countByRecipient(), dueSet);
+    const cov = coverage(countByRecipient(arrivals), dueSet);
     const achieved = achievedRate(arrivals, cell.limit ?? 100);
     const window = cell.limit === null ? undefined : slidingMax(arrivals, 1_000, cell.limit);
     const row: Row = {

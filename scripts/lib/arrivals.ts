@@ -11,7 +11,7 @@ export interface SlidingMax {
    * inflates it; it exceeds the limit only when the server really received more.
    */
   certain: number;
-  /** The same from the read times alone (`at`): what a naive count sees; >= the real maximum's lower reads. */
+  /** The same from the read times alone (`at`): what a naive count sees (a late read inflates it). */
   recorded: number;
   /** Windows (one starting at each arrival's recorded time) holding more than `limit` by the recorded times. */
   recordedAbove: number;
@@ -73,6 +73,13 @@ export interface Coverage {
   duplicated: number;
   /** Recipients that were not expected at all. */
   unexpected: number;
+}
+
+/** Messages per recipient among `arrivals` (e.g. one run's slice of a capture used for several). */
+export function countByRecipient(arrivals: readonly Arrival[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const a of arrivals) counts.set(a.rcpt, (counts.get(a.rcpt) ?? 0) + 1);
+  return counts;
 }
 
 /** Who of `expected` received nothing, and how many extra messages there were. */
