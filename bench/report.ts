@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Row, Series } from './lib/suite.js';
 
 /** Suites in the order the issue lists them; any other suite follows, alphabetically. */
-export const SUITE_ORDER = ['mime', 'smtp', 'rate', 'registry', 'sync', 'peak', 'broadcast', 'old-design'];
+export const SUITE_ORDER = ['mime', 'smtp', 'rate', 'registry', 'sync', 'peak', 'broadcast', 'old-design', 'scale'];
 
 /** One `bench/results/<suite>.json`, checked field by field (a missing field is not an error). */
 export interface SuiteRecord {
