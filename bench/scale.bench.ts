@@ -257,7 +257,7 @@ const suite: Suite = {
           'msgsPerS: messages from the first arrival to the arrival `limit` (unlimited: 100) before the last, over that time (scripts/lib/arrivals.ts achievedRate)',
           'slidingSecondMax: the most messages that certainly arrived within one sliding second (a message is counted in a window only when the lower bound of its arrival and its read time both fall in it, so a late read on a busy machine cannot inflate it); slidingSecondMaxRecorded counts by read times alone',
           'jobsPerInstance: `jobs` on each instance\'s /stats once all started; rssStartedMiB: VmRSS then; peakRssMiB: the highest VmHWM sampled every 0.5 s',
-          'failoverS: from the SIGKILL (by pid) to the first time the survivors\' /stats `cluster.leases` show every partition owned by a survivor, polled every 200 ms',
+          'failoverS: from the SIGKILL (by pid) to the first time the survivors\' /stats `cluster` show no partition free and every one held by a survivor, polled every 200 ms',
           'the SMTP server is a Node smtp-server in one process: at unlimited rates it may be the ceiling (compare with the peak suite, which uses Postfix smtp-sink)',
         ],
         series: cells.map((c) => results.get(c.id)?.series).filter((s): s is Series => s !== undefined),

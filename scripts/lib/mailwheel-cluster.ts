@@ -31,14 +31,19 @@ export interface DaemonStats {
   users: number;
   sends: { submitted: number; sent: number; failed: number };
   queue: { waiting: number; inFlight: number; backlog: number };
+  /** `/stats` `cluster` (src/app/cluster-view.ts ClusterSummary): per member, never per lease. */
   cluster?: {
     mode: string;
     self: string;
     partitions: number;
+    owned: number;
+    /** Partitions no live lease covers. */
+    free: number;
     leaseTtlMs: number;
     members: Array<{ id: string; partitions: number; heartbeatAgeMs: number }>;
-    leases: Array<{ partition: number; owner: string; ageMs: number; expiresInMs: number }>;
   };
+  /** `/stats` `rateWindows`: each configured window's use (`used` null while a shared budget is down). */
+  rateWindows?: Partial<Record<'perSecond' | 'perMinute' | 'perHour' | 'perDay', { limit: number; used: number | null; scope: string; state: string }>>;
   [field: string]: unknown;
 }
 
@@ -240,9 +245,15 @@ export class MailwheelCluster {
 export function partitionsOwnedBy(stats: readonly DaemonStats[], ids: ReadonlySet<string>): { owned: number; total: number } | undefined {
   const views = stats.filter((s) => s.cluster !== undefined);
   if (views.length === 0) return undefined;
-  const owned = new Set<number>();
-  for (const s of views) for (const l of s.cluster?.leases ?? []) if (ids.has(l.owner) && l.expiresInMs > 0) owned.add(l.partition);
-  return { owned: owned.size, total: views[0]?.cluster?.partitions ?? Number.NaN };
+  // Every survivor's view must agree that nothing is free and that the survivors hold it all
+  // (the dead member's leases, until they expire, are neither free nor the survivors').
+  let owned = Number.POSITIVE_INFINITY;
+  for (const s of views) {
+    const c = s.cluster as NonNullable<DaemonStats['cluster']>;
+    const held = c.members.filter((m) => ids.has(m.id)).reduce((n, m) => n + m.partitions, 0);
+    owned = Math.min(owned, c.free === 0 ? held : Math.min(held, c.partitions - c.free));
+  }
+  return { owned, total: views[0]?.cluster?.partitions ?? Number.NaN };
 }
 
 /** Every live daemon idle: nothing queued, in flight or claimed-but-not-queued. */

@@ -68,8 +68,15 @@ export class OutcomeRecorder {
   async outcome(o: Outcome): Promise<void> {
     const d = o.delivery;
     this.#pending.push({ key: d.key, status: o.status });
-    if (this.#pending.length >= this.#opts.batchSize) void this.flush();
-    else this.#timer ??= this.#clock.setTimeout(() => void this.flush(), this.#opts.intervalMs);
+    if (this.#pending.length >= this.#opts.batchSize) {
+      // A full batch: written now, and the caller (a send-queue worker, which awaits this hook
+      // before its next send) waits until its own completion is written. Without the wait a slow
+      // database let completions pile up behind the write in progress (377 sent-but-unrecorded
+      // at a kill -9 on a loaded machine, against a stated bound of one batch): with it, at most
+      // the batch being written and the one filling (each under recordBatch + one per worker)
+      // are unrecorded at any moment, whatever the database's speed.
+      await this.flush();
+    } else this.#timer ??= this.#clock.setTimeout(() => void this.flush(), this.#opts.intervalMs);
     if (o.status === 'failed') {
       this.#log.warn({ key: d.key, code: o.error?.smtpCode, reason: o.error?.message }, 'delivery failed');
       if (o.error && this.#bounces?.isHardBounce(o.error)) await this.#bounce(d, o.error);

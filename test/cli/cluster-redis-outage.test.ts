@@ -12,13 +12,12 @@
  * - No window exceeded: every sliding second <= 100 at the server (certain count).
  * - Nothing lost: every due user exactly once in the end; sending resumes without help.
  * - The shared day window did not forget the sends before the outage: after it, the `perDay`
- *   window's use on `/stats` (a WindowUse `{name: 'perDay', used}` anywhere in it, see
- *   src/ports/cluster.ts) is at least the messages that arrived before the kill.
+ *   window's use on `/stats` (`rateWindows.perDay.used`) is at least the messages that arrived before the kill.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startArrivalCapture, type ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
 import { countBetween, coverage, slidingMax } from '../../scripts/lib/arrivals.js';
-import { idle, MailwheelCluster, until } from '../../scripts/lib/mailwheel-cluster.js';
+import { idle, MailwheelCluster, until, type DaemonStats } from '../../scripts/lib/mailwheel-cluster.js';
 import { minuteAfter, report, seedDueUsers } from '../helpers/cluster.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { privateRedis, type RedisServer } from '../helpers/redis.js';
@@ -40,24 +39,8 @@ let recipients: string[];
 let dueAt: number;
 
 /** The `used` of the window named `name` wherever /stats reports it ({name, used} in an array, or `{[name]: {used}}`). */
-function windowUsed(stats: unknown, name: string): number | undefined {
-  if (Array.isArray(stats)) {
-    for (const x of stats) {
-      const found = windowUsed(x, name);
-      if (found !== undefined) return found;
-    }
-    return undefined;
-  }
-  if (typeof stats !== 'object' || stats === null) return undefined;
-  const o = stats as Record<string, unknown>;
-  if (o['name'] === name && typeof o['used'] === 'number') return o['used'];
-  const direct = o[name];
-  if (typeof direct === 'object' && direct !== null && typeof (direct as Record<string, unknown>)['used'] === 'number') return (direct as Record<string, number>)['used'];
-  for (const v of Object.values(o)) {
-    const found = windowUsed(v, name);
-    if (found !== undefined) return found;
-  }
-  return undefined;
+function windowUsed(stats: DaemonStats, name: 'perDay'): number | undefined {
+  return stats.rateWindows?.[name]?.used ?? undefined;
 }
 
 const namesRedis = (body: unknown): boolean => /redis/i.test(JSON.stringify(body));

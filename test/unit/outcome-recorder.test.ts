@@ -61,4 +61,46 @@ describe('OutcomeRecorder on an injected clock', () => {
     expect(rec.pending).toBe(0);
     expect(claims.done.get('k1')).toBe('sent');
   });
+
+  it('a slow database holds the callers back: unrecorded completions stay under 2 x (batchSize + workers), however many outcomes come', async () => {
+    // complete() hangs until the test lets it go, like FerretDB under load.
+    class SlowClaims extends MemoryClaimStore {
+      gates: Array<() => void> = [];
+      writes: number[] = [];
+      override async complete(outcomes: Parameters<ClaimStore['complete']>[0]): Promise<void> {
+        this.writes.push(outcomes.length);
+        await new Promise<void>((resolve) => this.gates.push(resolve));
+        await super.complete(outcomes);
+      }
+    }
+    const clock = new FakeClock(T0);
+    const claims = new SlowClaims();
+    const batchSize = 10;
+    const workers = 4;
+    const rec = new OutcomeRecorder(claims, new RecordingEvents(), { batchSize, intervalMs: 250, clock }, silentLogger());
+    let handed = 0;
+    let next = 0;
+    // Each worker, like a send-queue worker, awaits the hook before its next outcome.
+    const work = async (): Promise<void> => {
+      while (next < 200) {
+        handed++;
+        await rec.outcome(outcome(next++));
+      }
+    };
+    const running = Promise.all(Array.from({ length: workers }, () => work()));
+    let most = 0;
+    for (let round = 0; round < 400 && claims.done.size < 200; round++) {
+      await clock.advanceAsync(0);
+      most = Math.max(most, handed - claims.done.size);
+      claims.gates.shift()?.();
+      await clock.advanceAsync(250);
+    }
+    await running;
+    await rec.flush();
+    expect(claims.done.size).toBe(200);
+    // Before the fix the workers never waited: 200 handed out while the first write hung.
+    expect(most).toBeLessThanOrEqual(2 * (batchSize + workers));
+    expect(most).toBeGreaterThanOrEqual(batchSize);
+  });
 });
+
