@@ -121,6 +121,14 @@ describe(`kill -9 one of ${DAEMONS} daemons during the peak minute (${USERS.toLo
     } catch (err) {
       console.log(`[cluster] takeover not seen: ${(err as Error).message}`);
     }
+    // The survivors' own account of the moves, in ms from the kill (their log lines).
+    for (const d of survivors) {
+      for (const line of d.stderr.split('\n')) {
+        if (!line.includes('"msg":"partitions moved"')) continue;
+        const at = Number(/"time":(\d+)/.exec(line)?.[1]);
+        if (at >= killedAt - 1_000) console.log(`[cluster] daemon ${d.index} +${at - killedAt} ms: ${line.slice(0, 300)}`);
+      }
+    }
 
     // Then every due user received (bounded), and the survivors idle twice in a row.
     const bound = (USERS / LIMIT) * 2_000 + 3 * LEASE_TTL_MS + 120_000;

@@ -46,6 +46,8 @@ interface RoundView {
 
 /** After a lapsing member's expiry, so its leases are gone when the early round reads them. */
 const EXPIRY_MARGIN_MS = 50;
+/** Further takes in one round after losing a race for free partitions. */
+const TAKE_RETRIES = 3;
 
 /** Longest wait for the connection at start() or status() before REDIS_UNAVAILABLE. */
 const CONNECT_WAIT_MS = 5_000;
@@ -199,6 +201,18 @@ export class RedisClusterMember implements ClusterMember {
     const mayTake = first || view.registered;
     const plan = planBalance({ self: this.#self, partitions: this.partitions, members: view.live, owners: view.owners });
     const gained = mayTake && plan.take.length > 0 ? await this.#take(plan.take) : [];
+    // Lost a race for some (two survivors taking a dead member's partitions pick overlapping
+    // ones): look again at once rather than a round later, so a takeover is not a round late.
+    if (gained.length < plan.take.length) {
+      for (let attempt = 0; attempt < TAKE_RETRIES; attempt++) {
+        const again = planBalance({ self: this.#self, partitions: this.partitions, members: view.live, owners: (await this.#heartbeat()).owners });
+        if (again.take.length === 0) break;
+        const more = await this.#take(again.take);
+        gained.push(...more);
+        if (more.length === again.take.length) break;
+      }
+    }
+    gained.sort((a, b) => a - b);
     if (this.#state !== 'started') {
       // stop() came while taking: stop() releases what is owned now, gained ones included.
       for (const p of gained) this.#owned.add(p);
