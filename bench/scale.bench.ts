@@ -19,7 +19,7 @@
 import { DateTime } from 'luxon';
 import { startArrivalCapture, type ArrivalCapture } from '../scripts/lib/arrival-capture.js';
 import { achievedRate, countByRecipient, coverage, perSecondSeries, slidingMax } from '../scripts/lib/arrivals.js';
-import { idle, MailwheelCluster, partitionsOwnedBy, until, type DaemonStats } from '../scripts/lib/mailwheel-cluster.js';
+import { untilIdleTwice, MailwheelCluster, partitionsOwnedBy, until, type DaemonStats } from '../scripts/lib/mailwheel-cluster.js';
 import { startRedisServer, type RedisServer } from '../scripts/lib/redis-server.js';
 import { insertMany, startBenchDb, type BenchDb } from './lib/db.js';
 import { round, type Row, type Series, type Suite, type SuiteContext } from './lib/suite.js';
@@ -122,13 +122,7 @@ async function runCell(cell: Cell, redis: RedisServer, capture: ArrivalCapture, 
       return dueSet.reduce((n, r) => n + ((counts.get(r) ?? 0) > 0 ? 1 : 0), 0);
     };
     await until(() => (capture.arrivals.length - before >= cell.due && received() >= cell.due ? true : undefined), allBound, () => `${received()} of ${cell.due} received`, 1_000).catch((err: unknown) => log(`${cell.id}: ${(err as Error).message}`));
-    let idleOnce = false;
-    await until(async () => {
-      const now = idle(await cluster.stats());
-      const done = now && idleOnce;
-      idleOnce = now;
-      return done ? true : undefined;
-    }, 120_000, () => 'instances still busy', 1_000).catch(() => undefined);
+    await untilIdleTwice(() => cluster.stats(), 120_000).catch(() => undefined);
 
     const arrivals = capture.arrivals.slice(before);
     const cov = coverage(countByRecipient(arrivals), dueSet);

@@ -261,6 +261,25 @@ export function idle(stats: readonly DaemonStats[]): boolean {
   return stats.every((s) => s.queue.waiting === 0 && s.queue.inFlight === 0 && s.queue.backlog === 0);
 }
 
+/**
+ * Resolves once every daemon `stats()` reads is idle twice in a row (one poll apart), so a late
+ * send (a retry, a takeover) is not cut off; rejects after `timeoutMs`.
+ */
+export async function untilIdleTwice(stats: () => Promise<readonly DaemonStats[]>, timeoutMs: number): Promise<void> {
+  let idleOnce = false;
+  await until(
+    async () => {
+      const now = idle(await stats());
+      const done = now && idleOnce;
+      idleOnce = now;
+      return done ? true : undefined;
+    },
+    timeoutMs,
+    () => 'daemons still busy',
+    1_000,
+  );
+}
+
 /** Resolves when `check()` returns a value other than undefined; polls every `intervalMs`; rejects after `timeoutMs` with `describe()`. */
 export async function until<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, describe: () => string | Promise<string>, intervalMs = 250): Promise<T> {
   const deadline = Date.now() + timeoutMs;

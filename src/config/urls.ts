@@ -9,33 +9,30 @@ import { maskAll } from '../log.js';
 
 /** The problem with an SMTP URL, or undefined when `SmtpPool` can use it. Never echoes the value. */
 export function smtpUrlProblem(url: string): string | undefined {
-  if (!/^smtps?:\/\//i.test(url)) return 'must be an smtp:// or smtps:// URL';
-  const ambiguous = ambiguousUserinfo(url);
-  if (ambiguous) return ambiguous;
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return 'is not a URL Node can parse (check the host name and that the port is 1-65535); the value is not shown';
-  }
-  if (u.hostname === '') return 'names no host';
-  return undefined;
+  return serverUrlProblem(url, /^smtps?:\/\//i, 'must be an smtp:// or smtps:// URL').problem;
 }
 
 /** The problem with a Redis URL (`cluster.redisUrl`) as ioredis reads it, or undefined. Never echoes the value. */
 export function redisUrlProblem(url: string): string | undefined {
-  if (!/^rediss?:\/\//i.test(url)) return 'must be a redis:// or rediss:// URL';
-  const ambiguous = ambiguousUserinfo(url);
-  if (ambiguous) return ambiguous;
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return 'is not a URL Node can parse (check the host name and that the port is 1-65535); the value is not shown';
-  }
-  if (u.hostname === '') return 'names no host';
-  if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) return 'path must be empty or a database number (/0)';
+  const { problem, parsed } = serverUrlProblem(url, /^rediss?:\/\//i, 'must be a redis:// or rediss:// URL');
+  if (problem !== undefined || parsed === undefined) return problem;
+  if (parsed.pathname !== '' && parsed.pathname !== '/' && !/^\/\d+$/.test(parsed.pathname)) return 'path must be empty or a database number (/0)';
   return undefined;
+}
+
+/** A server URL with credentials, checked as WHATWG `URL` reads it (SMTP, Redis): the problem, or the parsed URL. */
+function serverUrlProblem(url: string, scheme: RegExp, wrongScheme: string): { problem?: string; parsed?: URL } {
+  if (!scheme.test(url)) return { problem: wrongScheme };
+  const ambiguous = ambiguousUserinfo(url);
+  if (ambiguous) return { problem: ambiguous };
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { problem: 'is not a URL Node can parse (check the host name and that the port is 1-65535); the value is not shown' };
+  }
+  if (parsed.hostname === '') return { problem: 'names no host' };
+  return { parsed };
 }
 
 /** The problem with a MongoDB connection string as the driver sees it, or undefined. */

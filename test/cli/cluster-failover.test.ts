@@ -22,7 +22,7 @@ import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startArrivalCapture, type ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
 import { coverage, slidingMax } from '../../scripts/lib/arrivals.js';
-import { idle, MailwheelCluster, partitionsOwnedBy, until, type DaemonStats } from '../../scripts/lib/mailwheel-cluster.js';
+import { untilIdleTwice, MailwheelCluster, partitionsOwnedBy, until, type DaemonStats } from '../../scripts/lib/mailwheel-cluster.js';
 import { minuteAfter, report, seedDueUsers } from '../helpers/cluster.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { redisKeyPrefix, sharedRedisUrl } from '../helpers/redis.js';
@@ -137,13 +137,7 @@ describe(`kill -9 one of ${DAEMONS} daemons during the peak minute (${USERS.toLo
     } catch (err) {
       console.log(`[cluster] ${(err as Error).message}`);
     }
-    let idleOnce = false;
-    await until(async () => {
-      const now = idle(await Promise.all(survivors.map((d) => d.stats())));
-      const done = now && idleOnce;
-      idleOnce = now;
-      return done ? true : undefined;
-    }, 120_000, () => 'survivors still busy', 1_000);
+    await untilIdleTwice(() => Promise.all(survivors.map((d) => d.stats())), 120_000);
 
     const cov = coverage(smtp.countByRecipient(), recipients);
     const window = slidingMax(smtp.arrivals, 1_000, LIMIT);

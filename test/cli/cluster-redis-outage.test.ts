@@ -17,7 +17,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startArrivalCapture, type ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
 import { countBetween, coverage, slidingMax } from '../../scripts/lib/arrivals.js';
-import { idle, MailwheelCluster, until, type DaemonStats } from '../../scripts/lib/mailwheel-cluster.js';
+import { untilIdleTwice, MailwheelCluster, until, type DaemonStats } from '../../scripts/lib/mailwheel-cluster.js';
 import { minuteAfter, report, seedDueUsers } from '../helpers/cluster.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { privateRedis, type RedisServer } from '../helpers/redis.js';
@@ -98,13 +98,7 @@ describe(`Redis killed for ${OUTAGE_MS / 1000} s mid-run (${DAEMONS} daemons, ${
     } catch (err) {
       console.log(`[cluster] ${(err as Error).message}`);
     }
-    let idleOnce = false;
-    await until(async () => {
-      const now = idle(await cluster.stats());
-      const done = now && idleOnce;
-      idleOnce = now;
-      return done ? true : undefined;
-    }, 120_000, () => 'daemons still busy', 1_000);
+    await untilIdleTwice(() => cluster.stats(), 120_000);
     const readyAfter = await Promise.all(cluster.daemons.map((d) => until(async () => ((await d.readyz()).status === 200 ? 200 : undefined), 60_000, () => 'readyz not 200 after the outage').catch(() => 503)));
     const stats = await cluster.stats();
     const dayUsed = stats.map((s) => windowUsed(s, 'perDay'));

@@ -16,7 +16,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startArrivalCapture, type ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
 import { achievedRate, coverage, slidingMax } from '../../scripts/lib/arrivals.js';
-import { idle, MailwheelCluster, until } from '../../scripts/lib/mailwheel-cluster.js';
+import { untilIdleTwice, MailwheelCluster, until } from '../../scripts/lib/mailwheel-cluster.js';
 import { minuteAfter, report, seedDueUsers } from '../helpers/cluster.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { redisKeyPrefix, sharedRedisUrl } from '../helpers/redis.js';
@@ -85,13 +85,7 @@ describe(`${DAEMONS} daemons, ${USERS.toLocaleString('en')} users due in one min
     const bound = Math.max(0, dueAt - Date.now()) + (USERS / LIMIT) * 2_000 + 180_000;
     await until(() => (smtp.countByRecipient().size >= USERS ? true : undefined), bound, () => `${smtp.countByRecipient().size} of ${USERS} users received, ${smtp.arrivals.length} messages`, 1_000);
     // Then every daemon idle twice in a row, so a late duplicate is counted too.
-    let idleOnce = false;
-    await until(async () => {
-      const now = idle(await cluster.stats());
-      const done = now && idleOnce;
-      idleOnce = now;
-      return done ? true : undefined;
-    }, 120_000, () => 'daemons still busy', 1_000);
+    await untilIdleTwice(() => cluster.stats(), 120_000);
 
     const arrivals = [...smtp.arrivals];
     const window = slidingMax(arrivals, 1_000, LIMIT);

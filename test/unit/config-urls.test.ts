@@ -154,3 +154,24 @@ function loadConfigWith(config: object, env: NodeJS.ProcessEnv) {
   writeFileSync(file, JSON.stringify(config));
   return loadConfig({ file, env });
 }
+
+describe('cluster.redisUrl (env MAILWHEEL_REDIS_URL)', () => {
+  it('is read from the environment, and its password never reaches the printed config', () => {
+    const secret = 'RedisPw#Zq9/Mark';
+    const r = attempt({ MAILWHEEL_REDIS_URL: `redis://:${encodeURIComponent(secret)}@127.0.0.1:6380/2` });
+    expect(r.error).toBeUndefined();
+    expect(r.printed).toContain('127.0.0.1:6380');
+    for (const m of [secret, encodeURIComponent(secret), 'Zq9', 'Mark']) expect(r.printed).not.toContain(m);
+  });
+
+  it.each([
+    ['http://127.0.0.1:6379', 'must be a redis:// or rediss:// URL'],
+    ['redis://', 'names no host'],
+    ['redis://127.0.0.1:99999', 'is not a URL Node can parse'],
+    ['redis://127.0.0.1:6379/cache', 'path must be empty or a database number'],
+  ])('refuses %s naming cluster.redisUrl (exit 78), never echoing the value', (url, message) => {
+    const r = attempt({ MAILWHEEL_REDIS_URL: url });
+    expect(r.error?.code).toBe(ErrorCodes.CONFIG_INVALID);
+    expect(r.error?.problems).toEqual([expect.objectContaining({ field: 'cluster.redisUrl', message: expect.stringContaining(message) })]);
+  });
+});
