@@ -20,11 +20,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startArrivalCapture, type ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
+import type { ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
 import { coverage, slidingMax } from '../../scripts/lib/arrivals.js';
-import { untilIdleTwice, MailwheelCluster, partitionsOwnedBy, until, type DaemonStats } from '../../scripts/lib/mailwheel-cluster.js';
-import { minuteAfter, report, seedDueUsers } from '../helpers/cluster.js';
-import { testDb, type TestDb } from '../helpers/db.js';
+import { untilIdleTwice, partitionsOwnedBy, until, type DaemonStats, type MailwheelCluster } from '../../scripts/lib/mailwheel-cluster.js';
+import { report, startClusterRun, type ClusterRun } from '../helpers/cluster.js';
+import type { TestDb } from '../helpers/db.js';
 import { redisKeyPrefix, sharedRedisUrl } from '../helpers/redis.js';
 
 const DAEMONS = 3;
@@ -37,6 +37,7 @@ const DUPLICATE_BOUND = 2 * (RECORD_BATCH + POOL) + POOL;
 const KILL_AFTER = 1_500;
 const LEAD_MS = 45_000;
 
+let run: ClusterRun;
 let db: TestDb;
 let smtp: ArrivalCapture;
 let cluster: MailwheelCluster;
@@ -44,24 +45,13 @@ let recipients: string[];
 let dueAt: number;
 
 beforeAll(async () => {
-  db = await testDb('cluster_failover');
-  smtp = await startArrivalCapture();
-  dueAt = minuteAfter(LEAD_MS);
-  recipients = await seedDueUsers(db.db, USERS, dueAt, 'f');
-  cluster = new MailwheelCluster({
-    n: DAEMONS,
-    mongoUri: db.uri,
-    smtpUrl: smtp.url,
-    redisUrl: sharedRedisUrl(),
-    config: {
+  run = await startClusterRun({ name: 'cluster_failover', users: USERS, prefix: 'f', leadMs: LEAD_MS, daemons: DAEMONS, redisUrl: sharedRedisUrl(), config: {
       rate: { perSecond: LIMIT, perDay: null },
       smtp: { poolSize: POOL },
       send: { recordBatch: RECORD_BATCH, recordFlushMs: 250 },
       cluster: { keyPrefix: redisKeyPrefix('cluster_failover'), leaseTtlMs: LEASE_TTL_MS },
-    },
-    log: (line) => console.log(`[cluster] ${line}`),
-  });
-  await cluster.waitStarted(240_000);
+    } });
+  ({ db, smtp, cluster, recipients, dueAt } = run);
 }, 300_000);
 
 /**
@@ -81,9 +71,7 @@ async function sentButUnrecorded(owner: string | undefined): Promise<{ claims: n
 }
 
 afterAll(async () => {
-  await cluster?.stopAll();
-  await smtp?.stop();
-  await db?.cleanup();
+  await run?.stop();
 });
 
 describe(`kill -9 one of ${DAEMONS} daemons during the peak minute (${USERS.toLocaleString('en')} users, ${LIMIT}/s, leaseTtlMs ${LEASE_TTL_MS})`, () => {

@@ -15,11 +15,10 @@
  *   window's use on `/stats` (`rateWindows.perDay.used`) is at least the messages that arrived before the kill.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startArrivalCapture, type ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
+import type { ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
 import { countBetween, coverage, slidingMax } from '../../scripts/lib/arrivals.js';
-import { untilIdleTwice, MailwheelCluster, until, type DaemonStats } from '../../scripts/lib/mailwheel-cluster.js';
-import { minuteAfter, report, seedDueUsers } from '../helpers/cluster.js';
-import { testDb, type TestDb } from '../helpers/db.js';
+import { untilIdleTwice, until, type DaemonStats, type MailwheelCluster } from '../../scripts/lib/mailwheel-cluster.js';
+import { report, startClusterRun, type ClusterRun } from '../helpers/cluster.js';
 import { privateRedis, type RedisServer } from '../helpers/redis.js';
 
 const DAEMONS = 2;
@@ -31,14 +30,14 @@ const OUTAGE_MS = 20_000;
 const PAUSE_GRACE_MS = 5_000;
 const LEAD_MS = 45_000;
 
-let db: TestDb;
+let run: ClusterRun;
 let smtp: ArrivalCapture;
 let redis: RedisServer;
 let cluster: MailwheelCluster;
 let recipients: string[];
 let dueAt: number;
 
-/** The `used` of the window named `name` wherever /stats reports it ({name, used} in an array, or `{[name]: {used}}`). */
+/** The `used` of a rate window as /stats reports it (`rateWindows.<name>.used`; null while a shared budget is down). */
 function windowUsed(stats: DaemonStats, name: 'perDay'): number | undefined {
   return stats.rateWindows?.[name]?.used ?? undefined;
 }
@@ -46,27 +45,14 @@ function windowUsed(stats: DaemonStats, name: 'perDay'): number | undefined {
 const namesRedis = (body: unknown): boolean => /redis/i.test(JSON.stringify(body));
 
 beforeAll(async () => {
-  db = await testDb('cluster_redis_outage');
-  smtp = await startArrivalCapture();
   redis = await privateRedis();
-  dueAt = minuteAfter(LEAD_MS);
-  recipients = await seedDueUsers(db.db, USERS, dueAt, 'o');
-  cluster = new MailwheelCluster({
-    n: DAEMONS,
-    mongoUri: db.uri,
-    smtpUrl: smtp.url,
-    redisUrl: redis.url,
-    config: { rate: { perSecond: LIMIT, perDay: PER_DAY } },
-    log: (line) => console.log(`[cluster] ${line}`),
-  });
-  await cluster.waitStarted(240_000);
+  run = await startClusterRun({ name: 'cluster_redis_outage', users: USERS, prefix: 'o', leadMs: LEAD_MS, daemons: DAEMONS, redisUrl: redis.url, config: { rate: { perSecond: LIMIT, perDay: PER_DAY } } });
+  ({ smtp, cluster, recipients, dueAt } = run);
 }, 300_000);
 
 afterAll(async () => {
-  await cluster?.stopAll();
-  await smtp?.stop();
+  await run?.stop();
   await redis?.stop();
-  await db?.cleanup();
 });
 
 describe(`Redis killed for ${OUTAGE_MS / 1000} s mid-run (${DAEMONS} daemons, ${USERS.toLocaleString('en')} users, ${LIMIT}/s)`, () => {

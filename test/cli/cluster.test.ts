@@ -14,11 +14,10 @@
  * The run takes about 150 s of sending by its nature (30,000 at 200/s), plus the start.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startArrivalCapture, type ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
+import type { ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
 import { achievedRate, coverage, slidingMax } from '../../scripts/lib/arrivals.js';
-import { untilIdleTwice, MailwheelCluster, until } from '../../scripts/lib/mailwheel-cluster.js';
-import { minuteAfter, report, seedDueUsers } from '../helpers/cluster.js';
-import { testDb, type TestDb } from '../helpers/db.js';
+import { untilIdleTwice, until, type MailwheelCluster } from '../../scripts/lib/mailwheel-cluster.js';
+import { report, startClusterRun, type ClusterRun } from '../helpers/cluster.js';
 import { redisKeyPrefix, sharedRedisUrl } from '../helpers/redis.js';
 
 const DAEMONS = 3;
@@ -27,32 +26,19 @@ const LIMIT = 200;
 /** Time for three daemons to start and sync 30,000 users on a loaded 2-core machine before the minute. */
 const LEAD_MS = 60_000;
 
-let db: TestDb;
+let run: ClusterRun;
 let smtp: ArrivalCapture;
 let cluster: MailwheelCluster;
 let recipients: string[];
 let dueAt: number;
 
 beforeAll(async () => {
-  db = await testDb('cluster_peak');
-  smtp = await startArrivalCapture();
-  dueAt = minuteAfter(LEAD_MS);
-  recipients = await seedDueUsers(db.db, USERS, dueAt, 'c');
-  cluster = new MailwheelCluster({
-    n: DAEMONS,
-    mongoUri: db.uri,
-    smtpUrl: smtp.url,
-    redisUrl: sharedRedisUrl(),
-    config: { rate: { perSecond: LIMIT, perDay: null }, cluster: { keyPrefix: redisKeyPrefix('cluster_peak') } },
-    log: (line) => console.log(`[cluster] ${line}`),
-  });
-  await cluster.waitStarted(240_000);
+  run = await startClusterRun({ name: 'cluster_peak', users: USERS, prefix: 'c', leadMs: LEAD_MS, daemons: DAEMONS, redisUrl: sharedRedisUrl(), config: { rate: { perSecond: LIMIT, perDay: null }, cluster: { keyPrefix: redisKeyPrefix('cluster_peak') } } });
+  ({ smtp, cluster, recipients, dueAt } = run);
 }, 300_000);
 
 afterAll(async () => {
-  await cluster?.stopAll();
-  await smtp?.stop();
-  await db?.cleanup();
+  await run?.stop();
 });
 
 describe(`${DAEMONS} daemons, ${USERS.toLocaleString('en')} users due in one minute, rate.perSecond ${LIMIT}`, () => {

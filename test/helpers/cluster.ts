@@ -7,6 +7,9 @@
  * the `scale` bench.
  */
 import type { Db } from 'mongodb';
+import { startArrivalCapture, type ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
+import { MailwheelCluster } from '../../scripts/lib/mailwheel-cluster.js';
+import { testDb, type TestDb } from './db.js';
 import { usersDueAt } from './users.js';
 
 const MINUTE_MS = 60_000;
@@ -31,4 +34,46 @@ export async function seedDueUsers(db: Db, n: number, minuteMs: number, prefix: 
 /** One line for the test log, prefixed so the figures are easy to find in a CI run. */
 export function report(test: string, figures: Record<string, unknown>): void {
   console.log(`[cluster] ${test}: ${JSON.stringify(figures)}`);
+}
+
+/** One acceptance run: a database, the capturing SMTP server, `users` due at `dueAt`, and the daemons. */
+export interface ClusterRun {
+  db: TestDb;
+  smtp: ArrivalCapture;
+  cluster: MailwheelCluster;
+  recipients: string[];
+  dueAt: number;
+  /** Stops the daemons (by pid), the SMTP server and the database. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Seeds `users` due in the first minute at least `leadMs` ahead, then starts `daemons` daemons on
+ * `redisUrl` with `config`, and waits until every one of them has started (a generous bound).
+ */
+export async function startClusterRun(opts: { name: string; users: number; prefix: string; leadMs: number; daemons: number; redisUrl: string; config: Record<string, unknown> }): Promise<ClusterRun> {
+  const db = await testDb(opts.name);
+  const smtp = await startArrivalCapture();
+  const dueAt = minuteAfter(opts.leadMs);
+  const recipients = await seedDueUsers(db.db, opts.users, dueAt, opts.prefix);
+  const cluster = new MailwheelCluster({ n: opts.daemons, mongoUri: db.uri, smtpUrl: smtp.url, redisUrl: opts.redisUrl, config: opts.config, log: (line) => console.log(`[cluster] ${line}`) });
+  const run: ClusterRun = {
+    db,
+    smtp,
+    cluster,
+    recipients,
+    dueAt,
+    async stop() {
+      await cluster.stopAll();
+      await smtp.stop();
+      await db.cleanup();
+    },
+  };
+  try {
+    await cluster.waitStarted(240_000);
+  } catch (err) {
+    await run.stop();
+    throw err;
+  }
+  return run;
 }
