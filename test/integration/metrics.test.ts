@@ -12,8 +12,15 @@ import { parsePrometheusText, valueOf } from '../helpers/prom-text.js';
 import { TestSmtpServer } from '../helpers/smtp-server.js';
 import { usersDueAt } from '../helpers/users.js';
 
-const M1 = '2027-04-01T08:00:00Z';
-const M2 = '2027-04-01T08:01:00Z';
+/**
+ * Two minutes twelve hours from now. The daemon runs on the real clock while the test replays
+ * these minutes with runMinute: fixed dates (2027-04-01T08:00Z) made some users due at the real
+ * 09:00 UTC in winter (Berlin's April 10:00), so a run at that minute sent them twice and the
+ * counters did not match. Twelve hours away, whatever the zone and DST (±1 h), the daemon's own
+ * timer never fires them during the test.
+ */
+const M1 = new Date((Math.floor(Date.now() / 60_000) + 12 * 60) * 60_000).toISOString();
+const M2 = new Date(Date.parse(M1) + 60_000).toISOString();
 const TOKEN = 'metrics-test-token-0123456789';
 
 let db: TestDb;
