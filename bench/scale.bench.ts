@@ -102,11 +102,13 @@ async function runCell(cell: Cell, redis: RedisServer, capture: ArrivalCapture, 
     await cluster.waitStarted(30 * MINUTE_MS);
     const startS = (Date.now() - spawnedAt) / 1000;
     if (Date.now() > dueAt) log(`${cell.id}: started ${round((Date.now() - dueAt) / 1000)} s after the due minute (caught up at start)`);
-    // Settled shares: wait (bounded, never past the minute) until the jobs add up to the users.
+    // Settled shares: wait (bounded, never past the minute) until the jobs add up to the users,
+    // within 1 % either way (a newcomer still loading its gained partitions holds fewer: the sum
+    // below the users is not settled either).
     let stats: DaemonStats[] = await cluster.stats();
     await until(async () => {
       stats = await cluster.stats();
-      return stats.reduce((a, s) => a + s.jobs, 0) <= scale.users * 1.01 || Date.now() > dueAt - 2_000 ? true : undefined;
+      return Math.abs(stats.reduce((a, s) => a + s.jobs, 0) - scale.users) <= scale.users * 0.01 || Date.now() > dueAt - 2_000 ? true : undefined;
     }, Math.max(5_000, dueAt - Date.now()), () => 'shares did not settle').catch(() => undefined);
     const jobs = stats.map((s) => s.jobs);
     const rssStarted = cluster.daemons.map((d) => round(d.rss()?.rssMiB ?? Number.NaN));
