@@ -16,11 +16,13 @@
  * And of `/metrics`: `mailwheel_registry_jobs` (exists today).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** Set to a directory to keep each daemon's whole log there (`daemon-<pid>.log`), for a failure's post-mortem. */
+const logDir = process.env['MAILWHEEL_DAEMON_LOG_DIR'];
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const builtCli = path.join(repoRoot, 'dist', 'cli', 'main.js');
 
@@ -99,6 +101,7 @@ export class Daemon {
         if (m) this.#port = Number(m[1]);
       }
       this.#stderr = (this.#stderr + text).slice(-100_000);
+      if (logDir) appendFileSync(path.join(logDir, `daemon-${this.pid}.log`), text);
     });
     this.#exited = new Promise((res) => this.child.once('exit', (code, signal) => res({ code, signal })));
     this.#sampler = setInterval(() => {
@@ -254,6 +257,34 @@ export function partitionsOwnedBy(stats: readonly DaemonStats[], ids: ReadonlySe
     owned = Math.min(owned, c.free === 0 ? held : Math.min(held, c.partitions - c.free));
   }
   return { owned, total: views[0]?.cluster?.partitions ?? Number.NaN };
+}
+
+/**
+ * When `daemons` together held all `total` partitions again after `sinceMs`, by their own log
+ * lines ("partitions moved" carries the time of the move and what the daemon owns after it): ms
+ * from `sinceMs`, or undefined when their logs never add up to `total`. A daemon's own clock at the
+ * move, not when a busy daemon next answers `/stats` (on a loaded machine that answer lags by
+ * seconds behind the move it reports).
+ */
+export function ownedAgainFromLogs(daemons: readonly Pick<Daemon, 'stderr'>[], sinceMs: number, total: number): number | undefined {
+  const events: Array<{ at: number; daemon: number; owned: number }> = [];
+  const owned = daemons.map(() => 0);
+  daemons.forEach((d, i) => {
+    for (const line of d.stderr.split('\n')) {
+      if (!line.includes('"msg":"partitions moved"')) continue;
+      const at = Number(/"time":(\d+)/.exec(line)?.[1]);
+      const n = Number(/"owned":(\d+)/.exec(line)?.[1]);
+      if (!Number.isFinite(at) || !Number.isFinite(n)) continue;
+      if (at < sinceMs) owned[i] = n;
+      else events.push({ at, daemon: i, owned: n });
+    }
+  });
+  events.sort((a, b) => a.at - b.at);
+  for (const e of events) {
+    owned[e.daemon] = e.owned;
+    if (owned.reduce((a, b) => a + b, 0) === total) return e.at - sinceMs;
+  }
+  return undefined;
 }
 
 /** Every live daemon idle: nothing queued, in flight or claimed-but-not-queued. */

@@ -142,7 +142,7 @@ export class App {
       : undefined;
     this.queue = new SendQueue(this.transport, { ...sendQueueOptions(config), used, ...(shared ? { shared } : {}) }, this.metrics.wrapSendHooks(routed), log.child({ part: 'send' }));
     this.dispatcher = new Dispatcher(
-      { claims: this.claims, queue: this.queue, recorder: this.recorder, events: this.analytics, isSuppressed: (email) => this.suppressions.has(email) },
+      { claims: this.claims, queue: this.queue, recorder: this.recorder, events: this.analytics, isSuppressed: (email) => this.suppressions.has(email, 'scheduled') },
       { claimBatch: config.send.claimBatch, maxQueued: maxQueuedOf(config), drainTimeoutMs: config.send.drainTimeoutMs, spreadMs: config.send.spreadSeconds * SECOND_MS },
       log.child({ part: 'dispatch' }),
     );
@@ -203,7 +203,7 @@ export class App {
         queue: this.queue,
         recorder: this.recorder,
         events: this.analytics,
-        isSuppressed: (email) => this.suppressions.has(email),
+        isSuppressed: (email) => this.suppressions.has(email, 'broadcast'),
         fields: config.users.fields,
         clock: this.clock,
       },

@@ -69,6 +69,13 @@ function envOverrides(env: NodeJS.ProcessEnv): Json {
   if (env.MAILWHEEL_UNSUBSCRIBE_SECRET) o.unsubscribe = { secret: env.MAILWHEEL_UNSUBSCRIBE_SECRET };
   if (env.MAILWHEEL_HTTP_TOKEN) o.http = { token: env.MAILWHEEL_HTTP_TOKEN };
   if (env.MAILWHEEL_REDIS_URL) o.cluster = { redisUrl: env.MAILWHEEL_REDIS_URL };
+  const feedback: Json = {};
+  if (env.MAILWHEEL_VERP_SECRET) feedback.verp = { secret: env.MAILWHEEL_VERP_SECRET };
+  const webhooks: Json = {};
+  if (env.MAILWHEEL_MAILGUN_SIGNING_KEY) webhooks.mailgun = { signingKey: env.MAILWHEEL_MAILGUN_SIGNING_KEY };
+  if (env.MAILWHEEL_POSTMARK_PASSWORD) webhooks.postmark = { password: env.MAILWHEEL_POSTMARK_PASSWORD };
+  if (Object.keys(webhooks).length > 0) feedback.webhooks = webhooks;
+  if (Object.keys(feedback).length > 0) o.feedback = feedback;
   return o;
 }
 
@@ -242,6 +249,11 @@ function registerConfigSecrets(merged: Json): void {
     const v = get(section, key);
     if (typeof v === 'string' && v.length >= 2) secrets.push(v);
   }
+  const fb = isPlainObject(merged.feedback) ? merged.feedback : {};
+  const wh = isPlainObject(fb.webhooks) ? fb.webhooks : {};
+  for (const v of [isPlainObject(fb.verp) ? fb.verp.secret : undefined, isPlainObject(wh.mailgun) ? wh.mailgun.signingKey : undefined, isPlainObject(wh.postmark) ? wh.postmark.password : undefined]) {
+    if (typeof v === 'string' && v.length >= 2) secrets.push(v);
+  }
   registerSecrets(secrets);
 }
 
@@ -266,6 +278,10 @@ export function redactConfig(config: Config): Json {
   if (config.cluster.redisUrl !== null) (clone.cluster as Json).redisUrl = redactUri(config.cluster.redisUrl);
   if (config.unsubscribe.secret !== null) (clone.unsubscribe as Json).secret = '[redacted]';
   if (config.http.token !== null) (clone.http as Json).token = '[redacted]';
+  const fb = clone.feedback as Json & { verp: Json; webhooks: Json & { mailgun: Json; postmark: Json } };
+  if (config.feedback.verp.secret !== null) fb.verp.secret = '[redacted]';
+  if (config.feedback.webhooks.mailgun.signingKey !== null) fb.webhooks.mailgun.signingKey = '[redacted]';
+  if (config.feedback.webhooks.postmark.password !== null) fb.webhooks.postmark.password = '[redacted]';
   return clone;
 }
 

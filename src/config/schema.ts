@@ -227,6 +227,68 @@ const cluster = z.strictObject({
 });
 
 /**
+ * Hearing back from the mail system (docs/ARCHITECTURE.md "Bounces and complaints"): provider
+ * webhooks, VERP return paths and an inbound SMTP listener for DSNs and ARF reports, and what a
+ * report does. Everything is off until configured; with nothing configured mailwheel behaves as
+ * before (only refusals during the SMTP session suppress).
+ */
+const webhookSecret = z.string().min(16, 'must be at least 16 characters').nullable();
+const feedback = z.strictObject({
+  /** VERP: the envelope sender becomes `<localPart>+<signed token>@<domain>`, naming the delivery. null: the From address, as before. */
+  verp: z.strictObject({
+    domain: z.string().regex(/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$|^localhost$/, 'must be a domain name').nullable(),
+    localPart: z.string().regex(/^[A-Za-z0-9._-]{1,20}$/, 'letters, digits and . _ - only, at most 20'),
+    /** Signs the tokens (HMAC-SHA256). Env MAILWHEEL_VERP_SECRET. Never logged. Required with a domain. */
+    secret: webhookSecret,
+  }),
+  /** The inbound SMTP listener that accepts DSNs (RFC 3464) and ARF reports (RFC 5965). */
+  inbound: z.strictObject({
+    enabled: z.boolean(),
+    host: z.string().min(1),
+    port: z.number().int().min(0).max(65535),
+    /** Largest message accepted, bytes (a DSN or ARF report with the original's headers is a few KB). */
+    maxMessageBytes: positiveInt.max(50_000_000),
+  }),
+  webhooks: z.strictObject({
+    /** Largest webhook body accepted, bytes; beyond it the answer is 413. */
+    maxBodyBytes: positiveInt.max(50_000_000),
+    /** A signed timestamp older (or further in the future) than this is refused as stale, seconds. */
+    maxAgeSeconds: positiveInt.max(86_400),
+    /** Amazon SES through SNS at `/webhooks/ses`. */
+    ses: z.strictObject({
+      enabled: z.boolean(),
+      /** Topic ARNs accepted; empty: any topic. */
+      topicArns: z.array(z.string().min(1)),
+      /** SigningCertURL must be https on a host matching this (the SNS host pattern). */
+      certHostPattern: z.string().min(1),
+      /**
+       * Signing certificates known in advance, by URL (PEM file paths, relative to the config
+       * folder): used instead of fetching. Tests inject their own; production may pin AWS's.
+       */
+      certificates: z.record(z.string(), z.string().min(1)),
+      /** Confirm subscriptions by fetching their SubscribeURL (a host matching certHostPattern). */
+      confirmSubscriptions: z.boolean(),
+    }),
+    /** SendGrid Event Webhook at `/webhooks/sendgrid`: its ECDSA public key (base64 DER or PEM). null: off. */
+    sendgrid: z.strictObject({ publicKey: z.string().min(16).nullable() }),
+    /** Mailgun at `/webhooks/mailgun`: the HTTP webhook signing key. Env MAILWHEEL_MAILGUN_SIGNING_KEY. null: off. */
+    mailgun: z.strictObject({ signingKey: webhookSecret }),
+    /** Postmark at `/webhooks/postmark`: basic-auth credentials in the webhook URL. Env MAILWHEEL_POSTMARK_PASSWORD. null: off. */
+    postmark: z.strictObject({ username: z.string().min(1).nullable(), password: webhookSecret }),
+  }),
+  /** Soft bounces of one address suppress it once `limit` arrive within `windowHours`. */
+  softBounce: z.strictObject({ limit: positiveInt.max(1000), windowHours: positiveInt.max(24 * 90) }),
+  /** A complaint always stops broadcasts to the address; with true it stops scheduled mail too. */
+  complaintStopsScheduled: z.boolean(),
+  /** A running broadcast pauses itself when a rate crosses its threshold once it has sent `minSent` (null: never). */
+  broadcastPause: z.strictObject({
+    minSent: positiveInt,
+    bounceRate: z.number().gt(0).max(1).nullable(),
+    complaintRate: z.number().gt(0).max(1).nullable(),
+  }),
+});
+
+/**
  * Email templates: `<kind>.subject`, `<kind>.txt` and optionally `<kind>.html` (Mustache) in this
  * folder. Given relative to the config folder (the operator's, else the packaged one); after
  * loading it holds the absolute folder in use.
@@ -248,6 +310,7 @@ export const configSchema = z
     runMinute,
     http,
     cluster,
+    feedback,
     unsubscribe,
     templates,
     /** Path of the housekeeping cron file, relative to the config folder. */
@@ -263,6 +326,14 @@ export const configSchema = z
   .refine((c) => c.unsubscribe.baseUrl === null || insecureBaseUrlAllowed(c.unsubscribe.baseUrl, c.unsubscribe.allowInsecureBaseUrl), {
     message: 'must be an https:// URL (RFC 8058 one-click links must be https); http:// only on 127.0.0.1, ::1 or localhost with unsubscribe.allowInsecureBaseUrl: true',
     path: ['unsubscribe', 'baseUrl'],
+  })
+  .refine((c) => c.feedback.verp.domain === null || c.feedback.verp.secret !== null, {
+    message: 'is required when feedback.verp.domain is set (it signs the return-path tokens)',
+    path: ['feedback', 'verp', 'secret'],
+  })
+  .refine((c) => (c.feedback.webhooks.postmark.username === null) === (c.feedback.webhooks.postmark.password === null), {
+    message: 'must be set together with feedback.webhooks.postmark.username (both or neither)',
+    path: ['feedback', 'webhooks', 'postmark', 'password'],
   })
   .refine((c) => c.retention.deliveriesDays * 24 > c.send.catchUpLookbackHours, {
     message: 'must be longer than send.catchUpLookbackHours (a deleted delivery record can be sent again)',

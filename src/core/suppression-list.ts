@@ -7,7 +7,8 @@
  * Other instances' suppressions reach this set only through `load()`, so a multi-instance
  * deployment reloads it periodically.
  */
-import type { SuppressionStore } from '../ports/index.js';
+import type { SuppressionEntry, SuppressionScope, SuppressionStore } from '../ports/index.js';
+import type { DeliveryKind } from './types.js';
 
 export interface SuppressionListOptions {
   /** Hard bounces after which an address is suppressed (config `send.hardBounceLimit`), >= 1. */
@@ -29,9 +30,12 @@ export function normaliseEmail(email: string): string {
 export class SuppressionList {
   readonly #store: SuppressionStore;
   readonly #limit: number;
+  /** Addresses that get no mail at all. */
   #set = new Set<string>();
+  /** Addresses that get no broadcast (marketing) mail but their own scheduled mail (scope `marketing`). */
+  #marketing = new Set<string>();
   /** While a load runs: addresses added meanwhile, kept when the loaded set replaces the old one. */
-  #addedDuringLoad: Set<string> | undefined;
+  #addedDuringLoad: Map<string, SuppressionScope> | undefined;
   #loading: Promise<number> | undefined;
 
   constructor(store: SuppressionStore, options: SuppressionListOptions) {
@@ -55,19 +59,28 @@ export class SuppressionList {
     return this.#loading;
   }
 
-  has(email: string): boolean {
-    return this.#set.has(normaliseEmail(email));
+  /**
+   * Whether `email` must not get mail of `kind`: every suppression stops broadcasts; only a
+   * suppression of scope `all` stops scheduled mail. Without a kind: stopped for all mail.
+   */
+  has(email: string, kind: DeliveryKind = 'scheduled'): boolean {
+    const key = normaliseEmail(email);
+    return this.#set.has(key) || (kind === 'broadcast' && this.#marketing.has(key));
   }
 
   /** Adds to the in-memory set only (the caller has stored it, or a reload will bring it). */
-  add(email: string): void {
+  add(email: string, scope: SuppressionScope = 'all'): void {
     const key = normaliseEmail(email);
-    this.#set.add(key);
-    this.#addedDuringLoad?.add(key);
+    if (scope === 'all') {
+      this.#set.add(key);
+      this.#marketing.delete(key);
+    } else if (!this.#set.has(key)) this.#marketing.add(key);
+    if (this.#addedDuringLoad?.get(key) !== 'all') this.#addedDuringLoad?.set(key, scope);
   }
 
+  /** Addresses suppressed, whatever the scope. */
   get size(): number {
-    return this.#set.size;
+    return this.#set.size + this.#marketing.size;
   }
 
   /**
@@ -82,7 +95,7 @@ export class SuppressionList {
     if (count < this.#limit || this.#set.has(key)) return { count, suppressed: false };
     this.add(key);
     try {
-      await this.#store.suppress({ email: key, userId, reason: 'hard-bounce', detail });
+      await this.#store.suppress({ email: key, userId, reason: 'hard-bounce', source: 'smtp', detail });
     } catch (err) {
       this.#set.delete(key);
       this.#addedDuringLoad?.delete(key);
@@ -99,17 +112,34 @@ export class SuppressionList {
   async unsubscribe(email: string, userId?: string): Promise<void> {
     const key = normaliseEmail(email);
     this.add(key);
-    await this.#store.suppress({ email: key, userId, reason: 'unsubscribe' });
+    await this.#store.suppress({ email: key, userId, reason: 'unsubscribe', source: 'unsubscribe' });
+  }
+
+  /**
+   * Suppresses an address for a report (a bounce or complaint that arrived later, an operator's
+   * add): stored first, then skipped in memory. Returns true when the address was not already
+   * suppressed at least this widely (this call changed what it gets).
+   */
+  async suppress(entry: SuppressionEntry): Promise<boolean> {
+    const key = normaliseEmail(entry.email);
+    const scope = entry.scope ?? 'all';
+    const before = this.#set.has(key) ? 'all' : this.#marketing.has(key) ? 'marketing' : undefined;
+    await this.#store.suppress({ ...entry, email: key, scope });
+    this.add(key, scope);
+    return before === undefined || (before === 'marketing' && scope === 'all');
   }
 
   async #load(): Promise<number> {
-    this.#addedDuringLoad = new Set();
-    const next = new Set<string>();
+    this.#addedDuringLoad = new Map();
+    const all = new Set<string>();
+    const marketing = new Set<string>();
     for await (const batch of this.#store.allSuppressed()) {
-      for (const email of batch) next.add(normaliseEmail(email));
+      for (const s of batch) (s.scope === 'marketing' ? marketing : all).add(normaliseEmail(s.email));
     }
-    for (const key of this.#addedDuringLoad) next.add(key);
-    this.#set = next;
-    return next.size;
+    for (const [key, scope] of this.#addedDuringLoad) (scope === 'marketing' ? marketing : all).add(key);
+    for (const key of all) marketing.delete(key);
+    this.#set = all;
+    this.#marketing = marketing;
+    return all.size + marketing.size;
   }
 }

@@ -110,16 +110,45 @@ export interface EventRecorder {
 }
 
 /** Why an address is on the suppression list. */
-export type SuppressionReason = 'unsubscribe' | 'hard-bounce' | 'manual';
+export type SuppressionReason = 'unsubscribe' | 'hard-bounce' | 'soft-bounce' | 'complaint' | 'manual';
+
+/**
+ * What a suppression stops: `all` mail (the default: unsubscribes, bounces), or only `marketing`
+ * (broadcasts), e.g. a complaint with `feedback.complaintStopsScheduled` false: the user's own
+ * scheduled mail still goes.
+ */
+export type SuppressionScope = 'all' | 'marketing';
+
+/** A suppressed address as the sending path loads it. */
+export interface SuppressedAddress {
+  /** Lower-cased. */
+  email: string;
+  scope: SuppressionScope;
+}
+
+/** One suppression to write. */
+export interface SuppressionEntry {
+  email: string;
+  userId?: string;
+  reason: SuppressionReason;
+  /**
+   * Who reported it: `smtp` (refused in the session), `unsubscribe`, a feedback source (`ses`,
+   * `sendgrid`, `mailgun`, `postmark`, `dsn`, `arf`), `operator` or `import`.
+   */
+  source?: string;
+  /** Default `all`. A later `all` widens a `marketing` suppression; a later `marketing` never narrows an `all` one. */
+  scope?: SuppressionScope;
+  detail?: string;
+}
 
 /** The suppression collection: addresses that must not be mailed again (lower-cased). */
 export interface SuppressionStore {
-  /** Suppress an address (idempotent); reason 'unsubscribe' | 'hard-bounce' | 'manual'. */
-  suppress(entry: { email: string; userId?: string; reason: SuppressionReason; detail?: string }): Promise<void>;
+  /** Suppress an address (idempotent). */
+  suppress(entry: SuppressionEntry): Promise<void>;
   /** Count a hard bounce; returns the new count (the caller decides when to suppress). */
   recordHardBounce(email: string, detail: string): Promise<number>;
-  /** Every suppressed address (lower-cased), streamed in batches. */
-  allSuppressed(): AsyncIterable<string[]>;
+  /** Every suppressed address, streamed in batches. */
+  allSuppressed(): AsyncIterable<SuppressedAddress[]>;
 }
 
 /**

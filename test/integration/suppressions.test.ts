@@ -72,7 +72,7 @@ describe('MongoSuppressionStore', () => {
     ]);
     const store = new MongoSuppressionStore(stream, { batchSize: 100 });
     const batches: string[][] = [];
-    for await (const b of store.allSuppressed()) batches.push(b);
+    for await (const b of store.allSuppressed()) batches.push(b.map((s) => s.email));
     expect(batches.map((b) => b.length)).toEqual([100, 100, 50]);
     const all = new Set(batches.flat());
     expect(all.size).toBe(250);

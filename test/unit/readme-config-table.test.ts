@@ -66,7 +66,7 @@ describe('README configuration table', () => {
       row.keys.forEach((key, i) => {
         const want = defaultOf(key);
         const shown = row.defaults.length === row.keys.length ? row.defaults[i] : undefined;
-        const expected = want === undefined ? '–' : String(want);
+        const expected = want === undefined ? '–' : want !== null && typeof want === 'object' ? JSON.stringify(want) : String(want);
         if (shown !== expected) wrong.push(`${key}: README ${String(shown)}, default.json ${expected}`);
       });
     }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SuppressionList } from '../../src/core/suppression-list.js';
-import type { SuppressionReason, SuppressionStore } from '../../src/ports/index.js';
+import type { SuppressedAddress, SuppressionEntry, SuppressionReason, SuppressionScope, SuppressionStore } from '../../src/ports/index.js';
 
 interface Row {
   suppressed: boolean;
@@ -13,6 +13,7 @@ interface Row {
   userId?: string;
   detail?: string;
   hardBounces: number;
+  scope?: SuppressionScope;
 }
 
 /** Keyed by lower-cased address, as the Mongo adapter keys `_id`. */
@@ -23,13 +24,14 @@ class MemoryStore implements SuppressionStore {
   /** When set, allSuppressed waits for it between batches. */
   gate: Promise<void> | undefined;
 
-  async suppress(entry: { email: string; userId?: string; reason: SuppressionReason; detail?: string }): Promise<void> {
+  async suppress(entry: SuppressionEntry): Promise<void> {
     this.suppressCalls++;
     await Promise.resolve();
     if (this.failSuppress) throw new Error('mongo down');
     const key = entry.email.toLowerCase();
     const row = this.rows.get(key) ?? { suppressed: false, hardBounces: 0 };
-    this.rows.set(key, { ...row, suppressed: true, reason: entry.reason, userId: entry.userId ?? row.userId, detail: entry.detail ?? row.detail });
+    const scope = row.suppressed && (row.scope ?? 'all') === 'all' ? 'all' : (entry.scope ?? 'all');
+    this.rows.set(key, { ...row, suppressed: true, reason: entry.reason, userId: entry.userId ?? row.userId, detail: entry.detail ?? row.detail, scope });
   }
 
   async recordHardBounce(email: string, detail: string): Promise<number> {
@@ -42,8 +44,8 @@ class MemoryStore implements SuppressionStore {
     return row.hardBounces;
   }
 
-  async *allSuppressed(): AsyncIterable<string[]> {
-    const all = [...this.rows].filter(([, r]) => r.suppressed).map(([k]) => k);
+  async *allSuppressed(): AsyncIterable<SuppressedAddress[]> {
+    const all = [...this.rows].filter(([, r]) => r.suppressed).map(([k, r]) => ({ email: k, scope: r.scope ?? 'all' }));
     for (let i = 0; i < all.length; i += 2) {
       if (this.gate) await this.gate;
       yield all.slice(i, i + 2);
@@ -133,6 +135,27 @@ describe('SuppressionList', () => {
     expect(await reloading).toBe(5);
     expect(list.has('remote@x.com')).toBe(true);
     expect(list.has('local@x.com')).toBe(true);
+  });
+
+  it('a marketing-only suppression stops broadcasts but not scheduled mail; `all` widens it, `marketing` never narrows `all`', async () => {
+    const store = new MemoryStore();
+    const list = new SuppressionList(store, { hardBounceLimit: 1 });
+    expect(await list.suppress({ email: 'Complained@x.com', reason: 'complaint', source: 'arf', scope: 'marketing' })).toBe(true);
+    expect(list.has('complained@x.com', 'broadcast')).toBe(true);
+    expect(list.has('complained@x.com', 'scheduled')).toBe(false);
+    expect(await list.suppress({ email: 'complained@x.com', reason: 'complaint', scope: 'marketing' })).toBe(false);
+    expect(await list.suppress({ email: 'complained@x.com', reason: 'hard-bounce', scope: 'all' })).toBe(true);
+    expect(list.has('complained@x.com', 'scheduled')).toBe(true);
+    expect(await list.suppress({ email: 'complained@x.com', reason: 'complaint', scope: 'marketing' })).toBe(false);
+    expect(list.has('complained@x.com', 'scheduled')).toBe(true);
+    expect(store.rows.get('complained@x.com')?.scope).toBe('all');
+    // A reload keeps each address's scope.
+    expect(await list.suppress({ email: 'only-marketing@x.com', reason: 'complaint', scope: 'marketing' })).toBe(true);
+    const fresh = new SuppressionList(store, { hardBounceLimit: 1 });
+    expect(await fresh.load()).toBe(2);
+    expect(fresh.has('only-marketing@x.com', 'broadcast')).toBe(true);
+    expect(fresh.has('only-marketing@x.com', 'scheduled')).toBe(false);
+    expect(fresh.has('complained@x.com', 'scheduled')).toBe(true);
   });
 
   it('rejects a hardBounceLimit below 1', () => {

@@ -13,7 +13,7 @@
 import type { Collection, ObjectId } from 'mongodb';
 import { normaliseEmail } from '../../core/suppression-list.js';
 import { mongoUserId } from './user-source.js';
-import type { SuppressionReason, SuppressionStore } from '../../ports/index.js';
+import type { SuppressedAddress, SuppressionEntry, SuppressionReason, SuppressionScope, SuppressionStore } from '../../ports/index.js';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../ports/clock.js';
 import { cursorBatches } from './cursor-batches.js';
@@ -24,7 +24,7 @@ import { decodeDoc } from './decode.js';
  * collection, the address and the field. Not skipped: a suppression list that silently lost an
  * address would mail someone who asked not to be mailed.
  */
-const suppressedId = z.object({ _id: z.string() });
+const suppressedId = z.object({ _id: z.string(), scope: z.enum(['all', 'marketing']).optional() });
 const bounceCount = z.object({ _id: z.string(), hardBounces: z.number().int() });
 
 export interface SuppressionDoc {
@@ -34,6 +34,10 @@ export interface SuppressionDoc {
   suppressed: boolean;
   /** Why it was suppressed (the latest reason when suppressed more than once). */
   reason?: SuppressionReason;
+  /** Who reported it (SuppressionEntry.source). */
+  source?: string;
+  /** What it stops; absent (documents from before scopes) is `all`. */
+  scope?: SuppressionScope;
   /** The user's `_id`, with its type (`1` and `"1"` are different users). */
   userId?: string | number | ObjectId;
   /** For a user whose id reached us only as a digest (`h:...`, a long id; see user-id.ts). */
@@ -65,8 +69,9 @@ export class MongoSuppressionStore implements SuppressionStore {
     this.#clock = options.clock ?? systemClock;
   }
 
-  async suppress(entry: { email: string; userId?: string; reason: SuppressionReason; detail?: string }): Promise<void> {
+  async suppress(entry: SuppressionEntry): Promise<void> {
     const set: Partial<SuppressionDoc> = { suppressed: true, reason: entry.reason, updatedAt: new Date(this.#clock.now()) };
+    if (entry.source !== undefined) set.source = entry.source;
     // Only what is known is written: a later suppression without a user id keeps the earlier one.
     if (entry.userId !== undefined) {
       const typed = mongoUserId(entry.userId);
@@ -75,7 +80,15 @@ export class MongoSuppressionStore implements SuppressionStore {
     }
     if (entry.detail !== undefined) set.detail = entry.detail;
     const _id = normaliseEmail(entry.email);
-    await this.#serial(_id, () => upsertOnce(() => this.#col.updateOne({ _id }, { $set: set, $setOnInsert: { hardBounces: 0 } }, { upsert: true })));
+    await this.#serial(_id, async () => {
+      // A marketing-only suppression never narrows one that stops all mail: read first (a race
+      // between instances can at worst leave the narrower scope until the next suppression).
+      if ((entry.scope ?? 'all') === 'marketing') {
+        const cur = await this.#col.findOne({ _id }, { projection: { suppressed: 1, scope: 1 } });
+        set.scope = cur?.suppressed === true && (cur.scope ?? 'all') === 'all' ? 'all' : 'marketing';
+      } else set.scope = 'all';
+      await upsertOnce(() => this.#col.updateOne({ _id }, { $set: set, $setOnInsert: { hardBounces: 0 } }, { upsert: true }));
+    });
   }
 
   /**
@@ -99,8 +112,11 @@ export class MongoSuppressionStore implements SuppressionStore {
   }
 
   /** One streamed cursor (a full scan on FerretDB v1): meant for start-up and periodic reloads. */
-  allSuppressed(): AsyncIterable<string[]> {
-    return cursorBatches(this.#col.find({ suppressed: true }, { projection: { _id: 1 }, batchSize: this.#batchSize }), this.#batchSize, (doc) => decodeDoc(suppressedId, this.#col.collectionName, doc)._id);
+  allSuppressed(): AsyncIterable<SuppressedAddress[]> {
+    return cursorBatches(this.#col.find({ suppressed: true }, { projection: { _id: 1, scope: 1 }, batchSize: this.#batchSize }), this.#batchSize, (doc) => {
+      const d = decodeDoc(suppressedId, this.#col.collectionName, doc);
+      return { email: d._id, scope: d.scope ?? 'all' };
+    });
   }
 
   /** Runs `write` after every earlier write to `key` from this process has settled. */

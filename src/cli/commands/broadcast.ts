@@ -207,7 +207,7 @@ async function dryRun(a: { config: Config; store: Stores; recipients: RecipientS
       if (c.kind !== 'valid') {
         counts.skipped++;
         firstSkip ??= c.kind === 'invalid' ? `${c.id}: ${c.reason}` : `${c.id}: no longer active`;
-      } else if (suppressions.has(c.recipient.email)) counts.suppressed++;
+      } else if (suppressions.has(c.recipient.email, 'broadcast')) counts.suppressed++;
       else {
         counts.recipients++;
         sample ??= c.recipient;

@@ -65,7 +65,8 @@ export function registerPlan(program: Command): void {
       let alreadyClaimed = 0;
       try {
         const suppressed = new Set<string>();
-        for await (const batch of store.suppressions.allSuppressed()) for (const e of batch) suppressed.add(e);
+        // Scheduled mail: only suppressions of every kind of mail count (a marketing-only one lets it go).
+        for await (const batch of store.suppressions.allSuppressed()) for (const e of batch) if (e.scope === 'all') suppressed.add(e.email);
         for await (const batch of store.users.allActive()) {
           for (const doc of batch) {
             users.read++;
