@@ -126,7 +126,11 @@ export interface BroadcastStore {
   open(): Promise<BroadcastDoc[]>;
   /** The operator's latest request for `id`, if any. */
   control(id: string): Promise<ControlAction | undefined>;
-  requestControl(id: string, action: ControlAction): Promise<void>;
+  /**
+   * Records an operator's (or mailwheel's own) request; `reason` says why, e.g. a pause because
+   * the broadcast's complaint rate crossed `feedback.broadcastPause.complaintRate`.
+   */
+  requestControl(id: string, action: ControlAction, reason?: string): Promise<void>;
   /** Takes the next lease generation of the run; undefined when another live holder has it. */
   acquire(doc: BroadcastDoc, owner: string, isAlive: IsAlive): Promise<number | undefined>;
   releaseLease(id: string, gen: number): Promise<void>;

@@ -52,6 +52,8 @@ export interface ControlDoc {
   broadcastId: string;
   action: ControlAction;
   at: Date;
+  /** Why (an automatic pause says which rate crossed which threshold); null: an operator's plain request. */
+  reason?: string | null;
 }
 
 export interface LedgerDoc {
@@ -146,8 +148,9 @@ export class MongoBroadcastStore implements BroadcastStore {
   }
 
   /** Records the operator's request (the CLI is its only writer). */
-  async requestControl(id: string, action: ControlAction): Promise<void> {
-    const write = () => this.runs.updateOne({ _id: controlId(id) }, { $set: { type: 'control', broadcastId: id, action, at: this.#now() } }, { upsert: true });
+  async requestControl(id: string, action: ControlAction, reason?: string): Promise<void> {
+    const set: Omit<ControlDoc, '_id'> = { type: 'control', broadcastId: id, action, at: this.#now(), reason: reason ?? null };
+    const write = () => this.runs.updateOne({ _id: controlId(id) }, { $set: set }, { upsert: true });
     try {
       await write();
     } catch (err) {
