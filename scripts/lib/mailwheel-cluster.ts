@@ -228,6 +228,29 @@ export class MailwheelCluster {
     await Promise.all(this.live.map((d) => d.waitStarted(timeoutMs)));
   }
 
+  /**
+   * What each daemon says about itself, for a failure's message: the `/stats` fields that tell a
+   * stalled run apart (jobs, queue, sends, claims, catch-up, breaker, redis, partitions) and the
+   * last log lines. Never throws (a daemon that does not answer says so).
+   */
+  async diagnose(tailLines = 8): Promise<string> {
+    const parts = await Promise.all(
+      this.daemons.map(async (d) => {
+        let stats: string;
+        try {
+          const s = (await d.stats()) as DaemonStats & Record<string, unknown>;
+          const pick = (k: string): unknown => s[k];
+          stats = JSON.stringify({ jobs: s.jobs, nextFire: pick('nextFire'), queue: s.queue, sends: s.sends, claims: pick('claims'), catchUp: pick('catchUp'), breaker: pick('breaker'), redis: pick('redis'), owned: s.cluster?.owned, free: s.cluster?.free, members: s.cluster?.members.length });
+        } catch (err) {
+          stats = `no /stats: ${(err as Error).message}`;
+        }
+        const tail = d.stderr.trimEnd().split('\n').slice(-tailLines).map((l) => `    ${l.slice(0, 400)}`).join('\n');
+        return `daemon ${d.index} (pid ${d.pid}, ${d.alive ? 'alive' : 'exited'}): ${stats}\n${tail}`;
+      }),
+    );
+    return parts.join('\n');
+  }
+
   /** `/stats` of every live daemon. */
   stats(): Promise<DaemonStats[]> {
     return Promise.all(this.live.map((d) => d.stats()));

@@ -81,7 +81,13 @@ afterAll(async () => {
 describe(`kill -9 one of ${DAEMONS} daemons during the peak minute (${USERS.toLocaleString('en')} users, ${LIMIT}/s, leaseTtlMs ${LEASE_TTL_MS})`, () => {
   it(`its partitions are owned again within the lease TTL, 0 due users missed, duplicates <= ${DUPLICATE_BOUND}`, { timeout: 900_000 }, async () => {
     const before = await cluster.stats();
-    await until(() => (smtp.arrivals.length >= KILL_AFTER ? true : undefined), Math.max(0, dueAt - Date.now()) + 180_000, () => `${smtp.arrivals.length} of ${KILL_AFTER} arrivals before the kill`, 100);
+    try {
+      await until(() => (smtp.arrivals.length >= KILL_AFTER ? true : undefined), Math.max(0, dueAt - Date.now()) + 180_000, () => `${smtp.arrivals.length} of ${KILL_AFTER} arrivals before the kill`, 100);
+    } catch (err) {
+      // A run that stalls before the kill: what each daemon says about itself, in the CI log.
+      console.log(`[cluster] stalled before the kill (due ${new Date(dueAt).toISOString()}):\n${await cluster.diagnose()}`);
+      throw err;
+    }
 
     // The victim: the daemon that has sent the most so far (it is surely busy).
     const sent = await Promise.all(cluster.daemons.map(async (d) => (await d.stats()).sends.sent));
