@@ -240,7 +240,7 @@ export class MailwheelCluster {
         try {
           const s = (await d.stats()) as DaemonStats & Record<string, unknown>;
           const pick = (k: string): unknown => s[k];
-          stats = JSON.stringify({ jobs: s.jobs, nextFire: pick('nextFire'), queue: s.queue, sends: s.sends, claims: pick('claims'), catchUp: pick('catchUp'), breaker: pick('breaker'), redis: pick('redis'), owned: s.cluster?.owned, free: s.cluster?.free, members: s.cluster?.members.length });
+          stats = JSON.stringify({ jobs: s.jobs, nextFire: pick('nextFire'), queue: s.queue, sends: s.sends, claims: pick('claims'), catchUp: pick('catchUp'), analytics: pick('analytics'), breaker: pick('breaker'), redis: pick('redis'), owned: s.cluster?.owned, free: s.cluster?.free, members: s.cluster?.members.length });
         } catch (err) {
           stats = `no /stats: ${(err as Error).message}`;
         }

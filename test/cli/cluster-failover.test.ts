@@ -21,6 +21,8 @@
  *   the database's speed (README, `send.recordBatch`).
  */
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
 import { coverage, slidingMax } from '../../scripts/lib/arrivals.js';
@@ -47,13 +49,14 @@ let smtp: ArrivalCapture;
 let cluster: MailwheelCluster;
 let recipients: string[];
 let dueAt: number;
+const prefix = redisKeyPrefix('cluster_failover');
 
 beforeAll(async () => {
   run = await startClusterRun({ name: 'cluster_failover', users: USERS, prefix: 'f', leadMs: LEAD_MS, daemons: DAEMONS, redisUrl: sharedRedisUrl(), config: {
       rate: { perSecond: LIMIT, perDay: null },
       smtp: { poolSize: POOL },
       send: { recordBatch: RECORD_BATCH, recordFlushMs: 250 },
-      cluster: { keyPrefix: redisKeyPrefix('cluster_failover'), leaseTtlMs: LEASE_TTL_MS },
+      cluster: { keyPrefix: prefix, leaseTtlMs: LEASE_TTL_MS },
     } });
   ({ db, smtp, cluster, recipients, dueAt } = run);
 }, 300_000);
@@ -74,6 +77,45 @@ async function sentButUnrecorded(owner: string | undefined): Promise<{ claims: n
   return { claims: open.length, received };
 }
 
+/** For a stalled run: does the database answer a read and a write, and what does Redis hold for the shared second? */
+async function probeStores(): Promise<string> {
+  const within = <T>(p: Promise<T>, ms: number): Promise<T | string> => Promise.race([p, new Promise<string>((r) => setTimeout(() => r(`no answer in ${ms} ms`), ms))]);
+  const t0 = Date.now();
+  const read = await within(db.db.collection('mailwheel_deliveries').countDocuments({}).then((n) => `${n} delivery records in ${Date.now() - t0} ms`), 15_000).catch((e: Error) => e.message);
+  const t1 = Date.now();
+  const write = await within(db.db.collection('probe').insertOne({ at: new Date() }).then(() => `insert in ${Date.now() - t1} ms`), 15_000).catch((e: Error) => e.message);
+  const redis = new Redis(sharedRedisUrl(), { lazyConnect: true, maxRetriesPerRequest: 1 });
+  let second = '';
+  try {
+    await redis.connect();
+    const keys = await redis.keys(`${prefix}:budget:*`);
+    const now = Number((await redis.time())[0]) * 1000;
+    for (const k of keys.filter((k) => k.includes('second'))) {
+      const n = await redis.zcard(k);
+      const lo = await redis.zrange(k, '0', '0', 'WITHSCORES');
+      const hi = await redis.zrange(k, '-1', '-1', 'WITHSCORES');
+      second += ` ${k.slice(prefix.length)}: ${n} (scores ${Number(lo[1]) - now}..${Number(hi[1]) - now} ms from now)`;
+    }
+  } catch (err) {
+    second = `redis: ${(err as Error).message}`;
+  } finally {
+    redis.disconnect();
+  }
+  const t2 = Date.now();
+  const banner = await within(
+    new Promise<string>((resolve) => {
+      const socket = connect(smtp.port, '127.0.0.1');
+      socket.once('data', (b) => {
+        resolve(`banner in ${Date.now() - t2} ms: ${b.toString().trim().slice(0, 60)}`);
+        socket.destroy();
+      });
+      socket.once('error', (e) => resolve(`smtp: ${e.message}`));
+    }),
+    15_000,
+  );
+  return `probe: database read: ${String(read)}; write: ${String(write)}; smtp ${String(banner)} (${smtp.arrivals.length} arrivals); shared second:${second || ' no keys'}`;
+}
+
 afterAll(async () => {
   await run?.stop();
 });
@@ -85,7 +127,7 @@ describe(`kill -9 one of ${DAEMONS} daemons during the peak minute (${USERS.toLo
       await until(() => (smtp.arrivals.length >= KILL_AFTER ? true : undefined), Math.max(0, dueAt - Date.now()) + 180_000, () => `${smtp.arrivals.length} of ${KILL_AFTER} arrivals before the kill`, 100);
     } catch (err) {
       // A run that stalls before the kill: what each daemon says about itself, in the CI log.
-      console.log(`[cluster] stalled before the kill (due ${new Date(dueAt).toISOString()}):\n${await cluster.diagnose()}`);
+      console.log(`[cluster] stalled before the kill (due ${new Date(dueAt).toISOString()}):\n${await cluster.diagnose()}\n${await probeStores()}`);
       throw err;
     }
 
