@@ -34,5 +34,6 @@ export function utcDay(ms: number): string {
 
 /** Start of the UTC day of an instant (epoch ms). */
 export function utcDayStart(ms: number): number {
-  return Date.UTC(new Date(ms).getUTCFullYear(), new Date(ms).getUTCMonth(), new Date(ms).getUTCDate());
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
 }
