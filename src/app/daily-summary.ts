@@ -2,8 +2,15 @@
  * The daily summary log line: what happened since the previous summary (or the start), from the
  * components' own counters, so it costs no query. One line, `msg: "daily summary"`, for whoever
  * reads the journal or ships logs.
+ *
+ * Bounces and complaints: the period's hard and soft bounces and complaints, and their rates over
+ * the period's `sent` (core/feedback-rates.ts: hard bounces / sent, complaints / sent; null when
+ * nothing was sent). Both come from this process's counters: with several instances each line
+ * rates the reports its own feedback sink applied against its own sends.
  */
+import { feedbackRates, NO_FEEDBACK } from '../core/feedback-rates.js';
 import type { OutcomeType } from '../core/types.js';
+import type { FeedbackTally } from '../ports/feedback.js';
 
 export interface SummaryCounters {
   /** Analytics events by type (sent, failed, retried, skipped, suppressed, invalid, missed). */
@@ -11,6 +18,8 @@ export interface SummaryCounters {
   breakerOpens: number;
   slowdowns: number;
   analyticsWriteErrors: number;
+  /** Bounces and complaints applied so far (monotonic); absent: no feedback side, counted as none. */
+  feedback?: FeedbackTally | undefined;
 }
 
 export interface SummaryState {
@@ -34,6 +43,8 @@ export class DailySummary {
     const cur = snapshot(this.#read());
     const prev = this.#prev.counters;
     const delta = (type: OutcomeType): number => (cur.events.get(type) ?? 0) - (prev.events.get(type) ?? 0);
+    const fb = (k: keyof FeedbackTally): number => (cur.feedback ?? NO_FEEDBACK)[k] - (prev.feedback ?? NO_FEEDBACK)[k];
+    const feedback = { hardBounces: fb('hardBounces'), softBounces: fb('softBounces'), complaints: fb('complaints') };
     const line = {
       from: new Date(this.#prev.at).toISOString(),
       to: new Date(nowMs).toISOString(),
@@ -47,6 +58,8 @@ export class DailySummary {
       breakerOpens: cur.breakerOpens - prev.breakerOpens,
       slowdowns: cur.slowdowns - prev.slowdowns,
       analyticsWriteErrors: cur.analyticsWriteErrors - prev.analyticsWriteErrors,
+      ...feedback,
+      ...feedbackRates(feedback, delta('sent')),
       ...state,
     };
     this.#prev = { at: nowMs, counters: cur };
@@ -55,5 +68,5 @@ export class DailySummary {
 }
 
 function snapshot(c: SummaryCounters): SummaryCounters {
-  return { ...c, events: new Map(c.events) };
+  return { ...c, events: new Map(c.events), feedback: c.feedback === undefined ? undefined : { ...c.feedback } };
 }

@@ -39,8 +39,12 @@ export interface StatsParts {
   readonly broadcasts: Pick<BroadcastSupervisor, 'running' | 'stats'>;
 }
 
-/** @param unsubscribe the unsubscribe endpoint's counters, when the HTTP server runs */
-export function appStats(p: StatsParts, unsubscribe?: Record<string, number>): Record<string, unknown> {
+/**
+ * @param unsubscribe the unsubscribe endpoint's counters, when the HTTP server runs
+ * @param feedback the feedback side's numbers (the sink's stats, refusals per source and reason),
+ *   when it runs: shown as `feedback`
+ */
+export function appStats(p: StatsParts, unsubscribe?: Record<string, number>, feedback?: Record<string, unknown>): Record<string, unknown> {
   return {
     instance: p.instances.id,
     users: p.registry.userCount,
@@ -56,6 +60,7 @@ export function appStats(p: StatsParts, unsubscribe?: Record<string, number>): R
     catchUp: { ...p.catchUp.stats, openDeliveries: p.ledger.open, checkpoint: minuteIso(p.checkpoint.saved) },
     housekeeping: p.housekeeping.stats(),
     broadcasts: { running: p.broadcasts.running(), ...p.broadcasts.stats },
+    ...(feedback === undefined ? {} : { feedback }),
   };
 }
 

@@ -11,6 +11,7 @@ import { MongoClaimStore } from '../adapters/mongo/claim-store.js';
 import { claimedKeys } from '../adapters/mongo/claimed-keys.js';
 import { MongoEventReconciler } from '../adapters/mongo/event-reconciler.js';
 import { MongoEventSink } from '../adapters/mongo/event-sink.js';
+import { MongoFeedbackCountsReader } from '../adapters/mongo/feedback-counts-reader.js';
 import { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
 import { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
 import { MongoPartitionMarks } from '../adapters/mongo/partition-marks.js';
@@ -23,6 +24,7 @@ import { MongoUserSource } from '../adapters/mongo/user-source.js';
 import type { Config } from '../config/schema.js';
 import type { BroadcastStore, RecipientSource } from '../ports/broadcasts.js';
 import type { PartitionMarks } from '../ports/cluster.js';
+import type { FeedbackCounts } from '../ports/feedback.js';
 import { systemClock, type CheckpointStore, type ClaimStore, type Clock, type EventSink, type SuppressionStore, type UserSource } from '../ports/index.js';
 import type { ClaimedKeys, EventReconciler, InstanceRegistration, Retention, SentCounter, UserSeeder } from '../ports/stores.js';
 
@@ -53,6 +55,8 @@ export interface Stores {
   readonly sent: SentCounter;
   readonly retention: Retention;
   readonly seeder: UserSeeder;
+  /** Bounces and complaints counted per broadcast and per UTC day (read side; the feedback sink writes them). */
+  readonly feedbackCounts: FeedbackCounts;
   /** The database name (for messages such as `db.users holds 3 documents`). */
   readonly databaseName: string;
   /** Throws when the server does not answer a ping. */
@@ -82,6 +86,7 @@ export class MongoStores implements Stores {
   readonly sent: MongoSentCounter;
   readonly retention: MongoRetention;
   readonly seeder: MongoUserSeeder;
+  readonly feedbackCounts: MongoFeedbackCountsReader;
   readonly #mongo: MongoStore;
 
   constructor(mongo: MongoStore, config: Config, opts: StoresOptions = {}) {
@@ -102,6 +107,7 @@ export class MongoStores implements Stores {
     this.sent = new MongoSentCounter(mongo.deliveries, { batchSize: config.mongodb.batchSize });
     this.retention = new MongoRetention({ events: mongo.events, deliveries: mongo.deliveries }, config.retention);
     this.seeder = new MongoUserSeeder(mongo.users);
+    this.feedbackCounts = new MongoFeedbackCountsReader(mongo.db, config.mongodb.collectionPrefix);
   }
 
   get databaseName(): string {

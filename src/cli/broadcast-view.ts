@@ -5,7 +5,9 @@
  */
 import cliProgress from 'cli-progress';
 import { ErrorCodes, Errors, MailwheelError } from '../errors.js';
+import { feedbackRates } from '../core/feedback-rates.js';
 import { FINAL_STATUSES, type BroadcastDoc, type BroadcastStore, type BroadcastCounters, type BroadcastStatus, type ControlAction } from '../ports/broadcasts.js';
+import type { FeedbackTally } from '../ports/feedback.js';
 import { formatCount } from './format.js';
 
 const n = formatCount;
@@ -31,8 +33,21 @@ export function countsText(c: BroadcastCounters): string {
   return `sent ${n(c.sent)}, failed ${n(c.failed)}, skipped ${n(c.skipped)}, suppressed ${n(c.suppressed)}`;
 }
 
-/** The status word, with an operator request that is not applied yet. */
-export function statusWord(doc: BroadcastDoc, control: ControlAction | undefined): string {
+/** A rate as the CLI shows it: `0.60 %`, or `–` when there is none (nothing sent). */
+export function rateText(rate: number | null): string {
+  return rate === null ? '–' : `${(rate * 100).toFixed(2)} %`;
+}
+
+/** A broadcast's bounces and complaints with their rates over its sent messages (JSON and text). */
+export function feedbackView(t: FeedbackTally, sent: number): FeedbackTally & { bounceRate: number | null; complaintRate: number | null } {
+  return { hardBounces: t.hardBounces, softBounces: t.softBounces, complaints: t.complaints, ...feedbackRates(t, sent) };
+}
+
+/**
+ * The status word, with an operator request that is not applied yet, and why a pause was asked
+ * for when the request says (an automatic pause: `paused: complaint rate 0.60 % >= 0.30 % ...`).
+ */
+export function statusWord(doc: BroadcastDoc, control: ControlAction | undefined, reason?: string): string {
   const pending =
     control === undefined || FINAL_STATUSES.has(doc.status) ? undefined
     : control === 'pause' && doc.status !== 'paused' ? 'pause requested'
@@ -40,28 +55,46 @@ export function statusWord(doc: BroadcastDoc, control: ControlAction | undefined
     : control === 'resume' && doc.status === 'paused' ? 'resume requested'
     : undefined;
   const scheduled = doc.status === 'queued' && doc.at !== undefined && doc.at.getTime() > Date.now() ? `scheduled for ${iso(doc.at)}` : undefined;
-  const extra = [pending, scheduled].filter((s) => s !== undefined);
+  const why = reason === undefined || FINAL_STATUSES.has(doc.status) ? undefined : reason;
+  if (why !== undefined && control === 'pause' && doc.status === 'paused') return scheduled === undefined ? `paused: ${why}` : `paused: ${why} (${scheduled})`;
+  const extra = [pending === undefined || why === undefined ? pending : `${pending}: ${why}`, scheduled].filter((s) => s !== undefined);
   return extra.length === 0 ? doc.status : `${doc.status} (${extra.join(', ')})`;
 }
 
+/** What `broadcast status` shows besides the document: its feedback counts and the request's reason. */
+export interface StatusExtras {
+  /** The last heartbeat of the run's holder (undefined: not looked up; null: the instance is gone). */
+  heartbeat?: Date | null | undefined;
+  feedback?: FeedbackTally | undefined;
+  /** Why the latest request was made (an automatic pause names the rate and threshold). */
+  reason?: string | undefined;
+}
+
 /**
- * @param heartbeat the last heartbeat of the run's holder (undefined: not looked up; null: the
- *   instance is gone), so an operator can tell a live run from one waiting to be taken over.
+ * @param extras.heartbeat lets an operator tell a live run from one waiting to be taken over.
  */
-export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefined, heartbeat?: Date | null): string {
+export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefined, extras: StatusExtras = {}): string {
+  const { heartbeat, feedback } = extras;
   const c = doc.counters;
   const lines: Array<[string, string]> = [
     ['broadcast', doc._id],
     ['subject', JSON.stringify(doc.subject)],
-    ['status', statusWord(doc, control)],
+    ['status', statusWord(doc, control, extras.reason)],
     ['progress', progressText(c, doc.status)],
     ['sent', n(c.sent)],
     ['failed', n(c.failed)],
     ['skipped', n(c.skipped)],
     ['suppressed', n(c.suppressed)],
+  ];
+  if (feedback !== undefined) {
+    const f = feedbackView(feedback, c.sent);
+    lines.push(['bounces', `${n(f.hardBounces)} hard (rate ${rateText(f.bounceRate)}), ${n(f.softBounces)} soft`]);
+    lines.push(['complaints', `${n(f.complaints)} (rate ${rateText(f.complaintRate)})`]);
+  }
+  lines.push(
     ['segment', doc.segment],
     ['created', iso(doc.createdAt)],
-  ];
+  );
   if (doc.at !== undefined) lines.push(['at', iso(doc.at)]);
   if (doc.startedAt !== undefined) lines.push(['started', iso(doc.startedAt)]);
   if (doc.finishedAt !== undefined) lines.push(['finished', iso(doc.finishedAt)]);
@@ -78,10 +111,21 @@ export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefine
   return lines.map(([k, v]) => `${k.padEnd(11)}${v}`).join('\n') + '\n';
 }
 
-export function listTable(docs: readonly BroadcastDoc[]): string {
+/**
+ * The list, newest first. With `feedback` (per broadcast id), a BOUNCE and a COMPLAINT column
+ * show each one's rates (`–`: nothing sent).
+ */
+export function listTable(docs: readonly BroadcastDoc[], feedback?: ReadonlyMap<string, FeedbackTally>): string {
   if (docs.length === 0) return 'no broadcasts\n';
-  const rows = docs.map((d) => [d._id, d.status, progressText(d.counters, d.status), n(d.counters.sent), n(d.counters.failed), iso(d.createdAt).slice(0, 19) + 'Z', d.subject.length > 40 ? `${d.subject.slice(0, 39)}…` : d.subject]);
-  const head = ['ID', 'STATUS', 'PROGRESS', 'SENT', 'FAILED', 'CREATED', 'SUBJECT'];
+  const rates = (d: BroadcastDoc): string[] => {
+    const t = feedback?.get(d._id);
+    if (feedback === undefined) return [];
+    if (t === undefined) return ['–', '–'];
+    const f = feedbackView(t, d.counters.sent);
+    return [rateText(f.bounceRate), rateText(f.complaintRate)];
+  };
+  const rows = docs.map((d) => [d._id, d.status, progressText(d.counters, d.status), n(d.counters.sent), n(d.counters.failed), ...rates(d), iso(d.createdAt).slice(0, 19) + 'Z', d.subject.length > 40 ? `${d.subject.slice(0, 39)}…` : d.subject]);
+  const head = ['ID', 'STATUS', 'PROGRESS', 'SENT', 'FAILED', ...(feedback === undefined ? [] : ['BOUNCE', 'COMPLAINT']), 'CREATED', 'SUBJECT'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ');
   return [line(head), ...rows.map(line)].join('\n') + '\n';

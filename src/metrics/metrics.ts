@@ -5,7 +5,8 @@
  * components do not keep — send outcomes and SMTP latency (through the send queue's hooks),
  * analytics write latency (the buffer's `onFlush`), and housekeeping runs.
  *
- * Broadcast progress comes from whoever runs broadcasts, through {@link Metrics.setBroadcastSource}.
+ * Broadcast progress comes from whoever runs broadcasts, through {@link Metrics.setBroadcastSource};
+ * bounces and complaints from the feedback side, through {@link Metrics.setFeedbackSource}.
  *
  * The cluster and the rate windows are read through async ports (Redis answers them when
  * partitioned): their gauges collect asynchronously, one `status()` and one `use()` per scrape
@@ -16,6 +17,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { BreakerState, OutcomeHooks } from '../ports/index.js';
 import type { BudgetView, ClusterMember } from '../ports/cluster.js';
 import type { FlushReport } from '../analytics/buffer.js';
+import type { FeedbackKind, FeedbackRefusal, FeedbackSource } from '../ports/feedback.js';
 import type { DeliveryKind, OutcomeType } from '../core/types.js';
 
 const KINDS: readonly DeliveryKind[] = ['scheduled', 'broadcast'];
@@ -57,6 +59,23 @@ export interface BroadcastProgress {
   skipped: number;
 }
 
+/**
+ * Bounces and complaints as `/metrics` reads them: this instance's counts of reports and refusals
+ * (monotonic, read at scrape time), and the rates, which are read from the store (async). A rate
+ * that is null (nothing sent) has no sample.
+ */
+export interface FeedbackMetricSource {
+  /** Reports received per source and kind (duplicates included: what the mail system sent). */
+  reports(): Iterable<{ source: FeedbackSource; kind: FeedbackKind; n: number }>;
+  /** Inputs refused or ignored, per source and reason (core/feedback-refusals.ts `counts()`). */
+  refusals(): Iterable<{ source: FeedbackSource; reason: FeedbackRefusal; n: number }>;
+  /** Today's rates (undefined while not known) and each rated broadcast's (app/feedback-rates.ts). */
+  rates(): Promise<{
+    day: { bounceRate: number | null; complaintRate: number | null } | undefined;
+    broadcasts: ReadonlyArray<{ id: string; bounceRate: number | null; complaintRate: number | null }>;
+  }>;
+}
+
 export class Metrics {
   readonly registry = new Registry();
   readonly #sends: Counter<'kind' | 'outcome'>;
@@ -66,6 +85,7 @@ export class Metrics {
   readonly #housekeeping: Counter<'job' | 'outcome'>;
   readonly #housekeepingLast: Gauge<'job'>;
   #broadcasts: (() => readonly BroadcastProgress[]) | undefined;
+  #feedback: FeedbackMetricSource | undefined;
 
   constructor(sources: MetricSources, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -159,6 +179,32 @@ export class Metrics {
         }
       },
     });
+
+    this.#feedbackMetrics(registers);
+  }
+
+  /** Bounces and complaints (see {@link FeedbackMetricSource}); nothing until a source is set. */
+  #feedbackMetrics(registers: Registry[]): void {
+    mirror(registers, 'mailwheel_feedback_reports_total', 'Bounce and complaint reports received, by source (ses, sendgrid, mailgun, postmark, dsn, arf) and kind (hard-bounce, soft-bounce, complaint).', ['source', 'kind'], () =>
+      [...(this.#feedback?.reports() ?? [])].map((r) => [{ source: r.source, kind: r.kind }, r.n]),
+    );
+    mirror(registers, 'mailwheel_feedback_refused_total', 'Feedback inputs refused or ignored, by source and reason (bad-signature, stale, replayed, unknown-message...); none of them suppressed anyone.', ['source', 'reason'], () =>
+      [...(this.#feedback?.refusals() ?? [])].map((r) => [{ source: r.source, reason: r.reason }, r.n]),
+    );
+    const rates = once(async () => (this.#feedback === undefined ? undefined : this.#feedback.rates()));
+    const sample = <L extends string>(labels: Partial<Record<L, string>>, v: number | null | undefined): Array<[Partial<Record<L, string>>, number]> => (v === null || v === undefined ? [] : [[labels, v]]);
+    asyncGauge(registers, 'mailwheel_bounce_rate', "Hard bounces / messages sent, over the whole cluster, in the period (day: today, UTC). Absent while nothing was sent or today's sends are not read yet.", ['period'], async () =>
+      sample({ period: 'day' }, (await rates())?.day?.bounceRate),
+    );
+    asyncGauge(registers, 'mailwheel_complaint_rate', "Complaints / messages sent, over the whole cluster, in the period (day: today, UTC). Absent while nothing was sent or today's sends are not read yet.", ['period'], async () =>
+      sample({ period: 'day' }, (await rates())?.day?.complaintRate),
+    );
+    asyncGauge(registers, 'mailwheel_broadcast_bounce_rate', 'Hard bounces / messages sent of each broadcast running, paused, or finished in the last 24 h. Absent while it has sent nothing.', ['broadcast'], async () =>
+      ((await rates())?.broadcasts ?? []).flatMap((b) => sample({ broadcast: b.id }, b.bounceRate)),
+    );
+    asyncGauge(registers, 'mailwheel_broadcast_complaint_rate', 'Complaints / messages sent of each broadcast running, paused, or finished in the last 24 h. Absent while it has sent nothing.', ['broadcast'], async () =>
+      ((await rates())?.broadcasts ?? []).flatMap((b) => sample({ broadcast: b.id }, b.complaintRate)),
+    );
   }
 
   /** The partition table and the rate windows (see the file comment: async, shared per scrape). */
@@ -217,6 +263,11 @@ export class Metrics {
   /** Broadcast progress, read at each scrape (the broadcast runner registers it). */
   setBroadcastSource(source: () => readonly BroadcastProgress[]): void {
     this.#broadcasts = source;
+  }
+
+  /** Bounces and complaints, read at each scrape (the composition root registers them). */
+  setFeedbackSource(source: FeedbackMetricSource): void {
+    this.#feedback = source;
   }
 
   get contentType(): string {

@@ -16,6 +16,14 @@ export const FINAL_STATUSES: ReadonlySet<BroadcastStatus> = new Set(['cancelled'
 /** An operator's request, written by the CLI, applied by whichever daemon holds the run. */
 export type ControlAction = 'pause' | 'resume' | 'cancel';
 
+/** The latest request as stored, with why it was made (an automatic pause names the rate and threshold). */
+export interface ControlRequest {
+  action: ControlAction;
+  /** Undefined for an operator's plain request. */
+  reason: string | undefined;
+  at: Date;
+}
+
 /** Outcomes per user of one broadcast. Only outcomes that are recorded (claim marked done) count. */
 export interface BroadcastCounters {
   /** Users the segment matched when the broadcast first started (an estimate while it runs). */
@@ -131,6 +139,11 @@ export interface BroadcastStore {
    * the broadcast's complaint rate crossed `feedback.broadcastPause.complaintRate`.
    */
   requestControl(id: string, action: ControlAction, reason?: string): Promise<void>;
+  /**
+   * The latest request with its reason and time (what `broadcast status` shows). Optional: a
+   * store that keeps no reasons (a test double) leaves it out and `control` answers alone.
+   */
+  controlRequest?(id: string): Promise<ControlRequest | undefined>;
   /** Takes the next lease generation of the run; undefined when another live holder has it. */
   acquire(doc: BroadcastDoc, owner: string, isAlive: IsAlive): Promise<number | undefined>;
   releaseLease(id: string, gen: number): Promise<void>;

@@ -102,3 +102,21 @@ export interface MessageIndex {
 export interface ReplayGuard {
   firstSeen(source: FeedbackSource, id: string): Promise<boolean>;
 }
+
+/** Feedback counted for one broadcast or one UTC day (what the sink applied: duplicates do not count). */
+export interface FeedbackTally {
+  hardBounces: number;
+  softBounces: number;
+  complaints: number;
+}
+
+/**
+ * The feedback the sink counted, per broadcast and per UTC day, across every instance (stored as
+ * `<prefix>feedback_counts`: `_id` `b:<broadcast id>` and `d:<YYYY-MM-DD>`). Read by `/metrics`,
+ * the daily rates and `broadcast status`; an unknown broadcast or day reads as all zeros.
+ */
+export interface FeedbackCounts {
+  forBroadcast(id: string): Promise<FeedbackTally>;
+  /** @param day a UTC day, `YYYY-MM-DD` */
+  forDay(day: string): Promise<FeedbackTally>;
+}

@@ -27,6 +27,7 @@ import type {
   BroadcastRunStore,
   BroadcastStore,
   ControlAction,
+  ControlRequest,
   IsAlive,
   NewBroadcast,
   RunVerdict,
@@ -145,6 +146,14 @@ export class MongoBroadcastStore implements BroadcastStore {
   async control(id: string): Promise<ControlAction | undefined> {
     const doc = await this.runs.findOne({ _id: controlId(id) });
     return doc?.type === 'control' ? doc.action : undefined;
+  }
+
+  /** The latest request, with its reason (null or absent in the document: none given). */
+  async controlRequest(id: string): Promise<ControlRequest | undefined> {
+    const doc = await this.runs.findOne({ _id: controlId(id) });
+    if (doc?.type !== 'control') return undefined;
+    const reason = typeof doc.reason === 'string' && doc.reason !== '' ? doc.reason : undefined;
+    return { action: doc.action, reason, at: doc.at };
   }
 
   /** Records the operator's request (the CLI is its only writer). */

@@ -10,6 +10,7 @@ import { buildMessage } from '../../app/messages.js';
 import { withStores, type Stores } from '../../app/stores.js';
 import type { Config } from '../../config/schema.js';
 import { broadcastKey } from '../../core/delivery-key.js';
+import { NO_FEEDBACK } from '../../core/feedback-rates.js';
 import { renderDelivery } from '../../core/message.js';
 import { MAX_SEGMENT_CHARS, parseSegment, recipientFilter, SegmentError, type Segment } from '../../core/segment.js';
 import { SuppressionList } from '../../core/suppression-list.js';
@@ -17,7 +18,7 @@ import { compileTemplates, type TemplateSet } from '../../core/templates.js';
 import { checkRecipient, type Recipient } from '../../core/validate-user.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 import { FINAL_STATUSES, type BroadcastDoc, type BroadcastStatus, type BroadcastStore, type ControlAction, type RecipientSource } from '../../ports/broadcasts.js';
-import { countsText, follow, listTable, progressText, statusBlock } from '../broadcast-view.js';
+import { countsText, feedbackView, follow, listTable, progressText, statusBlock } from '../broadcast-view.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
 import { formatCount } from '../format.js';
 
@@ -61,21 +62,28 @@ export function registerBroadcast(program: Command): void {
     .description('every broadcast, newest first')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }, cmd: Command) =>
-      withStore(cmd, async ({ broadcasts }) => {
+      withStore(cmd, async ({ store, broadcasts }) => {
         const docs = await broadcasts.list();
-        process.stdout.write(opts.json ? `${JSON.stringify(docs.map(publicView))}\n` : listTable(docs));
+        // One read by `_id` per broadcast (the list is one document per broadcast, not per user).
+        const feedback = new Map(await Promise.all(docs.map(async (d) => [d._id, await store.feedbackCounts.forBroadcast(d._id)] as const)));
+        const viewOf = (d: BroadcastDoc) => ({ ...publicView(d), feedback: feedbackView(feedback.get(d._id) ?? NO_FEEDBACK, d.counters.sent) });
+        process.stdout.write(opts.json ? `${JSON.stringify(docs.map(viewOf))}\n` : listTable(docs, feedback));
       }),
     );
   broadcast
     .command('status <id>')
-    .description("a broadcast's status, counters and checkpoint")
+    .description("a broadcast's status (with why it was paused, when the pause says), counters, bounces and complaints with their rates, and checkpoint")
     .option('--json', 'print JSON')
     .action((id: string, opts: { json?: boolean }, cmd: Command) =>
       withStore(cmd, async ({ store, broadcasts }) => {
         const doc = await mustGet(broadcasts, id);
-        const control = await broadcasts.control(id);
+        // The request with its reason where the store keeps one (an automatic pause says why).
+        const req = broadcasts.controlRequest === undefined ? undefined : await broadcasts.controlRequest(id);
+        const control = req?.action ?? (await broadcasts.control(id));
         const holder = doc.owner === undefined || doc.status !== 'running' ? undefined : ((await store.instances.heartbeatOf(doc.owner)) ?? null);
-        process.stdout.write(opts.json ? `${JSON.stringify({ ...publicView(doc), request: control ?? null, ...(holder === undefined ? {} : { heartbeatAt: holder }) })}\n` : statusBlock(doc, control, holder));
+        const tally = await store.feedbackCounts.forBroadcast(id);
+        const json = { ...publicView(doc), request: control ?? null, requestReason: req?.reason ?? null, feedback: feedbackView(tally, doc.counters.sent), ...(holder === undefined ? {} : { heartbeatAt: holder }) };
+        process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : statusBlock(doc, control, { heartbeat: holder, feedback: tally, reason: req?.reason }));
       }),
     );
   for (const [action, what] of [
