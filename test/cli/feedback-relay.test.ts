@@ -212,13 +212,17 @@ describe(`a ${USERS.toLocaleString('en-US')}-user broadcast through a relay that
     const progress = (): number => relay.messages.length + relay.reports.length + d.stderr.length;
     await waitWhileProgressing('broadcast 1 pauses or ends', async () => ['paused', 'done', 'cancelled'].includes((await getBroadcast(db.db, id1)).status), progress, STALL_MS, 100);
     const paused = await getBroadcast(db.db, id1);
-    expect(paused.status, `broadcast 1 should pause itself (counters ${JSON.stringify(paused.counters)})`).toBe('paused');
+    const seen = `counters ${JSON.stringify(paused.counters)}, stand-in ${JSON.stringify(relay.counts())}, suppressed ${(await suppressions()).size}`;
+    expect(paused.status, `broadcast 1 should pause itself (${seen})`).toBe('paused');
     const pausedAfter = paused.counters.sent;
     expect(pausedAfter).toBeGreaterThanOrEqual(MIN_SENT);
-    expect(pausedAfter).toBeLessThan(USERS);
+    // At the threshold, not eventually: the complaint rate is over it from the 200th user on, so
+    // the pause comes once `minSent` is confirmed and a report arrives, plus the reaction time
+    // (a batch or two); half the audience is a generous bound for a loaded machine.
+    expect(pausedAfter, seen).toBeLessThan(USERS / 2);
     const control = await controlOf(db.db, id1);
     expect(control?.action).toBe('pause');
-    expect(control?.reason ?? '', 'the pause says why').toMatch(/complaint/i);
+    expect(control?.reason ?? '', 'the pause says why').toMatch(/complaint rate/i);
     const status = await runCli(['broadcast', 'status', id1], env);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/status\s+paused/);
