@@ -212,6 +212,7 @@ describe(`a ${USERS.toLocaleString('en-US')}-user broadcast through a relay that
     const progress = (): number => relay.messages.length + relay.reports.length + d.stderr.length;
     await waitWhileProgressing('broadcast 1 pauses or ends', async () => ['paused', 'done', 'cancelled'].includes((await getBroadcast(db.db, id1)).status), progress, STALL_MS, 100);
     const paused = await getBroadcast(db.db, id1);
+    const pausedAt = Date.now();
     const seen = `counters ${JSON.stringify(paused.counters)}, stand-in ${JSON.stringify(relay.counts())}, suppressed ${(await suppressions()).size}`;
     expect(paused.status, `broadcast 1 should pause itself (${seen})`).toBe('paused');
     const pausedAfter = paused.counters.sent;
@@ -257,7 +258,8 @@ describe(`a ${USERS.toLocaleString('en-US')}-user broadcast through a relay that
     expect(Object.fromEntries([...suppressed].sort())).toEqual(Object.fromEntries([...expected].sort()));
     console.log(
       `broadcast 1: sent ${sent1.size} of ${USERS}, paused after ${pausedAfter} sent (minSent ${MIN_SENT}, complaintRate ${COMPLAINT_RATE}); ` +
-        `bounced ${bounced.size}, complained ${complained.size}, suppressed ${suppressed.size}; reason: ${control?.reason ?? '-'}; ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        `bounced ${bounced.size}, complained ${complained.size}, suppressed ${suppressed.size}; reason: ${control?.reason ?? '-'}; ` +
+        `send to paused ${((pausedAt - started) / 1000).toFixed(1)} s, to all reports applied ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
 
     // The operator ends broadcast 1; broadcast 2 to the same users (the stand-in now reports
@@ -268,6 +270,7 @@ describe(`a ${USERS.toLocaleString('en-US')}-user broadcast through a relay that
     const second = await runCli(['broadcast', 'send', '--subject', 'More news for {{name}}', '--text-file', textFile], env);
     expect(second.code, second.stderr).toBe(0);
     const id2 = second.stdout.trim();
+    const started2 = Date.now();
     await waitWhileProgressing('broadcast 2 ends', async () => ['paused', 'done', 'cancelled'].includes((await getBroadcast(db.db, id2)).status), progress, STALL_MS, 100);
     const done = await getBroadcast(db.db, id2);
     expect(done.status).toBe('done');
@@ -276,7 +279,8 @@ describe(`a ${USERS.toLocaleString('en-US')}-user broadcast through a relay that
     expect([...sent2].filter(([, n]) => n > 1), 'sent twice').toEqual([]);
     expect(sent2.size).toBe(USERS - suppressed.size);
     expect(done.counters).toEqual({ total: USERS, sent: USERS - suppressed.size, failed: 0, skipped: 0, suppressed: suppressed.size });
-    console.log(`broadcast 2: sent ${sent2.size}, suppressed ${done.counters.suppressed} (of ${USERS})`);
+    const seconds2 = (Date.now() - started2) / 1000;
+    console.log(`broadcast 2: sent ${sent2.size}, suppressed ${done.counters.suppressed} (of ${USERS}) in ${seconds2.toFixed(1)} s (${Math.round(sent2.size / seconds2)} msgs/s)`);
 
     d.child.kill('SIGTERM');
     const stop = await d.done;
