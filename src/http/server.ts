@@ -4,8 +4,8 @@
  * (JSON read from the components), `/metrics` (Prometheus text), and, when given a handler,
  * `/unsubscribe` (RFC 8058 one-click), and, when given the webhooks, the configured
  * `/webhooks/<provider>` paths (POST; each provider authenticates itself). With a bearer token
- * configured, every other route but `/healthz` requires it. Plain `node:http`: five
- * routes need no framework.
+ * configured, every route but `/healthz`, `/unsubscribe` and the webhooks requires it. Plain
+ * `node:http`: a handful of routes need no framework.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
