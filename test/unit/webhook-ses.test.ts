@@ -193,4 +193,48 @@ describe('ses webhook (SNS)', () => {
   it('refuses at construction a configured certificate that is not a PEM certificate', async () => {
     await expect(serveWebhooks(feedbackConfig({ ses: { enabled: true } }), { certificates: new Map([[CERT_URL, 'not a pem']]) })).rejects.toThrow(/feedback\.webhooks\.ses\.certificates/);
   });
+
+  it('fetches an unpinned certificate from the SNS host once, and does not keep a failed fetch', async () => {
+    const urls: string[] = [];
+    let fail = true;
+    const f = await serveWebhooks(feedbackConfig({ ses: { enabled: true } }), {
+      fetchText: (url) => {
+        urls.push(url);
+        return fail ? Promise.reject(new Error('network down')) : Promise.resolve(certPem);
+      },
+    });
+    try {
+      const send = () => f.post('/webhooks/ses', JSON.stringify(envelope({ Type: 'Notification', Message: JSON.stringify(bounceNotification('Permanent')), Timestamp: new Date(f.clock.now()).toISOString() })));
+      expect((await send()).status).toBe(403);
+      fail = false;
+      expect((await send()).status).toBe(200);
+      expect((await send()).status).toBe(200);
+      expect(urls).toEqual([CERT_URL, CERT_URL]);
+      expect(f.sink.reports).toHaveLength(4);
+      // Never a fetch off the SNS host, whatever the message says.
+      expect((await f.post('/webhooks/ses', JSON.stringify(envelope({ Type: 'Notification', Message: '{}', SigningCertURL: 'https://evil.example/cert.pem' })))).status).toBe(403);
+      expect(urls).toHaveLength(2);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('with confirmSubscriptions off, answers a confirmation 200 and fetches nothing', async () => {
+    const urls: string[] = [];
+    const f = await serveWebhooks(feedbackConfig({ ses: { enabled: true, confirmSubscriptions: false } }), {
+      certificates: new Map([[CERT_URL, certPem]]),
+      fetchText: (url) => {
+        urls.push(url);
+        return Promise.resolve('');
+      },
+    });
+    try {
+      const r = await f.post('/webhooks/ses', JSON.stringify(envelope({ Type: 'SubscriptionConfirmation', Message: 'x', SubscribeURL: SUBSCRIBE_URL, Token: 'tok', Timestamp: new Date(f.clock.now()).toISOString() })));
+      expect([r.status, r.json['confirmed']]).toEqual([200, false]);
+      expect(urls).toEqual([]);
+      expect(f.webhooks.sesStats?.subscriptionsNotConfirmed).toBe(1);
+    } finally {
+      await f.close();
+    }
+  });
 });
