@@ -11,6 +11,8 @@ export interface FetchTextOptions {
   timeoutMs?: number;
   /** Largest body, bytes. Default 64 KiB (a certificate is about 2 KB). */
   maxBytes?: number;
+  /** CA certificates to trust instead of the system's (PEM): tests and private mirrors only. */
+  ca?: string;
 }
 
 export function httpsGetText(url: string, opts: FetchTextOptions = {}): Promise<string> {
@@ -18,7 +20,7 @@ export function httpsGetText(url: string, opts: FetchTextOptions = {}): Promise<
   const maxBytes = opts.maxBytes ?? 64 * 1024;
   return new Promise((resolve, reject) => {
     if (!url.startsWith('https://')) return reject(new Errors.BAD_ARGUMENT('only https URLs are fetched'));
-    const req = get(url, { timeout: timeoutMs }, (res) => {
+    const req = get(url, { timeout: timeoutMs, ...(opts.ca === undefined ? {} : { ca: opts.ca }) }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         return reject(new Errors.UNAVAILABLE(`GET ${new URL(url).host} answered ${res.statusCode ?? '?'}`));
