@@ -1,16 +1,17 @@
 /**
  * The dispatcher's own duties, whatever the provider: nothing from a body or a secret reaches the
  * log, a failing replay guard is a 503 (the provider retries) and applies nothing, and
- * construction names every unusable setting.
+ * construction names every unusable setting; any authenticated JSON is answered, never a 5xx.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import fc from 'fast-check';
 import pino from 'pino';
 import { expect, it } from 'vitest';
 import { RefusalCounter } from '../../src/core/feedback-refusals.js';
 import { FeedbackWebhooks } from '../../src/feedback/webhooks/index.js';
-import { feedbackConfig, RecordingSink } from '../helpers/webhook-fixtures.js';
+import { feedbackConfig, RecordingSink, serveWebhooks } from '../helpers/webhook-fixtures.js';
 
 const KEY = 'key-secret-signing-0123456789';
 const PASS = 'postmark-secret-pass-987654';
@@ -82,4 +83,35 @@ it('refuses at construction every unusable setting, each named', () => {
       log: pino({ level: 'silent' }),
     });
   expect(make).toThrow(/feedback\.webhooks\.ses\.certHostPattern[\s\S]*feedback\.webhooks\.sendgrid\.publicKey/);
+});
+
+it('answers any authenticated JSON with 200 or 400, never 5xx, and passes on only well-formed reports', async () => {
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const s = await serveWebhooks(
+    feedbackConfig({ sendgrid: { publicKey: pair.publicKey.export({ type: 'spki', format: 'der' }).toString('base64') }, postmark: { username: 'u', password: PASS } }),
+  );
+  const auth = { authorization: `Basic ${Buffer.from(`u:${PASS}`).toString('base64')}` };
+  // Events shaped almost like SendGrid's and Postmark's, with any value in any field.
+  const anyValue = fc.oneof(fc.jsonValue(), fc.constantFrom('bounce', 'blocked', 'spamreport', 'dropped', 'Bounced Address', 'Bounce', 'HardBounce', 'SpamComplaint', 'a@example.com', '<m@x>'));
+  const sgEvent = fc.record({ email: anyValue, event: anyValue, type: anyValue, reason: anyValue, timestamp: anyValue, 'smtp-id': anyValue, sg_event_id: anyValue }, { requiredKeys: [] });
+  const pmRecord = fc.record({ RecordType: anyValue, ID: fc.oneof(fc.integer(), anyValue), Type: anyValue, Email: anyValue, BouncedAt: anyValue, Headers: anyValue }, { requiredKeys: [] });
+  try {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.array(sgEvent, { maxLength: 5 }), fc.jsonValue()), pmRecord, async (events, record) => {
+        const body = JSON.stringify(events) ?? 'null';
+        const ts = String(Math.floor(s.clock.now() / 1000));
+        const headers = { 'X-Twilio-Email-Event-Webhook-Signature': sign('sha256', Buffer.from(ts + body), pair.privateKey).toString('base64'), 'X-Twilio-Email-Event-Webhook-Timestamp': ts };
+        expect([200, 400]).toContain((await s.post('/webhooks/sendgrid', body, headers)).status);
+        expect([200, 400]).toContain((await s.post('/webhooks/postmark', JSON.stringify(record), auth)).status);
+      }),
+      { numRuns: 150 },
+    );
+    for (const r of s.sink.reports) {
+      expect(r.email).toMatch(/^[^\s@<>]+@[^\s@<>]+$/);
+      expect(Number.isFinite(r.at.getTime())).toBe(true);
+      expect(['hard-bounce', 'soft-bounce', 'complaint']).toContain(r.kind);
+    }
+  } finally {
+    await s.close();
+  }
 });
