@@ -219,6 +219,18 @@ describe('ses webhook (SNS)', () => {
     }
   });
 
+  it('matches the whole certificate host even when the configured pattern is not anchored', async () => {
+    const f = await serveWebhooks(feedbackConfig({ ses: { enabled: true, certHostPattern: 'sns\\.[a-z0-9-]+\\.amazonaws\\.com' } }), { fetchText: () => Promise.resolve(certPem) });
+    try {
+      const msg = (url: string) => JSON.stringify(envelope({ Type: 'Notification', Message: JSON.stringify(bounceNotification('Permanent')), SigningCertURL: url, Timestamp: new Date(f.clock.now()).toISOString() }));
+      expect((await f.post('/webhooks/ses', msg('https://sns.eu-west-1.amazonaws.com.evil.example/x.pem'))).status).toBe(403);
+      expect((await f.post('/webhooks/ses', msg('https://evil-sns.eu-west-1.amazonaws.com/x.pem'))).status).toBe(403);
+      expect((await f.post('/webhooks/ses', msg(CERT_URL))).status).toBe(200);
+    } finally {
+      await f.close();
+    }
+  });
+
   it('with confirmSubscriptions off, answers a confirmation 200 and fetches nothing', async () => {
     const urls: string[] = [];
     const f = await serveWebhooks(feedbackConfig({ ses: { enabled: true, confirmSubscriptions: false } }), {

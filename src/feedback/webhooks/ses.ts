@@ -54,7 +54,9 @@ export class SesWebhook {
 
   constructor(o: SesWebhookOptions) {
     this.#o = o;
-    this.#host = new RegExp(o.certHostPattern);
+    // The whole host must match: an unanchored pattern in the config must not let
+    // `sns.eu-west-1.amazonaws.com.evil.example` through.
+    this.#host = new RegExp(`^(?:${o.certHostPattern})$`);
   }
 
   async verify(req: WebhookRequest): Promise<Verdict> {
