@@ -2,9 +2,10 @@
  * The daemon's HTTP surface, bound to 127.0.0.1 unless configured otherwise: `/healthz` (the
  * process answers), `/readyz` (MongoDB and SMTP answer and the first user sync is done), `/stats`
  * (JSON read from the components), `/metrics` (Prometheus text), and, when given a handler,
- * `/unsubscribe` (RFC 8058 one-click; the only route that accepts POST). With a bearer token
- * configured, every route but `/healthz` and `/unsubscribe` requires it. Plain `node:http`: five
- * routes need no framework.
+ * `/unsubscribe` (RFC 8058 one-click), and, when given the webhooks, the configured
+ * `/webhooks/<provider>` paths (POST; each provider authenticates itself). With a bearer token
+ * configured, every route but `/healthz`, `/unsubscribe` and the webhooks requires it. Plain
+ * `node:http`: a handful of routes need no framework.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -29,6 +30,18 @@ export interface HttpSources {
   metrics?(): Promise<{ contentType: string; body: string }>;
   /** Serves `GET`/`POST /unsubscribe`; without it that path is 404 like any unknown one. */
   unsubscribe?: UnsubscribeHandler;
+  /**
+   * The provider webhooks (feedback/webhooks FeedbackWebhooks): the `/webhooks/*` paths it
+   * `handles` are served by it and open without the bearer token (each provider authenticates
+   * itself: a signature or its own credentials). Other `/webhooks/*` paths are like any unknown one.
+   */
+  webhooks?: WebhookRoutes;
+}
+
+/** What the server needs of the webhooks: which paths are theirs, and the handler. */
+export interface WebhookRoutes {
+  handles(path: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
 
 export interface HttpServerOptions {
@@ -84,6 +97,8 @@ export class HttpServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
+      const webhooks = this.#sources.webhooks;
+      if (webhooks && path.startsWith('/webhooks/') && webhooks.handles(path)) return await webhooks.handle(req, res);
       if (!OPEN_PATHS.has(path) && !this.#authorised(req)) {
         res.setHeader('www-authenticate', 'Bearer');
         return send(res, 401, { error: 'unauthorized' });
