@@ -142,7 +142,7 @@ describe('InboundListener on 127.0.0.1', () => {
     expect(refusals.counts.get('dsn:malformed')).toBe(1);
   });
 
-  it('a forged VERP token is refused with 550: at RCPT TO, or after DATA when the report quotes it', async () => {
+  it('a forged or cut-short VERP token is refused with 550: at RCPT TO, or after DATA when the report quotes it', async () => {
     const good = verpAddress(d1, verp);
     const forged = good.replace(/\.[a-z2-7]{10}@/, '.aaaaaaaaaa@');
     const bounce = postfixBounce({ returnPath: forged, rcpt: 'dead@example.org', messageId: '<m@x.example>', reportId: '<f1@relay.example.com>' });
@@ -150,9 +150,12 @@ describe('InboundListener on 127.0.0.1', () => {
     const tamperedDigest = good.replace(d1, d2);
     const complaint = yahooComplaint({ returnPath: tamperedDigest, rcpt: 'angry@yahoo.com', messageId: messageIdFor('b:bc1:u1', 'example.com'), reportId: '<f2@arf.mail.yahoo.com>' });
     expect(await refusedWith(deliver('fbl@example.com', complaint))).toBe(550);
+    const cutShort = yahooComplaint({ returnPath: `bounces+${d1.slice(0, 20)}@bounce.example.com`, rcpt: 'angry@yahoo.com', messageId: messageIdFor('b:bc1:u1', 'example.com'), reportId: '<f3@arf.mail.yahoo.com>' });
+    expect(await refusedWith(deliver('fbl@example.com', cutShort))).toBe(550);
     expect(sink.calls).toBe(0);
     expect(refusals.counts.get('dsn:bad-signature')).toBe(1);
     expect(refusals.counts.get('arf:bad-signature')).toBe(1);
+    expect(refusals.counts.get('arf:malformed')).toBe(1);
   });
 
   it('when the sink fails the relay is told 451 to retry, and a retry later applies', async () => {

@@ -17,8 +17,9 @@
  * - 250: applied, or ignored with a counted reason (malformed MIME, not feedback, unknown
  *   message, ignored by the sink). Accepting and dropping an unreadable report is deliberate:
  *   refusing it would make the relay bounce a bounce, and a retry would not make it readable.
- * - 550 5.7.1 at RCPT TO (or after DATA, for a token in the body): a VERP address of ours whose
- *   token is forged or tampered (`bad-signature`); nobody is suppressed on a forged token.
+ * - 550 5.7.1 at RCPT TO (or after DATA, for a token the report quotes): a VERP address of ours
+ *   whose token is forged or tampered (`bad-signature`) or cut short (`malformed`); nobody is
+ *   suppressed on a token that does not verify.
  * - 552 5.3.4: larger than `feedback.inbound.maxMessageBytes` (`too-large`, body not parsed).
  * - 451 4.3.0: the sink failed (the database is down): the relay keeps the report and retries.
  *
@@ -162,7 +163,7 @@ export class InboundListener {
     const matched = this.#match(reading, session.envelope.rcptTo);
     if ('refusal' in matched) {
       this.#refuse(reading.source, matched.refusal);
-      if (matched.refusal === 'bad-signature') throw smtpError(550, '5.7.1 the return path token does not verify');
+      if (matched.refusal !== 'unknown-message') throw smtpError(550, '5.7.1 the return path token does not verify');
       return;
     }
     let result;
