@@ -133,13 +133,19 @@ describe('InboundListener on 127.0.0.1', () => {
     expect(refusals.counts.get('dsn:too-large')).toBe(1);
   });
 
-  it('a malformed MIME report is accepted and dropped, counted malformed', async () => {
+  it('a malformed MIME report, or one naming 60 recipients, is accepted and dropped, counted malformed', async () => {
     const returnPath = verpAddress(d1, verp);
     const broken = 'From: MAILER-DAEMON@relay.example.com\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="nope"\r\n\r\n--other\r\nAction: failed\r\n';
     const info = await deliver(returnPath, broken);
     expect(info.response).toMatch(/^250/);
     expect(sink.calls).toBe(0);
     expect(refusals.counts.get('dsn:malformed')).toBe(1);
+    // mailwheel sends to one recipient per message: a "DSN" listing 60 is dropped, not applied.
+    const blocks = Array.from({ length: 60 }, (_, i) => `Final-Recipient: rfc822; victim${i}@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n`).join('\r\n');
+    const many = postfixBounce({ returnPath, rcpt: 'dead@example.org', messageId: '<m@x.example>', reportId: '<many@relay.example.com>' }).replace(/Final-Recipient: rfc822; dead@example\.org\r\n[\s\S]*?mailbox table\r\n/, blocks);
+    expect((await deliver(returnPath, many)).response).toMatch(/^250/);
+    expect(sink.calls).toBe(0);
+    expect(refusals.counts.get('dsn:malformed')).toBe(2);
   });
 
   it('a forged or cut-short VERP token is refused with 550: at RCPT TO, or after DATA when the report quotes it', async () => {

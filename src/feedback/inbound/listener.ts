@@ -61,6 +61,12 @@ export interface InboundStats {
 
 /** Concurrent SMTP clients; a relay hands over reports on a few connections. */
 const MAX_CLIENTS = 16;
+/**
+ * Reports one message may carry. mailwheel sends every message to one recipient, so a genuine
+ * DSN or ARF report about it names one; a message naming more than this is not a report about
+ * mailwheel's mail (and would be a cheap way to hand the sink thousands of addresses).
+ */
+const MAX_REPORTS_PER_MESSAGE = 50;
 /** How long `close()` lets open sessions finish before cutting them. */
 const CLOSE_TIMEOUT_MS = 5_000;
 
@@ -154,6 +160,11 @@ export class InboundListener {
     const reading = await readInbound(raw, now);
     if ('malformed' in reading) {
       this.#opts.log.info({ source: reading.source, why: reading.malformed }, 'inbound listener: unreadable report accepted and dropped');
+      this.#refuse(reading.source, 'malformed');
+      return;
+    }
+    if (reading.reports.length > MAX_REPORTS_PER_MESSAGE) {
+      this.#opts.log.info({ source: reading.source, reports: reading.reports.length }, 'inbound listener: report naming too many recipients dropped');
       this.#refuse(reading.source, 'malformed');
       return;
     }
