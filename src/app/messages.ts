@@ -4,10 +4,21 @@
  */
 import { MimeBuilder, type BuiltMessage } from '../adapters/smtp/mime.js';
 import type { TemplateSet } from '../core/templates.js';
+import { verpReturnPath } from '../core/verp.js';
 import type { Delivery } from '../ports/index.js';
 
 export type { BuiltMessage };
 
-export function buildMessage(templates: TemplateSet, opts: { from: string; now?: () => number }, d: Delivery, extraHeaders?: Readonly<Record<string, string>>): BuiltMessage {
-  return new MimeBuilder(templates, opts).build(d, extraHeaders);
+/**
+ * `opts.verp` (the config's `feedback.verp`) makes the envelope sender the VERP return path, as
+ * the daemon sends it; without it the envelope sender is the From address.
+ */
+export function buildMessage(
+  templates: TemplateSet,
+  opts: { from: string; now?: () => number; verp?: { domain: string | null; localPart: string; secret: string | null } },
+  d: Delivery,
+  extraHeaders?: Readonly<Record<string, string>>,
+): BuiltMessage {
+  const returnPath = opts.verp === undefined ? undefined : verpReturnPath(opts.verp);
+  return new MimeBuilder(templates, { from: opts.from, now: opts.now, returnPath }).build(d, extraHeaders);
 }

@@ -26,8 +26,13 @@ import { systemClock } from '../../ports/clock.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 
 export interface MimeBuilderOptions {
-  /** The From header, e.g. `mailwheel <noreply@example.com>`; its address is also the envelope sender. */
+  /** The From header, e.g. `mailwheel <noreply@example.com>`; its address is also the envelope sender unless `returnPath` is given. */
   from: string;
+  /**
+   * The envelope sender (MAIL FROM) of each message from its Message-ID digest: the VERP return
+   * path (core/verp.ts), so bounces name the message. Default: the From address for every message.
+   */
+  returnPath?: ((digest: string) => string) | undefined;
   /** Domain of the Message-IDs; default: the domain of the From address. */
   messageIdDomain?: string | undefined;
   /** Milliseconds since the epoch for the Date header; default the system clock (tests pass a fixed one). */
@@ -71,8 +76,9 @@ export class MimeBuilder {
   readonly #templates: TemplateSet;
   readonly #now: () => number;
   readonly #idDomain: string;
-  /** Envelope sender (MAIL FROM). */
+  /** The From header's address; the envelope sender (MAIL FROM) unless a return path is set. */
   readonly fromAddress: string;
+  readonly #returnPath: ((digest: string) => string) | undefined;
   /** The multipart boundary of every message from this builder. */
   readonly boundary: string;
   readonly #fromHeader: string;
@@ -91,6 +97,7 @@ export class MimeBuilder {
     this.#templates = templates;
     this.#now = opts.now ?? systemClock.now;
     this.fromAddress = from.address;
+    this.#returnPath = opts.returnPath;
     this.#idDomain = opts.messageIdDomain ?? from.address.slice(from.address.lastIndexOf('@') + 1);
     this.#fromHeader = header('From', mailbox(from.name, from.address));
     // "=_" never occurs in quoted-printable output (see the file comment); the random part keeps
@@ -138,7 +145,9 @@ export class MimeBuilder {
     raw += this.#end;
     // SMTP DATA ends with CRLF "." CRLF; a text-only body without a final line break gets one.
     if (!raw.endsWith(CRLF)) raw += CRLF;
-    return { raw, messageId, envelope: { from: this.fromAddress, to: [d.email] } };
+    // The digest is the Message-ID's local part (`<digest@domain>`, core/message.ts).
+    const envelopeFrom = this.#returnPath === undefined ? this.fromAddress : checkedAddress(this.#returnPath(messageId.slice(1, messageId.indexOf('@'))));
+    return { raw, messageId, envelope: { from: envelopeFrom, to: [d.email] } };
   }
 
   /** The Date header, formatted once per second (a bulk run sends thousands per second). */

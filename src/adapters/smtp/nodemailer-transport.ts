@@ -16,6 +16,7 @@ import { isAbsolute, join } from 'node:path';
 import type { Config } from '../../config/schema.js';
 import { defaultConfigDir } from '../../config/load.js';
 import { loadTemplates, type TemplateSet } from '../../core/templates.js';
+import { verpReturnPath } from '../../core/verp.js';
 import { ConfigError, ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemClock, type Clock, type Delivery, type MailTransport } from '../../ports/index.js';
 import { MimeBuilder } from './mime.js';
@@ -33,6 +34,8 @@ export interface NodemailerTransportOptions {
 export class NodemailerTransport implements MailTransport {
   readonly #pool: SmtpPool;
   readonly #from: string;
+  /** VERP (`feedback.verp`): each message's envelope sender names it; undefined: the From address. */
+  readonly #returnPath: ((digest: string) => string) | undefined;
   readonly #now: () => number;
   readonly #scheduled: MimeBuilder;
   /** A builder per content object that deliveries carry (one per broadcast run). */
@@ -52,11 +55,12 @@ export class NodemailerTransport implements MailTransport {
       tls: { rejectUnauthorized: s.rejectUnauthorized, ca },
     });
     this.#from = s.from;
+    this.#returnPath = verpReturnPath(config.feedback.verp);
     const clock = opts.clock ?? systemClock;
     this.#now = () => clock.now();
     // loadConfig makes the folder absolute; a hand-made Config may still name it relatively.
     const dir = isAbsolute(config.templates.dir) ? config.templates.dir : join(defaultConfigDir, config.templates.dir);
-    this.#scheduled = new MimeBuilder(opts.templates ?? loadTemplates(dir, 'scheduled'), { from: s.from, now: this.#now });
+    this.#scheduled = new MimeBuilder(opts.templates ?? loadTemplates(dir, 'scheduled'), { from: s.from, now: this.#now, returnPath: this.#returnPath });
     this.#headersFor = opts.headersFor;
   }
 
@@ -70,7 +74,7 @@ export class NodemailerTransport implements MailTransport {
     if (d.content !== undefined) {
       let b = this.#builders.get(d.content);
       if (b === undefined) {
-        b = new MimeBuilder(d.content, { from: this.#from, now: this.#now });
+        b = new MimeBuilder(d.content, { from: this.#from, now: this.#now, returnPath: this.#returnPath });
         this.#builders.set(d.content, b);
       }
       return b;
