@@ -6,7 +6,7 @@ import type { Config } from '../config/schema.js';
  * can arrive, so the message index (one insert per claim batch) is not kept.
  */
 export function feedbackInputsConfigured(config: Config): boolean {
-  const { verp, inbound, webhooks } = config.feedback;
+  const { verp, inbound } = config.feedback;
   return verp.domain !== null || inbound.enabled || webhooksConfigured(config);
 }
 
