@@ -17,10 +17,12 @@ import type { SuppressionList } from '../core/suppression-list.js';
 import { ConfigError, Errors, type MailwheelError } from '../errors.js';
 import type { BroadcastStore } from '../ports/broadcasts.js';
 import type { Clock } from '../ports/clock.js';
-import type { MessageIndex } from '../ports/feedback.js';
+import type { MessageIndex, ReplayGuard } from '../ports/feedback.js';
 import type { FeedbackCounts, FeedbackStore } from '../ports/feedback-store.js';
 import type { EventRecorder } from '../ports/index.js';
 import { webhooksConfigured } from './feedback-inputs.js';
+// TODO(merge): import { FeedbackWebhooks } from '../feedback/webhooks/index.js';
+// TODO(merge): import { InboundListener } from '../feedback/inbound/listener.js';
 
 /**
  * The provider webhooks as the HTTP server sees them (src/feedback/webhooks/index.ts
@@ -51,7 +53,7 @@ export interface FeedbackParts {
 
 export interface FeedbackDeps {
   loaded: LoadedConfig;
-  store: { feedback: FeedbackStore; messageIndex: MessageIndex | undefined; broadcasts: BroadcastStore };
+  store: { feedback: FeedbackStore; messageIndex: MessageIndex | undefined; broadcasts: BroadcastStore; replay: ReplayGuard | undefined };
   suppressions: Pick<SuppressionList, 'suppress'>;
   events: EventRecorder;
   clock: Clock;
@@ -86,8 +88,11 @@ export function buildFeedback(deps: FeedbackDeps): FeedbackParts {
   let webhooks: FeedbackWebhooksPart | undefined;
   if (webhooksConfigured(config)) {
     const certificates = feedback.webhooks.ses.enabled ? readCertificates(config, configFolder(deps.loaded)) : new Map<string, string>();
-    // TODO(merge): webhooks = new FeedbackWebhooks({ feedback, certificates, sink, refusals, replay: new MongoReplayGuard(<db>, config.mongodb.collectionPrefix), clock: deps.clock, log: log.child({ source: 'webhooks' }) });
+    const replay = deps.store.replay;
+    // TODO(merge): if (replay === undefined) throw new Errors.INTERNAL('webhooks configured without a replay guard (app/stores.ts)');
+    // TODO(merge): webhooks = new FeedbackWebhooks({ feedback, certificates, sink, refusals, replay, clock: deps.clock, log: log.child({ source: 'webhooks' }) });
     void certificates;
+    void replay;
   }
   let inbound: InboundListenerPart | undefined;
   if (feedback.inbound.enabled) {

@@ -25,7 +25,7 @@ import { MongoUserSource } from '../adapters/mongo/user-source.js';
 import type { Config } from '../config/schema.js';
 import type { BroadcastStore, RecipientSource } from '../ports/broadcasts.js';
 import type { PartitionMarks } from '../ports/cluster.js';
-import type { MessageIndex } from '../ports/feedback.js';
+import type { MessageIndex, ReplayGuard } from '../ports/feedback.js';
 import type { FeedbackStore } from '../ports/feedback-store.js';
 import type { Collection } from 'mongodb';
 import { feedbackInputsConfigured } from './feedback-inputs.js';
@@ -63,6 +63,8 @@ export interface Stores {
   readonly messageIndex: MessageIndex | undefined;
   /** The FeedbackSink's records and counts (`/metrics`, the daily summary and `broadcast status` read the counts). */
   readonly feedback: FeedbackStore;
+  /** Notifications already accepted by a webhook (`<prefix>feedback_seen`); set when a webhook is configured. */
+  readonly replay: ReplayGuard | undefined;
   /** The database name (for messages such as `db.users holds 3 documents`). */
   readonly databaseName: string;
   /** Throws when the server does not answer a ping. */
@@ -94,6 +96,7 @@ export class MongoStores implements Stores {
   readonly seeder: MongoUserSeeder;
   readonly messageIndex: MongoMessageIndex | undefined;
   readonly feedback: MongoFeedbackStore;
+  readonly replay: ReplayGuard | undefined;
   readonly #mongo: MongoStore;
   readonly #messages: Collection<MessageIndexDoc> | undefined;
 
@@ -110,6 +113,9 @@ export class MongoStores implements Stores {
     this.messageIndex = this.#messages === undefined ? undefined : new MongoMessageIndex(this.#messages);
     this.feedback = new MongoFeedbackStore(feedbackCollections(mongo.db, prefix), clock);
     this.claims = new MongoClaimStore(mongo.deliveries, this.instances, clock, { index: this.messageIndex });
+    // TODO(merge): this.replay = webhooksConfigured(config) ? new MongoReplayGuard(<as replay-guard.ts takes: mongo.db, prefix>) : undefined;
+    // (import { MongoReplayGuard } from '../adapters/mongo/replay-guard.js'; webhooksConfigured from './feedback-inputs.js')
+    this.replay = undefined;
     this.claimed = { claimedKeys: (keys) => claimedKeys(mongo.deliveries, keys) };
     this.suppressions = new MongoSuppressionStore(mongo.suppressions, { batchSize: config.mongodb.batchSize, clock });
     this.checkpoint = new MongoCheckpointStore(mongo.state, this.instances.id, clock);
