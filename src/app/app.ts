@@ -33,6 +33,7 @@ import { systemClock, type Clock } from '../ports/index.js';
 import type { BudgetView, ClusterMember } from '../ports/cluster.js';
 import { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
 import { Housekeeping } from './housekeeping.js';
+import { buildFeedback, startInbound, type FeedbackParts } from './feedback.js';
 import { buildHttp, closeInOrder, rebuildLostEvents, restoredRateUsage, startDaemon } from './lifecycle.js';
 import type { WindowUsage } from '../core/rate-windows.js';
 import { minuteProgress, planMinute, runMinute, type MinutePlan, type MinuteProgress, type MinuteReport } from './minute-run.js';
@@ -89,6 +90,10 @@ export class App {
   readonly cluster: Cluster;
   /** Partitioned mode: loads and drops partitions' users as they move, writes their marks. */
   readonly partitions: PartitionSync | undefined;
+  /** Bounces and complaints: the sink, the refusal counter, the counts, the webhooks and the inbound listener (app/feedback.ts). */
+  readonly feedback: FeedbackParts;
+  /** Port the inbound DSN/ARF listener listens on, once started (feedback.inbound.enabled). */
+  inboundPort: number | undefined;
   /** Port the HTTP server listens on, once started (useful with port 0). */
   httpPort: number | undefined;
   /** The minute before the start-up schedule begins: everything up to it is handled or recorded. */
@@ -129,6 +134,7 @@ export class App {
     });
     this.analytics = new AnalyticsBuffer(eventSink, config.analytics, log.child({ part: 'analytics' }), { onFlush: (r) => this.metrics.observeFlush(r), clock });
     this.suppressions = new SuppressionList(suppressionStore, { hardBounceLimit: config.send.hardBounceLimit });
+    this.feedback = buildFeedback({ loaded, store, suppressions: this.suppressions, events: this.analytics, clock, log });
     this.recorder = new OutcomeRecorder(this.claims, this.analytics, { batchSize: config.send.recordBatch, intervalMs: config.send.recordFlushMs, clock }, log, {
       isHardBounce,
       recordHardBounce: (email, detail, userId) => this.suppressions.recordHardBounce(email, detail, userId),
@@ -250,6 +256,8 @@ export class App {
       ({ server: this.#http, unsubscribe: this.#unsubscribe } = buildHttp(this));
       this.httpPort = await this.#http.listen(http.host, http.port);
     }
+    // After the HTTP port (the same fail-fast reasoning), before the long user sync.
+    this.inboundPort = await startInbound(this.feedback, this.loaded.config, this.log);
     await startDaemon(this);
   }
 

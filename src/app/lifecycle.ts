@@ -30,6 +30,7 @@ import { DailySummary } from './daily-summary.js';
 import type { Housekeeping } from './housekeeping.js';
 import type { Cluster } from './cluster.js';
 import type { Readiness } from './readiness.js';
+import type { FeedbackParts } from './feedback.js';
 
 /** The parts the daemon's start and stop sequence (the App itself). */
 export interface LifecycleParts {
@@ -55,6 +56,8 @@ export interface LifecycleParts {
   readonly cluster: Cluster;
   /** Partitioned mode only: partition moves and marks. */
   readonly partitions: PartitionSync | undefined;
+  /** The inbound listener is stopped first on shutdown. */
+  readonly feedback: Pick<FeedbackParts, 'inbound'>;
   /** Set by the start: the minute before the start-up schedule begins. */
   resumedAfter: number | undefined;
   /** Set by the start once the first full user sync is done. */
@@ -115,6 +118,8 @@ export interface HttpParts {
   readonly suppressions: SuppressionList;
   readonly readiness: Readiness;
   readonly metrics: Metrics;
+  /** The provider webhooks, served under `/webhooks/` when configured. */
+  readonly feedback: Pick<FeedbackParts, 'webhooks'>;
   stats(): Record<string, unknown>;
   /** The cluster half of `/stats` (app/stats.ts clusterStats), merged into it. */
   clusterStats(): Promise<object>;
@@ -134,6 +139,7 @@ export function buildHttp(app: HttpParts): { server: HttpServer; unsubscribe: Un
       stats: async () => ({ ...app.stats(), ...(await app.clusterStats()) }),
       metrics: async () => ({ contentType: app.metrics.contentType, body: await app.metrics.text() }),
       unsubscribe,
+      ...(app.feedback.webhooks === undefined ? {} : { webhooks: app.feedback.webhooks }),
     },
     app.log.child({ part: 'http' }),
     { token: http.token },
@@ -198,6 +204,8 @@ export async function startDaemon(app: LifecycleParts): Promise<void> {
  */
 export async function closeInOrder(app: LifecycleParts, http: HttpServer | undefined): Promise<void> {
   const steps: Array<[string, () => Promise<unknown> | unknown]> = [
+    // First: no new reports while the rest stops (a relay retries a refused DSN later).
+    ['feedback inbound', () => app.feedback.inbound?.close()],
     ['housekeeping', () => app.housekeeping.close()],
     // No second look at taken-over partitions once stopping.
     ['partition moves', () => app.partitions?.stop()],

@@ -11,8 +11,10 @@ import { MongoClaimStore } from '../adapters/mongo/claim-store.js';
 import { claimedKeys } from '../adapters/mongo/claimed-keys.js';
 import { MongoEventReconciler } from '../adapters/mongo/event-reconciler.js';
 import { MongoEventSink } from '../adapters/mongo/event-sink.js';
-import { MongoFeedbackCountsReader } from '../adapters/mongo/feedback-counts-reader.js';
+import { feedbackCollections, MongoFeedbackStore } from '../adapters/mongo/feedback-store.js';
+import { messageIndexCollection, MongoMessageIndex, type MessageIndexDoc } from '../adapters/mongo/message-index.js';
 import { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
+import { MongoReplayGuard } from '../adapters/mongo/replay-guard.js';
 import { MongoRecipientSource } from '../adapters/mongo/recipient-source.js';
 import { MongoPartitionMarks } from '../adapters/mongo/partition-marks.js';
 import { MongoRetention } from '../adapters/mongo/retention.js';
@@ -24,7 +26,10 @@ import { MongoUserSource } from '../adapters/mongo/user-source.js';
 import type { Config } from '../config/schema.js';
 import type { BroadcastStore, RecipientSource } from '../ports/broadcasts.js';
 import type { PartitionMarks } from '../ports/cluster.js';
-import type { FeedbackCounts } from '../ports/feedback.js';
+import type { FeedbackCounts, MessageIndex, ReplayGuard } from '../ports/feedback.js';
+import type { FeedbackStore } from '../ports/feedback-store.js';
+import type { Collection } from 'mongodb';
+import { feedbackInputsConfigured, webhooksConfigured } from './feedback-inputs.js';
 import { systemClock, type CheckpointStore, type ClaimStore, type Clock, type EventSink, type SuppressionStore, type UserSource } from '../ports/index.js';
 import type { ClaimedKeys, EventReconciler, InstanceRegistration, Retention, SentCounter, UserSeeder } from '../ports/stores.js';
 
@@ -57,6 +62,12 @@ export interface Stores {
   readonly seeder: UserSeeder;
   /** Bounces and complaints counted per broadcast and per UTC day (read side; the feedback sink writes them). */
   readonly feedbackCounts: FeedbackCounts;
+  /** What each claimed message was, by digest: only when a feedback input is configured. */
+  readonly messageIndex: MessageIndex | undefined;
+  /** The FeedbackSink's records and counts (`/metrics`, the daily summary and `broadcast status` read the counts). */
+  readonly feedback: FeedbackStore;
+  /** Notifications already accepted by a webhook (`<prefix>feedback_seen`); set when a webhook is configured. */
+  readonly replay: ReplayGuard | undefined;
   /** The database name (for messages such as `db.users holds 3 documents`). */
   readonly databaseName: string;
   /** Throws when the server does not answer a ping. */
@@ -86,8 +97,12 @@ export class MongoStores implements Stores {
   readonly sent: MongoSentCounter;
   readonly retention: MongoRetention;
   readonly seeder: MongoUserSeeder;
-  readonly feedbackCounts: MongoFeedbackCountsReader;
+  readonly feedbackCounts: FeedbackCounts;
+  readonly messageIndex: MongoMessageIndex | undefined;
+  readonly feedback: MongoFeedbackStore;
+  readonly replay: ReplayGuard | undefined;
   readonly #mongo: MongoStore;
+  readonly #messages: Collection<MessageIndexDoc> | undefined;
 
   constructor(mongo: MongoStore, config: Config, opts: StoresOptions = {}) {
     const log = opts.log ?? pino({ enabled: false });
@@ -96,7 +111,13 @@ export class MongoStores implements Stores {
     this.instances = new InstanceRegistry(mongo.instances, config.send.claimStaleMs, log, clock);
     this.users = new MongoUserSource(mongo.users, config);
     this.recipients = new MongoRecipientSource(mongo.users, config.users.fields);
-    this.claims = new MongoClaimStore(mongo.deliveries, this.instances, clock);
+    const prefix = config.mongodb.collectionPrefix;
+    // Kept only when a report can come back to match against it (one insert per claim batch).
+    this.#messages = feedbackInputsConfigured(config) ? messageIndexCollection(mongo.db, prefix) : undefined;
+    this.messageIndex = this.#messages === undefined ? undefined : new MongoMessageIndex(this.#messages);
+    this.feedback = new MongoFeedbackStore(feedbackCollections(mongo.db, prefix), clock);
+    this.claims = new MongoClaimStore(mongo.deliveries, this.instances, clock, { index: this.messageIndex });
+    this.replay = webhooksConfigured(config) ? new MongoReplayGuard(mongo.db.collection(`${prefix}feedback_seen`), clock) : undefined;
     this.claimed = { claimedKeys: (keys) => claimedKeys(mongo.deliveries, keys) };
     this.suppressions = new MongoSuppressionStore(mongo.suppressions, { batchSize: config.mongodb.batchSize, clock });
     this.checkpoint = new MongoCheckpointStore(mongo.state, this.instances.id, clock);
@@ -105,9 +126,10 @@ export class MongoStores implements Stores {
     this.broadcasts = new MongoBroadcastStore(mongo.db, config.mongodb.collectionPrefix, clock);
     this.eventCheck = new MongoEventReconciler({ deliveries: mongo.deliveries, events: mongo.events, state: mongo.state }, log, clock);
     this.sent = new MongoSentCounter(mongo.deliveries, { batchSize: config.mongodb.batchSize });
-    this.retention = new MongoRetention({ events: mongo.events, deliveries: mongo.deliveries }, config.retention);
+    this.retention = new MongoRetention({ events: mongo.events, deliveries: mongo.deliveries, messages: this.#messages }, config.retention);
     this.seeder = new MongoUserSeeder(mongo.users);
-    this.feedbackCounts = new MongoFeedbackCountsReader(mongo.db, config.mongodb.collectionPrefix);
+    // The sink's store is also the read side (`broadcast status`, /metrics, the daily summary).
+    this.feedbackCounts = this.feedback;
   }
 
   get databaseName(): string {
@@ -126,8 +148,10 @@ export class MongoStores implements Stores {
     return (await this.#mongo.users.findOne({}, { projection: { _id: 1 } })) !== null;
   }
 
-  ensureIndexes(): Promise<void> {
-    return this.#mongo.ensureIndexes();
+  async ensureIndexes(): Promise<void> {
+    await this.#mongo.ensureIndexes();
+    // Retention deletes index entries by age, like the delivery records.
+    await this.#messages?.createIndex({ at: 1 });
   }
 
   close(): Promise<void> {

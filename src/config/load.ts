@@ -232,6 +232,9 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
   }
   const config = parsed.data;
   config.templates.dir = tplDir;
+  // Certificate files are named relative to the operator's config folder (the packaged one without it).
+  const certs = config.feedback.webhooks.ses.certificates;
+  for (const [url, file] of Object.entries(certs)) certs[url] = isAbsolute(file) ? file : join(operatorDir ?? defaultConfigDir, file);
   return { config: deepFreeze(config), schedules: deepFreeze(schedules), templates, sources };
 }
 

@@ -95,7 +95,7 @@ export async function prepareBatch(ctx: BatchContext, users: RawUser[]): Promise
 
   // adoptOwn: under the run lease nothing else of this process sends these keys, so an
   // unfinished claim of ours is a leftover of an interrupted earlier attempt.
-  const { claimed, taken, finished } = await ctx.claims.claim([...byKey.keys()], { adoptOwn: true });
+  const { claimed, taken, finished } = await ctx.claims.claim([...byKey.keys()], { adoptOwn: true, recipients: byKey });
   let heldElsewhere = 0;
   for (const key of taken) {
     const status = finished?.get(key);

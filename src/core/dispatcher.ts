@@ -147,7 +147,7 @@ export class Dispatcher {
     }
     const byKey = new Map(wanted.map((d) => [d.key, d]));
     const claimStart = this.#clock.monotonic();
-    const { claimed, taken } = await this.#claims.claim([...byKey.keys()]);
+    const { claimed, taken } = await this.#claims.claim([...byKey.keys()], { recipients: byKey });
     this.stats.claimMs += this.#clock.monotonic() - claimStart;
     result.claimed += claimed.length;
     result.skipped += taken.length;

@@ -40,7 +40,12 @@ export interface Delivery {
   dueAt: number;
 }
 
-export type OutcomeType = 'sent' | 'failed' | 'retried' | 'skipped' | 'suppressed' | 'invalid' | 'missed';
+/**
+ * `bounced` and `complained`: a report that arrived after the send (a DSN, an ARF report, a
+ * provider webhook; core/feedback.ts), tied to the delivery key when it was found; `reason` names
+ * the report's kind, source and detail.
+ */
+export type OutcomeType = 'sent' | 'failed' | 'retried' | 'skipped' | 'suppressed' | 'invalid' | 'missed' | 'bounced' | 'complained';
 
 /** One analytics event; written in batches to the events collection. */
 export interface OutcomeEvent {

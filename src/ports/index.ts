@@ -40,6 +40,12 @@ export interface ClaimOptions {
    * after an error, whose earlier claims could not be released.
    */
   adoptOwn?: boolean;
+  /**
+   * The recipients of the keys (key -> delivery). With them, and a message index configured (any
+   * feedback input: VERP, the inbound listener, a webhook), the claim store records each message
+   * in the index before claiming, so a bounce that arrives seconds after the send finds it.
+   */
+  recipients?: ReadonlyMap<string, { email: string; userId: string; broadcastId?: string | undefined }>;
 }
 
 /** Idempotency: a delivery key is sent by whoever inserted it first. */

@@ -75,6 +75,8 @@ export interface Retention {
 export interface RetentionReport {
   eventsDeleted: number;
   deliveriesDeleted: number;
+  /** Message-index entries deleted with the delivery records (only when the index is kept). */
+  messagesDeleted?: number;
   eventsBefore: string;
   deliveriesBefore: string;
 }

@@ -12,6 +12,8 @@
 import { randomUUID } from 'node:crypto';
 import { MongoBulkWriteError, type Collection } from 'mongodb';
 import type { ClaimOptions, ClaimResult, ClaimStore } from '../../ports/index.js';
+import type { MessageIndex, SentMessage } from '../../ports/feedback.js';
+import { digestOfKey } from '../../core/feedback.js';
 import type { DeliveryKind } from '../../core/types.js';
 import { writeErrorsOf } from './event-sink.js';
 import { systemClock, type Clock } from '../../ports/clock.js';
@@ -72,11 +74,14 @@ export class MongoClaimStore implements ClaimStore {
   #legacyClaims: Promise<boolean> | undefined;
 
   readonly #clock: Clock;
+  /** Set when any feedback input is configured: claimed messages are recorded there first. */
+  readonly #index: Pick<MessageIndex, 'record'> | undefined;
 
-  constructor(col: Collection<DeliveryDoc>, instances: InstanceDirectory, clock: Clock = systemClock) {
+  constructor(col: Collection<DeliveryDoc>, instances: InstanceDirectory, clock: Clock = systemClock, opts: { index?: Pick<MessageIndex, 'record'> | undefined } = {}) {
     this.#col = col;
     this.#instances = instances;
     this.#clock = clock;
+    this.#index = opts.index;
   }
 
   async claim(keys: readonly string[], options: ClaimOptions = {}): Promise<ClaimResult> {
@@ -86,6 +91,11 @@ export class MongoClaimStore implements ClaimStore {
     const finished = new Map<string, 'sent' | 'failed'>();
     const legacy = await this.#claimedUnderLegacyKey(keys, finished);
     if (legacy.size > 0) keys = keys.filter((k) => !legacy.has(k));
+    // Into the message index before the claims exist, so before any of these can be sent: a
+    // bounce that comes back seconds after the send still finds its delivery. One extra round
+    // trip per batch; entries of keys another instance wins are the same data it writes itself.
+    // If this write fails nothing is claimed yet, and the batch is tried again like any failed claim.
+    if (this.#index !== undefined && options.recipients !== undefined) await this.#index.record(indexEntries(keys, options.recipients, at));
     const docs: ClaimDoc[] = keys.map((key) => ({ _id: key, type: 'claim', ...describeKey(key), owner, gen: randomUUID(), at, v: 2 }));
     const dupIdx = await insertIgnoringDuplicates(this.#col, docs);
     const claimed: string[] = [];
@@ -214,6 +224,16 @@ export class MongoClaimStore implements ClaimStore {
   async #read(filter: { _id: { $in: string[] } }): Promise<ReadDoc[]> {
     return (await this.#col.find(filter).toArray()).map((d) => decodeDoc(readDoc, this.#col.collectionName, d));
   }
+}
+
+/** The message-index entries of the keys whose recipient the caller gave. */
+function indexEntries(keys: readonly string[], recipients: NonNullable<ClaimOptions['recipients']>, at: Date): SentMessage[] {
+  const out: SentMessage[] = [];
+  for (const key of keys) {
+    const r = recipients.get(key);
+    if (r !== undefined) out.push({ digest: digestOfKey(key), key, email: r.email, userId: r.userId, broadcastId: r.broadcastId, at });
+  }
+  return out;
 }
 
 /** Unordered insert; returns the indexes that were duplicates. Any other error is thrown. */

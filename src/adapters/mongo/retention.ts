@@ -13,6 +13,7 @@ import { DAY_MS } from '../../core/time.js';
 import { systemClock } from '../../ports/clock.js';
 import type { Retention, RetentionReport } from '../../ports/stores.js';
 import type { DeliveryDoc, EventDoc } from './store.js';
+import type { MessageIndexDoc } from './message-index.js';
 
 export interface RetentionOptions {
   eventsDays: number;
@@ -24,11 +25,14 @@ export type { RetentionReport };
 export class MongoRetention implements Retention {
   readonly #events: Collection<EventDoc>;
   readonly #deliveries: Collection<DeliveryDoc>;
+  /** The message index (when a feedback input is configured): kept as long as the delivery records. */
+  readonly #messages: Collection<MessageIndexDoc> | undefined;
   readonly #opts: RetentionOptions;
 
-  constructor(cols: { events: Collection<EventDoc>; deliveries: Collection<DeliveryDoc> }, opts: RetentionOptions) {
+  constructor(cols: { events: Collection<EventDoc>; deliveries: Collection<DeliveryDoc>; messages?: Collection<MessageIndexDoc> | undefined }, opts: RetentionOptions) {
     this.#events = cols.events;
     this.#deliveries = cols.deliveries;
+    this.#messages = cols.messages;
     this.#opts = opts;
   }
 
@@ -37,7 +41,11 @@ export class MongoRetention implements Retention {
     const deliveriesBefore = new Date(nowMs - this.#opts.deliveriesDays * DAY_MS);
     const events = await this.#events.deleteMany({ at: { $lt: eventsBefore } });
     const deliveries = await this.#deliveries.deleteMany({ at: { $lt: deliveriesBefore } });
+    // A report about a message older than this no longer finds it: ignored as unknown, as it would
+    // be anyway once its delivery record is gone.
+    const messages = this.#messages === undefined ? undefined : await this.#messages.deleteMany({ at: { $lt: deliveriesBefore } });
     return {
+      ...(messages === undefined ? {} : { messagesDeleted: messages.deletedCount }),
       eventsDeleted: events.deletedCount,
       deliveriesDeleted: deliveries.deletedCount,
       eventsBefore: eventsBefore.toISOString(),
