@@ -33,7 +33,8 @@ import { systemClock, type Clock } from '../ports/index.js';
 import type { BudgetView, ClusterMember } from '../ports/cluster.js';
 import { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
 import { Housekeeping } from './housekeeping.js';
-import { buildFeedback, startInbound, type FeedbackParts } from './feedback.js';
+import { buildFeedback, feedbackReportCounts, startInbound, type FeedbackParts } from './feedback.js';
+import { DaySends, feedbackRateReader } from './feedback-rates.js';
 import { buildHttp, closeInOrder, rebuildLostEvents, restoredRateUsage, startDaemon } from './lifecycle.js';
 import type { WindowUsage } from '../core/rate-windows.js';
 import { minuteProgress, planMinute, runMinute, type MinutePlan, type MinuteProgress, type MinuteReport } from './minute-run.js';
@@ -220,6 +221,13 @@ export class App {
     this.metrics.setBroadcastSource(() =>
       this.broadcasts.running().map((b) => ({ id: b.id, state: 'running', targeted: b.processed, sent: b.sent, failed: b.failed, skipped: b.skipped + b.suppressed })),
     );
+    const { sink, refusals } = this.feedback;
+    const daySends = new DaySends({ sent: store.sent, localSent: () => this.queue.stats.sent, clock });
+    this.metrics.setFeedbackSource({
+      reports: () => feedbackReportCounts(sink.stats.reports),
+      refusals: () => refusals.counts(),
+      rates: feedbackRateReader({ counts: this.feedback.counts, broadcasts: store.broadcasts, daySends, clock }),
+    });
   }
 
   /** Connects to MongoDB and registers this instance; nothing is sent yet. */
@@ -268,7 +276,8 @@ export class App {
 
   /** Numbers for `/stats` and the log, read from the components. */
   stats(): Record<string, unknown> {
-    return appStats(this, this.#unsubscribe?.stats);
+    const { sink, refusals } = this.feedback;
+    return appStats(this, this.#unsubscribe?.stats, { ...sink.stats, refused: refusals.counts() });
   }
 
   /** The cluster half of `/stats`: the partition table and the rate windows' use (async ports; bounded wait). */

@@ -16,7 +16,7 @@ import type { SuppressionList } from '../core/suppression-list.js';
 import { ConfigError, Errors, type MailwheelError } from '../errors.js';
 import type { BroadcastStore } from '../ports/broadcasts.js';
 import type { Clock } from '../ports/clock.js';
-import type { MessageIndex, ReplayGuard } from '../ports/feedback.js';
+import type { FeedbackKind, FeedbackSource, MessageIndex, ReplayGuard } from '../ports/feedback.js';
 import type { FeedbackCounts, FeedbackStore } from '../ports/feedback-store.js';
 import type { EventRecorder } from '../ports/index.js';
 import { webhooksConfigured } from './feedback-inputs.js';
@@ -152,4 +152,13 @@ function inboundListenError(err: unknown, host: string, port: number): Mailwheel
             ? err.message
             : String(err);
   return new Errors.STARTUP_FAILED(`feedback.inbound: cannot listen on ${host}:${port} (feedback.inbound.host / feedback.inbound.port): ${reason}`, { cause: err });
+}
+
+/** The sink's reports by source and kind, as `/metrics` counts them (one row per pair seen). */
+export function feedbackReportCounts(reports: FeedbackReportSink['stats']['reports']): Array<{ source: FeedbackSource; kind: FeedbackKind; n: number }> {
+  const out: Array<{ source: FeedbackSource; kind: FeedbackKind; n: number }> = [];
+  for (const [source, byKind] of Object.entries(reports) as Array<[FeedbackSource, Record<FeedbackKind, number>]>) {
+    for (const [kind, n] of Object.entries(byKind) as Array<[FeedbackKind, number]>) if (n > 0) out.push({ source, kind, n });
+  }
+  return out;
 }

@@ -57,7 +57,7 @@ export interface LifecycleParts {
   /** Partitioned mode only: partition moves and marks. */
   readonly partitions: PartitionSync | undefined;
   /** The inbound listener is stopped first on shutdown. */
-  readonly feedback: Pick<FeedbackParts, 'inbound'>;
+  readonly feedback: Pick<FeedbackParts, 'inbound' | 'sink'>;
   /** Set by the start: the minute before the start-up schedule begins. */
   resumedAfter: number | undefined;
   /** Set by the start once the first full user sync is done. */
@@ -185,7 +185,7 @@ export async function startDaemon(app: LifecycleParts): Promise<void> {
   // then skipped by its claim).
   jobs.add('fullSync', () => app.sync.full(minuteStart(app.clock.now())));
   jobs.add('retention', () => app.retention.run(app.clock.now()));
-  const counters = () => ({ events: analytics.byType, breakerOpens: queue.breaker.opens, slowdowns: queue.stats.slowdowns, analyticsWriteErrors: analytics.stats.writeErrors });
+  const counters = () => ({ events: analytics.byType, breakerOpens: queue.breaker.opens, slowdowns: queue.stats.slowdowns, analyticsWriteErrors: analytics.stats.writeErrors, feedback: { ...app.feedback.sink.stats.appliedTally } });
   const summary = new DailySummary(counters, app.clock.now());
   jobs.add('dailySummary', async () => {
     const now = { users: registry.userCount, jobs: registry.size, analyticsBuffered: analytics.size, nextFire: minuteIso(registry.nextFireMinute()) };

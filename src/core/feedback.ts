@@ -25,6 +25,7 @@ import type { Clock } from '../ports/clock.js';
 import type { FeedbackApplyResult, FeedbackKind, FeedbackRefusal, FeedbackRefusals, FeedbackReport, FeedbackSink, FeedbackSource, MessageIndex, SentMessage } from '../ports/feedback.js';
 import { FEEDBACK_SOURCES } from '../ports/feedback.js';
 import type { FeedbackRecord, FeedbackStore, FeedbackTally } from '../ports/feedback-store.js';
+import { feedbackRates } from './feedback-rates.js';
 import type { EventRecorder, SuppressionEntry } from '../ports/index.js';
 import { normaliseEmail } from './suppression-list.js';
 import { HOUR_MS } from './time.js';
@@ -90,6 +91,9 @@ function percent(rate: number): string {
   return `${(rate * 100).toFixed(2)}%`;
 }
 
+/** The tally field each kind counts in. */
+const TALLY_FIELD: Record<FeedbackKind, keyof FeedbackTally> = { 'hard-bounce': 'hardBounces', 'soft-bounce': 'softBounces', complaint: 'complaints' };
+
 function zeroBySource(): Record<FeedbackSource, Record<FeedbackKind, number>> {
   const out = {} as Record<FeedbackSource, Record<FeedbackKind, number>>;
   for (const s of FEEDBACK_SOURCES) out[s] = { 'hard-bounce': 0, 'soft-bounce': 0, complaint: 0 };
@@ -108,6 +112,8 @@ export class FeedbackReportSink implements FeedbackSink {
   readonly stats = {
     reports: zeroBySource(),
     applied: 0,
+    /** What was applied, by kind (the daily summary's bounces and complaints). */
+    appliedTally: { hardBounces: 0, softBounces: 0, complaints: 0 } as FeedbackTally,
     duplicates: 0,
     suppressed: 0,
     ignored: {} as Partial<Record<FeedbackRefusal, number>>,
@@ -153,6 +159,7 @@ export class FeedbackReportSink implements FeedbackSink {
         throw err;
       }
       result.applied++;
+      this.stats.appliedTally[TALLY_FIELD[target.report.kind]]++;
       const tally = await this.#deps.store.count(target.report.kind, day, target.broadcastId);
       if (target.broadcastId !== undefined && tally !== undefined) tallies.set(target.broadcastId, tally);
     }
@@ -233,8 +240,11 @@ export class FeedbackReportSink implements FeedbackSink {
     if (doc === undefined || doc.status !== 'running') return;
     const sent = doc.counters.sent;
     if (sent < minSent || sent <= 0) return;
-    const bounces = (tally.hardBounces + tally.softBounces) / sent;
-    const complaints = tally.complaints / sent;
+    // The rates `broadcast status` and /metrics show (core/feedback-rates.ts): hard bounces and
+    // complaints per message sent. Soft bounces are a mailbox's passing trouble, not a list's quality.
+    const rates = feedbackRates(tally, sent);
+    const bounces = rates.bounceRate ?? 0;
+    const complaints = rates.complaintRate ?? 0;
     const sentText = `after ${sent.toLocaleString('en-US')} sent`;
     const reason =
       complaintRate !== null && complaints >= complaintRate

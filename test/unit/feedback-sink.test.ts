@@ -255,15 +255,16 @@ describe('broadcast pause', () => {
     expect(t.sink.stats.pauses).toBe(1);
   });
 
-  it('pauses on the bounce rate, hard and soft together', async () => {
+  it('pauses on the hard-bounce rate (the rate `broadcast status` shows); soft bounces do not count toward it', async () => {
     const t = setup();
     t.broadcasts.docs.set('B1', { status: 'running', counters: { sent: 600, failed: 0, skipped: 0, suppressed: 0 } });
-    const reports = Array.from({ length: 30 }, (_, i) =>
-      report({ source: 'dsn', kind: i % 2 === 0 ? 'hard-bounce' : 'soft-bounce', email: `b${i}@example.com`, messageId: t.sent(broadcastKey('B1', `s:b${i}`), `b${i}@example.com`) }),
-    );
-    await t.sink.apply(reports.slice(0, 29));
+    const bounce = (i: number, kind: 'hard-bounce' | 'soft-bounce') => report({ source: 'dsn', kind, email: `b${i}@example.com`, messageId: t.sent(broadcastKey('B1', `s:b${i}`), `b${i}@example.com`) });
+    // 40 soft bounces (6.7 % of 600) and 29 hard ones (4.8 %): under the 5 % threshold.
+    await t.sink.apply(Array.from({ length: 40 }, (_, i) => bounce(i, 'soft-bounce')));
+    await t.sink.apply(Array.from({ length: 29 }, (_, i) => bounce(100 + i, 'hard-bounce')));
     expect(t.broadcasts.requests).toEqual([]);
-    await t.sink.apply(reports.slice(29));
+    // The 30th hard bounce: 5.00 %.
+    await t.sink.apply([bounce(200, 'hard-bounce')]);
     expect(t.broadcasts.requests).toEqual([{ id: 'B1', action: 'pause', reason: 'bounce rate 5.00% >= 5.00% (feedback.broadcastPause.bounceRate) after 600 sent' }]);
   });
 
