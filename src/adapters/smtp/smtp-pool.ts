@@ -9,7 +9,6 @@
  */
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { ConfigError, Errors } from '../../errors.js';
-import { systemClock, type Clock } from '../../ports/clock.js';
 
 export interface SmtpPoolOptions {
   /** smtp:// or smtps:// URL; credentials, if any, in its userinfo. */
@@ -21,21 +20,6 @@ export interface SmtpPoolOptions {
   connectionTimeoutMs: number;
   socketTimeoutMs: number;
   tls: { rejectUnauthorized: boolean; ca?: string | Buffer | undefined };
-  /** Timer of the send deadline. Default: the system clock. */
-  clock?: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
-}
-
-/**
- * The longest one message may take on a connection, from MAIL FROM to the server's answer to the
- * data: `connectionTimeoutMs + socketTimeoutMs` (the same bound the shared rate budget gives a send's
- * place in the second). nodemailer's socket timeout is an IDLE timeout, and a connection that ends
- * in some states never calls the send's callback at all: measured under load (test/cli/
- * cluster-failover.test.ts), every worker of three daemons sat on a send for minutes with
- * `socketTimeoutMs` 30 s, and sending stopped for good. Past the deadline the connection is
- * destroyed and the send fails as a timeout (transient: retried like any other).
- */
-export function sendDeadlineMs(opts: Pick<SmtpPoolOptions, 'connectionTimeoutMs' | 'socketTimeoutMs'>): number {
-  return opts.connectionTimeoutMs + opts.socketTimeoutMs;
 }
 
 export interface RawEnvelope {
@@ -61,12 +45,10 @@ export class SmtpPool {
   #opening = 0;
   #waiters: Array<(c: Conn | Error) => void> = [];
   #closed = false;
-  readonly #clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
-  readonly stats = { connectionsOpened: 0, connectErrors: 0, sendDeadlines: 0 };
+  readonly stats = { connectionsOpened: 0, connectErrors: 0 };
 
   constructor(opts: SmtpPoolOptions) {
     this.#opts = opts;
-    this.#clock = opts.clock ?? systemClock;
     let u: URL;
     try {
       u = new URL(opts.url);
@@ -86,17 +68,10 @@ export class SmtpPool {
   /** Sends one raw message; rejects with nodemailer's error (code, responseCode) on failure. */
   async send(envelope: RawEnvelope, raw: string | Buffer): Promise<{ response: string }> {
     const conn = await this.#acquire();
-    let timer: unknown;
     try {
-      const info = await new Promise<{ response?: string }>((resolve, reject) => {
-        timer = this.#clock.setTimeout(() => {
-          this.stats.sendDeadlines++;
-          conn.broken = true;
-          const err = Object.assign(new Error(`no answer from the SMTP server within ${sendDeadlineMs(this.#opts)} ms of sending (connection closed)`), { code: 'ETIMEDOUT' });
-          reject(err);
-        }, sendDeadlineMs(this.#opts));
-        conn.smtp.send(envelope, raw, (err, result) => (err ? reject(err) : resolve(result ?? {})));
-      });
+      const info = await new Promise<{ response?: string }>((resolve, reject) =>
+        conn.smtp.send(envelope, raw, (err, result) => (err ? reject(err) : resolve(result ?? {}))),
+      );
       conn.messages++;
       this.#release(conn);
       return { response: info.response ?? '' };
@@ -109,8 +84,6 @@ export class SmtpPool {
         this.#discard(conn);
       }
       throw err;
-    } finally {
-      this.#clock.clearTimeout(timer);
     }
   }
 
