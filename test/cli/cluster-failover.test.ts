@@ -83,7 +83,7 @@ async function probeStores(): Promise<string> {
   const t0 = Date.now();
   const read = await within(db.db.collection('mailwheel_deliveries').countDocuments({}).then((n) => `${n} delivery records in ${Date.now() - t0} ms`), 15_000).catch((e: Error) => e.message);
   const t1 = Date.now();
-  const write = await within(db.db.collection('probe').insertOne({ at: new Date() }).then(() => `insert in ${Date.now() - t1} ms`), 15_000).catch((e: Error) => e.message);
+  const write = await within(db.db.collection<{ _id: string; at: Date }>('mailwheel_state').insertOne({ _id: `probe-${Date.now()}`, at: new Date() }).then(() => `insert in ${Date.now() - t1} ms`), 15_000).catch((e: Error) => e.message);
   const redis = new Redis(sharedRedisUrl(), { lazyConnect: true, maxRetriesPerRequest: 1 });
   let second = '';
   try {

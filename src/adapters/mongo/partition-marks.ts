@@ -3,7 +3,7 @@
  * document per partition in the state collection, `{_id: 'partition:<p>', lastMinute}`, next to
  * the scheduler checkpoint. In MongoDB rather than Redis so that a Redis restart loses no mark.
  *
- * A save of many partitions is a few round trips (unordered bulks of 50 `updateOne` upserts), a load
+ * A save of many partitions is a few round trips (unordered bulks of SAVE_CHUNK `updateOne` upserts), a load
  * one `_id $in` read (the only filter FerretDB v1 pushes down). `$max` makes the mark move forward
  * only: an old owner writing late, or a new owner pinning a partition, never moves one back.
  */
@@ -24,8 +24,13 @@ export function partitionMarkId(p: number): string {
   return `${PREFIX}${p}`;
 }
 
-/** Updates per bulk write: below FerretDB v1's limit of 100. */
-const SAVE_CHUNK = 50;
+/**
+ * Updates per bulk write. FerretDB v1 holds one SQLite connection per update of a request until
+ * the request ends, out of 100 per database (docs/ARCHITECTURE.md "Known limits"): three instances
+ * writing bulks of 50 at the same minute held them all and the database stopped answering. With 8,
+ * a dozen instances marking at once stay far below it.
+ */
+export const SAVE_CHUNK = 8;
 
 export class MongoPartitionMarks implements PartitionMarks {
   readonly #col: Collection<StateDoc>;
@@ -55,8 +60,7 @@ export class MongoPartitionMarks implements PartitionMarks {
     const ops: Array<AnyBulkWriteOperation<StateDoc>> = [...new Set(partitions)].map((p) => ({
       updateOne: { filter: { _id: partitionMarkId(p) }, update: { $max: { lastMinute: minute }, $set }, upsert: true },
     }));
-    // FerretDB v1 never answers a bulk of 100 or more updates (docs/ARCHITECTURE.md "Known
-    // limits"): an instance holding 256 partitions writes its marks in a few smaller bulks.
+    // Small bulks, one after the other (SAVE_CHUNK): an instance holding 256 partitions writes 32.
     for (let i = 0; i < ops.length; i += SAVE_CHUNK) await this.#col.bulkWrite(ops.slice(i, i + SAVE_CHUNK), { ordered: false });
   }
 }
