@@ -10,12 +10,12 @@
  * `<key>#<gen>` for the generation being replaced. Exactly one racer wins.
  */
 import { randomUUID } from 'node:crypto';
-import { MongoBulkWriteError, type Collection } from 'mongodb';
+import type { Collection } from 'mongodb';
 import type { ClaimOptions, ClaimResult, ClaimStore } from '../../ports/index.js';
 import type { MessageIndex, SentMessage } from '../../ports/feedback.js';
 import { digestOfKey } from '../../core/feedback.js';
 import type { DeliveryKind } from '../../core/types.js';
-import { writeErrorsOf } from './event-sink.js';
+import { insertUnique } from './insert-unique.js';
 import { systemClock, type Clock } from '../../ports/clock.js';
 import type { InstanceDirectory } from '../../ports/stores.js';
 import { z } from 'zod';
@@ -34,7 +34,6 @@ const readDoc = z.discriminatedUnion('type', [
 ]);
 type ReadDoc = z.output<typeof readDoc>;
 
-const DUPLICATE_KEY = 11000;
 /** Keys per release (one `deleteMany` with `$in`). */
 const DELETE_CHUNK = 1000;
 
@@ -97,7 +96,7 @@ export class MongoClaimStore implements ClaimStore {
     // If this write fails nothing is claimed yet, and the batch is tried again like any failed claim.
     if (this.#index !== undefined && options.recipients !== undefined) await this.#index.record(indexEntries(keys, options.recipients, at));
     const docs: ClaimDoc[] = keys.map((key) => ({ _id: key, type: 'claim', ...describeKey(key), owner, gen: randomUUID(), at, v: 2 }));
-    const dupIdx = await insertIgnoringDuplicates(this.#col, docs);
+    const dupIdx = await insertUnique(this.#col, docs);
     const claimed: string[] = [];
     const dups: string[] = [];
     keys.forEach((k, i) => (dupIdx.has(i) ? dups : claimed).push(k));
@@ -114,7 +113,7 @@ export class MongoClaimStore implements ClaimStore {
     const at = new Date(this.#clock.now());
     const docs: DoneDoc[] = outcomes.map((o) => ({ _id: `${o.key}#done`, type: 'done', key: o.key, status: o.status, at }));
     // A duplicate means an earlier attempt of this same write got through: already recorded.
-    await insertIgnoringDuplicates(this.#col, docs);
+    await insertUnique(this.#col, docs);
   }
 
   async release(keys: readonly string[]): Promise<void> {
@@ -213,7 +212,7 @@ export class MongoClaimStore implements ClaimStore {
     // One unordered bulk insert of the next links; a duplicate is a key another instance won.
     const at = new Date(this.#clock.now());
     const records: TakeoverDoc[] = abandoned.map((a) => ({ _id: `${a.key}#${a.gen}`, type: 'takeover', key: a.key, owner: this.#instances.id, gen: randomUUID(), at }));
-    const lost = await insertIgnoringDuplicates(this.#col, records);
+    const lost = await insertUnique(this.#col, records);
     abandoned.forEach((a, i) => {
       if (!lost.has(i)) won.add(a.key);
     });
@@ -234,19 +233,4 @@ function indexEntries(keys: readonly string[], recipients: NonNullable<ClaimOpti
     if (r !== undefined) out.push({ digest: digestOfKey(key), key, email: r.email, userId: r.userId, broadcastId: r.broadcastId, at });
   }
   return out;
-}
-
-/** Unordered insert; returns the indexes that were duplicates. Any other error is thrown. */
-async function insertIgnoringDuplicates<T extends DeliveryDoc>(col: Collection<DeliveryDoc>, docs: T[]): Promise<Set<number>> {
-  const dups = new Set<number>();
-  try {
-    await col.insertMany(docs, { ordered: false });
-  } catch (err) {
-    if (!(err instanceof MongoBulkWriteError)) throw err;
-    for (const e of writeErrorsOf(err)) {
-      if (e.code !== DUPLICATE_KEY) throw err;
-      dups.add(e.index);
-    }
-  }
-  return dups;
 }
