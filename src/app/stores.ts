@@ -23,7 +23,7 @@ import { MongoUserSource } from '../adapters/mongo/user-source.js';
 import type { Config } from '../config/schema.js';
 import type { BroadcastStore, RecipientSource } from '../ports/broadcasts.js';
 import type { PartitionMarks } from '../ports/cluster.js';
-import { systemClock, type CheckpointStore, type ClaimStore, type Clock, type EventSink, type SuppressionStore, type UserSource } from '../ports/index.js';
+import { systemClock, type CheckpointStore, type ClaimStore, type Clock, type EventSink, type SuppressionAdmin, type SuppressionStore, type UserSource } from '../ports/index.js';
 import type { ClaimedKeys, EventReconciler, InstanceRegistration, Retention, SentCounter, UserSeeder } from '../ports/stores.js';
 
 export interface StoresOptions {
@@ -40,7 +40,7 @@ export interface Stores {
   readonly recipients: RecipientSource;
   readonly claims: ClaimStore;
   readonly claimed: ClaimedKeys;
-  readonly suppressions: SuppressionStore;
+  readonly suppressions: SuppressionStore & SuppressionAdmin;
   readonly checkpoint: CheckpointStore;
   /** Per partition, the last minute whose fires all have an outcome (partitioned mode). */
   readonly partitionMarks: PartitionMarks;

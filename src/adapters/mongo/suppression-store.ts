@@ -10,10 +10,24 @@
  * one address are rare, so the chain costs nothing in practice), and an upsert that loses the
  * insert race is retried as an update.
  */
-import type { Collection, ObjectId } from 'mongodb';
+import { MongoBulkWriteError, type Collection, type ObjectId } from 'mongodb';
+import pLimit from 'p-limit';
 import { normaliseEmail } from '../../core/suppression-list.js';
 import { mongoUserId } from './user-source.js';
-import type { SuppressedAddress, SuppressionEntry, SuppressionReason, SuppressionScope, SuppressionStore } from '../../ports/index.js';
+import { writeErrorsOf } from './event-sink.js';
+import type {
+  SuppressedAddress,
+  SuppressionAdmin,
+  SuppressionEntry,
+  SuppressionImport,
+  SuppressionImportResult,
+  SuppressionQuery,
+  SuppressionReason,
+  SuppressionRecord,
+  SuppressionScope,
+  SuppressionStore,
+} from '../../ports/index.js';
+import { SUPPRESSION_REASONS } from '../../ports/index.js';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../ports/clock.js';
 import { cursorBatches } from './cursor-batches.js';
@@ -26,6 +40,16 @@ import { decodeDoc } from './decode.js';
  */
 const suppressedId = z.object({ _id: z.string(), scope: z.enum(['all', 'marketing']).optional() });
 const bounceCount = z.object({ _id: z.string(), hardBounces: z.number().int() });
+const recordDoc = z.object({
+  _id: z.string(),
+  reason: z.enum(SUPPRESSION_REASONS),
+  source: z.string().optional(),
+  scope: z.enum(['all', 'marketing']).optional(),
+  detail: z.string().optional(),
+  updatedAt: z.date(),
+});
+const stateDoc = z.object({ _id: z.string(), suppressed: z.boolean(), scope: z.enum(['all', 'marketing']).optional() });
+const RECORD_PROJECTION = { _id: 1, reason: 1, source: 1, scope: 1, detail: 1, updatedAt: 1 };
 
 export interface SuppressionDoc {
   /** The lower-cased email address. */
@@ -55,8 +79,15 @@ export interface MongoSuppressionStoreOptions {
 }
 
 const DUPLICATE_KEY = 11000;
+/**
+ * Documents per `insertMany` of an import: one round trip each (FerretDB v1 answers inserts of
+ * any size; only bulks of updates hang).
+ */
+const IMPORT_CHUNK = 1000;
+/** Addresses of an import found already in the collection, checked (and updated) at once. */
+const EXISTING_CONCURRENCY = 8;
 
-export class MongoSuppressionStore implements SuppressionStore {
+export class MongoSuppressionStore implements SuppressionStore, SuppressionAdmin {
   readonly #col: Collection<SuppressionDoc>;
   readonly #batchSize: number;
   readonly #clock: Clock;
@@ -119,6 +150,91 @@ export class MongoSuppressionStore implements SuppressionStore {
     });
   }
 
+  async find(email: string): Promise<SuppressionRecord | undefined> {
+    // By `_id` alone (the filter FerretDB v1 pushes down); `suppressed` is checked here.
+    const doc = await this.#col.findOne({ _id: normaliseEmail(email) }, { projection: { ...RECORD_PROJECTION, suppressed: 1 } });
+    return doc?.suppressed === true ? this.#record(doc) : undefined;
+  }
+
+  /** One streamed cursor; on FerretDB v1 a scan of the collection (nothing but `_id` is pushed down). */
+  list(query: SuppressionQuery = {}): AsyncIterable<SuppressionRecord[]> {
+    const filter = query.reason === undefined ? { suppressed: true } : { suppressed: true, reason: query.reason };
+    const cursor = this.#col.find(filter, { projection: RECORD_PROJECTION, batchSize: this.#batchSize });
+    if (query.limit !== undefined) cursor.limit(query.limit);
+    return cursorBatches(cursor, this.#batchSize, (doc) => this.#record(doc));
+  }
+
+  /**
+   * Lifts a suppression by setting `suppressed: false` rather than deleting the document: the
+   * hard-bounce count (and the last SMTP answer) stay, so an address that bounces again after an
+   * operator lifted it is suppressed at its next hard bounce instead of after another full
+   * `send.hardBounceLimit`, and nothing another part keeps on the document is lost. The reason,
+   * source and scope go: they described the suppression that was lifted.
+   */
+  async remove(email: string): Promise<SuppressionRecord | undefined> {
+    const _id = normaliseEmail(email);
+    return this.#serial(_id, async () => {
+      const before = await this.find(_id);
+      if (before === undefined) return undefined;
+      await this.#col.updateOne({ _id }, { $set: { suppressed: false, updatedAt: new Date(this.#clock.now()) }, $unset: { reason: '', source: '', scope: '' } });
+      return before;
+    });
+  }
+
+  /**
+   * New addresses go in with unordered `insertMany` of up to {@link IMPORT_CHUNK} documents keyed
+   * by `_id`; each address that already has a document comes back as a duplicate key and is then
+   * looked at on its own (a point read by `_id`): left alone when suppressed at least as widely,
+   * else updated with a single-document update. Never a bulk of updates (FerretDB v1 never
+   * answers one of 100 or more), and a re-run of the same file changes nothing.
+   */
+  async importMany(entries: readonly SuppressionImport[]): Promise<SuppressionImportResult> {
+    const result: SuppressionImportResult = { added: 0, widened: 0, alreadySuppressed: 0 };
+    for (let i = 0; i < entries.length; i += IMPORT_CHUNK) {
+      const chunk = entries.slice(i, i + IMPORT_CHUNK).map((e) => ({ ...e, email: normaliseEmail(e.email) }));
+      const docs: SuppressionDoc[] = chunk.map((e) => ({
+        _id: e.email,
+        suppressed: true,
+        reason: e.reason,
+        source: e.source,
+        scope: e.scope,
+        ...(e.detail === undefined ? {} : { detail: e.detail }),
+        hardBounces: 0,
+        updatedAt: e.at,
+      }));
+      const dups = await insertReportingDuplicates(this.#col, docs);
+      result.added += chunk.length - dups.length;
+      const limit = pLimit(EXISTING_CONCURRENCY);
+      // In file order per address (the chain): a file naming one address twice adds it with the
+      // first row and counts the second as already suppressed.
+      const outcomes = await Promise.all(dups.map((idx) => limit(() => this.#importExisting(chunk[idx] as SuppressionImport))));
+      for (const o of outcomes) result[o]++;
+    }
+    return result;
+  }
+
+  async #importExisting(e: SuppressionImport): Promise<keyof SuppressionImportResult> {
+    return this.#serial(e.email, async () => {
+      const raw = await this.#col.findOne({ _id: e.email }, { projection: { _id: 1, suppressed: 1, scope: 1 } });
+      const cur = raw === null ? undefined : decodeDoc(stateDoc, this.#col.collectionName, raw);
+      const was = cur?.suppressed === true ? (cur.scope ?? 'all') : undefined;
+      if (was === 'all' || (was === 'marketing' && e.scope === 'marketing')) return 'alreadySuppressed';
+      const set: Partial<SuppressionDoc> = { suppressed: true, reason: e.reason, source: e.source, scope: e.scope, updatedAt: e.at };
+      if (e.detail !== undefined) set.detail = e.detail;
+      // Gone since the insert said it existed (removed by hand): upserted, counted as added.
+      await upsertOnce(() => this.#col.updateOne({ _id: e.email }, { $set: set, $setOnInsert: { hardBounces: 0 } }, { upsert: true }));
+      return was === undefined ? 'added' : 'widened';
+    });
+  }
+
+  #record(doc: unknown): SuppressionRecord {
+    const d = decodeDoc(recordDoc, this.#col.collectionName, doc);
+    const r: SuppressionRecord = { email: d._id, reason: d.reason, scope: d.scope ?? 'all', updatedAt: d.updatedAt };
+    if (d.source !== undefined) r.source = d.source;
+    if (d.detail !== undefined) r.detail = d.detail;
+    return r;
+  }
+
   /** Runs `write` after every earlier write to `key` from this process has settled. */
   #serial<T>(key: string, write: () => Promise<T>): Promise<T> {
     // Tails never reject (see below), so `write` runs whatever the earlier write's outcome.
@@ -132,6 +248,22 @@ export class MongoSuppressionStore implements SuppressionStore {
       if (this.#writing.get(key) === tail) this.#writing.delete(key);
     });
     return run;
+  }
+}
+
+/** Unordered insert; returns the indexes (ascending) that were duplicate keys. Any other error is thrown. */
+async function insertReportingDuplicates(col: Collection<SuppressionDoc>, docs: SuppressionDoc[]): Promise<number[]> {
+  try {
+    await col.insertMany(docs, { ordered: false });
+    return [];
+  } catch (err) {
+    if (!(err instanceof MongoBulkWriteError)) throw err;
+    const dups: number[] = [];
+    for (const e of writeErrorsOf(err)) {
+      if (e.code !== DUPLICATE_KEY) throw err;
+      dups.push(e.index);
+    }
+    return dups.sort((a, b) => a - b);
   }
 }
 
