@@ -24,7 +24,8 @@ type Column = (typeof CSV_COLUMNS)[number];
 const ALIASES: Record<string, Column> = { email: 'address' };
 const SCOPES: readonly SuppressionScope[] = ['all', 'marketing'];
 const MAX_SOURCE = 100;
-const MAX_DETAIL = 1000;
+/** Longer cells are not quoted whole in a message. */
+const MAX_ADDRESS = 254;
 // eslint-disable-next-line no-control-regex
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 /** ISO 8601 as `Date.parse` reads it: a date, or a date and time (`2026-03-08T09:00:00Z`). */
@@ -59,7 +60,7 @@ interface NumberedRecord {
   line: number;
 }
 
-export type ImportItem = { kind: 'row'; line: number; entry: SuppressionImport } | ({ kind: 'refused' } & Refusal);
+export type ImportItem = { kind: 'row'; line: number; entry: SuppressionImport } | { kind: 'refused'; refusal: Refusal };
 
 /**
  * Reads an import file record by record. Throws a usage error (exit 64) for a header that names
@@ -88,7 +89,6 @@ export async function* readImport(input: Readable, now: () => Date): AsyncGenera
   const parser = input.pipe(parse(options as unknown as Options));
   input.on('error', (err) => parser.destroy(err));
   let columns: readonly Column[] | undefined;
-  let positional = false;
   try {
     for await (const { cells, line } of parser as AsyncIterable<NumberedRecord>) {
       if (columns === undefined) {
@@ -101,9 +101,8 @@ export async function* readImport(input: Readable, now: () => Date): AsyncGenera
           throw badArgument(`line ${line}: the first row is neither a header naming an "address" column (columns: ${CSV_COLUMNS.join(', ')}) nor an address`);
         }
         columns = CSV_COLUMNS;
-        positional = true;
       }
-      yield rowItem(cells, columns, positional, line, now);
+      yield rowItem(cells, columns, line, now);
     }
   } catch (err) {
     const e = err as Error & { code?: string; lines?: number };
@@ -128,11 +127,11 @@ function headerOf(record: readonly string[]): Column[] | undefined {
   return cols;
 }
 
-function rowItem(record: readonly string[], columns: readonly Column[], positional: boolean, line: number, now: () => Date): ImportItem {
-  const refuse = (problem: string): ImportItem => ({ kind: 'refused', line, problem });
-  if (positional ? record.length > columns.length : record.length !== columns.length) {
-    return refuse(`${record.length} field${record.length === 1 ? '' : 's'}, expected ${columns.length} (${columns.join(',')})`);
-  }
+function rowItem(record: readonly string[], columns: readonly Column[], line: number, now: () => Date): ImportItem {
+  const refuse = (problem: string): ImportItem => ({ kind: 'refused', refusal: { line, problem } });
+  // Fewer fields is a row whose last cells were left empty (some spreadsheets drop them); more
+  // is a value with an unquoted comma, which would shift every column after it.
+  if (record.length > columns.length) return refuse(`${record.length} fields, more than the ${columns.length} columns (${columns.join(',')}): a value with a comma must be quoted`);
   const cell = (c: Column): string => {
     const i = columns.indexOf(c);
     return i < 0 ? '' : (record[i] ?? '').trim();
@@ -171,7 +170,7 @@ const FIELDS: FieldMap = { id: 'id', email: 'email', name: 'name', active: 'acti
  */
 export function addressProblem(address: string): string | undefined {
   if (address === '') return 'no address';
-  if (address.length > MAX_DETAIL) return `address longer than ${MAX_DETAIL} characters`;
+  if (address.length > MAX_ADDRESS) return `address ${JSON.stringify(`${address.slice(0, 40)}...`)}: longer than ${MAX_ADDRESS} characters`;
   const check = checkRecipient({ id: 'import', email: address, active: true }, FIELDS);
   return check.kind === 'valid' ? undefined : `address ${JSON.stringify(address)}: ${check.kind === 'invalid' ? check.reason.replace(/^email: /, '') : 'not accepted'}`;
 }

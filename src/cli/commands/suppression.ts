@@ -21,10 +21,13 @@ import { SUPPRESSION_REASONS, type SuppressionImport, type SuppressionImportResu
 import { badArgument, configFor, parsePositiveInt } from '../context.js';
 import { formatCount } from '../format.js';
 import { systemErrorLine } from '../main-errors.js';
-import { addressProblem, csvHeader, csvRows, jsonRecord, readImport, type Refusal } from '../suppression-csv.js';
+import { addressProblem, csvHeader, csvRows, jsonRecord, readImport, type ImportItem, type Refusal } from '../suppression-csv.js';
 
-/** Rows handed to the store at a time (it inserts them 1,000 per `insertMany`). */
-const IMPORT_BATCH = 5_000;
+/**
+ * Rows handed to the store at a time (it inserts them 1,000 per `insertMany`): large, since the
+ * store may scan the collection once per call to learn which addresses exist (about 20 MB).
+ */
+const IMPORT_BATCH = 100_000;
 const LIST_DEFAULT_LIMIT = 100;
 
 export function registerSuppression(program: Command): void {
@@ -82,7 +85,7 @@ export function registerSuppression(program: Command): void {
 /** When a running daemon sees a change: its next reload of the list. */
 function reloadNote(schedules: Schedules, what: string): string {
   const s = schedules.userSync;
-  return `a running daemon ${what} at its next suppression reload (schedules.json userSync "${s.cron}" ${s.timezone}); one started from now loads the list at start`;
+  return `a running daemon ${what} from its next suppression reload (schedules.json userSync "${s.cron}" ${s.timezone}); one started from now loads the list at start`;
 }
 
 function describe(r: SuppressionRecord): string {
@@ -136,7 +139,7 @@ async function remove(stores: Stores, address: string, json: boolean, schedules:
     process.stdout.write(`${address.trim().toLowerCase()} is not suppressed; nothing to do\n`);
     return;
   }
-  const lines = [`lifted the suppression of ${was.email} (was: ${describe(was)})`, reloadNote(schedules, 'stops skipping it')];
+  const lines = [`lifted the suppression of ${was.email} (was: ${describe(was)})`, reloadNote(schedules, 'mails it again')];
   // The recipient asked (or complained): an operator lifting that should know it is on them.
   if (was.reason === 'unsubscribe' || was.reason === 'complaint') lines.push(`note: it was ${was.reason === 'unsubscribe' ? 'an unsubscribe' : 'a complaint'}: mail it again only with the recipient's consent`);
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -149,9 +152,9 @@ async function importFile(config: Parameters<typeof withStores>[0], file: string
   // First reading: checks the whole file before anything is written, and before connecting.
   const refused: Refusal[] = [];
   let good = 0;
-  for await (const item of readImport(createReadStream(file), now)) {
+  for await (const item of fileRows(file, now)) {
     if (item.kind === 'row') good++;
-    else refused.push(item);
+    else refused.push(item.refusal);
   }
   if (!json) for (const r of refused) process.stderr.write(`mailwheel: ${file} line ${r.line}: ${r.problem}\n`);
   const totals: SuppressionImportResult = { added: 0, widened: 0, alreadySuppressed: 0 };
@@ -164,7 +167,7 @@ async function importFile(config: Parameters<typeof withStores>[0], file: string
       totals.alreadySuppressed += r.alreadySuppressed;
       batch = [];
     };
-    for await (const item of readImport(createReadStream(file), now)) {
+    for await (const item of fileRows(file, now)) {
       if (item.kind !== 'row') continue;
       batch.push(item.entry);
       if (batch.length >= IMPORT_BATCH) await flush();
@@ -178,8 +181,18 @@ async function importFile(config: Parameters<typeof withStores>[0], file: string
   }
   const counts = [`${formatCount(totals.added)} added`, `${formatCount(totals.alreadySuppressed)} already suppressed`, `${formatCount(refused.length)} refused${refused.length > 0 ? ' (listed above)' : ''}`];
   if (totals.widened > 0) counts.splice(1, 0, `${formatCount(totals.widened)} widened to all mail`);
-  process.stdout.write(`${file}: ${formatCount(good + refused.length)} rows: ${counts.join(', ')}\n`);
+  process.stdout.write(`${file}: ${formatCount(good + refused.length)} row${good + refused.length === 1 ? '' : 's'}: ${counts.join(', ')}\n`);
   if (totals.added + totals.widened > 0) process.stdout.write(`${reloadNote(schedules, 'skips the new ones')}\n`);
+}
+
+/** The file's rows; a file that cannot be read as a whole is one error naming it (nothing imported). */
+async function* fileRows(file: string, now: () => Date): AsyncGenerator<ImportItem> {
+  try {
+    yield* readImport(createReadStream(file), now);
+  } catch (err) {
+    if (err instanceof MailwheelError && err.code === ErrorCodes.BAD_ARGUMENT) throw badArgument(`${file}: ${err.message}; nothing imported`);
+    throw err;
+  }
 }
 
 async function exportAll(stores: Stores, file: string | undefined, json: boolean): Promise<void> {
