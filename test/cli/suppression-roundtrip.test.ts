@@ -80,7 +80,7 @@ it('100,000 suppressions round-trip exactly through import and export; a dry-run
     const address = suppressed ? (rows[(i * 40) % ROWS]?.address ?? '') : `user${i}@free.example.test`;
     return { _id: `u${i}`, email: i % 2 === 0 ? address.toUpperCase() : address, name: `User ${i}`, active: i !== 3, timezone: 'UTC', emailTimes: ['09:00'], updatedAt: new Date() };
   });
-  await db.db.collection('users').insertMany(users);
+  await db.db.collection<{ _id: string }>('users').insertMany(users);
   const overlap = users.filter((u, i) => u.active && i % 3 === 0).length;
   const { textFile } = writeBodies(env['MAILWHEEL_CONFIG'] ?? '');
   const dry = await runCli(['broadcast', 'send', '--subject', 'Hi', '--text-file', textFile, '--dry-run', '--json'], env);

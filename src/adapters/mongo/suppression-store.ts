@@ -14,7 +14,6 @@ import { MongoBulkWriteError, type Collection, type ObjectId } from 'mongodb';
 import pLimit from 'p-limit';
 import { normaliseEmail } from '../../core/suppression-list.js';
 import { mongoUserId } from './user-source.js';
-import { writeErrorsOf } from './event-sink.js';
 import type {
   SuppressedAddress,
   SuppressionAdmin,
@@ -290,7 +289,9 @@ async function insertReportingDuplicates(col: Collection<SuppressionDoc>, docs: 
   } catch (err) {
     if (!(err instanceof MongoBulkWriteError)) throw err;
     const dups: number[] = [];
-    for (const e of writeErrorsOf(err)) {
+    // Not event-sink.ts's writeErrorsOf: importing it would close a cycle through store.ts.
+    const list = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+    for (const e of list) {
       if (e.code !== DUPLICATE_KEY) throw err;
       dups.push(e.index);
     }
