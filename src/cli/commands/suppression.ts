@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { basename, dirname, join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { withStores, type Stores } from '../../app/stores.js';
-import type { Schedules } from '../../config/schema.js';
+import type { Config, Schedules } from '../../config/schema.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemClock } from '../../ports/clock.js';
 import { SUPPRESSION_REASONS, type SuppressionImport, type SuppressionImportResult, type SuppressionReason, type SuppressionRecord, type SuppressionScope } from '../../ports/index.js';
@@ -145,7 +145,7 @@ async function remove(stores: Stores, address: string, json: boolean, schedules:
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-async function importFile(config: Parameters<typeof withStores>[0], file: string, json: boolean, schedules: Schedules): Promise<void> {
+async function importFile(config: Config, file: string, json: boolean, schedules: Schedules): Promise<void> {
   // One instant for every row without a time, so both readings of the file agree.
   const at = new Date(systemClock.now());
   const now = () => at;
