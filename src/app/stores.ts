@@ -30,7 +30,7 @@ import type { FeedbackCounts, MessageIndex, ReplayGuard } from '../ports/feedbac
 import type { FeedbackStore } from '../ports/feedback-store.js';
 import type { Collection } from 'mongodb';
 import { feedbackInputsConfigured, webhooksConfigured } from './feedback-inputs.js';
-import { systemClock, type CheckpointStore, type ClaimStore, type Clock, type EventSink, type SuppressionStore, type UserSource } from '../ports/index.js';
+import { systemClock, type CheckpointStore, type ClaimStore, type Clock, type EventSink, type SuppressionAdmin, type SuppressionStore, type UserSource } from '../ports/index.js';
 import type { ClaimedKeys, EventReconciler, InstanceRegistration, Retention, SentCounter, UserSeeder } from '../ports/stores.js';
 
 export interface StoresOptions {
@@ -47,7 +47,7 @@ export interface Stores {
   readonly recipients: RecipientSource;
   readonly claims: ClaimStore;
   readonly claimed: ClaimedKeys;
-  readonly suppressions: SuppressionStore;
+  readonly suppressions: SuppressionStore & SuppressionAdmin;
   readonly checkpoint: CheckpointStore;
   /** Per partition, the last minute whose fires all have an outcome (partitioned mode). */
   readonly partitionMarks: PartitionMarks;

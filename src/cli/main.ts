@@ -16,6 +16,7 @@ import { registerRunMinute } from './commands/run-minute.js';
 import { registerScheduleShow } from './commands/schedule-show.js';
 import { registerSeedUsers } from './commands/seed-users.js';
 import { registerStart } from './commands/start.js';
+import { registerSuppression } from './commands/suppression.js';
 import { packageVersion } from './context.js';
 import { exitCodeOf, systemErrorLine } from './main-errors.js';
 
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerConfigCheck(program);
   registerPlan(program);
   registerPreview(program);
+  registerSuppression(program);
   return program;
 }
 

@@ -118,6 +118,9 @@ export interface EventRecorder {
 /** Why an address is on the suppression list. */
 export type SuppressionReason = 'unsubscribe' | 'hard-bounce' | 'soft-bounce' | 'complaint' | 'manual';
 
+/** Every {@link SuppressionReason}, for code that checks a reason given as text (CLI, import, decoding). */
+export const SUPPRESSION_REASONS = ['unsubscribe', 'hard-bounce', 'soft-bounce', 'complaint', 'manual'] as const satisfies readonly SuppressionReason[];
+
 /**
  * What a suppression stops: `all` mail (the default: unsubscribes, bounces), or only `marketing`
  * (broadcasts), e.g. a complaint with `feedback.complaintStopsScheduled` false: the user's own
@@ -155,6 +158,61 @@ export interface SuppressionStore {
   recordHardBounce(email: string, detail: string): Promise<number>;
   /** Every suppressed address, streamed in batches. */
   allSuppressed(): AsyncIterable<SuppressedAddress[]>;
+}
+
+/** One suppressed address as an operator sees it (`mailwheel suppression list | export`). */
+export interface SuppressionRecord {
+  /** Lower-cased. */
+  email: string;
+  reason: SuppressionReason;
+  /** Absent on documents written before sources were recorded. */
+  source?: string;
+  scope: SuppressionScope;
+  detail?: string;
+  /** When it was last suppressed (for an import: the time the file gave). */
+  updatedAt: Date;
+}
+
+export interface SuppressionQuery {
+  /** Only this reason. */
+  reason?: SuppressionReason;
+  /** At most this many records (default: all). */
+  limit?: number;
+}
+
+/** One validated row of an import (the caller checks address syntax and reason). */
+export interface SuppressionImport {
+  email: string;
+  reason: SuppressionReason;
+  source: string;
+  scope: SuppressionScope;
+  /** Stored as the record's `updatedAt`. */
+  at: Date;
+  detail?: string;
+}
+
+export interface SuppressionImportResult {
+  /** Addresses not suppressed before (new, or known only for their bounce count, or removed). */
+  added: number;
+  /** Suppressed for marketing only before, for all mail now. */
+  widened: number;
+  /** Suppressed at least as widely already: left as they were. */
+  alreadySuppressed: number;
+}
+
+/**
+ * The suppression collection as an operator tool (the CLI): look up, list, lift and bulk-import.
+ * Apart from {@link SuppressionStore} so the sending path and its fakes need none of it.
+ */
+export interface SuppressionAdmin {
+  /** The address's suppression, or undefined when it is not suppressed. */
+  find(email: string): Promise<SuppressionRecord | undefined>;
+  /** Suppressed addresses, one streamed cursor read in batches (no order promised). */
+  list(query?: SuppressionQuery): AsyncIterable<SuppressionRecord[]>;
+  /** Lifts a suppression; returns what it was, or undefined when the address was not suppressed. */
+  remove(email: string): Promise<SuppressionRecord | undefined>;
+  /** Suppresses many addresses at once; an address already suppressed keeps its record. */
+  importMany(entries: readonly SuppressionImport[]): Promise<SuppressionImportResult>;
 }
 
 /**
