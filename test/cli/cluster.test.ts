@@ -42,12 +42,13 @@ afterAll(async () => {
 });
 
 describe(`${DAEMONS} daemons, ${USERS.toLocaleString('en')} users due in one minute, rate.perSecond ${LIMIT}`, () => {
-  it('each daemon holds about a third of the jobs (registry gauge), once all have joined', { timeout: 120_000 }, async () => {
+  it('each daemon holds about a third of the jobs (registry gauge), once all have joined', { timeout: 240_000 }, async () => {
     const share = async (): Promise<number[]> => Promise.all(cluster.daemons.map(async (d) => ((await d.metric('mailwheel_registry_jobs')) ?? Number.NaN) / USERS));
     const fair = (s: number[]): boolean => s.every((x) => x >= 0.25 && x <= 0.42) && Math.abs(s.reduce((a, b) => a + b, 0) - 1) < 0.01;
-    // Partitions move as the daemons join: wait for a fair split (bounded, and never past the due
-    // minute, when sending starts), then assert what is there.
-    const bound = Math.max(10_000, Math.min(60_000, dueAt - Date.now() - 2_000));
+    // Partitions move as the daemons join and each loads its share's users: wait for a fair split
+    // (a generous bound: on a loaded machine a share took over a minute to load; the jobs stay in
+    // the registry after the minute fires, so waiting past it changes nothing), then assert it.
+    const bound = 180_000;
     let shares = await share();
     try {
       shares = await until(async () => {
