@@ -20,7 +20,7 @@ import { MongoBulkWriteError, type Collection } from 'mongodb';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { describeKey } from './claim-store.js';
-import { writeErrorsOf } from './event-sink.js';
+import { writeErrorsOf } from './insert-unique.js';
 import { cursorBatches } from './cursor-batches.js';
 import { FINAL_OUTCOMES, outcomeEventId } from '../../analytics/event-id.js';
 import { systemClock, type Clock } from '../../ports/clock.js';

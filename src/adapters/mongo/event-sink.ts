@@ -1,6 +1,7 @@
 /** Writes analytics events in one unordered `insertMany`; a retried batch never duplicates. */
 import { MongoBulkWriteError, type Collection } from 'mongodb';
 import type { EventDoc } from './store.js';
+import { writeErrorsOf } from './insert-unique.js';
 import type { EventSink, StoredEvent } from '../../ports/index.js';
 
 const DUPLICATE_KEY = 11000;
@@ -22,12 +23,6 @@ export class MongoEventSink implements EventSink {
       throw err;
     }
   }
-}
-
-export function writeErrorsOf(err: MongoBulkWriteError): Array<{ index: number; code: number }> {
-  const we = err.writeErrors;
-  const list = Array.isArray(we) ? we : [we];
-  return list.map((e) => ({ index: e.index, code: e.code }));
 }
 
 function allDuplicates(err: MongoBulkWriteError): boolean {

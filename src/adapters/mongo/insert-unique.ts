@@ -4,9 +4,15 @@
  * but `_id`, and never answers a bulk of 100 or more updates).
  */
 import { MongoBulkWriteError, type Collection, type Document, type OptionalUnlessRequiredId } from 'mongodb';
-import { writeErrorsOf } from './event-sink.js';
 
 const DUPLICATE_KEY = 11000;
+
+/** The per-document errors of an unordered bulk write (the driver gives one or an array). */
+export function writeErrorsOf(err: MongoBulkWriteError): Array<{ index: number; code: number }> {
+  const we = err.writeErrors;
+  const list = Array.isArray(we) ? we : [we];
+  return list.map((e) => ({ index: e.index, code: e.code }));
+}
 
 /** Inserts `docs`; returns the indexes (into `docs`) that were duplicates. Any other error is thrown. */
 export async function insertUnique<T extends Document>(col: Collection<T>, docs: ReadonlyArray<OptionalUnlessRequiredId<T>>): Promise<Set<number>> {

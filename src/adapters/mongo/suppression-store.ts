@@ -10,7 +10,7 @@
  * one address are rare, so the chain costs nothing in practice), and an upsert that loses the
  * insert race is retried as an update.
  */
-import { MongoBulkWriteError, type Collection, type ObjectId } from 'mongodb';
+import type { Collection, ObjectId } from 'mongodb';
 import pLimit from 'p-limit';
 import { normaliseEmail } from '../../core/suppression-list.js';
 import { mongoUserId } from './user-source.js';
@@ -31,6 +31,7 @@ import { z } from 'zod';
 import { systemClock, type Clock } from '../../ports/clock.js';
 import { cursorBatches } from './cursor-batches.js';
 import { decodeDoc } from './decode.js';
+import { insertUnique } from './insert-unique.js';
 
 /**
  * What this store reads back, decoded (decode.ts): a malformed document is an error naming the
@@ -216,7 +217,7 @@ export class MongoSuppressionStore implements SuppressionStore, SuppressionAdmin
         hardBounces: 0,
         updatedAt: e.at,
       }));
-      const dups = await insertReportingDuplicates(this.#col, docs);
+      const dups = [...(await insertUnique(this.#col, docs))].sort((a, b) => a - b);
       result.added += fresh.length - dups.length;
       // In file order per address (the chain): a file naming one address twice adds it with the
       // first row and counts the second as already suppressed.
@@ -277,25 +278,6 @@ export class MongoSuppressionStore implements SuppressionStore, SuppressionAdmin
       if (this.#writing.get(key) === tail) this.#writing.delete(key);
     });
     return run;
-  }
-}
-
-/** Unordered insert; returns the indexes (ascending) that were duplicate keys. Any other error is thrown. */
-async function insertReportingDuplicates(col: Collection<SuppressionDoc>, docs: SuppressionDoc[]): Promise<number[]> {
-  if (docs.length === 0) return [];
-  try {
-    await col.insertMany(docs, { ordered: false });
-    return [];
-  } catch (err) {
-    if (!(err instanceof MongoBulkWriteError)) throw err;
-    const dups: number[] = [];
-    // Not event-sink.ts's writeErrorsOf: importing it would close a cycle through store.ts.
-    const list = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-    for (const e of list) {
-      if (e.code !== DUPLICATE_KEY) throw err;
-      dups.push(e.index);
-    }
-    return dups.sort((a, b) => a - b);
   }
 }
 
