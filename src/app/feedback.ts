@@ -6,9 +6,9 @@
  * reports), and costs nothing until a report arrives.
  */
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
+import type { WebhookRoutes } from '../http/server.js';
 import type { Config } from '../config/schema.js';
 import { FeedbackReportSink } from '../core/feedback.js';
 import { RefusalCounter } from '../core/feedback-refusals.js';
@@ -24,16 +24,7 @@ import { InboundListener } from '../feedback/inbound/listener.js';
 import { httpsGetText } from '../feedback/webhooks/fetch-text.js';
 import { FeedbackWebhooks } from '../feedback/webhooks/index.js';
 
-/**
- * The provider webhooks as the HTTP server sees them (src/feedback/webhooks/index.ts
- * FeedbackWebhooks): `/webhooks/<provider>` paths it answers.
- */
-export interface FeedbackWebhooksPart {
-  handles(path: string): boolean;
-  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
-}
-
-/** The inbound DSN/ARF listener (src/feedback/inbound/listener.ts InboundListener). */
+/** What the daemon needs of the inbound DSN/ARF listener (src/feedback/inbound/listener.ts InboundListener): narrow, so the start/stop order is tested with a fake. */
 export interface InboundListenerPart {
   /** Starts listening on feedback.inbound.host/port; resolves with the port bound. */
   listen(): Promise<number>;
@@ -46,7 +37,7 @@ export interface FeedbackParts {
   /** Bounces and complaints per broadcast and per UTC day (`/metrics`, daily summary, `broadcast status`). */
   readonly counts: FeedbackCounts;
   /** Undefined unless a provider webhook is configured. */
-  readonly webhooks: FeedbackWebhooksPart | undefined;
+  readonly webhooks: WebhookRoutes | undefined;
   /** Undefined unless `feedback.inbound.enabled`. */
   readonly inbound: InboundListenerPart | undefined;
 }
@@ -85,7 +76,7 @@ export function buildFeedback(deps: FeedbackDeps): FeedbackParts {
     },
     { softBounce: feedback.softBounce, complaintStopsScheduled: feedback.complaintStopsScheduled, broadcastPause: feedback.broadcastPause },
   );
-  let webhooks: FeedbackWebhooksPart | undefined;
+  let webhooks: WebhookRoutes | undefined;
   if (webhooksConfigured(config)) {
     const certificates = feedback.webhooks.ses.enabled ? readCertificates(config) : new Map<string, string>();
     const replay = deps.store.replay;
