@@ -13,7 +13,7 @@
 import type { Readable } from 'node:stream';
 import { parse, type InfoRecord, type Options } from 'csv-parse';
 import { stringify } from 'csv-stringify/sync';
-import { checkRecipient, type FieldMap } from '../core/validate-user.js';
+import { addressProblemOf } from '../core/validate-user.js';
 import { normaliseEmail } from '../core/suppression-list.js';
 import { SUPPRESSION_REASONS, type SuppressionImport, type SuppressionReason, type SuppressionRecord, type SuppressionScope } from '../ports/index.js';
 import { badArgument } from './context.js';
@@ -160,9 +160,6 @@ export function isReason(text: string): text is SuppressionReason {
   return (SUPPRESSION_REASONS as readonly string[]).includes(text);
 }
 
-/** Field names for {@link checkRecipient}, which reads a user document. */
-const FIELDS: FieldMap = { id: 'id', email: 'email', name: 'name', active: 'active', timezone: 'timezone', emailTimes: 'emailTimes', emailDays: 'emailDays', unsubscribed: 'unsubscribed', updatedAt: 'updatedAt' };
-
 /**
  * What is wrong with an address, or undefined. The sending path's own rule (validate-user.ts), so
  * an address is accepted here exactly when mailwheel could mail it: suppressing one it never
@@ -171,6 +168,6 @@ const FIELDS: FieldMap = { id: 'id', email: 'email', name: 'name', active: 'acti
 export function addressProblem(address: string): string | undefined {
   if (address === '') return 'no address';
   if (address.length > MAX_ADDRESS) return `address ${JSON.stringify(`${address.slice(0, 40)}...`)}: longer than ${MAX_ADDRESS} characters`;
-  const check = checkRecipient({ id: 'import', email: address, active: true }, FIELDS);
-  return check.kind === 'valid' ? undefined : `address ${JSON.stringify(address)}: ${check.kind === 'invalid' ? check.reason.replace(/^email: /, '') : 'not accepted'}`;
+  const problem = addressProblemOf(address);
+  return problem === undefined ? undefined : `address ${JSON.stringify(address)}: ${problem}`;
 }

@@ -54,6 +54,16 @@ export function getField(doc: RawUser, path: string): unknown {
 export const idToString = encodeUserId;
 
 /**
+ * What keeps a string from being an address mailwheel sends to, or undefined: the one rule the
+ * sending path and the suppression import (cli/suppression-csv.ts) share.
+ */
+export function addressProblemOf(email: string): string | undefined {
+  if (CONTROL_RE.test(email)) return 'contains CR/LF or control characters';
+  if (email.length > 254 || !EMAIL_RE.test(email)) return 'not a valid address';
+  return undefined;
+}
+
+/**
  * The checks every email needs, scheduled or broadcast: an id, active and not unsubscribed, a
  * usable address, a name that cannot break a header. Broadcasts use only this (a user without
  * `emailTimes` still gets a broadcast); `checkUser` adds the schedule.
@@ -79,8 +89,8 @@ export function checkRecipient(doc: RawUser, f: FieldMap): RecipientCheck {
 
   const email = getField(doc, f.email);
   if (typeof email !== 'string') return bad(`${f.email}: missing or not a string`);
-  if (CONTROL_RE.test(email)) return bad(`${f.email}: contains CR/LF or control characters`);
-  if (email.length > 254 || !EMAIL_RE.test(email)) return bad(`${f.email}: not a valid address`);
+  const emailProblem = addressProblemOf(email);
+  if (emailProblem !== undefined) return bad(`${f.email}: ${emailProblem}`);
 
   const rawName = getField(doc, f.name);
   let name: string | undefined;
