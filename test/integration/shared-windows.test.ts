@@ -111,6 +111,13 @@ describe('SharedWindows on Redis 7', () => {
         }
       };
       await vi.waitFor(() => expect(ca.status === 'ready' && cb.status === 'ready').toBe(true), WAIT);
+      // The case a fixed window gets wrong, made to happen rather than left to the machine's speed:
+      // one point opens the window, the greedy pair starts near its end, so that window's late burst
+      // meets the next window's early one (greedy consumers started at a window's start each take
+      // their 100 at once, and a fast machine then never shows the overlap).
+      await rl(ca).consume('w', 1);
+      fixedGrants.push(Date.now());
+      await new Promise((res) => setTimeout(res, 1_700));
       await Promise.all([greedyFixed(rl(ca)), greedyFixed(rl(cb))]);
     } finally {
       ca.disconnect();
