@@ -248,6 +248,8 @@ function registerConfigSecrets(merged: Json): void {
   if (typeof uri === 'string') secrets.push(...uriSecrets(uri));
   if (typeof url === 'string') secrets.push(...uriSecrets(url));
   if (typeof redis === 'string') secrets.push(...uriSecrets(redis));
+  const relays = get('smtp', 'relays');
+  if (Array.isArray(relays)) for (const r of relays) if (isPlainObject(r) && typeof r.url === 'string') secrets.push(...uriSecrets(r.url));
   for (const [section, key] of [['unsubscribe', 'secret'], ['http', 'token']] as const) {
     const v = get(section, key);
     if (typeof v === 'string' && v.length >= 2) secrets.push(v);
@@ -278,6 +280,7 @@ export function redactConfig(config: Config): Json {
   const clone = JSON.parse(JSON.stringify(config)) as Json;
   (clone.mongodb as Json).uri = redactUri(config.mongodb.uri);
   (clone.smtp as Json).url = redactUri(config.smtp.url);
+  (clone.smtp as Json).relays = config.smtp.relays.map((r) => ({ ...r, url: redactUri(r.url) }));
   if (config.cluster.redisUrl !== null) (clone.cluster as Json).redisUrl = redactUri(config.cluster.redisUrl);
   if (config.unsubscribe.secret !== null) (clone.unsubscribe as Json).secret = '[redacted]';
   if (config.http.token !== null) (clone.http as Json).token = '[redacted]';

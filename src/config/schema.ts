@@ -60,6 +60,22 @@ const smtp = z.strictObject({
   ca: z.string().min(1).nullable(),
   connectionTimeoutMs: positiveInt,
   socketTimeoutMs: positiveInt,
+  /**
+   * Several relays, each with its own pool, breaker and health; traffic split by weight among the
+   * healthy ones, all inside one global budget (`rate`). Empty: `url` is the one relay. Non-empty:
+   * these are the relays and `url` is not used. Each `url` is a secret like `smtp.url`.
+   */
+  relays: z
+    .array(
+      z.strictObject({
+        url: urlString(smtpUrlProblem),
+        /** Share of the traffic among the healthy relays (relative to the others' weights). */
+        weight: positiveInt.max(1000),
+        /** Pooled connections to this relay; null: `smtp.poolSize`. */
+        poolSize: positiveInt.max(500).nullable(),
+      }),
+    )
+    .max(16),
 });
 
 /** Rate windows; any combination, all enforced at once. `null` turns a default window off. */
@@ -69,6 +85,47 @@ const rate = z.strictObject({
   perMinute: window,
   perHour: window,
   perDay: window,
+});
+
+/** A DNS name such as `gmail.com` (lower case; no wildcard: a group names each domain it covers). */
+const domainName = z
+  .string()
+  .regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a lower-case domain name such as gmail.com');
+
+/**
+ * Destination groups: recipients grouped by the domain of their address (gmail.com and
+ * googlemail.com are one provider), each group with its own rate windows, connection cap and
+ * slowdown after 421 / 4.7.x deferrals, all inside the global `rate`. Recipients of no group are
+ * in the default group. No groups: one queue for every destination (the behaviour before).
+ */
+const destinationGroup = z.strictObject({
+  /** Shown in `/metrics` (`group` label), `/stats` and logs. */
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'lower-case letters, digits, _ and - only (at most 32)').refine((n) => n !== 'default', 'default is the name of the group of every other domain'),
+  domains: z.array(domainName).min(1).max(1000),
+  rate,
+  /** Sends in flight at once to this group; null: `smtp.poolSize`. */
+  maxConnections: positiveInt.max(500).nullable(),
+});
+
+const destinations = z.strictObject({
+  groups: z.array(destinationGroup).max(32),
+  /** Limits of the recipients in no group (the global `rate` always applies as well). */
+  default: z.strictObject({ rate, maxConnections: positiveInt.max(500).nullable() }),
+});
+
+/**
+ * DKIM signatures (RFC 6376, RFC 8463 for Ed25519), each made on every message; several at once
+ * for a key rotation or RSA and Ed25519 side by side. `keyFile` is a PEM private key (PKCS#8 or
+ * PKCS#1), relative to the config folder; it is read and checked once at start-up.
+ */
+const dkimSignature = z.strictObject({
+  /** The d= domain; the From domain must equal it or be below it (DMARC relaxed alignment). */
+  domain: domainName,
+  /** The s= selector: the key's TXT record is at `<selector>._domainkey.<domain>`. */
+  selector: z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})$/, 'letters, digits, ., _ and - only'),
+  keyFile: z.string().min(1),
+  /** Header fields signed (h=); null: the recommended set (From, To, Subject, Date, Message-ID, MIME and List-Unsubscribe fields). */
+  headers: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, 'a header field name')).min(1).nullable(),
 });
 
 const send = z.strictObject({
@@ -182,6 +239,11 @@ const broadcasts = z.strictObject({
    * queue ahead of scheduled mail.
    */
   feedAhead: positiveInt.max(1_000_000).nullable(),
+  /**
+   * `Feedback-ID` header of broadcast messages (Gmail's feedback loop reports complaint rates per
+   * value); `{broadcast}` is replaced by the broadcast's id. Null: no header.
+   */
+  feedbackId: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').nullable(),
 });
 
 /** `mailwheel run-minute`, a one-shot replay of one minute. */
@@ -310,6 +372,8 @@ export const configSchema = z
     runMinute,
     http,
     cluster,
+    destinations,
+    dkim: z.array(dkimSignature).max(4),
     feedback,
     unsubscribe,
     templates,
@@ -334,6 +398,14 @@ export const configSchema = z
   .refine((c) => (c.feedback.webhooks.postmark.username === null) === (c.feedback.webhooks.postmark.password === null), {
     message: 'must be set together with feedback.webhooks.postmark.username (both or neither)',
     path: ['feedback', 'webhooks', 'postmark', 'password'],
+  })
+  .refine((c) => new Set(c.destinations.groups.map((g) => g.name)).size === c.destinations.groups.length, {
+    message: 'group names must be different',
+    path: ['destinations', 'groups'],
+  })
+  .refine((c) => { const all = c.destinations.groups.flatMap((g) => g.domains); return new Set(all).size === all.length; }, {
+    message: 'a domain may be in one group only',
+    path: ['destinations', 'groups'],
   })
   .refine((c) => c.retention.deliveriesDays * 24 > c.send.catchUpLookbackHours, {
     message: 'must be longer than send.catchUpLookbackHours (a deleted delivery record can be sent again)',
