@@ -104,7 +104,10 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   for (const name of wanted.length > 0 ? wanted : all) await runSuite(name, quick);
   console.log(`[bench] suites took ${Math.round((performance.now() - t0) / 1000)} s`);
-  if (!quick) console.log(`[bench] report written to ${writeReport(resultsDir)}`);
+  if (!quick) {
+    const w = writeReport(resultsDir);
+    console.log(`[bench] report written to ${w.path}: regenerated ${w.regenerated.join(', ') || 'none'}; kept from the previous report ${w.kept.join(', ') || 'none'}`);
+  }
 }
 
 main().catch((err: unknown) => {

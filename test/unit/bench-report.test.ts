@@ -1,5 +1,5 @@
 /** The benchmark report generator's pure parts: number and table formatting, the SVG chart, the report's layout. */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -192,7 +192,7 @@ describe('writeReport', () => {
     writeFileSync(join(dir, 'report', 'old-gone.svg'), '<svg/>');
     writeFileSync(join(results, 'rate.json'), JSON.stringify({ suite: 'rate', series: [perSecond([20, 19, 20])] }));
     writeFileSync(join(results, 'peak.quick.json'), JSON.stringify({ suite: 'peak', rows: [{ secret: 'quick figure' }] }));
-    const path = writeReport(results);
+    const { path } = writeReport(results);
     expect(path).toBe(join(dir, 'REPORT.md'));
     const md = readFileSync(path, 'utf8');
     expect(md).toContain('## rate');
@@ -200,5 +200,34 @@ describe('writeReport', () => {
     expect(md).toContain('| peak | not run (quick run only) | – | – |');
     expect(polylinePoints(readFileSync(join(dir, 'report', 'rate-limit-20.svg'), 'utf8'))).toHaveLength(3);
     expect(existsSync(join(dir, 'report', 'old-gone.svg'))).toBe(false);
+  });
+
+  it('a subset run regenerates its own sections and keeps the others, their rows and charts as they were', () => {
+    dir = mkdtempSync(join(tmpdir(), 'mw-report-test-'));
+    const results = join(dir, 'results');
+    mkdirSync(results);
+    // A full run: rate and peak.
+    writeFileSync(join(results, 'rate.json'), JSON.stringify({ suite: 'rate', startedAt: '2026-11-01T10:00:00.000Z', durationS: 9, rows: [{ limit: 20, figure: 111 }], series: [perSecond([20, 19, 20])] }));
+    writeFileSync(join(results, 'peak.json'), JSON.stringify({ suite: 'peak', startedAt: '2026-11-01T10:05:00.000Z', durationS: 7, rows: [{ figure: 222 }], series: [{ ...perSecond([5, 6]), id: 'unlimited', limit: null }] }));
+    const first = writeReport(results);
+    const full = readFileSync(first.path, 'utf8');
+    const peakSection = full.slice(full.indexOf('## peak'), full.indexOf('\n## ', full.indexOf('## peak') + 1) + 1);
+    const peakCharts = readdirSync(join(dir, 'report')).filter((f) => f.startsWith('peak-'));
+    expect(peakCharts.length).toBe(1);
+    // A contributor runs only rate: peak's result is not there.
+    rmSync(join(results, 'peak.json'));
+    writeFileSync(join(results, 'rate.json'), JSON.stringify({ suite: 'rate', startedAt: '2026-12-01T10:00:00.000Z', durationS: 9, rows: [{ limit: 20, figure: 333 }], series: [perSecond([20, 20, 20])] }));
+    const second = writeReport(results);
+    expect(second).toMatchObject({ regenerated: ['rate'], kept: ['peak'] });
+    const md = readFileSync(second.path, 'utf8');
+    expect(md).toContain('| 333 |');
+    expect(md).not.toContain('| 111 |');
+    expect(md).toContain(peakSection);
+    expect(md).toMatch(/\| \[peak\]\(#peak\) \| kept \(earlier run\) \| 2026-11-01 10:05 UTC \| 7 s \|/);
+    expect(md).toContain('**Partly regenerated**: rate from the results');
+    for (const f of peakCharts) expect(existsSync(join(dir, 'report', f))).toBe(true);
+    // Regenerating again changes nothing (the kept row stays kept).
+    writeReport(results);
+    expect(readFileSync(second.path, 'utf8')).toBe(md);
   });
 });
