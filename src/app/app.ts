@@ -12,7 +12,8 @@ import { AnalyticsBuffer } from '../analytics/buffer.js';
 import { isHardBounce } from '../adapters/smtp/classify.js';
 import { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
 import { SharedWindows } from '../adapters/redis/shared-windows.js';
-import { SendQueue, sendQueueOptions } from '../adapters/smtp/send-queue.js';
+import { buildSendPath } from '../adapters/smtp/destination-queues.js';
+import type { SendPath } from '../adapters/smtp/send-options.js';
 import { CatchUp, MinuteLedger } from '../core/catch-up.js';
 import { Checkpoint } from '../core/checkpoint.js';
 import { Dispatcher } from '../core/dispatcher.js';
@@ -66,7 +67,8 @@ export class App {
   readonly retention: MongoStores['retention'];
   readonly transport: NodemailerTransport;
   readonly analytics: AnalyticsBuffer;
-  readonly queue: SendQueue;
+  /** One SendQueue, or one per destination group behind a façade (`destinations.groups`). */
+  readonly queue: SendPath;
   readonly recorder: OutcomeRecorder;
   readonly dispatcher: Dispatcher;
   readonly registry = new JobRegistry();
@@ -147,7 +149,7 @@ export class App {
     const shared = redis
       ? new SharedWindows({ redis, rate: config.rate, sent: store.sent, log: log.child({ part: 'budget' }), sendTimeoutMs: config.smtp.connectionTimeoutMs + config.smtp.socketTimeoutMs, clock, self: this.instances.id })
       : undefined;
-    this.queue = new SendQueue(this.transport, { ...sendQueueOptions(config), used, ...(shared ? { shared } : {}) }, this.metrics.wrapSendHooks(routed), log.child({ part: 'send' }));
+    this.queue = buildSendPath(config, this.transport, this.metrics.wrapSendHooks(routed), log.child({ part: 'send' }), { used, ...(shared ? { shared } : {}) });
     this.dispatcher = new Dispatcher(
       { claims: this.claims, queue: this.queue, recorder: this.recorder, events: this.analytics, isSuppressed: (email) => this.suppressions.has(email, 'scheduled') },
       { claimBatch: config.send.claimBatch, maxQueued: maxQueuedOf(config), drainTimeoutMs: config.send.drainTimeoutMs, spreadMs: config.send.spreadSeconds * SECOND_MS },
