@@ -34,6 +34,14 @@ export interface GroupSpec {
   name: string;
   domains: readonly string[];
   options: SendQueueOptions;
+  /**
+   * The group's own connections (a pool of `maxConnections`), owned by the façade and closed by
+   * its stop(); absent: the transport passed to the constructor. Own pools matter: a provider's
+   * 421 closes the connection (RFC 5321), so over one shared pool a deferred group burns the warm
+   * connections the others use, and their sends wait for new ones (measured: a 40/s group fell to
+   * 35-37/s in the seconds another group was deferred).
+   */
+  transport?: ProbeableTransport;
 }
 
 export class DestinationQueues implements SendPath {
@@ -44,6 +52,8 @@ export class DestinationQueues implements SendPath {
   readonly #globalPerSecond: number | null;
   /** One pending "this queue's waiting dropped below n" per queue and n, shared by every room() caller. */
   readonly #fewer = new Map<SendQueue, Map<number, Promise<void>>>();
+  /** The groups' own transports, closed once every queue has stopped. */
+  readonly #owned: ProbeableTransport[];
   #stopping = false;
 
   /**
@@ -53,8 +63,9 @@ export class DestinationQueues implements SendPath {
   constructor(transport: ProbeableTransport, specs: readonly GroupSpec[], budget: SharedBudget, globalPerSecond: number | null, hooks: OutcomeHooks, log: Logger) {
     this.#budget = budget;
     this.#globalPerSecond = globalPerSecond;
-    this.#groups = specs.map(({ name, options }) => {
-      const queue = new SendQueue(transport, { ...options, shared: budget, ownWindows: true }, hooks, log.child({ group: name }));
+    this.#owned = specs.flatMap((s) => (s.transport === undefined ? [] : [s.transport]));
+    this.#groups = specs.map(({ name, options, transport: own }) => {
+      const queue = new SendQueue(own ?? transport, { ...options, shared: budget, ownWindows: true }, hooks, log.child({ group: name }));
       const { perSecond, perMinute, perHour, perDay } = options.rate;
       return { name, queue, limits: { perSecond: perSecond ?? null, perMinute: perMinute ?? null, perHour: perHour ?? null, perDay: perDay ?? null, maxConnections: options.concurrency } };
     });
@@ -153,6 +164,7 @@ export class DestinationQueues implements SendPath {
   async stop(drainTimeoutMs: number): Promise<StopResult> {
     this.#stopping = true;
     const results = await Promise.all(this.#groups.map((g) => g.queue.stop(drainTimeoutMs)));
+    await Promise.all(this.#owned.map((t) => t.close().catch(() => undefined)));
     return { released: results.flatMap((r) => r.released), abandoned: results.flatMap((r) => r.abandoned) };
   }
 
@@ -182,6 +194,12 @@ export interface SendPathParts {
   used?: WindowUsage;
   /** The budget every instance shares (`cluster.redisUrl`). */
   shared?: SharedBudget;
+  /**
+   * A transport of its own for each named group, with a pool of `poolSize` connections (the
+   * group's `maxConnections`, null: `smtp.poolSize`); the default group uses the main transport.
+   * Absent: every group shares the main transport.
+   */
+  transportFor?: (poolSize: number) => ProbeableTransport;
   clock?: Clock;
 }
 
@@ -197,11 +215,11 @@ export function buildSendPath(config: Config, transport: ProbeableTransport, hoo
     return new SendQueue(transport, { ...base, ...(parts.used ? { used: parts.used } : {}), ...(parts.shared ? { shared: parts.shared } : {}) }, hooks, log);
   }
   const budget = parts.shared ?? new LocalBudget(config.rate, parts.clock ?? systemClock, parts.used);
-  const spec = (name: string, domains: readonly string[], rate: Config['rate'], maxConnections: number | null): GroupSpec => ({
-    name,
-    domains,
-    options: { ...base, rate, concurrency: maxConnections ?? config.smtp.poolSize },
-  });
+  const spec = (name: string, domains: readonly string[], rate: Config['rate'], maxConnections: number | null): GroupSpec => {
+    const concurrency = maxConnections ?? config.smtp.poolSize;
+    const own = name !== DEFAULT_GROUP && parts.transportFor ? { transport: parts.transportFor(concurrency) } : {};
+    return { name, domains, options: { ...base, rate, concurrency }, ...own };
+  };
   const specs = [...groups.map((g) => spec(g.name, g.domains, g.rate, g.maxConnections)), spec(DEFAULT_GROUP, [], fallback.rate, fallback.maxConnections)];
   return new DestinationQueues(transport, specs, budget, config.rate.perSecond ?? null, hooks, log);
 }
