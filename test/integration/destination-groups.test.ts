@@ -8,16 +8,22 @@
  *   - group A slows (its attempts during the 30 s stay far below its limit), then recovers: its
  *     rate returns to the configured one and its arrivals reach that rate again;
  *   - every message is delivered exactly once (counted by recipient at the server).
+ * And with the budget every instance shares (Redis SharedWindows, `cluster.redisUrl`) below the
+ * groups' sum: the global second holds at the server for the groups together, and is used.
  * It measures rates at the server, so it runs alone (SOLO in vitest.config.ts).
  */
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { openRedis } from '../../src/adapters/redis/connection.js';
+import { SharedWindows } from '../../src/adapters/redis/shared-windows.js';
 import { buildSendPath } from '../../src/adapters/smtp/destination-queues.js';
 import { NodemailerTransport } from '../../src/adapters/smtp/nodemailer-transport.js';
 import type { SendPath } from '../../src/adapters/smtp/send-options.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Delivery } from '../../src/core/types.js';
 import { writeTestConfig } from '../helpers/cli.js';
+import { maxInSlidingWindow } from '../helpers/rate-fidelity.js';
+import { redisKeyPrefix, sharedRedisUrl } from '../helpers/redis.js';
 import { TestSmtpServer } from '../helpers/smtp-server.js';
 
 const log = pino({ level: 'silent' });
@@ -130,4 +136,53 @@ describe('destination groups behind one server that defers group A with 421 for 
     expect(group('a')).toMatchObject({ ratePerSecond: A_PER_SECOND, rateRatio: 1, sent: A_USERS });
     expect(Math.max(...aAfter)).toBeGreaterThanOrEqual(Math.floor(0.95 * A_PER_SECOND));
   });
+
+  for (const scope of ['local', 'shared'] as const) {
+  it(`with the ${scope === 'local' ? "process's own" : 'shared Redis'} global budget below the groups' sum: the global second holds for both groups together and is used`, { timeout: 120_000 }, async () => {
+    const server = (smtp = await TestSmtpServer.start());
+    const GLOBAL = 60;
+    const PER_GROUP = 300;
+    const loaded = loadConfig({
+      file: writeTestConfig({
+        smtp: { poolSize: 8 },
+        rate: { perSecond: GLOBAL, perDay: null },
+        destinations: {
+          groups: [
+            { name: 'a', domains: ['a.test'], rate: { perSecond: 50 }, maxConnections: 4 },
+            { name: 'b', domains: ['b.test'], rate: { perSecond: 50 }, maxConnections: 4 },
+          ],
+          default: { rate: {}, maxConnections: null },
+        },
+      }),
+      env: { SMTP_URL: server.url },
+    });
+    let shared: SharedWindows | undefined;
+    if (scope === 'shared') {
+      const redis = openRedis(sharedRedisUrl(), redisKeyPrefix('destgroups'), log);
+      cleanups.push(() => redis.close());
+      await vi.waitFor(() => expect(redis.up).toBe(true), { timeout: 30_000, interval: 50 });
+      shared = new SharedWindows({ redis, rate: loaded.config.rate, sent: { countSent: async (_now, ws) => ws.map(() => 0) }, log, sendTimeoutMs: 40_000 });
+    }
+    const transport = new NodemailerTransport(loaded.config);
+    const transportFor = (poolSize: number) => new NodemailerTransport({ ...loaded.config, smtp: { ...loaded.config.smtp, poolSize } });
+    const path = buildSendPath(loaded.config, transport, { onOutcome: () => undefined }, log, { transportFor, ...(shared ? { shared } : {}) });
+    cleanups.push(() => transport.close(), () => path.stop(1000));
+    for (let i = 0; i < PER_GROUP; i++) {
+      path.submit(delivery(`a${i}`, 'a.test'));
+      path.submit(delivery(`b${i}`, 'b.test'));
+    }
+    await vi.waitFor(() => expect(path.stats.sent).toBe(2 * PER_GROUP), { timeout: 60_000, interval: 100 });
+    await path.idle();
+    const times = server.messages.map((m) => m.receivedAt).sort((x, y) => x - y);
+    const sliding = maxInSlidingWindow(times, 1000);
+    const achieved = ((times.length - 1) * 1000) / ((times[times.length - 1] as number) - (times[0] as number));
+    const perGroup = path.groups?.map((g) => `${g.name} ${g.sent}`).join(', ');
+    console.log(`destination groups on the ${scope} budget: busiest sliding second ${sliding} (limit ${GLOBAL}), achieved ${achieved.toFixed(1)}/s; sent ${perGroup}`);
+    expect(new Set(server.messages.map((m) => m.to[0])).size).toBe(2 * PER_GROUP);
+    expect(server.messages).toHaveLength(2 * PER_GROUP);
+    expect(sliding).toBeLessThanOrEqual(GLOBAL);
+    expect(achieved).toBeGreaterThanOrEqual(0.95 * GLOBAL);
+    expect(path.budget.scope).toBe(scope);
+  });
+  }
 });
