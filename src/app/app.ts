@@ -12,7 +12,8 @@ import { AnalyticsBuffer } from '../analytics/buffer.js';
 import { isHardBounce } from '../adapters/smtp/classify.js';
 import { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
 import { SharedWindows } from '../adapters/redis/shared-windows.js';
-import { SendQueue, sendQueueOptions } from '../adapters/smtp/send-queue.js';
+import { buildSendPath } from '../adapters/smtp/destination-queues.js';
+import type { SendPath } from '../adapters/smtp/send-options.js';
 import { CatchUp, MinuteLedger } from '../core/catch-up.js';
 import { Checkpoint } from '../core/checkpoint.js';
 import { Dispatcher } from '../core/dispatcher.js';
@@ -37,6 +38,7 @@ import { buildFeedback, feedbackReportCounts, startInbound, type FeedbackParts }
 import { DaySends, feedbackRateReader } from './feedback-rates.js';
 import { buildHttp, closeInOrder, rebuildLostEvents, restoredRateUsage, startDaemon } from './lifecycle.js';
 import type { WindowUsage } from '../core/rate-windows.js';
+import type { Delivery } from '../core/types.js';
 import { minuteProgress, planMinute, runMinute, type MinutePlan, type MinuteProgress, type MinuteReport } from './minute-run.js';
 import { openCluster, type Cluster } from './cluster.js';
 import { Readiness } from './readiness.js';
@@ -66,7 +68,8 @@ export class App {
   readonly retention: MongoStores['retention'];
   readonly transport: NodemailerTransport;
   readonly analytics: AnalyticsBuffer;
-  readonly queue: SendQueue;
+  /** One SendQueue, or one per destination group behind a façade (`destinations.groups`). */
+  readonly queue: SendPath;
   readonly recorder: OutcomeRecorder;
   readonly dispatcher: Dispatcher;
   readonly registry = new JobRegistry();
@@ -120,9 +123,10 @@ export class App {
     const cluster = openCluster(config, this.instances.id, clock, log);
     this.cluster = opts.member === undefined ? cluster : { ...cluster, member: opts.member };
     const { events: eventSink, suppressions: suppressionStore, users: userSource, checkpoint: checkpointStore, broadcasts: broadcastStore, recipients } = store;
-    this.transport = new NodemailerTransport(config, {
-      headersFor: (d) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, clock.now()),
-    });
+    const transportOptions = { headersFor: (d: Delivery) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, clock.now()) };
+    this.transport = new NodemailerTransport(config, transportOptions);
+    // Each destination group's own pool (destination-queues.ts): a 421 closes only its connections.
+    const transportFor = (poolSize: number) => new NodemailerTransport({ ...config, smtp: { ...config.smtp, poolSize } }, transportOptions);
     // ---- End of adapters. ----
     // Sources are read at scrape time, so the metrics can exist before the parts they read.
     this.metrics = new Metrics({
@@ -147,7 +151,7 @@ export class App {
     const shared = redis
       ? new SharedWindows({ redis, rate: config.rate, sent: store.sent, log: log.child({ part: 'budget' }), sendTimeoutMs: config.smtp.connectionTimeoutMs + config.smtp.socketTimeoutMs, clock, self: this.instances.id })
       : undefined;
-    this.queue = new SendQueue(this.transport, { ...sendQueueOptions(config), used, ...(shared ? { shared } : {}) }, this.metrics.wrapSendHooks(routed), log.child({ part: 'send' }));
+    this.queue = buildSendPath(config, this.transport, this.metrics.wrapSendHooks(routed), log.child({ part: 'send' }), { used, transportFor, ...(shared ? { shared } : {}) });
     this.dispatcher = new Dispatcher(
       { claims: this.claims, queue: this.queue, recorder: this.recorder, events: this.analytics, isSuppressed: (email) => this.suppressions.has(email, 'scheduled') },
       { claimBatch: config.send.claimBatch, maxQueued: maxQueuedOf(config), drainTimeoutMs: config.send.drainTimeoutMs, spreadMs: config.send.spreadSeconds * SECOND_MS },

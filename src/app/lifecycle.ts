@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Stores } from './stores.js';
 import type { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
-import type { SendQueue } from '../adapters/smtp/send-queue.js';
+import type { SendPath } from '../adapters/smtp/send-options.js';
 import type { AnalyticsBuffer } from '../analytics/buffer.js';
 import type { LoadedConfig } from '../config/load.js';
 import { planCatchUp, type CatchUp } from '../core/catch-up.js';
@@ -43,7 +43,7 @@ export interface LifecycleParts {
   readonly retention: Retention;
   readonly transport: NodemailerTransport;
   readonly analytics: AnalyticsBuffer;
-  readonly queue: SendQueue;
+  readonly queue: SendPath;
   readonly dispatcher: Dispatcher;
   readonly registry: JobRegistry;
   readonly suppressions: SuppressionList;

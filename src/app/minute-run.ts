@@ -5,7 +5,7 @@
  * wires them.
  */
 import type { Stores } from './stores.js';
-import type { SendQueue } from '../adapters/smtp/send-queue.js';
+import type { SendPath } from '../adapters/smtp/send-options.js';
 import { scheduledKey } from '../core/delivery-key.js';
 import type { Dispatcher } from '../core/dispatcher.js';
 import type { JobRegistry } from '../core/job-registry.js';
@@ -86,7 +86,7 @@ export interface MinuteParts {
   readonly scheduler: MinuteScheduler;
   readonly scheduled: ScheduledMinute;
   readonly dispatcher: Dispatcher;
-  readonly queue: SendQueue;
+  readonly queue: SendPath;
 }
 
 /** Counters since the App was created, read while a `run-minute` runs (one minute per process). */

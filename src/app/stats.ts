@@ -6,7 +6,7 @@
  */
 import type { MongoClaimStore } from '../adapters/mongo/claim-store.js';
 import type { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
-import type { SendQueue } from '../adapters/smtp/send-queue.js';
+import type { SendPath } from '../adapters/smtp/send-options.js';
 import type { AnalyticsBuffer } from '../analytics/buffer.js';
 import type { CatchUp, MinuteLedger } from '../core/catch-up.js';
 import type { Checkpoint } from '../core/checkpoint.js';
@@ -26,7 +26,7 @@ import type { Housekeeping } from './housekeeping.js';
 export interface StatsParts {
   readonly instances: Pick<InstanceRegistry, 'id'>;
   readonly registry: JobRegistry;
-  readonly queue: SendQueue;
+  readonly queue: SendPath;
   readonly dispatcher: Dispatcher;
   readonly claims: Pick<MongoClaimStore, 'stats'>;
   readonly suppressions: SuppressionList;
@@ -53,6 +53,8 @@ export function appStats(p: StatsParts, unsubscribe?: Record<string, number>, fe
     queue: { waiting: p.queue.waiting, inFlight: p.queue.inFlight, backlog: p.dispatcher.backlog, ratePerSecond: p.queue.ratePerSecond },
     breaker: p.queue.breaker,
     sends: { ...p.queue.stats },
+    // Per destination group, when `destinations.groups` is configured.
+    ...(p.queue.groups === undefined ? {} : { destinations: p.queue.groups }),
     claims: { ...p.claims.stats },
     suppressions: { size: p.suppressions.size, ...unsubscribe },
     analytics: { buffered: p.analytics.size, limit: p.analytics.limit, waiting: p.analytics.waiting, ...p.analytics.stats },

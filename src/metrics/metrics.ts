@@ -31,6 +31,8 @@ export interface MetricSources {
     ratePerSecond: number | null;
     rateRatio: number;
     breaker: { state: BreakerState; opens: number; probes: number };
+    /** Per destination group (`destinations.groups`); absent: one queue for every destination. */
+    groups?: ReadonlyArray<{ name: string; waiting: number; inFlight: number; ratePerSecond: number | null; sent: number; deferrals: number }>;
   };
   dispatcher(): { backlog: number; stats: { claimed: number; skipped: number; suppressed: number; released: number } };
   registry(): { jobs: number; users: number; nextFireMinute: number | undefined };
@@ -181,9 +183,32 @@ export class Metrics {
     });
 
     this.#feedbackMetrics(registers);
+    this.#destinationMetrics(registers, sources);
   }
 
   /** Bounces and complaints (see {@link FeedbackMetricSource}); nothing until a source is set. */
+  /** One series per destination group (none while no group is configured). */
+  #destinationMetrics(registers: Registry[], sources: MetricSources): void {
+    const groups = () => sources.queue().groups ?? [];
+    const perGroup = (name: string, help: string, read: (g: ReturnType<typeof groups>[number]) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['group'],
+        registers,
+        collect() {
+          this.reset();
+          for (const g of groups()) this.set({ group: g.name }, read(g));
+        },
+      });
+    };
+    perGroup('mailwheel_destination_waiting', 'Messages submitted to a destination group and not yet handed to SMTP.', (g) => g.waiting);
+    perGroup('mailwheel_destination_in_flight', 'Messages being sent over SMTP now, per destination group.', (g) => g.inFlight);
+    perGroup('mailwheel_destination_rate_per_second', "Per-second rate in force for a destination group: its rate.perSecond, lower while that group's 421 deferrals slow it (0: no per-second limit of its own).", (g) => g.ratePerSecond ?? 0);
+    mirror(registers, 'mailwheel_destination_sent_total', 'Messages accepted by the server, per destination group.', ['group'], () => groups().map((g) => [{ group: g.name }, g.sent]));
+    mirror(registers, 'mailwheel_destination_deferrals_total', 'Transient SMTP failures (4xx deferrals such as 421 4.7.x) retried later, per destination group.', ['group'], () => groups().map((g) => [{ group: g.name }, g.deferrals]));
+  }
+
   #feedbackMetrics(registers: Registry[]): void {
     mirror(registers, 'mailwheel_feedback_reports_total', 'Bounce and complaint reports received, by source (ses, sendgrid, mailgun, postmark, dsn, arf) and kind (hard-bounce, soft-bounce, complaint).', ['source', 'kind'], () =>
       [...(this.#feedback?.reports() ?? [])].map((r) => [{ source: r.source, kind: r.kind }, r.n]),

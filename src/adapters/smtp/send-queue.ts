@@ -17,7 +17,7 @@ import { OrderedFifos } from '../../core/fifo.js';
 import { sleepOrWake } from '../../core/time.js';
 import type { Delivery, DeliveryKind } from '../../core/types.js';
 import { Errors, type SmtpError } from '../../errors.js';
-import { systemClock, type Clock, type DeliveryQueue, type OutcomeHooks } from '../../ports/index.js';
+import { systemClock, type Clock, type OutcomeHooks } from '../../ports/index.js';
 import type { BudgetView } from '../../ports/cluster.js';
 import { ArrivalGate } from './arrival-gate.js';
 import type { BreakerState } from './circuit-breaker.js';
@@ -25,18 +25,18 @@ import { classifySmtpError } from './classify.js';
 import { GrantLimiter } from './grant-limiter.js';
 import { LiveEntries, type Entry, type StopResult } from './live-entries.js';
 import { RetryPolicy } from './retry-policy.js';
-import type { ProbeableTransport, SendQueueOptions } from './send-options.js';
+import type { ProbeableTransport, SendPath, SendQueueOptions } from './send-options.js';
 import { pacingOnly, SharedGate } from './shared-gate.js';
 import { Slowdown, SLOWDOWN_DEFAULTS } from './slowdown.js';
 
-export { sendQueueOptions, type ProbeableTransport, type SendQueueOptions } from './send-options.js';
+export { sendQueueOptions, type ProbeableTransport, type SendPath, type SendQueueOptions } from './send-options.js';
 
 /** Served in this order: scheduled mail before broadcasts. */
 const KINDS: readonly DeliveryKind[] = ['scheduled', 'broadcast'];
 /** Batches granted ahead of the workers; more would let a burst build up behind a slow server. */
 const GRANTS_AHEAD = 2;
 
-export class SendQueue implements DeliveryQueue {
+export class SendQueue implements SendPath {
   readonly #transport: ProbeableTransport;
   readonly #hooks: OutcomeHooks;
   readonly #concurrency: number;
@@ -71,7 +71,8 @@ export class SendQueue implements DeliveryQueue {
     this.#slowdown = new Slowdown(slowdown, this.#clock, log, (minTime) => this.#limiter.setMinTime(minTime));
     // With a shared budget the local limiter keeps spacing and priorities; the windows are Redis's.
     this.#shared = opts.shared ? new SharedGate(opts.shared, this.#clock, log, () => this.#pump()) : undefined;
-    this.#limiter = this.#shared
+    // A destination group's queue keeps its group's windows as well (`ownWindows`).
+    this.#limiter = this.#shared && opts.ownWindows !== true
       ? new GrantLimiter(pacingOnly(opts.rate), this.#slowdown.base.minTime)
       : new GrantLimiter(opts.rate, this.#slowdown.base.minTime, opts.used);
     this.#gate = perSecond ? new ArrivalGate(perSecond) : undefined;
