@@ -122,6 +122,8 @@ export class App {
     const { events: eventSink, suppressions: suppressionStore, users: userSource, checkpoint: checkpointStore, broadcasts: broadcastStore, recipients } = store;
     this.transport = new NodemailerTransport(config, {
       headersFor: (d) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, clock.now()),
+      clock,
+      log: log.child({ part: 'relays' }),
     });
     // ---- End of adapters. ----
     // Sources are read at scrape time, so the metrics can exist before the parts they read.
@@ -193,7 +195,7 @@ export class App {
       {
         synced: () => this.synced,
         pingMongo: () => store.ping(),
-        verifySmtp: () => this.transport.verify(),
+        verifySmtp: () => this.transport.checkRelays(),
         breaker: () => this.queue.breaker.state,
         // Fails at once while disconnected (no offline queue): `/readyz` names `redis`.
         ...(redis ? { pingRedis: () => redis.client.ping() } : {}),
@@ -218,6 +220,7 @@ export class App {
       { ...config.broadcasts, feedAhead: feedAheadOf(config), drainTimeoutMs: config.send.drainTimeoutMs },
       log.child({ part: 'broadcast' }),
     );
+    this.metrics.setRelaySource(() => this.transport.relays());
     this.metrics.setBroadcastSource(() =>
       this.broadcasts.running().map((b) => ({ id: b.id, state: 'running', targeted: b.processed, sent: b.sent, failed: b.failed, skipped: b.skipped + b.suppressed })),
     );

@@ -5,6 +5,7 @@
 import type { Config } from '../../config/schema.js';
 import type { WindowUsage } from '../../core/rate-windows.js';
 import type { Clock, MailTransport } from '../../ports/index.js';
+import { relayCapacity } from './relay-set.js';
 import type { SharedBudget } from './shared-gate.js';
 import type { SlowdownOptions } from './slowdown.js';
 
@@ -12,7 +13,7 @@ import type { SlowdownOptions } from './slowdown.js';
 export type ProbeableTransport = MailTransport & { verify?(): Promise<boolean> };
 
 export interface SendQueueOptions {
-  /** Messages in flight at once; equal to the SMTP pool size. */
+  /** Messages in flight at once; the connections of all relays together (relay-set.ts `relayCapacity`). */
   concurrency: number;
   rate: Config['rate'];
   /**
@@ -47,7 +48,7 @@ export interface SendQueueOptions {
 /** The queue's settings as the daemon takes them from its config. */
 export function sendQueueOptions(config: Config): SendQueueOptions {
   return {
-    concurrency: config.smtp.poolSize,
+    concurrency: relayCapacity(config.smtp),
     rate: config.rate,
     maxAttempts: config.send.maxAttempts,
     backoffBaseMs: config.send.backoffBaseMs,
