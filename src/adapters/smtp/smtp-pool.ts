@@ -161,13 +161,19 @@ export class SmtpPool {
     }
     if (this.#all.size + this.#opening < this.#opts.size) {
       this.#opening++;
+      let c: Conn;
       try {
-        const c = await this.#open();
-        this.#all.add(c);
-        return c;
-      } finally {
+        c = await this.#open();
+      } catch (err) {
+        // The slot this open held is free again: a sender waiting for one tries its own open
+        // (which may fail as well and reach the relay set's failover) instead of waiting forever.
         this.#opening--;
+        this.#openForWaiter();
+        throw err;
       }
+      this.#opening--;
+      this.#all.add(c);
+      return c;
     }
     const got = await new Promise<Conn | Error>((resolve) => this.#waiters.push(resolve));
     if (got instanceof Error) throw got;
@@ -192,21 +198,26 @@ export class SmtpPool {
     this.#all.delete(conn);
     if (!conn.smtp.destroyed) conn.smtp.close();
     // A sender waiting for a connection may now open its own.
+    this.#openForWaiter();
+  }
+
+  /** Opens a connection for the first waiting sender, if any (a slot came free). */
+  #openForWaiter(): void {
     const waiter = this.#waiters.shift();
-    if (waiter) {
-      this.#opening++;
-      this.#open().then(
-        (c) => {
-          this.#opening--;
-          this.#all.add(c);
-          waiter(c);
-        },
-        (err: unknown) => {
-          this.#opening--;
-          waiter(err instanceof Error ? err : new Error(String(err)));
-        },
-      );
-    }
+    if (waiter === undefined) return;
+    this.#opening++;
+    this.#open().then(
+      (c) => {
+        this.#opening--;
+        this.#all.add(c);
+        waiter(c);
+      },
+      (err: unknown) => {
+        this.#opening--;
+        waiter(err instanceof Error ? err : new Error(String(err)));
+        this.#openForWaiter(); // the slot is free again: the next one in line tries
+      },
+    );
   }
 
   async #open(): Promise<Conn> {
