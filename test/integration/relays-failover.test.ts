@@ -1,7 +1,8 @@
 /**
  * Issue 15 acceptance, several relays: two real SMTP servers as relays (equal weights), the real
  * App in-process running a broadcast at a global rate, the CLI starting it. One relay is killed
- * (listener closed, connections cut) for 30 s mid-broadcast, then comes back:
+ * (listener closed, connections cut, with a message in flight on each of its connections) for
+ * 30 s mid-broadcast, then comes back:
  * - nothing lost or sent twice: every user exactly once, counted over both servers;
  * - during the outage the survivor receives everything, at the global rate (the send queue's
  *   breaker never opens: one relay down is not "SMTP unreachable");
@@ -72,6 +73,12 @@ describe('two relays, one killed for 30 s mid-broadcast', () => {
     expect(a.messages.length).toBeGreaterThan(0);
     expect(b.messages.length).toBeGreaterThan(0);
 
+    // Killed with messages in flight: A holds its replies until every one of its connections
+    // carries a message whose body it has (after 354, no 250 yet), then dies. Those sends end
+    // with a dropped connection after the message was handed over; they must reach B later,
+    // once each, and one dead relay must not pause the queue.
+    a.setFault({ kind: 'stall', ms: 120_000 });
+    await waitWhileProgressing('messages in flight on relay A', () => a.stalling >= 3, total, 60_000);
     const downAt = Date.now();
     await a.down();
     const bAtDown = b.messages.length;
@@ -81,6 +88,7 @@ describe('two relays, one killed for 30 s mid-broadcast', () => {
     const bAtUp = b.messages.length;
     const relaysDuring = app.transport.relays();
     const breakerDuring = app.queue.breaker;
+    a.setFault({ kind: 'none' });
     await a.up();
     expect(total(), 'the broadcast ended before the relay came back: raise USERS').toBeLessThan(USERS);
 
