@@ -131,6 +131,7 @@ describe('two relays, one killed for 30 s mid-broadcast', () => {
       [`127.0.0.1:${b.port}`, true, b.messages.length],
     ]);
     expect(relays[0]?.downs).toBe(1);
+    expect(app.stats()['relays']).toEqual(relays);
     const metrics = await app.metrics.text();
     expect(metrics).toContain(`mailwheel_relay_sent_total{relay="127.0.0.1:${a.port}"} ${a.messages.length}`);
     expect(metrics).toMatch(new RegExp(`mailwheel_relay_failures_total\\{relay="127.0.0.1:${a.port}"\\} [1-9]`));
