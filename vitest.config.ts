@@ -6,7 +6,13 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * `npm test` runs them after everything else, one after the other, with the machine to themselves
  * (vitest.solo.config.ts); this config leaves them out.
  */
-export const SOLO = ['test/cli/cluster.test.ts', 'test/cli/cluster-failover.test.ts', 'test/cli/cluster-redis-outage.test.ts', 'test/integration/destination-groups.test.ts'];
+export const SOLO = [
+  'test/cli/cluster.test.ts',
+  'test/cli/cluster-failover.test.ts',
+  'test/cli/cluster-redis-outage.test.ts',
+  'test/integration/destination-groups.test.ts',
+  'test/integration/relays-failover.test.ts',
+];
 
 /** What both runs share. */
 export const shared = {

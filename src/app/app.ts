@@ -13,6 +13,7 @@ import { isHardBounce } from '../adapters/smtp/classify.js';
 import { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
 import { SharedWindows } from '../adapters/redis/shared-windows.js';
 import { buildSendPath } from '../adapters/smtp/destination-queues.js';
+import { mergeRelayStatus, type RelayStatus } from '../adapters/smtp/relay-set.js';
 import type { SendPath } from '../adapters/smtp/send-options.js';
 import { CatchUp, MinuteLedger } from '../core/catch-up.js';
 import { Checkpoint } from '../core/checkpoint.js';
@@ -105,6 +106,8 @@ export class App {
   /** True once the daemon's first full user sync is done (`/readyz`). */
   synced = false;
   #http: HttpServer | undefined;
+  /** The destination groups' own transports (their pools to the same relays), for the relay views. */
+  readonly #groupTransports: NodemailerTransport[] = [];
   #unsubscribe: UnsubscribeHandler | undefined;
   #closed: Promise<void> | undefined;
 
@@ -123,10 +126,20 @@ export class App {
     const cluster = openCluster(config, this.instances.id, clock, log);
     this.cluster = opts.member === undefined ? cluster : { ...cluster, member: opts.member };
     const { events: eventSink, suppressions: suppressionStore, users: userSource, checkpoint: checkpointStore, broadcasts: broadcastStore, recipients } = store;
-    const transportOptions = { headersFor: (d: Delivery) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, clock.now()) };
+    const transportOptions = {
+      headersFor: (d: Delivery) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, clock.now()),
+      clock,
+      log: log.child({ part: 'relays' }),
+    };
     this.transport = new NodemailerTransport(config, transportOptions);
-    // Each destination group's own pool (destination-queues.ts): a 421 closes only its connections.
-    const transportFor = (poolSize: number) => new NodemailerTransport({ ...config, smtp: { ...config.smtp, poolSize } }, transportOptions);
+    // Each destination group's own pools (destination-queues.ts): a 421 closes only its connections.
+    // Every relay gets at most the group's connections (relays sized null get exactly that).
+    const transportFor = (poolSize: number): NodemailerTransport => {
+      const relays = config.smtp.relays.map((r) => ({ ...r, poolSize: Math.min(r.poolSize ?? poolSize, poolSize) }));
+      const t = new NodemailerTransport({ ...config, smtp: { ...config.smtp, poolSize, relays } }, transportOptions);
+      this.#groupTransports.push(t);
+      return t;
+    };
     // ---- End of adapters. ----
     // Sources are read at scrape time, so the metrics can exist before the parts they read.
     this.metrics = new Metrics({
@@ -197,7 +210,7 @@ export class App {
       {
         synced: () => this.synced,
         pingMongo: () => store.ping(),
-        verifySmtp: () => this.transport.verify(),
+        verifySmtp: () => this.transport.checkRelays(),
         breaker: () => this.queue.breaker.state,
         // Fails at once while disconnected (no offline queue): `/readyz` names `redis`.
         ...(redis ? { pingRedis: () => redis.client.ping() } : {}),
@@ -222,6 +235,7 @@ export class App {
       { ...config.broadcasts, feedAhead: feedAheadOf(config), drainTimeoutMs: config.send.drainTimeoutMs },
       log.child({ part: 'broadcast' }),
     );
+    this.metrics.setRelaySource(() => this.relayStatus());
     this.metrics.setBroadcastSource(() =>
       this.broadcasts.running().map((b) => ({ id: b.id, state: 'running', targeted: b.processed, sent: b.sent, failed: b.failed, skipped: b.skipped + b.suppressed })),
     );
@@ -276,6 +290,11 @@ export class App {
   /** The rate windows' use: this process's, or the budget every instance shares (Redis). */
   get budget(): BudgetView {
     return this.queue.budget;
+  }
+
+  /** Every relay with its health and counts, over the main pools and the destination groups' own. */
+  relayStatus(): RelayStatus[] {
+    return mergeRelayStatus([this.transport, ...this.#groupTransports].map((t) => t.relays()));
   }
 
   /** Numbers for `/stats` and the log, read from the components. */

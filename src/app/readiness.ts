@@ -4,7 +4,9 @@
  * paused: the shared rate budget grants nothing; the body says `redis: false`). The SMTP answer is a handshake, shared by concurrent probes and cached (config
  * `http.smtpCheckCacheMs` after a success, `http.smtpCheckFailedCacheMs` after a failure, so a
  * recovery shows soon) so a probe every few seconds does not open a connection to the provider
- * each time. Split out of the composition root, which only wires it.
+ * each time. With several relays (`smtp.relays`) each one gets the handshake: SMTP is ready while
+ * at least one answers, and the body lists each relay by host:port with its answer (`relays`).
+ * Split out of the composition root, which only wires it.
  */
 import type { ReadyReport } from '../http/server.js';
 import { systemClock, type BreakerState, type Clock } from '../ports/index.js';
@@ -14,13 +16,22 @@ export interface ReadinessDeps {
   synced(): boolean;
   /** Resolves when MongoDB answers a ping. */
   pingMongo(): Promise<unknown>;
-  /** An SMTP handshake: resolves false (or rejects) when the server does not answer. */
-  verifySmtp(): Promise<boolean>;
+  /**
+   * An SMTP handshake: resolves false (or rejects) when the server does not answer; or one answer
+   * per relay (ready while any answers).
+   */
+  verifySmtp(): Promise<boolean | readonly RelayReply[]>;
   /** The send queue's circuit breaker state: `open` means unreachable without a handshake. */
   breaker(): BreakerState;
   /** Resolves when Redis answers a ping; absent when no Redis is configured (no `redis` check). */
   pingRedis?: () => Promise<unknown>;
   clock?: Clock;
+}
+
+/** One relay's handshake, named by host:port (never its URL). */
+export interface RelayReply {
+  relay: string;
+  ok: boolean;
 }
 
 export interface ReadinessOptions {
@@ -35,6 +46,8 @@ interface SmtpCheck {
   at: number;
   ok: Promise<boolean>;
   result: boolean | undefined;
+  /** Each relay's answer, with more than one relay. */
+  relays: Record<string, boolean> | undefined;
 }
 
 export class Readiness {
@@ -63,7 +76,10 @@ export class Readiness {
       : undefined;
     const [mongoOk, smtpOk, redisOk] = await Promise.all([mongodb, this.smtpReachable(), redis]);
     const synced = this.#deps.synced();
-    const report = { ok: synced && mongoOk && smtpOk && redisOk !== false, synced, mongodb: mongoOk, smtp: smtpOk, breaker: this.#deps.breaker() };
+    const breaker = this.#deps.breaker();
+    // With the breaker open no handshake was made: the last one's relay answers would be stale.
+    const relays = breaker === 'open' ? undefined : this.#smtpCheck?.relays;
+    const report = { ok: synced && mongoOk && smtpOk && redisOk !== false, synced, mongodb: mongoOk, smtp: smtpOk, breaker, ...(relays === undefined ? {} : { relays }) };
     return redisOk === undefined ? report : { ...report, redis: redisOk };
   }
 
@@ -76,9 +92,13 @@ export class Readiness {
     const now = this.#clock.now();
     const check = this.#smtpCheck;
     if (check === undefined || (check.result !== undefined && now - check.at > (check.result ? this.#opts.smtpCheckCacheMs : this.#opts.smtpCheckFailedCacheMs))) {
-      const next: SmtpCheck = { at: now, result: undefined, ok: Promise.resolve(false) };
+      const next: SmtpCheck = { at: now, result: undefined, ok: Promise.resolve(false), relays: this.#smtpCheck?.relays };
       next.ok = this.#deps.verifySmtp().then(
-        (ok) => ok,
+        (answer) => {
+          if (typeof answer === 'boolean') return answer;
+          if (answer.length > 1) next.relays = Object.fromEntries(answer.map((r) => [r.relay, r.ok]));
+          return answer.some((r) => r.ok);
+        },
         () => false,
       );
       void next.ok.then((ok) => {

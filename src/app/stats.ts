@@ -6,6 +6,7 @@
  */
 import type { MongoClaimStore } from '../adapters/mongo/claim-store.js';
 import type { InstanceRegistry } from '../adapters/mongo/instance-registry.js';
+import type { RelayStatus } from '../adapters/smtp/relay-set.js';
 import type { SendPath } from '../adapters/smtp/send-options.js';
 import type { AnalyticsBuffer } from '../analytics/buffer.js';
 import type { CatchUp, MinuteLedger } from '../core/catch-up.js';
@@ -27,6 +28,8 @@ export interface StatsParts {
   readonly instances: Pick<InstanceRegistry, 'id'>;
   readonly registry: JobRegistry;
   readonly queue: SendPath;
+  /** The SMTP relays, each with its health (`up`) and counts (summed over the destination groups' pools). */
+  relayStatus(): RelayStatus[];
   readonly dispatcher: Dispatcher;
   readonly claims: Pick<MongoClaimStore, 'stats'>;
   readonly suppressions: SuppressionList;
@@ -52,6 +55,7 @@ export function appStats(p: StatsParts, unsubscribe?: Record<string, number>, fe
     nextFire: minuteIso(p.registry.nextFireMinute()),
     queue: { waiting: p.queue.waiting, inFlight: p.queue.inFlight, backlog: p.dispatcher.backlog, ratePerSecond: p.queue.ratePerSecond },
     breaker: p.queue.breaker,
+    relays: p.relayStatus(),
     sends: { ...p.queue.stats },
     // Per destination group, when `destinations.groups` is configured.
     ...(p.queue.groups === undefined ? {} : { destinations: p.queue.groups }),

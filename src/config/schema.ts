@@ -103,7 +103,7 @@ const destinationGroup = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'lower-case letters, digits, _ and - only (at most 32)').refine((n) => n !== 'default', 'default is the name of the group of every other domain'),
   domains: z.array(domainName).min(1).max(1000),
   rate,
-  /** Sends in flight at once to this group; null: `smtp.poolSize`. */
+  /** Sends in flight at once to this group; null: the connections of every relay together (`smtp.poolSize` with one relay). */
   maxConnections: positiveInt.max(500).nullable(),
 });
 

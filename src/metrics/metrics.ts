@@ -6,7 +6,8 @@
  * analytics write latency (the buffer's `onFlush`), and housekeeping runs.
  *
  * Broadcast progress comes from whoever runs broadcasts, through {@link Metrics.setBroadcastSource};
- * bounces and complaints from the feedback side, through {@link Metrics.setFeedbackSource}.
+ * bounces and complaints from the feedback side, through {@link Metrics.setFeedbackSource}; the
+ * SMTP relays' health and counts from the transport, through {@link Metrics.setRelaySource}.
  *
  * The cluster and the rate windows are read through async ports (Redis answers them when
  * partitioned): their gauges collect asynchronously, one `status()` and one `use()` per scrape
@@ -49,6 +50,15 @@ export interface MetricSources {
   cluster(): { member: ClusterMember; budget: BudgetView; redisUp: boolean | undefined };
 }
 
+/** One SMTP relay as the transport reports it (`relay`: host:port, never its URL). */
+export interface RelayMetricSample {
+  relay: string;
+  up: boolean;
+  connections: number;
+  sent: number;
+  failures: number;
+}
+
 /** One broadcast's progress, as its runner reports it. */
 export interface BroadcastProgress {
   id: string;
@@ -88,6 +98,7 @@ export class Metrics {
   readonly #housekeepingLast: Gauge<'job'>;
   #broadcasts: (() => readonly BroadcastProgress[]) | undefined;
   #feedback: FeedbackMetricSource | undefined;
+  #relays: (() => readonly RelayMetricSample[]) | undefined;
 
   constructor(sources: MetricSources, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -184,9 +195,20 @@ export class Metrics {
 
     this.#feedbackMetrics(registers);
     this.#destinationMetrics(registers, sources);
+    this.#relayMetrics(registers);
   }
 
-  /** Bounces and complaints (see {@link FeedbackMetricSource}); nothing until a source is set. */
+  /** Each SMTP relay, labelled host:port (see {@link RelayMetricSample}); nothing until a source is set. */
+  #relayMetrics(registers: Registry[]): void {
+    const each = (read: (r: RelayMetricSample) => number) => (): Array<[{ relay: string }, number]> => (this.#relays?.() ?? []).map((r) => [{ relay: r.relay }, read(r)]);
+    const perRelay = (name: string, help: string, read: () => Array<[{ relay: string }, number]>): Gauge<'relay'> =>
+      new Gauge({ name, help, labelNames: ['relay'], registers, collect() { this.reset(); for (const [labels, v] of read()) this.set(labels, v); } });
+    perRelay('mailwheel_relay_up', 'SMTP relay health: 1 up, 0 down (it gets no traffic and is probed until it answers).', each((r) => (r.up ? 1 : 0)));
+    perRelay('mailwheel_relay_connections', 'Open connections of each SMTP relay pool.', each((r) => r.connections));
+    mirror(registers, 'mailwheel_relay_sent_total', 'Messages each SMTP relay accepted.', ['relay'], each((r) => r.sent));
+    mirror(registers, 'mailwheel_relay_failures_total', 'Connection-level failures per SMTP relay (connect refused or timed out, connection dropped; not 4xx/5xx replies).', ['relay'], each((r) => r.failures));
+  }
+
   /** One series per destination group (none while no group is configured). */
   #destinationMetrics(registers: Registry[], sources: MetricSources): void {
     const groups = () => sources.queue().groups ?? [];
@@ -209,6 +231,7 @@ export class Metrics {
     mirror(registers, 'mailwheel_destination_deferrals_total', 'Transient SMTP failures (4xx deferrals such as 421 4.7.x) retried later, per destination group.', ['group'], () => groups().map((g) => [{ group: g.name }, g.deferrals]));
   }
 
+  /** Bounces and complaints (see {@link FeedbackMetricSource}); nothing until a source is set. */
   #feedbackMetrics(registers: Registry[]): void {
     mirror(registers, 'mailwheel_feedback_reports_total', 'Bounce and complaint reports received, by source (ses, sendgrid, mailgun, postmark, dsn, arf) and kind (hard-bounce, soft-bounce, complaint).', ['source', 'kind'], () =>
       [...(this.#feedback?.reports() ?? [])].map((r) => [{ source: r.source, kind: r.kind }, r.n]),
@@ -288,6 +311,11 @@ export class Metrics {
   /** Broadcast progress, read at each scrape (the broadcast runner registers it). */
   setBroadcastSource(source: () => readonly BroadcastProgress[]): void {
     this.#broadcasts = source;
+  }
+
+  /** The SMTP relays, read at each scrape (the composition root registers the transport's). */
+  setRelaySource(source: () => readonly RelayMetricSample[]): void {
+    this.#relays = source;
   }
 
   /** Bounces and complaints, read at each scrape (the composition root registers them). */

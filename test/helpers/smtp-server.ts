@@ -155,6 +155,11 @@ export class TestSmtpServer {
     return this.server !== undefined;
   }
 
+  /** Messages received under a 'stall' fault whose reply is still held back. */
+  get stalling(): number {
+    return this.stallTimers.size;
+  }
+
   setFault(fault: SmtpFault): void {
     this.fault = fault;
   }

@@ -21,6 +21,7 @@ import { systemClock, type Clock, type OutcomeHooks } from '../../ports/index.js
 import type { StopResult } from './live-entries.js';
 import { LocalBudget } from './local-budget.js';
 import { sendQueueOptions, type DestinationGroupView, type ProbeableTransport, type SendPath, type SendQueueOptions, type SendStats } from './send-options.js';
+import { relayCapacity } from './relay-set.js';
 import { SendQueue } from './send-queue.js';
 import type { SharedBudget } from './shared-gate.js';
 
@@ -216,7 +217,7 @@ export function buildSendPath(config: Config, transport: ProbeableTransport, hoo
   }
   const budget = parts.shared ?? new LocalBudget(config.rate, parts.clock ?? systemClock, parts.used);
   const spec = (name: string, domains: readonly string[], rate: Config['rate'], maxConnections: number | null): GroupSpec => {
-    const concurrency = maxConnections ?? config.smtp.poolSize;
+    const concurrency = maxConnections ?? relayCapacity(config.smtp);
     const own = name !== DEFAULT_GROUP && parts.transportFor ? { transport: parts.transportFor(concurrency) } : {};
     return { name, domains, options: { ...base, rate, concurrency }, ...own };
   };

@@ -1,6 +1,6 @@
 /**
- * The SMTP transport: a bounded pool of reused connections (`SmtpPool`, over nodemailer's
- * SMTPConnection), never one connection per email (the old design's failure at 09:00). Messages are built by
+ * The SMTP transport: bounded pools of reused connections (`SmtpPool`, over nodemailer's
+ * SMTPConnection, one per relay: `RelaySet`), never one connection per email (the old design's failure at 09:00). Messages are built by
  * `MimeBuilder` (template encoded once, values substituted) and handed to the pool as raw MIME
  * with an explicit envelope, which skips nodemailer's per-message MIME tree (its ~2,500-3,000
  * msgs/s per core would otherwise be the ceiling, docs/ARCHITECTURE.md "Known limits"). Certificate checks
@@ -12,6 +12,7 @@
  * run's deliveries do), so a broadcast's fixed parts are encoded once, as before.
  */
 import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
 import { isAbsolute, join } from 'node:path';
 import type { Config } from '../../config/schema.js';
 import { defaultConfigDir } from '../../config/load.js';
@@ -20,7 +21,7 @@ import { verpReturnPath } from '../../core/verp.js';
 import { ConfigError, ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemClock, type Clock, type Delivery, type MailTransport } from '../../ports/index.js';
 import { MimeBuilder } from './mime.js';
-import { SmtpPool } from './smtp-pool.js';
+import { RelaySet, relaysOf, type RelayAnswer, type RelayStatus } from './relay-set.js';
 
 export interface NodemailerTransportOptions {
   /** Scheduled-mail templates, compiled; default: read from `config.templates.dir`. */
@@ -29,10 +30,13 @@ export interface NodemailerTransportOptions {
   headersFor?: ((d: Delivery) => Readonly<Record<string, string>> | undefined) | undefined;
   /** The Date header's time; default the system clock. */
   clock?: Clock | undefined;
+  /** Where relay health changes are logged (a relay down, back again). */
+  log?: Logger | undefined;
 }
 
 export class NodemailerTransport implements MailTransport {
-  readonly #pool: SmtpPool;
+  /** The relays (`smtp.relays`, or `smtp.url` alone), each its own pool and health: relay-set.ts. */
+  readonly #relays: RelaySet;
   readonly #from: string;
   /** VERP (`feedback.verp`): each message's envelope sender names it; undefined: the From address. */
   readonly #returnPath: ((digest: string) => string) | undefined;
@@ -46,17 +50,16 @@ export class NodemailerTransport implements MailTransport {
   constructor(config: Config, opts: NodemailerTransportOptions = {}) {
     const s = config.smtp;
     const ca = s.ca === null ? undefined : readCa(s.ca);
-    this.#pool = new SmtpPool({
-      url: s.url,
-      size: s.poolSize,
-      maxMessages: s.maxMessagesPerConnection,
-      connectionTimeoutMs: s.connectionTimeoutMs,
-      socketTimeoutMs: s.socketTimeoutMs,
-      tls: { rejectUnauthorized: s.rejectUnauthorized, ca },
+    const clock = opts.clock ?? systemClock;
+    this.#relays = new RelaySet(relaysOf(s), {
+      pool: { maxMessages: s.maxMessagesPerConnection, connectionTimeoutMs: s.connectionTimeoutMs, socketTimeoutMs: s.socketTimeoutMs, tls: { rejectUnauthorized: s.rejectUnauthorized, ca } },
+      threshold: config.send.breakerThreshold,
+      probeMaxMs: config.send.breakerProbeMaxMs,
+      clock,
+      log: opts.log,
     });
     this.#from = s.from;
     this.#returnPath = verpReturnPath(config.feedback.verp);
-    const clock = opts.clock ?? systemClock;
     this.#now = () => clock.now();
     // loadConfig makes the folder absolute; a hand-made Config may still name it relatively.
     const dir = isAbsolute(config.templates.dir) ? config.templates.dir : join(defaultConfigDir, config.templates.dir);
@@ -66,7 +69,7 @@ export class NodemailerTransport implements MailTransport {
 
   async send(d: Delivery): Promise<{ messageId: string; response: string }> {
     const msg = this.#builderFor(d).build(d, this.#headersFor?.(d));
-    const info = await this.#pool.send(msg.envelope, msg.raw);
+    const info = await this.#relays.send(msg.envelope, msg.raw);
     return { messageId: msg.messageId, response: info.response };
   }
 
@@ -85,15 +88,30 @@ export class NodemailerTransport implements MailTransport {
     return this.#scheduled;
   }
 
-  /** Answers when the server accepts a connection and greets us (for /readyz and the breaker). */
+  /** Answers when a relay accepts a connection and greets us (the send queue's breaker probe). */
   verify(): Promise<boolean> {
-    return this.#pool.verify();
+    return this.#relays.verify();
+  }
+
+  /** Each relay's handshake, named by host:port (`/readyz`). */
+  checkRelays(): Promise<RelayAnswer[]> {
+    return this.#relays.check();
+  }
+
+  /** Each relay's health and counts (`/stats`, `/metrics`). */
+  relays(): RelayStatus[] {
+    return this.#relays.status();
+  }
+
+  /** Connections of all relays together: the send queue's concurrency. */
+  get capacity(): number {
+    return this.#relays.capacity;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#pool.close();
+    this.#relays.close();
   }
 }
 

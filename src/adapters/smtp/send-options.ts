@@ -9,6 +9,7 @@ import type { BudgetView } from '../../ports/cluster.js';
 import type { Clock, DeliveryQueue, MailTransport } from '../../ports/index.js';
 import type { BreakerState } from './circuit-breaker.js';
 import type { StopResult } from './live-entries.js';
+import { relayCapacity } from './relay-set.js';
 import type { SharedBudget } from './shared-gate.js';
 import type { SlowdownOptions } from './slowdown.js';
 
@@ -60,7 +61,7 @@ export interface SendPath extends DeliveryQueue {
 }
 
 export interface SendQueueOptions {
-  /** Messages in flight at once; equal to the SMTP pool size. */
+  /** Messages in flight at once; the connections of all relays together (relay-set.ts `relayCapacity`). */
   concurrency: number;
   rate: Config['rate'];
   /**
@@ -100,7 +101,7 @@ export interface SendQueueOptions {
 /** The queue's settings as the daemon takes them from its config. */
 export function sendQueueOptions(config: Config): SendQueueOptions {
   return {
-    concurrency: config.smtp.poolSize,
+    concurrency: relayCapacity(config.smtp),
     rate: config.rate,
     maxAttempts: config.send.maxAttempts,
     backoffBaseMs: config.send.backoffBaseMs,

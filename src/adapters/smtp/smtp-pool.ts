@@ -20,6 +20,8 @@ export interface SmtpPoolOptions {
   connectionTimeoutMs: number;
   socketTimeoutMs: number;
   tls: { rejectUnauthorized: boolean; ca?: string | Buffer | undefined };
+  /** The setting named when `url` cannot be parsed; default `smtp.url`. */
+  setting?: string;
 }
 
 export interface RawEnvelope {
@@ -37,6 +39,27 @@ interface Conn {
 /** Errors after which the connection itself is still good: the server refused this message. */
 const MESSAGE_ERRORS = new Set(['EENVELOPE', 'EMESSAGE']);
 
+/** Failures of `send` whose message never left this process (see {@link neverHandedOver}). */
+const unsent = new WeakSet<object>();
+
+/**
+ * True when `send` failed before any byte of the message was written to the server: no connection
+ * could be had (connect, greeting, TLS or login failed), or the server never answered DATA with
+ * 354, the only answer after which the client writes the message. Such a message cannot have
+ * been delivered, so sending it elsewhere cannot duplicate it. After a 354 the server may have
+ * the whole message and the 250 may be what got lost: that outcome is unknown. (One case this
+ * cannot tell: a server that closes in the middle of writing its final reply; nodemailer then
+ * reports the cut line as the last answer. A whole reply is written at once in practice.)
+ */
+export function neverHandedOver(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && unsent.has(err);
+}
+
+function markUnsent(err: unknown): unknown {
+  if (typeof err === 'object' && err !== null) unsent.add(err);
+  return err;
+}
+
 export class SmtpPool {
   readonly #opts: SmtpPoolOptions;
   readonly #target: { host: string; port: number; secure: boolean; auth: { user: string; pass: string } | undefined };
@@ -46,6 +69,8 @@ export class SmtpPool {
   #waiters: Array<(c: Conn | Error) => void> = [];
   #closed = false;
   readonly stats = { connectionsOpened: 0, connectErrors: 0 };
+  /** `host:port` of the server (never the credentials): names the relay in stats and metrics. */
+  readonly address: string;
 
   constructor(opts: SmtpPoolOptions) {
     this.#opts = opts;
@@ -54,7 +79,7 @@ export class SmtpPool {
       u = new URL(opts.url);
     } catch {
       // The URL itself is not repeated: it may hold a password.
-      throw new ConfigError('smtp.url', 'is not a URL that can be parsed (check the host name and escape special characters in the credentials)');
+      throw new ConfigError(opts.setting ?? 'smtp.url', 'is not a URL that can be parsed (check the host name and escape special characters in the credentials)');
     }
     const secure = u.protocol === 'smtps:';
     this.#target = {
@@ -63,11 +88,18 @@ export class SmtpPool {
       secure,
       auth: u.username ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } : undefined,
     };
+    const host = this.#target.host.includes(':') ? `[${this.#target.host}]` : this.#target.host;
+    this.address = `${host}:${this.#target.port}`;
   }
 
   /** Sends one raw message; rejects with nodemailer's error (code, responseCode) on failure. */
   async send(envelope: RawEnvelope, raw: string | Buffer): Promise<{ response: string }> {
-    const conn = await this.#acquire();
+    let conn: Conn;
+    try {
+      conn = await this.#acquire();
+    } catch (err) {
+      throw markUnsent(err);
+    }
     try {
       const info = await new Promise<{ response?: string }>((resolve, reject) =>
         conn.smtp.send(envelope, raw, (err, result) => (err ? reject(err) : resolve(result ?? {}))),
@@ -77,12 +109,16 @@ export class SmtpPool {
       return { response: info.response ?? '' };
     } catch (err) {
       const e = err as { code?: string; responseCode?: number };
+      // The last answer is 354 (go ahead) only once DATA was accepted and the message is being written.
+      const last = conn.smtp.lastServerResponse;
+      const dataAccepted = typeof last === 'string' && last.startsWith('354');
       if (!conn.broken && MESSAGE_ERRORS.has(e.code ?? '') && e.responseCode !== 421) {
         // The server refused this message; reset the session and keep the connection.
         await new Promise<void>((resolve) => conn.smtp.reset((resetErr) => (resetErr ? this.#discard(conn) : this.#release(conn), resolve())));
       } else {
         this.#discard(conn);
       }
+      if (!MESSAGE_ERRORS.has(e.code ?? '') && !dataAccepted) markUnsent(err);
       throw err;
     }
   }
@@ -125,13 +161,19 @@ export class SmtpPool {
     }
     if (this.#all.size + this.#opening < this.#opts.size) {
       this.#opening++;
+      let c: Conn;
       try {
-        const c = await this.#open();
-        this.#all.add(c);
-        return c;
-      } finally {
+        c = await this.#open();
+      } catch (err) {
+        // The slot this open held is free again: a sender waiting for one tries its own open
+        // (which may fail as well and reach the relay set's failover) instead of waiting forever.
         this.#opening--;
+        this.#openForWaiter();
+        throw err;
       }
+      this.#opening--;
+      this.#all.add(c);
+      return c;
     }
     const got = await new Promise<Conn | Error>((resolve) => this.#waiters.push(resolve));
     if (got instanceof Error) throw got;
@@ -156,21 +198,26 @@ export class SmtpPool {
     this.#all.delete(conn);
     if (!conn.smtp.destroyed) conn.smtp.close();
     // A sender waiting for a connection may now open its own.
+    this.#openForWaiter();
+  }
+
+  /** Opens a connection for the first waiting sender, if any (a slot came free). */
+  #openForWaiter(): void {
     const waiter = this.#waiters.shift();
-    if (waiter) {
-      this.#opening++;
-      this.#open().then(
-        (c) => {
-          this.#opening--;
-          this.#all.add(c);
-          waiter(c);
-        },
-        (err: unknown) => {
-          this.#opening--;
-          waiter(err instanceof Error ? err : new Error(String(err)));
-        },
-      );
-    }
+    if (waiter === undefined) return;
+    this.#opening++;
+    this.#open().then(
+      (c) => {
+        this.#opening--;
+        this.#all.add(c);
+        waiter(c);
+      },
+      (err: unknown) => {
+        this.#opening--;
+        waiter(err instanceof Error ? err : new Error(String(err)));
+        this.#openForWaiter(); // the slot is free again: the next one in line tries
+      },
+    );
   }
 
   async #open(): Promise<Conn> {

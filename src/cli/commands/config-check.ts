@@ -64,7 +64,7 @@ export function registerConfigCheck(program: Command): void {
 /** Each check runs on its own, so one report names every failure. */
 async function connectChecks(loaded: LoadedConfig, timeoutMs: number, warnings: ConfigWarning[]): Promise<CheckResult[]> {
   const [mongo, smtp] = await Promise.all([checkMongo(loaded, timeoutMs, warnings), checkSmtp(loaded, timeoutMs)]);
-  return [mongo, smtp, checkUnsubscribe(loaded)];
+  return [mongo, ...smtp, checkUnsubscribe(loaded)];
 }
 
 async function checkMongo(loaded: LoadedConfig, timeoutMs: number, warnings: ConfigWarning[]): Promise<CheckResult> {
@@ -85,17 +85,19 @@ async function checkMongo(loaded: LoadedConfig, timeoutMs: number, warnings: Con
   }
 }
 
-async function checkSmtp(loaded: LoadedConfig, timeoutMs: number): Promise<CheckResult> {
+/** One result per relay (`smtp.relays`, or `smtp.url` alone), each named by its setting and host:port. */
+async function checkSmtp(loaded: LoadedConfig, timeoutMs: number): Promise<CheckResult[]> {
   const s = loaded.config.smtp;
   const pool = smtpGreeter(s, timeoutMs);
-  const auth = new URL(s.url).username !== '';
+  const urls = s.relays.length === 0 ? [s.url] : s.relays.map((r) => r.url);
   try {
-    await pool.check();
-    return { name: 'smtp', ok: true, detail: `${redactUri(s.url)} greets${auth ? ' and accepts the credentials' : ''}` };
-  } catch (err) {
-    const e = err as { message?: string; code?: string };
-    const why = scrubUri(s.url, (e.message ?? String(err)).split('\n')[0] ?? '');
-    return { name: 'smtp', ok: false, detail: `smtp.url (SMTP_URL): cannot use ${uriHosts(s.url)}: ${why}${e.code ? ` (${e.code})` : ''}` };
+    const answers = await pool.check();
+    return answers.map((a, i): CheckResult => {
+      const url = urls[i] ?? s.url;
+      const setting = a.setting === 'smtp.url' ? 'smtp.url (SMTP_URL)' : a.setting;
+      if (a.ok) return { name: 'smtp', ok: true, detail: `${redactUri(url)} greets${new URL(url).username !== '' ? ' and accepts the credentials' : ''}` };
+      return { name: 'smtp', ok: false, detail: `${setting}: cannot use ${a.relay}: ${a.error ?? ''}${a.code ? ` (${a.code})` : ''}` };
+    });
   } finally {
     pool.close();
   }
