@@ -122,6 +122,7 @@ export class App {
     const { events: eventSink, suppressions: suppressionStore, users: userSource, checkpoint: checkpointStore, broadcasts: broadcastStore, recipients } = store;
     this.transport = new NodemailerTransport(config, {
       headersFor: (d) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, clock.now()),
+      dkim: loaded.dkim,
     });
     // ---- End of adapters. ----
     // Sources are read at scrape time, so the metrics can exist before the parts they read.

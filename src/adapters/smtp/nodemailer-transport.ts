@@ -19,6 +19,8 @@ import { loadTemplates, type TemplateSet } from '../../core/templates.js';
 import { verpReturnPath } from '../../core/verp.js';
 import { ConfigError, ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemClock, type Clock, type Delivery, type MailTransport } from '../../ports/index.js';
+import { loadDkimKeys, type DkimKey } from '../../config/dkim-keys.js';
+import { DkimSigner } from './dkim-signer.js';
 import { MimeBuilder } from './mime.js';
 import { SmtpPool } from './smtp-pool.js';
 
@@ -29,6 +31,8 @@ export interface NodemailerTransportOptions {
   headersFor?: ((d: Delivery) => Readonly<Record<string, string>> | undefined) | undefined;
   /** The Date header's time; default the system clock. */
   clock?: Clock | undefined;
+  /** DKIM keys parsed at start-up (`LoadedConfig.dkim`); default: read from `config.dkim` here. */
+  dkim?: readonly DkimKey[] | undefined;
 }
 
 export class NodemailerTransport implements MailTransport {
@@ -41,6 +45,8 @@ export class NodemailerTransport implements MailTransport {
   /** A builder per content object that deliveries carry (one per broadcast run). */
   readonly #builders = new WeakMap<TemplateSet, MimeBuilder>();
   readonly #headersFor: NodemailerTransportOptions['headersFor'];
+  readonly #dkim: DkimSigner;
+  readonly #feedbackId: string | null;
   #closed = false;
 
   constructor(config: Config, opts: NodemailerTransportOptions = {}) {
@@ -62,11 +68,13 @@ export class NodemailerTransport implements MailTransport {
     const dir = isAbsolute(config.templates.dir) ? config.templates.dir : join(defaultConfigDir, config.templates.dir);
     this.#scheduled = new MimeBuilder(opts.templates ?? loadTemplates(dir, 'scheduled'), { from: s.from, now: this.#now, returnPath: this.#returnPath });
     this.#headersFor = opts.headersFor;
+    this.#dkim = new DkimSigner(opts.dkim ?? loadDkimKeys(config.dkim, defaultConfigDir));
+    this.#feedbackId = config.broadcasts.feedbackId;
   }
 
   async send(d: Delivery): Promise<{ messageId: string; response: string }> {
     const msg = this.#builderFor(d).build(d, this.#headersFor?.(d));
-    const info = await this.#pool.send(msg.envelope, msg.raw);
+    const info = await this.#pool.send(msg.envelope, await this.#dkim.sign(msg.raw));
     return { messageId: msg.messageId, response: info.response };
   }
 
@@ -74,7 +82,7 @@ export class NodemailerTransport implements MailTransport {
     if (d.content !== undefined) {
       let b = this.#builders.get(d.content);
       if (b === undefined) {
-        b = new MimeBuilder(d.content, { from: this.#from, now: this.#now, returnPath: this.#returnPath });
+        b = new MimeBuilder(d.content, { from: this.#from, now: this.#now, returnPath: this.#returnPath, feedbackId: this.#feedbackId });
         this.#builders.set(d.content, b);
       }
       return b;
