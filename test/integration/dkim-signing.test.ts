@@ -6,7 +6,6 @@
  * Ed25519). The TXT records come from the keys generated here (no DNS). Tampered copies must fail,
  * so the verifier can say no. Keys are made with node:crypto into a temp folder at run time.
  */
-import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,11 +18,9 @@ import type { Config } from '../../src/config/schema.js';
 import { scheduledKey } from '../../src/core/delivery-key.js';
 import { compileTemplates } from '../../src/core/templates.js';
 import type { Delivery } from '../../src/core/types.js';
-import { repoRoot } from '../helpers/cli.js';
+import { dkimpyVerify } from '../helpers/dkim-verify.js';
 import { TestSmtpServer, type ReceivedMessage } from '../helpers/smtp-server.js';
 
-const PYTHON = process.env['MAILWHEEL_TEST_PYTHON'] ?? '/usr/bin/python3';
-const VERIFY = join(repoRoot, 'test', 'helpers', 'dkim-verify.py');
 const COUNT = 1_000;
 
 const loaded = loadConfig({ env: {} });
@@ -32,9 +29,7 @@ let keys: DkimKey[];
 
 /** dkimpy's verdict per message: one boolean per DKIM-Signature field, in header order. */
 function verify(messages: readonly string[]): boolean[][] {
-  const records = Object.fromEntries(keys.map((k) => [k.recordName, k.txt]));
-  const out = execFileSync(PYTHON, [VERIFY], { input: JSON.stringify({ records, messages }), maxBuffer: 64 * 1024 * 1024 });
-  return JSON.parse(out.toString()) as boolean[][];
+  return dkimpyVerify(Object.fromEntries(keys.map((k) => [k.recordName, k.txt])), messages);
 }
 
 /** Which algorithm each DKIM-Signature field of `raw` names, in header order. */
