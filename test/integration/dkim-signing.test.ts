@@ -86,7 +86,15 @@ describe('DKIM signing on the send path, verified by dkimpy', () => {
     await Promise.all(ds.map((d) => transport.send(d)));
     const received: ReceivedMessage[] = await smtp.waitFor(COUNT, 120_000);
     expect(received).toHaveLength(COUNT);
-    for (const m of received) expect(algorithms(m.raw)).toEqual(['rsa-sha256', 'ed25519-sha256']);
+    for (const m of received) {
+      expect(algorithms(m.raw)).toEqual(['rsa-sha256', 'ed25519-sha256']);
+      // Hygiene on the wire: Feedback-ID on broadcasts only, no Precedence header at all.
+      const isBroadcast = Number(/^u(\d+)@/.exec(m.to[0] ?? '')?.[1]) % 2 === 1;
+      const head = m.raw.slice(0, m.raw.indexOf('\r\n\r\n'));
+      expect(/\r\nFeedback-ID: b1:news:mailwheel\r\n/.test(head), m.to[0]).toBe(isBroadcast);
+      expect(head).not.toMatch(/^Precedence:/im);
+    }
+    expect(received.filter((m) => m.raw.includes('\r\nFeedback-ID: ')).length).toBe(COUNT / 2);
 
     const verdicts = verify(received.map((m) => m.raw));
     const rsaPass = verdicts.filter((v) => v[0] === true).length;

@@ -1,7 +1,8 @@
 /**
  * `mailwheel config check`: validates the configuration (exit 78 naming every bad field), prints
- * the effective values with secrets redacted, which unsubscribe mode is in force and why, and the
- * warnings, and per DKIM signature the TXT record to publish. `--connect` also reaches MongoDB and SMTP (exit 69 naming each failure).
+ * the effective values with secrets redacted, which unsubscribe mode is in force and why, per DKIM
+ * signature the TXT record to publish, and the warnings. `--connect` also reaches MongoDB and SMTP
+ * (exit 69 naming each failure).
  * With `--json`, stdout is exactly one JSON document; every message goes to stderr.
  */
 import type { Command } from 'commander';
