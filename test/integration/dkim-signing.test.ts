@@ -102,7 +102,7 @@ describe('DKIM signing on the send path, verified by dkimpy', () => {
     expect({ rsaPass, edPass }).toEqual({ rsaPass: COUNT, edPass: COUNT });
 
     // The signatures cover the headers that matter and the body: change one, both fail.
-    const sample = received[1]?.raw ?? '';
+    const sample = received.find((m) => m.raw.includes('\r\nFeedback-ID: '))?.raw ?? '';
     expect(sample).toMatch(/\r\nFeedback-ID: b1:news:mailwheel\r\n/);
     const tampered = [
       sample.replace(/\r\nSubject: [^\r]*/, '\r\nSubject: Something else'),

@@ -35,8 +35,17 @@ export class DkimSigner {
   /** `raw` with every configured DKIM-Signature field in front (`raw` itself when none is). */
   async sign(raw: string): Promise<string> {
     if (this.#signers.length === 0) return raw;
+    return (await this.fields(raw)) + raw;
+  }
+
+  /** Just the DKIM-Signature fields for `raw` (each ending in CRLF), to go in front of it. */
+  async fields(raw: string): Promise<string> {
     const fields = await Promise.all(this.#signers.map((s) => s(raw)));
-    return fields.join('') + raw;
+    return fields.join('');
+  }
+
+  async close(): Promise<void> {
+    // Nothing held: the in-thread signer has no threads or handles.
   }
 }
 

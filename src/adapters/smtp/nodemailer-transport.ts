@@ -20,7 +20,7 @@ import { verpReturnPath } from '../../core/verp.js';
 import { ConfigError, ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemClock, type Clock, type Delivery, type MailTransport } from '../../ports/index.js';
 import { loadDkimKeys, type DkimKey } from '../../config/dkim-keys.js';
-import { DkimSigner } from './dkim-signer.js';
+import { messageSigner, type MessageSigner } from './dkim-pool.js';
 import { MimeBuilder } from './mime.js';
 import { SmtpPool } from './smtp-pool.js';
 
@@ -45,7 +45,7 @@ export class NodemailerTransport implements MailTransport {
   /** A builder per content object that deliveries carry (one per broadcast run). */
   readonly #builders = new WeakMap<TemplateSet, MimeBuilder>();
   readonly #headersFor: NodemailerTransportOptions['headersFor'];
-  readonly #dkim: DkimSigner;
+  readonly #dkim: MessageSigner;
   readonly #feedbackId: string | null;
   #closed = false;
 
@@ -68,7 +68,7 @@ export class NodemailerTransport implements MailTransport {
     const dir = isAbsolute(config.templates.dir) ? config.templates.dir : join(defaultConfigDir, config.templates.dir);
     this.#scheduled = new MimeBuilder(opts.templates ?? loadTemplates(dir, 'scheduled'), { from: s.from, now: this.#now, returnPath: this.#returnPath });
     this.#headersFor = opts.headersFor;
-    this.#dkim = new DkimSigner(opts.dkim ?? loadDkimKeys(config.dkim, defaultConfigDir));
+    this.#dkim = messageSigner(opts.dkim ?? loadDkimKeys(config.dkim, defaultConfigDir));
     this.#feedbackId = config.broadcasts.feedbackId;
   }
 
@@ -102,6 +102,7 @@ export class NodemailerTransport implements MailTransport {
     if (this.#closed) return;
     this.#closed = true;
     this.#pool.close();
+    await this.#dkim.close();
   }
 }
 
