@@ -56,6 +56,11 @@ export class DkimWorkerPool implements MessageSigner {
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn());
   }
 
+  /** The current worker threads (one replaced after it died shows up here as a new one). */
+  get workers(): readonly Worker[] {
+    return this.#slots.map((s) => s.worker);
+  }
+
   sign(raw: string): Promise<string> {
     if (this.#closed) return Promise.reject(new MailwheelError(ErrorCodes.INTERNAL, 'DKIM signer is closed'));
     // The least busy worker: messages differ little in size, so this spreads the CPU evenly.
