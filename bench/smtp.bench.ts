@@ -8,6 +8,8 @@
  * (c) nodemailer pool, raw MIME from MimeBuilder with an explicit envelope (the new path);
  * (d) mailwheel's SendQueue (Bottleneck grants of weighted batches, workers) over its own
  *     SmtpPool of nodemailer SMTPConnections, raw MIME from MimeBuilder: what the daemon sends with;
+ * (f) the (d) path with DKIM signing (RSA-2048, Ed25519) at the default pool size, next to an
+ *     unsigned (d) cell of the same count in the same run: what signing costs the SMTP path;
  * (e) exploratory: the same raw MIME over nodemailer's SMTPConnection directly, one sequential
  *     sender per connection, without the Mailer and smtp-pool layers (what is left of
  *     nodemailer's per-message cost once MIME building is gone).
@@ -25,9 +27,11 @@ import pino from 'pino';
 import { MimeBuilder } from '../src/adapters/smtp/mime.js';
 import { NodemailerTransport } from '../src/adapters/smtp/nodemailer-transport.js';
 import { SendQueue } from '../src/adapters/smtp/send-queue.js';
+import type { DkimKey } from '../src/config/dkim-keys.js';
 import { loadConfig } from '../src/config/load.js';
 import type { TemplateSet } from '../src/core/templates.js';
 import type { Delivery } from '../src/core/types.js';
+import { benchDkimKeys } from './lib/dkim-keys.js';
 import { deliveries, deliveryFor, FROM, mailOptions, templateOfSize } from './lib/fixtures.js';
 import { runningPostfixMaster } from './lib/postfix.js';
 import { runSmtpSource, SmtpSink } from './lib/sink.js';
@@ -45,6 +49,9 @@ const MAX_SECONDS = 60;
 /** Same as config/default.json smtp.maxMessagesPerConnection: the daemon's own setting. */
 const MAX_MESSAGES_PER_CONNECTION = 1000;
 const USERS = deliveries(20_000);
+/** Case (f): the default smtp.poolSize; RSA signing is CPU-bound, so the cells are shorter. */
+const SIGNED_POOL = 10;
+const signedCount = (quick: boolean): number => (quick ? 1_000 : 5_000);
 
 interface Cell {
   messages: number;
@@ -61,12 +68,12 @@ interface Cell {
  * pool, no rate limit) over the NodemailerTransport (MimeBuilder raw MIME, SmtpPool), with
  * outcome hooks that only count, so what is measured is the queue and the transport.
  */
-async function viaSendQueue(opts: { url: string; pool: number; templates: TemplateSet; count: number }): Promise<Outcome> {
+async function viaSendQueue(opts: { url: string; pool: number; templates: TemplateSet; count: number; transport?: NodemailerTransport }): Promise<Outcome> {
   const file = join(mkdtempSync(join(tmpdir(), 'mw-bench-')), 'config.json');
   writeFileSync(file, JSON.stringify({ smtp: { poolSize: opts.pool, maxMessagesPerConnection: MAX_MESSAGES_PER_CONNECTION }, rate: { perSecond: null, perDay: null } }));
   const { config } = loadConfig({ file, env: { SMTP_URL: opts.url } });
   rmSync(dirname(file), { recursive: true, force: true });
-  const transport = new NodemailerTransport(config, { templates: opts.templates });
+  const transport = opts.transport ?? new NodemailerTransport(config, { templates: opts.templates });
   let sent = 0;
   let failed = 0;
   let firstError: string | undefined;
@@ -90,6 +97,18 @@ async function viaSendQueue(opts: { url: string; pool: number; templates: Templa
   await transport.close();
   return { sent, failed, firstError };
 }
+
+/** Case (f)'s transport, with `WARM_UP` messages sent through it before any measurement. */
+async function warmTransport(url: string, templates: TemplateSet, dkim: readonly DkimKey[]): Promise<NodemailerTransport> {
+  const file = join(mkdtempSync(join(tmpdir(), 'mw-bench-')), 'config.json');
+  writeFileSync(file, JSON.stringify({ smtp: { poolSize: SIGNED_POOL, maxMessagesPerConnection: MAX_MESSAGES_PER_CONNECTION } }));
+  const { config } = loadConfig({ file, env: { SMTP_URL: url } });
+  rmSync(dirname(file), { recursive: true, force: true });
+  const transport = new NodemailerTransport(config, { templates, dkim });
+  await Promise.all(Array.from({ length: WARM_UP }, (_, i) => transport.send(USERS[USERS.length - 1 - i] as Delivery)));
+  return transport;
+}
+const WARM_UP = 200;
 
 interface Outcome {
   sent: number;
@@ -223,6 +242,7 @@ const suite: Suite = {
     const rows: Row[] = [];
     const comparisons: Row[] = [];
     const notes: string[] = [];
+    const keys = benchDkimKeys();
     try {
       for (const size of SIZES) {
         const tpl = templateOfSize(size.bytes);
@@ -284,6 +304,25 @@ const suite: Suite = {
             'direct / smtp-source': round(rate(e) / rate(a), 2),
           });
         }
+        // (f): the daemon's path unsigned and signed, same count, same run.
+        const fCount = signedCount(quick);
+        const cells: Array<{ label: string; cell: Cell }> = [];
+        for (const [label, dkim] of [['unsigned', []], ['DKIM RSA-2048', [keys.rsa]], ['DKIM Ed25519', [keys.ed25519]]] as const) {
+          log(`${size.label}, pool ${SIGNED_POOL}: SendQueue ${label}, ${fCount} messages...`);
+          // Made and warmed up outside the measurement: the signing workers start once per
+          // daemon, not per cell (from source each also compiles its modules through tsx).
+          const transport = await warmTransport(`smtp://127.0.0.1:${sink.port}`, tpl, dkim);
+          const cell = await measured(sink, () => viaSendQueue({ url: `smtp://127.0.0.1:${sink.port}`, pool: SIGNED_POOL, templates: tpl, count: fCount, transport }));
+          if (cell.firstError !== undefined) notes.push(`SendQueue ${label} ${size.label}: ${cell.failed} failed, first: ${cell.firstError}`);
+          rows.push(row(`(f) SendQueue ${label}`, size.label, SIGNED_POOL, sample.length, cell));
+          cells.push({ label, cell });
+        }
+        // A line of its own (not a comparisons row): its columns differ from the pool comparison's.
+        const base = cells[0]?.cell;
+        if (base !== undefined) {
+          const parts = cells.map((c) => `${c.label} ${Math.round(rate(c.cell))} msgs/s, ${round((c.cell.cpuMs * 1000) / Math.max(1, c.cell.messages), 1)} CPU µs/msg${c.cell === base ? '' : ` (${round(rate(c.cell) / rate(base), 2)}x unsigned)`}`);
+          notes.push(`(f) ${size.label} pool ${SIGNED_POOL}: ${parts.join('; ')}`);
+        }
       }
     } finally {
       await sink.stop();
@@ -295,11 +334,12 @@ const suite: Suite = {
       'cpuMs is this process for (b)/(c) and smtp-source itself for (a); sinkCpuMs is smtp-sink during the cell',
       `nodemailer pool: maxConnections = pool, maxMessages = ${MAX_MESSAGES_PER_CONNECTION} (the daemon default), 2 sends in flight per connection; smtp-source: -s pool -d (connections kept)`,
       '(d) mailwheel SendQueue: Bottleneck grants of weighted batches (50 per grant without a rate limit), `pool` workers, raw MIME over SmtpPool (our own pool of nodemailer SMTPConnections); outcome hooks only count',
+      `(f) SendQueue as (d) at pool ${SIGNED_POOL}, ${signedCount(quick)} messages per cell, unsigned vs DKIM-signed (one signature, keys parsed once, signed in the transport's worker threads; RSA via nodemailer's signer, Ed25519 via mailauth) in the same run; each (f) transport is made and sent ${WARM_UP} messages before its cell`,
       '(e) is exploratory: nodemailer SMTPConnection without Mailer/smtp-pool, connections kept for the whole cell (no maxMessages recycling), one message at a time per connection',
       master === undefined ? 'no Postfix master process was running' : `a Postfix master process (pid ${master}) was running; it was not used`,
     );
     return {
-      config: { sizes: SIZES, pools: POOLS, counts: Object.fromEntries(POOLS.map((p) => [p, countFor(p, quick)])), maxSecondsPerCell: MAX_SECONDS, maxMessagesPerConnection: MAX_MESSAGES_PER_CONNECTION, sink: 'smtp-sink -c -u nobody -m 512 127.0.0.1:PORT 1024' },
+      config: { sizes: SIZES, pools: POOLS, counts: Object.fromEntries(POOLS.map((p) => [p, countFor(p, quick)])), signedPool: SIGNED_POOL, signedCount: signedCount(quick), maxSecondsPerCell: MAX_SECONDS, maxMessagesPerConnection: MAX_MESSAGES_PER_CONNECTION, sink: 'smtp-sink -c -u nobody -m 512 127.0.0.1:PORT 1024' },
       rows,
       comparisons,
       notes,

@@ -13,6 +13,7 @@ import { isHardBounce } from '../adapters/smtp/classify.js';
 import { NodemailerTransport } from '../adapters/smtp/nodemailer-transport.js';
 import { SharedWindows } from '../adapters/redis/shared-windows.js';
 import { buildSendPath } from '../adapters/smtp/destination-queues.js';
+import { messageSigner, type MessageSigner } from '../adapters/smtp/dkim-pool.js';
 import { mergeRelayStatus, type RelayStatus } from '../adapters/smtp/relay-set.js';
 import type { SendPath } from '../adapters/smtp/send-options.js';
 import { CatchUp, MinuteLedger } from '../core/catch-up.js';
@@ -68,6 +69,8 @@ export class App {
   readonly eventCheck: MongoStores['eventCheck'];
   readonly retention: MongoStores['retention'];
   readonly transport: NodemailerTransport;
+  /** DKIM signing for every transport (a no-op without `dkim`), closed after them. */
+  readonly signer: MessageSigner;
   readonly analytics: AnalyticsBuffer;
   /** One SendQueue, or one per destination group behind a façade (`destinations.groups`). */
   readonly queue: SendPath;
@@ -130,6 +133,8 @@ export class App {
       headersFor: (d: Delivery) => unsubscribeHeaders({ userId: d.userId, email: d.email }, config.unsubscribe, clock.now()),
       clock,
       log: log.child({ part: 'relays' }),
+      // One signer (worker threads) for every transport of the process.
+      signer: (this.signer = messageSigner(loaded.dkim)),
     };
     this.transport = new NodemailerTransport(config, transportOptions);
     // Each destination group's own pools (destination-queues.ts): a 421 closes only its connections.

@@ -42,6 +42,7 @@ export interface LifecycleParts {
   readonly eventCheck: EventReconciler;
   readonly retention: Retention;
   readonly transport: NodemailerTransport;
+  readonly signer: { close(): Promise<void> };
   readonly analytics: AnalyticsBuffer;
   readonly queue: SendPath;
   readonly dispatcher: Dispatcher;
@@ -222,6 +223,7 @@ export async function closeInOrder(app: LifecycleParts, http: HttpServer | undef
       await app.eventCheck.markChecked(new Date(app.clock.now()));
     }],
     ['smtp', () => app.transport.close()],
+    ['dkim signer', () => app.signer.close()],
     // Leases released before the heartbeat goes: the others take the partitions at their next round.
     ['partitions', () => app.cluster.member.stop()],
     ['redis', () => app.cluster.close()],

@@ -11,6 +11,7 @@ import { ConfigError, ErrorCodes, MailwheelError, type ConfigProblem } from '../
 import { isValidZone } from '../core/fire-time.js';
 import { loadTemplates, type TemplateSet } from '../core/templates.js';
 import { registerSecrets } from '../log.js';
+import { loadDkimKeys, type DkimKey } from './dkim-keys.js';
 import { configSchema, retiredSettings, schedulesSchema, type Config, type Schedules } from './schema.js';
 import { redactUri, uriSecrets } from './urls.js';
 
@@ -24,6 +25,8 @@ export interface LoadedConfig {
   templates: { scheduled: TemplateSet };
   /** Files that contributed, in order, for `config check`. */
   sources: string[];
+  /** The `dkim[]` keys, read and parsed once (config/dkim-keys.ts); empty: messages go unsigned. */
+  dkim: readonly DkimKey[];
 }
 
 type Json = Record<string, unknown>;
@@ -227,7 +230,11 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
     templates = collect(problems, () => ({ scheduled: loadTemplates(dir, 'scheduled') }));
   }
 
-  if (problems.length > 0 || !parsed.success || schedules === undefined || templates === undefined || tplDir === undefined) {
+  // DKIM keys are read here, once, so a bad key stops start-up (and `config check`) naming its field.
+  const dkimEntries = parsed.success ? parsed.data.dkim : [];
+  const dkim = collect(problems, () => loadDkimKeys(dkimEntries, operatorDir ?? defaultConfigDir));
+
+  if (problems.length > 0 || !parsed.success || schedules === undefined || templates === undefined || tplDir === undefined || dkim === undefined) {
     throw ConfigError.of(problems);
   }
   const config = parsed.data;
@@ -235,7 +242,7 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
   // Certificate files are named relative to the operator's config folder (the packaged one without it).
   const certs = config.feedback.webhooks.ses.certificates;
   for (const [url, file] of Object.entries(certs)) certs[url] = isAbsolute(file) ? file : join(operatorDir ?? defaultConfigDir, file);
-  return { config: deepFreeze(config), schedules: deepFreeze(schedules), templates, sources };
+  return { config: deepFreeze(config), schedules: deepFreeze(schedules), templates, sources, dkim };
 }
 
 /** Secrets of the merged (possibly invalid) config, so no log line or error message shows them. */

@@ -3,7 +3,9 @@
  * send nothing, or send something other than intended, silently. `config check` prints them and
  * `start` logs them as warnings.
  */
+import addressparser from 'nodemailer/lib/addressparser';
 import { unsubscribeMode } from '../core/unsubscribe-token.js';
+import { alignsWith } from './dkim-keys.js';
 import { databaseName } from './load.js';
 import type { Config } from './schema.js';
 
@@ -29,7 +31,25 @@ export function configWarnings(config: Config): ConfigWarning[] {
   }
   const mode = unsubscribeMode(config.unsubscribe);
   if (mode.warn) out.push({ setting: 'unsubscribe.baseUrl', message: mode.reason });
+  const dkim = dkimAlignmentWarning(config);
+  if (dkim) out.push(dkim);
   return out;
+}
+
+/**
+ * DMARC passes on DKIM only when a signature's d= aligns with the From domain (relaxed: equal,
+ * or the From domain lies below it). Signatures that all miss it are valid, yet Gmail and Yahoo
+ * treat the mail as unauthenticated bulk mail.
+ */
+function dkimAlignmentWarning(config: Config): ConfigWarning | undefined {
+  if (config.dkim.length === 0) return undefined;
+  const address = addressparser(config.smtp.from, { flatten: true })[0]?.address ?? '';
+  const fromDomain = address.slice(address.lastIndexOf('@') + 1);
+  if (fromDomain === '' || config.dkim.some((k) => alignsWith(fromDomain, k.domain))) return undefined;
+  return {
+    setting: 'dkim',
+    message: `no signature's domain (${config.dkim.map((k) => k.domain).join(', ')}) aligns with the smtp.from domain ${fromDomain}: DMARC will not pass on DKIM; sign with d=${fromDomain} or a parent of it`,
+  };
 }
 
 /** The warning for an empty users collection (nothing would ever be scheduled), or undefined. */

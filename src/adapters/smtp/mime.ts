@@ -37,6 +37,12 @@ export interface MimeBuilderOptions {
   messageIdDomain?: string | undefined;
   /** Milliseconds since the epoch for the Date header; default the system clock (tests pass a fixed one). */
   now?: (() => number) | undefined;
+  /**
+   * `broadcasts.feedbackId`: the Feedback-ID header of broadcast messages (Gmail's feedback loop
+   * reports complaints per value), `{broadcast}` replaced by the broadcast id. Scheduled mail
+   * never carries one. Null/undefined: no header.
+   */
+  feedbackId?: string | null | undefined;
 }
 
 /** One message, ready for `sendMail({ envelope, raw })`. */
@@ -79,6 +85,7 @@ export class MimeBuilder {
   /** The From header's address; the envelope sender (MAIL FROM) unless a return path is set. */
   readonly fromAddress: string;
   readonly #returnPath: ((digest: string) => string) | undefined;
+  readonly #feedbackId: string | null;
   /** The multipart boundary of every message from this builder. */
   readonly boundary: string;
   readonly #fromHeader: string;
@@ -98,6 +105,7 @@ export class MimeBuilder {
     this.#now = opts.now ?? systemClock.now;
     this.fromAddress = from.address;
     this.#returnPath = opts.returnPath;
+    this.#feedbackId = opts.feedbackId ?? null;
     this.#idDomain = opts.messageIdDomain ?? from.address.slice(from.address.lastIndexOf('@') + 1);
     this.#fromHeader = header('From', mailbox(from.name, from.address));
     // "=_" never occurs in quoted-printable output (see the file comment); the random part keeps
@@ -137,6 +145,9 @@ export class MimeBuilder {
       `Message-ID: ${messageId}${CRLF}` +
       `MIME-Version: 1.0${CRLF}` +
       header('X-Mailwheel-Key', unstructured(d.key));
+    if (this.#feedbackId !== null && d.kind === 'broadcast' && d.broadcastId !== undefined) {
+      head += header('Feedback-ID', unstructured(this.#feedbackId.replaceAll('{broadcast}', d.broadcastId)));
+    }
     if (extraHeaders !== undefined) {
       for (const [name, value] of Object.entries(extraHeaders)) head += header(checkedName(name), unstructured(value));
     }
@@ -253,7 +264,7 @@ function checkedAddress(address: string): string {
 }
 
 /** Headers the builder writes itself; an extra header must not duplicate them. */
-const OWN_HEADERS = new Set(['date', 'from', 'to', 'subject', 'message-id', 'mime-version', 'x-mailwheel-key', 'content-type', 'content-transfer-encoding']);
+const OWN_HEADERS = new Set(['date', 'from', 'to', 'subject', 'message-id', 'mime-version', 'x-mailwheel-key', 'feedback-id', 'content-type', 'content-transfer-encoding']);
 
 function checkedName(name: string): string {
   // RFC 5322 field name: printable ASCII except ":".

@@ -20,6 +20,8 @@ import { loadTemplates, type TemplateSet } from '../../core/templates.js';
 import { verpReturnPath } from '../../core/verp.js';
 import { ConfigError, ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemClock, type Clock, type Delivery, type MailTransport } from '../../ports/index.js';
+import { loadDkimKeys, type DkimKey } from '../../config/dkim-keys.js';
+import { messageSigner, type MessageSigner } from './dkim-pool.js';
 import { MimeBuilder } from './mime.js';
 import { RelaySet, relaysOf, type RelayAnswer, type RelayStatus } from './relay-set.js';
 
@@ -32,6 +34,13 @@ export interface NodemailerTransportOptions {
   clock?: Clock | undefined;
   /** Where relay health changes are logged (a relay down, back again). */
   log?: Logger | undefined;
+  /** DKIM keys parsed at start-up (`LoadedConfig.dkim`); default: read from `config.dkim` here. */
+  dkim?: readonly DkimKey[] | undefined;
+  /**
+   * A signer shared with other transports (the destination groups' own, app.ts), so the process
+   * has one pool of signing workers; its owner closes it. Default: one of this transport's own.
+   */
+  signer?: MessageSigner | undefined;
 }
 
 export class NodemailerTransport implements MailTransport {
@@ -45,6 +54,10 @@ export class NodemailerTransport implements MailTransport {
   /** A builder per content object that deliveries carry (one per broadcast run). */
   readonly #builders = new WeakMap<TemplateSet, MimeBuilder>();
   readonly #headersFor: NodemailerTransportOptions['headersFor'];
+  readonly #dkim: MessageSigner;
+  /** False when the signer is shared (`signer` option): its owner closes it. */
+  readonly #ownSigner: boolean;
+  readonly #feedbackId: string | null;
   #closed = false;
 
   constructor(config: Config, opts: NodemailerTransportOptions = {}) {
@@ -65,11 +78,14 @@ export class NodemailerTransport implements MailTransport {
     const dir = isAbsolute(config.templates.dir) ? config.templates.dir : join(defaultConfigDir, config.templates.dir);
     this.#scheduled = new MimeBuilder(opts.templates ?? loadTemplates(dir, 'scheduled'), { from: s.from, now: this.#now, returnPath: this.#returnPath });
     this.#headersFor = opts.headersFor;
+    this.#ownSigner = opts.signer === undefined;
+    this.#dkim = opts.signer ?? messageSigner(opts.dkim ?? loadDkimKeys(config.dkim, defaultConfigDir));
+    this.#feedbackId = config.broadcasts.feedbackId;
   }
 
   async send(d: Delivery): Promise<{ messageId: string; response: string }> {
     const msg = this.#builderFor(d).build(d, this.#headersFor?.(d));
-    const info = await this.#relays.send(msg.envelope, msg.raw);
+    const info = await this.#relays.send(msg.envelope, await this.#dkim.sign(msg.raw));
     return { messageId: msg.messageId, response: info.response };
   }
 
@@ -77,7 +93,7 @@ export class NodemailerTransport implements MailTransport {
     if (d.content !== undefined) {
       let b = this.#builders.get(d.content);
       if (b === undefined) {
-        b = new MimeBuilder(d.content, { from: this.#from, now: this.#now, returnPath: this.#returnPath });
+        b = new MimeBuilder(d.content, { from: this.#from, now: this.#now, returnPath: this.#returnPath, feedbackId: this.#feedbackId });
         this.#builders.set(d.content, b);
       }
       return b;
@@ -112,6 +128,7 @@ export class NodemailerTransport implements MailTransport {
     if (this.#closed) return;
     this.#closed = true;
     this.#relays.close();
+    if (this.#ownSigner) await this.#dkim.close();
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * `mailwheel config check`: validates the configuration (exit 78 naming every bad field), prints
- * the effective values with secrets redacted, which unsubscribe mode is in force and why, and the
- * warnings. `--connect` also reaches MongoDB and SMTP (exit 69 naming each failure).
+ * the effective values with secrets redacted, which unsubscribe mode is in force and why, per DKIM
+ * signature the TXT record to publish, and the warnings. `--connect` also reaches MongoDB and SMTP
+ * (exit 69 naming each failure).
  * With `--json`, stdout is exactly one JSON document; every message goes to stderr.
  */
 import type { Command } from 'commander';
@@ -43,11 +44,14 @@ export function registerConfigCheck(program: Command): void {
         config: redactConfig(loaded.config),
         schedules: loaded.schedules,
         unsubscribe: { mode: mode.mode, reason: mode.reason },
+        // Public halves only: the TXT record each key needs. The private key is never printed.
+        dkim: loaded.dkim.map((k) => ({ domain: k.domain, selector: k.selector, algorithm: k.algorithm, key: k.describe, name: k.recordName, txt: k.txt })),
         warnings,
         ...(checks === undefined ? {} : { checks }),
       };
       const messages = [
         `unsubscribe: ${mode.mode === 'one-click' ? 'one-click' : 'mailto only'}: ${mode.reason}`,
+        ...loaded.dkim.map((k) => `dkim: ${k.describe} key OK (${k.algorithm}); publish: ${k.recordName} TXT ${zoneText(k.txt)}`),
         ...(checks ?? []).filter((c) => c.ok).map((c) => `${c.name}: ${c.detail}`),
         ...warnings.map((w) => `warning: ${w.setting}: ${w.message}`),
         ...failed.map((c) => `mailwheel: ${c.detail}`),
@@ -59,6 +63,13 @@ export function registerConfigCheck(program: Command): void {
       process.stderr.write(`${messages.join('\n')}\n`);
       if (failed.length > 0) process.exitCode = EXIT_UNAVAILABLE;
     });
+}
+
+/** A TXT value in zone-file form: quoted strings of at most 255 characters (an RSA-2048 record is longer). */
+function zoneText(txt: string): string {
+  const parts: string[] = [];
+  for (let i = 0; i < txt.length; i += 255) parts.push(`"${txt.slice(i, i + 255)}"`);
+  return parts.join(' ');
 }
 
 /** Each check runs on its own, so one report names every failure. */

@@ -2,10 +2,10 @@
  * `mailwheel preview --user ID`: renders the user's scheduled email exactly as the daemon would
  * build it (MimeBuilder with the configured templates and the unsubscribe headers), without
  * sending or claiming anything. Prints the header block as sent, then each part decoded (the
- * text that was quoted-printable encoded), or with `--raw` the whole message as it goes to SMTP.
+ * text that was quoted-printable encoded), or with `--raw` the whole message as it goes to SMTP (DKIM-signed when `dkim` is configured).
  */
 import type { Command } from 'commander';
-import { buildMessage } from '../../app/messages.js';
+import { buildMessage, signMessage } from '../../app/messages.js';
 import { withStores } from '../../app/stores.js';
 import { scheduledKey } from '../../core/delivery-key.js';
 import { fireInstant, nextFires, parseHHMM } from '../../core/fire-time.js';
@@ -69,7 +69,9 @@ export function registerPreview(program: Command): void {
         dueAt: slot.at,
       };
       const templates = loaded.templates.scheduled;
-      const built = buildMessage(templates, { from: config.smtp.from, now: () => now }, d, unsubscribeHeaders({ userId: u.id, email: u.email }, config.unsubscribe, now));
+      const unsigned = buildMessage(templates, { from: config.smtp.from, now: () => now }, d, unsubscribeHeaders({ userId: u.id, email: u.email }, config.unsubscribe, now));
+      // Signed with the configured DKIM keys, as the transport signs it just before SMTP.
+      const built = { ...unsigned, raw: await signMessage(loaded.dkim, unsigned.raw) };
       if (opts.raw && !opts.json) {
         process.stdout.write(built.raw);
         return;
