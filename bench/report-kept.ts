@@ -29,8 +29,11 @@ export function keptSections(report: string): Map<string, KeptSection> {
   const out = new Map<string, KeptSection>();
   for (const part of report.split(/^(?=## )/m).slice(1)) {
     const suite = /^## (\S+)/.exec(part)?.[1];
-    const row = suite === undefined ? undefined : rows.get(suite);
-    if (suite === undefined || row === undefined) continue;
+    if (suite === undefined) continue;
+    // A section added by hand may lack its summary row: made from its "- Ran: <date>, took <time>" line.
+    const ran = /^- Ran: (.+?), took (.+)$/m.exec(part);
+    const row = rows.get(suite) ?? (ran === null ? undefined : `| [${suite}](#${anchorOf(suite)}) | ${KEPT_STATUS} | ${ran[1] ?? '–'} | ${ran[2] ?? '–'} |`);
+    if (row === undefined) continue;
     const charts = [...part.matchAll(/\]\(report\/([^)\s]+\.svg)\)/g)].map((m) => m[1] ?? '').filter((f) => f !== '');
     out.set(suite, { suite, row, section: `${part.replace(/\n+$/, '')}\n`, charts });
   }

@@ -214,17 +214,22 @@ describe('writeReport', () => {
     const peakSection = full.slice(full.indexOf('## peak'), full.indexOf('\n## ', full.indexOf('## peak') + 1) + 1);
     const peakCharts = readdirSync(join(dir, 'report')).filter((f) => f.startsWith('peak-'));
     expect(peakCharts.length).toBe(1);
+    // A section added by hand, without a summary row, is kept too.
+    const handSection = '## scale\n\n- Ran: 2026-12-03 10:03 UTC, took 2,361.6 s (39 min 22 s)\n\nAdded by hand.\n';
+    writeFileSync(first.path, `${full}\n${handSection}`);
     // A contributor runs only rate: peak's result is not there.
     rmSync(join(results, 'peak.json'));
     writeFileSync(join(results, 'rate.json'), JSON.stringify({ suite: 'rate', startedAt: '2026-12-01T10:00:00.000Z', durationS: 9, rows: [{ limit: 20, figure: 333 }], series: [perSecond([20, 20, 20])] }));
     const second = writeReport(results);
-    expect(second).toMatchObject({ regenerated: ['rate'], kept: ['peak'] });
+    expect(second).toMatchObject({ regenerated: ['rate'], kept: ['peak', 'scale'] });
     const md = readFileSync(second.path, 'utf8');
     expect(md).toContain('| 333 |');
     expect(md).not.toContain('| 111 |');
     expect(md).toContain(peakSection);
     expect(md).toMatch(/\| \[peak\]\(#peak\) \| kept \(earlier run\) \| 2026-11-01 10:05 UTC \| 7 s \|/);
     expect(md).toContain('**Partly regenerated**: rate from the results');
+    expect(md).toContain(handSection);
+    expect(md).toContain('| [scale](#scale) | kept (earlier run) | 2026-12-03 10:03 UTC | 2,361.6 s (39 min 22 s) |');
     for (const f of peakCharts) expect(existsSync(join(dir, 'report', f))).toBe(true);
     // Regenerating again changes nothing (the kept row stays kept).
     writeReport(results);
