@@ -15,6 +15,8 @@ export interface BreakerOptions {
   threshold: number;
   probeMaxMs: number;
   probeBaseMs?: number;
+  /** False: never probes on its own; only `answered()` closes it (a lone relay, relay-health.ts). Default true. */
+  probes?: boolean;
 }
 
 export class CircuitBreaker {
@@ -26,11 +28,13 @@ export class CircuitBreaker {
   readonly #clock: Clock;
   #timer: unknown;
   #closedForGood = false;
+  /** Bumped at each opening: a probe of an earlier opening that answers late is ignored. */
+  #outage = 0;
   opens = 0;
   probes = 0;
 
   constructor(opts: BreakerOptions, probe: () => Promise<boolean>, onChange: (state: BreakerState) => void, clock: Clock = systemClock) {
-    this.#opts = { probeBaseMs: 1000, ...opts };
+    this.#opts = { probeBaseMs: 1000, probes: true, ...opts };
     this.#clock = clock;
     this.#probe = probe;
     this.#onChange = onChange;
@@ -44,15 +48,26 @@ export class CircuitBreaker {
     this.#consecutive = 0;
   }
 
+  /** Proof from outside that the server answers (a reply to a send, whatever its code; a handshake): closed at once. */
+  answered(): void {
+    this.#consecutive = 0;
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#onChange('closed');
+  }
+
   /** Counts a connection failure; true when the breaker is (now) open. */
   failure(): boolean {
     this.#consecutive++;
     if (this.#state === 'open') return true;
     if (this.#consecutive < this.#opts.threshold || this.#closedForGood) return false;
     this.#state = 'open';
+    this.#outage++;
     this.opens++;
     this.#onChange('open');
-    this.#schedule(0);
+    if (this.#opts.probes) this.#schedule(0);
     return true;
   }
 
@@ -68,10 +83,12 @@ export class CircuitBreaker {
     // Probe number `attempt` (0 = the first) waits probeBaseMs * 2^attempt: backoff attempt + 1.
     const delay = backoffDelay({ baseMs: this.#opts.probeBaseMs, maxMs: this.#opts.probeMaxMs, jitter: 'none' }, attempt + 1);
     // systemClock's timers are unref'd: a pending probe never keeps a stopping process alive.
-    this.#timer = this.#clock.setTimeout(() => void this.#runProbe(attempt), delay);
+    const outage = this.#outage;
+    this.#timer = this.#clock.setTimeout(() => void this.#runProbe(attempt, outage), delay);
   }
 
-  async #runProbe(attempt: number): Promise<void> {
+  async #runProbe(attempt: number, outage: number): Promise<void> {
+    this.#timer = undefined;
     this.probes++;
     let ok = false;
     try {
@@ -79,10 +96,9 @@ export class CircuitBreaker {
     } catch {
       ok = false;
     }
-    if (this.#closedForGood) return;
+    // Stopped, or closed by answered() meanwhile (and maybe open again: that opening probes itself).
+    if (this.#closedForGood || this.#state === 'closed' || outage !== this.#outage) return;
     if (!ok) return this.#schedule(attempt + 1);
-    this.#state = 'closed';
-    this.#consecutive = 0;
-    this.#onChange('closed');
+    this.answered();
   }
 }
