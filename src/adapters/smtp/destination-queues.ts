@@ -197,7 +197,7 @@ export interface SendPathParts {
   shared?: SharedBudget;
   /**
    * A transport of its own for each named group, with a pool of `poolSize` connections (the
-   * group's `maxConnections`, null: `smtp.poolSize`); the default group uses the main transport.
+   * group's `maxConnections`, null: every relay's connections together); the default group uses the main transport.
    * Absent: every group shares the main transport.
    */
   transportFor?: (poolSize: number) => ProbeableTransport;
