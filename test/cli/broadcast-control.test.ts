@@ -137,7 +137,8 @@ describe('cancel', () => {
 });
 
 describe('--at', () => {
-  it('a scheduled broadcast waits for its instant; one cancelled before its instant never sends', { timeout: 60_000 }, async () => {
+  // Six CLI runs and a broadcast: generous, a loaded machine takes seconds per CLI start.
+  it('a scheduled broadcast waits for its instant; one cancelled before its instant never sends', { timeout: 240_000 }, async () => {
     const at = new Date(Date.now() + 4_000);
     const segment = JSON.stringify({ _id: { $in: ['p000001', 'p000002', 'p000003'] } });
     const r = await runCli(['broadcast', 'send', '--subject', 'Later', '--text-file', bodies.textFile, '--segment', segment, '--at', at.toISOString(), '--json'], env);
@@ -155,7 +156,7 @@ describe('--at', () => {
     expect(cancel.code, cancel.stderr).toBe(0);
     expect(cancel.stdout).toContain(`broadcast ${far.id} cancelled`);
 
-    const done = await waitForStatus(db.db, id, ['done'], 30_000);
+    const done = await waitForStatus(db.db, id, ['done'], 120_000);
     const mine = smtp.messages.filter((m) => (m.headers.get('x-mailwheel-key') ?? '').startsWith(`b:${id}:`));
     expect(mine).toHaveLength(3);
     expect(Math.min(...mine.map((m) => m.receivedAt))).toBeGreaterThanOrEqual(at.getTime());

@@ -259,6 +259,8 @@ describe('partition leases in Redis (RedisClusterMember)', () => {
       expect(partitionedExactly(nodes)).toBe(true);
       await expectTableMatches(nodes);
       expect(counts(nodes).sort()).toEqual([85, 85, 86]);
+      // Each member logs its recovery at its own next round.
+      for (const n of nodes) expect(n.logs.some((l) => l.includes('partition leases renewed again')), n.id).toBe(true);
     }, WAIT);
     const moved = nodes.flatMap((n, i) => n.changes.slice(changesBefore[i]).flatMap((ch) => [...ch.gained, ...ch.lost]));
     console.log(`[partition-leases] after an empty Redis came back: ${moved.length} partitions moved, counts ${counts(nodes).join('/')}`);
