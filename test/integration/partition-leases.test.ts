@@ -128,7 +128,10 @@ async function startThree(url: string): Promise<Node[]> {
   const prefix = redisKeyPrefix('leases');
   const nodes = ['m-a', 'm-b', 'm-c'].map((id) => node(url, prefix, id));
   await Promise.all(nodes.map((n) => n.member.start()));
-  await vi.waitFor(() => expect(counts(nodes).sort()).toEqual([85, 85, 86]), WAIT);
+  // The balanced shares, by sorted member id (core/partition-balance.ts): m-a takes the extra one.
+  // Not just "85, 85, 86 in some order": on a loaded machine that passes a moment before m-a's
+  // last gain, and a test reading the table then saw m-a with 85.
+  await vi.waitFor(() => expect(counts(nodes)).toEqual([86, 85, 85]), WAIT);
   expect(partitionedExactly(nodes)).toBe(true);
   return nodes;
 }
