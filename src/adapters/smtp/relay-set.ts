@@ -174,9 +174,10 @@ export class RelaySet {
       seen.set(pool.address, n);
       const name = n === 1 ? pool.address : `${pool.address}#${n}`;
       const onChange = (up: boolean): void => {
-        if (up) this.#wrr.reset(i);
-        if (up) opts.log?.info({ relay: name }, 'SMTP relay answers again: it gets its share back');
-        else opts.log?.warn({ relay: name, failures: opts.threshold }, 'SMTP relay unreachable: marked down, its share goes to the others');
+        if (up) {
+          this.#wrr.reset(i);
+          opts.log?.info({ relay: name }, 'SMTP relay answers again: it gets its share back');
+        } else opts.log?.warn({ relay: name, failures: opts.threshold }, 'SMTP relay unreachable: marked down, its share goes to the others');
       };
       // A lone relay is probed by the send queue's breaker (verify()); probing it here too would double the probes.
       const health = new RelayHealth({ threshold: opts.threshold, probeMaxMs: opts.probeMaxMs, probes: specs.length > 1 }, () => pool.verify(), onChange, clock);
