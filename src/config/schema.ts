@@ -246,6 +246,24 @@ const broadcasts = z.strictObject({
   feedbackId: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').nullable(),
 });
 
+/** `HH:MM`, 24-hour, as in users' emailTimes. */
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (24-hour)');
+
+/**
+ * Quiet hours per kind of mail: no broadcast mail while the recipient's local time is inside
+ * [start, end) (a window may cross midnight: 21:00-08:00). A running broadcast holds those users
+ * and sends them when their window ends; held longer than `maxHoldMinutes` they are recorded as
+ * `missed` with the reason. Scheduled mail is the user's own choice and is never held.
+ */
+const quietHours = z.strictObject({
+  broadcasts: z.strictObject({
+    /** null (with `end` null): no quiet hours. */
+    start: hhmm.nullable(),
+    end: hhmm.nullable(),
+    maxHoldMinutes: positiveInt.max(7 * 24 * 60),
+  }),
+});
+
 /** `mailwheel run-minute`, a one-shot replay of one minute. */
 const runMinute = z.strictObject({
   /**
@@ -369,6 +387,7 @@ export const configSchema = z
     analytics,
     retention,
     broadcasts,
+    quietHours,
     runMinute,
     http,
     cluster,
@@ -406,6 +425,10 @@ export const configSchema = z
   .refine((c) => { const all = c.destinations.groups.flatMap((g) => g.domains); return new Set(all).size === all.length; }, {
     message: 'a domain may be in one group only',
     path: ['destinations', 'groups'],
+  })
+  .refine((c) => (c.quietHours.broadcasts.start === null) === (c.quietHours.broadcasts.end === null) && (c.quietHours.broadcasts.start === null || c.quietHours.broadcasts.start !== c.quietHours.broadcasts.end), {
+    message: 'start and end are set together (both or neither) and differ',
+    path: ['quietHours', 'broadcasts'],
   })
   .refine((c) => c.retention.deliveriesDays * 24 > c.send.catchUpLookbackHours, {
     message: 'must be longer than send.catchUpLookbackHours (a deleted delivery record can be sent again)',

@@ -82,6 +82,19 @@ export interface OutcomeFlusher {
   flush(): Promise<void>;
 }
 
+/**
+ * A broadcast sent at each recipient's local time (`broadcast send --local-time HH:MM --on DATE`):
+ * each recipient gets it when their own clock reads `time` on `date`, by the fire-time rule of
+ * scheduled mail (core/fire-time.ts `fireInstant`: a time in a DST gap moves forward, a repeated
+ * time is taken at its first occurrence).
+ */
+export interface LocalTimeWave {
+  /** `HH:MM`, 24-hour. */
+  time: string;
+  /** `YYYY-MM-DD`, the local date in each recipient's zone. */
+  date: string;
+}
+
 /** One broadcast as stored: content, status, counters, checkpoint. */
 export interface BroadcastDoc {
   /** `YYYYMMDD-HHMMSS-xxxxxx` (UTC creation time, random): readable, sortable, no ':'. */
@@ -94,6 +107,8 @@ export interface BroadcastDoc {
   status: BroadcastStatus;
   /** Do not start before this instant (`--at`). */
   at?: Date | undefined;
+  /** Sent at each recipient's local time instead of to everyone at once. */
+  localTime?: LocalTimeWave | undefined;
   createdAt: Date;
   counters: BroadcastCounters;
   checkpoint?: BroadcastCheckpoint | undefined;
@@ -114,6 +129,7 @@ export interface NewBroadcast {
   html?: string | undefined;
   segment: string;
   at?: Date | undefined;
+  localTime?: LocalTimeWave | undefined;
 }
 
 /** Tells whether an instance (a lease holder) still sends heartbeats. */

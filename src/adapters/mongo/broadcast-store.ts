@@ -111,6 +111,7 @@ export class MongoBroadcastStore implements BroadcastStore {
         segment: input.segment,
         status: 'queued',
         ...(input.at === undefined ? {} : { at: input.at }),
+        ...(input.localTime === undefined ? {} : { localTime: input.localTime }),
         createdAt: now,
         counters: { sent: 0, failed: 0, skipped: 0, suppressed: 0 },
         gen: 0,
