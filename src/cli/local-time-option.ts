@@ -1,10 +1,9 @@
 /**
  * `broadcast send --local-time HH:MM [--on YYYY-MM-DD]`: the wave every recipient gets at their
  * own local time. Checked before anything is written (a bad time or date, or `--at` beside it, is
- * exit 64). Without `--on` the date is tomorrow's UTC date: HH:MM of tomorrow is still ahead in
- * every zone from UTC-12 to UTC+14 until 10:00 UTC at the latest (earlier for later HH:MM
- * east of UTC), so "tomorrow" almost always reaches everyone on time; a date chosen by hand is
- * the way to send today.
+ * exit 64). Without `--on` the date is tomorrow's UTC date: tomorrow's HH:MM is still ahead in
+ * every zone (UTC+14 reaches it first, at HH:MM + 10 h UTC today: 19:00 UTC for 09:00), so a
+ * wave queued during the UTC day reaches everyone on time; `--on` picks any other date.
  */
 import { fireInstant, parseHHMM } from '../core/fire-time.js';
 import { DAY_MS } from '../core/time.js';
