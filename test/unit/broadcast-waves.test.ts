@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BroadcastRun, type RunResult } from '../../src/core/broadcast-run.js';
+import { decide } from '../../src/core/broadcast-supervisor.js';
 import { SendWindow, type SendRule } from '../../src/core/send-window.js';
 import { compileTemplates } from '../../src/core/templates.js';
 import type { Delivery } from '../../src/core/types.js';
@@ -153,5 +154,22 @@ describe('BroadcastRun with local-time waves', () => {
     expect(new Set(w.sent).size).toBe(30);
     expect(w.sent).not.toContain('b:w:kol');
     expect(w.events.ofType('missed')).toHaveLength(1);
+  });
+});
+
+describe('decide() and nextAt', () => {
+  const at = (iso: string): Date => new Date(iso);
+  const now = Date.parse('2026-01-15T10:00:00Z');
+  it('a running broadcast waiting for a later instant is not run before it, by anyone', () => {
+    expect(decide({ status: 'running', at: undefined, nextAt: at('2026-01-15T10:00:01Z') }, undefined, now)).toBeUndefined();
+    expect(decide({ status: 'running', at: undefined, nextAt: at('2026-01-15T10:00:00Z') }, undefined, now)).toBe('run');
+    expect(decide({ status: 'running', at: undefined, nextAt: undefined }, undefined, now)).toBe('run');
+  });
+  it('pause and cancel are applied while it waits; a resume waits for the instant', () => {
+    const waiting = { status: 'running' as const, at: undefined, nextAt: at('2026-01-15T12:00:00Z') };
+    expect(decide(waiting, 'pause', now)).toBe('paused');
+    expect(decide(waiting, 'cancel', now)).toBe('cancelled');
+    expect(decide({ ...waiting, status: 'paused' }, 'resume', now)).toBeUndefined();
+    expect(decide({ ...waiting, status: 'paused' }, 'resume', Date.parse('2026-01-15T12:00:00Z'))).toBe('run');
   });
 });
