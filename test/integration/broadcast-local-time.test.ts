@@ -188,6 +188,7 @@ describe('local-time broadcasts in the App, clock driven by the test', () => {
     expect(end.status).toBe('done');
     expect(end.counters).toMatchObject({ sent: 5_000, failed: 0, skipped: 1, suppressed: 0, total: 5_001 });
     expect(end.zones?.map((z) => z.done).reduce((x, y) => x + y, 0)).toBe(5_000);
+    await app.analytics.flush();
     const invalid = await db.db.collection('mailwheel_events').countDocuments({ type: 'invalid', userId: 'bad000000' });
     expect(invalid, 'the user with an unknown zone reported once').toBe(1);
   });
