@@ -227,3 +227,28 @@ async function recordMissed(
   if (claimed.length > 0) await ctx.claims.complete(claimed.map((key) => ({ key, status: 'missed' as const })));
   return elsewhere;
 }
+
+/**
+ * Quiet hours looked at again when a prepared batch's turn comes: it was prepared while the one
+ * before was sent, so a window may have opened meanwhile. Deliveries whose zone is now inside it
+ * are taken out of the batch (their claims go back) and counted as held, so the batch is not
+ * confirmed and the run waits for them. Within one batch's own sending time the check is not
+ * repeated (the README states that bound).
+ */
+export async function recheckQuiet(batch: PreparedBatch, window: SendWindow | undefined, now: number, claims: Pick<ClaimStore, 'release'>): Promise<void> {
+  if (window?.rule.quiet === undefined || batch.zoneOf === undefined || batch.deliveries.length === 0) return;
+  const back: Delivery[] = [];
+  const keep: Delivery[] = [];
+  for (const d of batch.deliveries) {
+    const zone = batch.zoneOf.get(d.key);
+    const w = zone === undefined ? undefined : window.at(zone, now);
+    if (w !== undefined && !(w instanceof Error) && w.kind === 'at' && w.at > now) {
+      back.push(d);
+      batch.nextAt = Math.min(batch.nextAt ?? Infinity, w.at);
+    } else keep.push(d);
+  }
+  if (back.length === 0) return;
+  await claims.release(back.map((d) => d.key));
+  batch.deliveries = keep;
+  batch.held += back.length;
+}

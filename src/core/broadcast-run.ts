@@ -42,7 +42,7 @@ import type { Logger } from 'pino';
 import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, OutcomeFlusher, RunVerdict, ZoneProgress } from '../ports/broadcasts.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { ClaimStore, EventRecorder, RawUser } from '../ports/index.js';
-import { handled, prepareBatch, zeroCounts, type BatchContext, type PreparedBatch } from './broadcast-batch.js';
+import { handled, prepareBatch, recheckQuiet, zeroCounts, type BatchContext, type PreparedBatch } from './broadcast-batch.js';
 import type { SendWindow } from './send-window.js';
 import { ZoneBook } from './zone-book.js';
 import type { TemplateSet } from './template-set.js';
@@ -277,6 +277,7 @@ export class BroadcastRun {
       return undefined;
     }
 
+    await recheckQuiet(batch, this.#opts.window, this.#clock.now(), this.#deps.claims);
     const counts = batch.counts;
     this.#batchCounts = counts;
     this.#add(counts);
