@@ -34,7 +34,7 @@ export interface BatchContext {
   /** Local time and quiet hours: each recipient's instant (absent: everyone now). */
   window?: SendWindow | undefined;
   fields: FieldMap;
-  claims: Pick<ClaimStore, 'claim' | 'complete'>;
+  claims: Pick<ClaimStore, 'claim' | 'complete' | 'release'>;
   events: EventRecorder;
   isSuppressed(email: string): boolean;
   store: Pick<BroadcastRunStore, 'confirmedBatch'>;
@@ -125,6 +125,8 @@ export async function prepareBatch(ctx: BatchContext, users: RawUser[]): Promise
   const missed: Array<{ key: string; userId: string; zone: string; reason: string }> = [];
   let held = 0;
   let nextAt: number | undefined;
+  /** Keys held now that an earlier run may have served: key -> the instant they are held until. */
+  const probe = new Map<string, number>();
   const byKey = new Map<string, Delivery>();
   for (const u of users) {
     const c = checkRecipient(u, fields);
@@ -148,12 +150,15 @@ export async function prepareBatch(ctx: BatchContext, users: RawUser[]): Promise
         missed.push({ key, userId: id, zone, reason: when.reason });
         continue;
       }
-      if (when.at > now) {
+      if (when.at > now && when.first > now) {
         held++;
         nextAt = Math.min(nextAt ?? Infinity, when.at);
         tally(zone, when.at, 0);
         continue;
       }
+      // Held now, but eligible before (a window opened since): an earlier run may have sent it,
+      // which only its claim knows. Claimed with the rest; if it was not done, it goes back.
+      if (when.at > now) probe.set(key, when.at);
       // The recipient's own instant: its wave in its zone, or the end of its quiet hours.
       dueAt = when.at;
       zoneByKey.set(key, zone);
@@ -168,7 +173,7 @@ export async function prepareBatch(ctx: BatchContext, users: RawUser[]): Promise
     }
     byKey.set(key, { key, kind: 'broadcast', userId: id, email, name, broadcastId, dueAt, content: ctx.content });
   }
-  if (held === 0) for (const e of deferred) await events.record(e);
+  if (held === 0 && probe.size === 0) for (const e of deferred) await events.record(e);
   let heldElsewhere = missed.length > 0 ? await recordMissed(ctx, missed, counts, tally) : 0;
 
   // adoptOwn: under the run lease nothing else of this process sends these keys, so an
@@ -187,7 +192,14 @@ export async function prepareBatch(ctx: BatchContext, users: RawUser[]): Promise
     const d = byKey.get(key);
     await events.record({ type: 'skipped', at: new Date(now), key, kind: 'broadcast', userId: d?.userId ?? '', reason: 'claimed by another live instance' });
   }
-  const deliveries = claimed.flatMap((k) => byKey.get(k) ?? []);
+  // Probed keys we won were not served: released, and held like the others.
+  const unserved = claimed.filter((k) => probe.has(k));
+  if (unserved.length > 0) {
+    await ctx.claims.release(unserved);
+    for (const k of unserved) nextAt = Math.min(nextAt ?? Infinity, probe.get(k) ?? Infinity);
+    held += unserved.length;
+  }
+  const deliveries = claimed.flatMap((k) => (probe.has(k) ? [] : (byKey.get(k) ?? [])));
   return { ...base, counts, deliveries, heldElsewhere, held, nextAt, zones, zoneOf: zones === undefined ? undefined : zoneByKey };
 }
 

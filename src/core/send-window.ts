@@ -38,8 +38,13 @@ export interface SendRule {
 }
 
 export type SendInstant =
-  /** May be sent from `at` (ms; at or before `now`: due now). `base`: before quiet hours moved it. */
-  | { kind: 'at'; at: number; base: number; quiet: boolean }
+  /**
+   * May be sent from `at` (ms; at or before `now`: due now). `base`: before quiet hours moved it.
+   * `first`: the first instant it was ever eligible (base, or the end of the window base fell in).
+   * When `at` is ahead but `first` has passed, an earlier run may have sent it already (before the
+   * window opened): only its claim can tell, so the caller asks it before holding.
+   */
+  | { kind: 'at'; at: number; base: number; quiet: boolean; first: number }
   /** Held by quiet hours longer than allowed: never sent. */
   | { kind: 'missed'; base: number; reason: string };
 
@@ -83,11 +88,12 @@ export function quietWindowEnd(zone: string, t: number, quiet: Pick<QuietHours, 
 export function sendInstant(zone: string, rule: SendRule, now: number): SendInstant {
   const base = rule.wave === undefined ? rule.dueAt : fireInstant(zone, rule.wave.date, rule.wave.time);
   const quiet = rule.quiet;
-  if (quiet === undefined) return { kind: 'at', at: base, base, quiet: false };
+  if (quiet === undefined) return { kind: 'at', at: base, base, quiet: false, first: base };
+  const first = quietWindowEnd(zone, base, quiet) ?? base;
   // The moment it would go: its own instant, or now when that has passed (a late or resumed run).
   const would = Math.max(base, now);
   const end = quietWindowEnd(zone, would, quiet);
-  if (end === undefined) return { kind: 'at', at: base, base, quiet: false };
+  if (end === undefined) return { kind: 'at', at: base, base, quiet: false, first };
   const holdMs = end - would;
   if (holdMs > quiet.maxHoldMinutes * MINUTE_MS) {
     const local = DateTime.fromMillis(would, { zone }).toFormat('yyyy-MM-dd HH:mm');
@@ -97,7 +103,7 @@ export function sendInstant(zone: string, rule: SendRule, now: number): SendInst
       reason: `quiet hours ${quiet.start}-${quiet.end} in ${zone} (${local} local at ${new Date(would).toISOString()}) would hold it ${Math.ceil(holdMs / MINUTE_MS)} min, more than quietHours.broadcasts.maxHoldMinutes ${quiet.maxHoldMinutes}`,
     };
   }
-  return { kind: 'at', at: end, base, quiet: true };
+  return { kind: 'at', at: end, base, quiet: true, first };
 }
 
 /**

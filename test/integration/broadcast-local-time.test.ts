@@ -26,7 +26,8 @@ let t: TestApp | undefined;
 beforeEach(async () => {
   db = await testDb('localtime');
 });
-afterEach(async () => {
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state === 'fail') for (const l of t?.logs.filter((x) => x.level >= 40 || /broadcast/.test(x.msg)).slice(0, 15) ?? []) console.log(JSON.stringify(l).slice(0, 600));
   await t?.app.close();
   t = undefined;
   await smtp?.close();

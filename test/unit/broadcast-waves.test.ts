@@ -154,6 +154,33 @@ describe('BroadcastRun with local-time waves', () => {
     expect(new Set(w.sent).size).toBe(30);
     expect(w.sent).not.toContain('b:w:kol');
     expect(w.events.ofType('missed')).toHaveLength(1);
+
+  });
+});
+
+describe('quiet hours and recipients already served', () => {
+  it('a recipient served before its window opened is counted from its claim, not held again', async () => {
+    // Started 20:59Z, quiet 21:00-08:00 (12 h allowed): UTC goes at once, Tokyo (05:59) at 23:00Z.
+    const rule: SendRule = { quiet: { start: '21:00', end: '08:00', maxHoldMinutes: 720 }, dueAt: Date.parse('2026-01-15T20:59:00Z') };
+    const clock = new FakeClock('2026-01-15T20:59:00Z');
+    const w = new World();
+    const users = people().filter((u) => u['timezone'] !== 'America/New_York');
+    const r1 = await w.runAt(clock, rule, users);
+    expect(r1).toMatchObject({ end: 'waiting', counters: { sent: 10 } });
+    // 21:30Z: UTC is inside its window now (held until 08:00 by the rule), but was served.
+    clock.jump(Date.parse('2026-01-15T21:30:00Z') - clock.now());
+    const owned = w.claims.owned.size;
+    const mid = await w.runAt(clock, rule, users);
+    expect(mid.end).toBe('waiting');
+    expect(new Date(mid.nextAt ?? 0).toISOString()).toBe('2026-01-15T23:00:00.000Z');
+    expect(mid.counters).toMatchObject({ sent: 10 });
+    expect(mid.zones?.find((z) => z.zone === 'UTC')).toMatchObject({ users: 10, done: 10 });
+    expect(w.sent).toHaveLength(10);
+    expect(w.claims.owned.size).toBe(owned);
+    clock.jump(Date.parse('2026-01-15T23:00:00Z') - clock.now());
+    const r2 = await w.runAt(clock, rule, users);
+    expect(r2).toMatchObject({ end: 'done', counters: { sent: 20, skipped: 1 } });
+    expect(new Set(w.sent).size).toBe(20);
   });
 });
 
