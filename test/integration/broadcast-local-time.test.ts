@@ -178,6 +178,11 @@ describe('local-time broadcasts in the App, clock driven by the test', () => {
       },
     });
     expect(waves).toBe(12);
+    // What each wave costs (it re-reads the segment and re-claims those done): run times, real ms.
+    const starts = t.logs.filter((l) => l.msg === 'broadcast run started').map((l) => l['time'] as number);
+    const ends = t.logs.filter((l) => l.msg === 'broadcast run ended').map((l) => l['time'] as number);
+    const runMs = ends.map((e, i) => e - (starts[i] ?? e));
+    console.log(`local time: ${runMs.length} runs for 12 waves of 5,000 users; run ms ${runMs.join(' ')}; total ${runMs.reduce((x, y) => x + y, 0)} ms`);
     const late: string[] = [];
     for (const [user, e] of expected) {
       const r = got.get(user);
