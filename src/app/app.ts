@@ -237,7 +237,7 @@ export class App {
         clock: this.clock,
       },
       // Half the dispatcher's queue bound by default: a broadcast never fills the queue ahead of scheduled mail.
-      { ...config.broadcasts, feedAhead: feedAheadOf(config), drainTimeoutMs: config.send.drainTimeoutMs },
+      { ...config.broadcasts, feedAhead: feedAheadOf(config), drainTimeoutMs: config.send.drainTimeoutMs, quietHours: config.quietHours.broadcasts },
       log.child({ part: 'broadcast' }),
     );
     this.metrics.setRelaySource(() => this.relayStatus());

@@ -13,9 +13,40 @@ import { formatCount } from './format.js';
 const n = formatCount;
 const iso = (d: Date | undefined): string => (d === undefined ? '-' : d.toISOString());
 
-/** Users with an outcome (sent, failed, skipped, suppressed). */
+/** Users with an outcome (sent, failed, skipped, suppressed, missed). */
 export function handledOf(c: BroadcastCounters): number {
-  return c.sent + c.failed + c.skipped + c.suppressed;
+  return c.sent + c.failed + c.skipped + c.suppressed + (c.missed ?? 0);
+}
+
+/** One zone as `broadcast status` shows it: done, due now (its instant passed), waiting (ahead). */
+export interface ZoneRow {
+  zone: string;
+  at: Date;
+  users: number;
+  done: number;
+  due: number;
+  waiting: number;
+}
+
+/** The per-zone progress of a local-time or quiet-hours broadcast at `now` (empty for others). */
+export function zoneRows(doc: Pick<BroadcastDoc, 'zones' | 'status'>, now: number): ZoneRow[] {
+  const over = FINAL_STATUSES.has(doc.status);
+  return (doc.zones ?? []).map((z) => {
+    const left = over ? 0 : Math.max(0, z.users - z.done);
+    const ahead = z.at.getTime() > now;
+    return { zone: z.zone, at: z.at, users: z.users, done: z.done, due: ahead ? 0 : left, waiting: ahead ? left : 0 };
+  });
+}
+
+/** The per-zone lines of `broadcast status`: a summary line, then one line per zone by instant. */
+function zoneLines(rows: readonly ZoneRow[]): string[] {
+  if (rows.length === 0) return [];
+  const sum = (f: 'done' | 'due' | 'waiting') => rows.reduce((a, r) => a + r[f], 0);
+  const head = ['ZONE', 'AT (UTC)', 'USERS', 'DONE', 'DUE', 'WAITING'];
+  const body = rows.map((r) => [r.zone, r.at.toISOString().slice(0, 16).replace('T', ' '), n(r.users), n(r.done), n(r.due), n(r.waiting)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const line = (cells: string[]) => `  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}`;
+  return [`zones      ${rows.length}: done ${n(sum('done'))}, due now ${n(sum('due'))}, waiting ${n(sum('waiting'))}`, line(head), ...body.map(line)];
 }
 
 /**
@@ -30,7 +61,7 @@ export function progressText(c: BroadcastCounters, status?: BroadcastStatus): st
 }
 
 export function countsText(c: BroadcastCounters): string {
-  return `sent ${n(c.sent)}, failed ${n(c.failed)}, skipped ${n(c.skipped)}, suppressed ${n(c.suppressed)}`;
+  return `sent ${n(c.sent)}, failed ${n(c.failed)}, skipped ${n(c.skipped)}, suppressed ${n(c.suppressed)}${c.missed ? `, missed ${n(c.missed)}` : ''}`;
 }
 
 /** A rate as the CLI shows it: `0.60 %`, or `–` when there is none (nothing sent). */
@@ -54,7 +85,10 @@ export function statusWord(doc: BroadcastDoc, control: ControlAction | undefined
     : control === 'cancel' ? 'cancel requested'
     : control === 'resume' && doc.status === 'paused' ? 'resume requested'
     : undefined;
-  const scheduled = doc.status === 'queued' && doc.at !== undefined && doc.at.getTime() > Date.now() ? `scheduled for ${iso(doc.at)}` : undefined;
+  const scheduled =
+    doc.status === 'queued' && doc.at !== undefined && doc.at.getTime() > Date.now() ? `scheduled for ${iso(doc.at)}`
+    : doc.status === 'running' && doc.nextAt !== undefined && doc.nextAt.getTime() > Date.now() ? `waiting until ${iso(doc.nextAt)}`
+    : undefined;
   const why = reason === undefined || FINAL_STATUSES.has(doc.status) ? undefined : reason;
   if (why !== undefined && control === 'pause' && doc.status === 'paused') return scheduled === undefined ? `paused: ${why}` : `paused: ${why} (${scheduled})`;
   const extra = [pending === undefined || why === undefined ? pending : `${pending}: ${why}`, scheduled].filter((s) => s !== undefined);
@@ -86,6 +120,7 @@ export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefine
     ['skipped', n(c.skipped)],
     ['suppressed', n(c.suppressed)],
   ];
+  if (c.missed !== undefined) lines.push(['missed', `${n(c.missed)} (held by quiet hours beyond quietHours.broadcasts.maxHoldMinutes)`]);
   if (feedback !== undefined) {
     const f = feedbackView(feedback, c.sent);
     lines.push(['bounces', `${n(f.hardBounces)} hard (rate ${rateText(f.bounceRate)}), ${n(f.softBounces)} soft`]);
@@ -96,6 +131,8 @@ export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefine
     ['created', iso(doc.createdAt)],
   );
   if (doc.at !== undefined) lines.push(['at', iso(doc.at)]);
+  if (doc.localTime !== undefined) lines.push(['local time', `${doc.localTime.time} on ${doc.localTime.date} in each recipient's zone`]);
+  if (doc.nextAt !== undefined && doc.status === 'running') lines.push(['next wave', iso(doc.nextAt)]);
   if (doc.startedAt !== undefined) lines.push(['started', iso(doc.startedAt)]);
   if (doc.finishedAt !== undefined) lines.push(['finished', iso(doc.finishedAt)]);
   if (doc.checkpoint !== undefined) {
@@ -108,7 +145,8 @@ export function statusBlock(doc: BroadcastDoc, control: ControlAction | undefine
   }
   if (doc.error !== undefined) lines.push(['error', doc.error]);
   lines.push(['updated', iso(doc.updatedAt)]);
-  return lines.map(([k, v]) => `${k.padEnd(11)}${v}`).join('\n') + '\n';
+  const zones = zoneLines(zoneRows(doc, Date.now()));
+  return [...lines.map(([k, v]) => `${k.padEnd(11)}${v}`), ...zones].join('\n') + '\n';
 }
 
 /**

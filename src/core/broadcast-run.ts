@@ -39,10 +39,12 @@
  * deadline of its next control check, on the injected clock.
  */
 import type { Logger } from 'pino';
-import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, OutcomeFlusher, RunVerdict } from '../ports/broadcasts.js';
+import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, OutcomeFlusher, RunVerdict, ZoneProgress } from '../ports/broadcasts.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { ClaimStore, EventRecorder, RawUser } from '../ports/index.js';
-import { handled, prepareBatch, zeroCounts, type BatchContext, type PreparedBatch } from './broadcast-batch.js';
+import { handled, prepareBatch, recheckQuiet, zeroCounts, type BatchContext, type PreparedBatch } from './broadcast-batch.js';
+import type { SendWindow } from './send-window.js';
+import { ZoneBook } from './zone-book.js';
 import type { TemplateSet } from './template-set.js';
 import { Signal } from './signal.js';
 import type { Delivery } from './types.js';
@@ -57,7 +59,7 @@ export interface BroadcastRunDeps {
   /** The users the segment matches (active, not unsubscribed), in batches: one streamed cursor. */
   recipients: AsyncIterable<RawUser[]>;
   fields: FieldMap;
-  claims: Pick<ClaimStore, 'claim' | 'release'>;
+  claims: Pick<ClaimStore, 'claim' | 'release' | 'complete'>;
   queue: BroadcastQueue;
   recorder: OutcomeFlusher;
   events: EventRecorder;
@@ -84,19 +86,29 @@ export interface BroadcastRunOptions {
   baseline?: BroadcastCounters | undefined;
   /** The instant the broadcast was due, ms (the `dueAt` of its deliveries). */
   dueAt: number;
+  /** Local time and quiet hours: when each recipient may be sent (send-window.ts). */
+  window?: SendWindow | undefined;
+  /** Zone progress published by earlier runs (shown until this run's catches up). */
+  baselineZones?: ZoneProgress[] | undefined;
 }
 
 /**
  * How a run ended. `stopped`: the daemon is shutting down; another run continues later.
  * `incomplete`: the stream ended but some users' keys were claimed by another live instance
  * and not finished; a later run must look at them again (never declared done on a guess).
+ * `waiting`: the stream ended and everyone is done but recipients held until a later instant
+ * (local time, quiet hours); `nextAt` is the earliest, when a run must look again.
  */
-export type RunEnd = 'done' | 'incomplete' | 'paused' | 'cancelled' | 'superseded' | 'stopped';
+export type RunEnd = 'done' | 'incomplete' | 'waiting' | 'paused' | 'cancelled' | 'superseded' | 'stopped';
 
 export interface RunResult {
   end: RunEnd;
   counters: BroadcastCounters;
   checkpoint: BroadcastCheckpoint | undefined;
+  /** With `waiting`: the earliest instant a held recipient may be sent, ms. */
+  nextAt?: number | undefined;
+  /** Per-zone progress (local time, quiet hours). */
+  zones?: ZoneProgress[] | undefined;
 }
 
 const VERDICT_END: Record<Exclude<RunVerdict, 'continue'>, RunEnd> = { pause: 'paused', cancel: 'cancelled', superseded: 'superseded' };
@@ -127,6 +139,13 @@ export class BroadcastRun {
   #version = 0;
   /** Keys found claimed by another live instance and unfinished, in this run: held elsewhere. */
   #heldElsewhere = 0;
+  /** Recipients held until a later instant (local time, quiet hours), and the earliest instant. */
+  #held = 0;
+  #nextAt: number | undefined;
+  /** Per-zone tallies (undefined: a plain broadcast, no zones read). */
+  readonly #zones: ZoneBook | undefined;
+  /** The zone of each delivery of the batch in flight, to count its outcome there. */
+  #zoneOf: Map<string, string> | undefined;
   #running: Promise<RunResult> | undefined;
 
   constructor(deps: BroadcastRunDeps, opts: BroadcastRunOptions, log: Logger) {
@@ -139,6 +158,7 @@ export class BroadcastRun {
       broadcastId: deps.broadcastId,
       content: deps.content,
       dueAt: opts.dueAt,
+      window: opts.window,
       fields: deps.fields,
       claims: deps.claims,
       events: deps.events,
@@ -147,6 +167,8 @@ export class BroadcastRun {
       clock: this.#clock,
     };
     this.#counters.total = opts.baseline?.total;
+    if (opts.window !== undefined) this.#counters.missed = 0;
+    this.#zones = opts.window === undefined ? undefined : new ZoneBook(opts.window, opts.baselineZones);
     void deps.total?.then(
       (n) => {
         if (n !== undefined) this.#counters.total = n;
@@ -174,6 +196,8 @@ export class BroadcastRun {
   onOutcome(key: string, status: 'sent' | 'failed'): void {
     if (!this.#outstanding.delete(key)) return;
     this.#counters[status]++;
+    const zone = this.#zoneOf?.get(key);
+    if (zone !== undefined) this.#zones?.done(zone, 1);
     this.#batchCounts[status]++;
     this.#version++;
     this.#feed();
@@ -208,7 +232,7 @@ export class BroadcastRun {
         const batch = await pending;
         pending = undefined;
         if (batch === undefined) {
-          end = this.#heldElsewhere > 0 ? 'incomplete' : 'done';
+          end = this.#heldElsewhere > 0 ? 'incomplete' : this.#held > 0 ? 'waiting' : 'done';
           break;
         }
         // The next batch is read and claimed while this one is sent.
@@ -226,10 +250,13 @@ export class BroadcastRun {
       }
       await stream.return?.(undefined)?.catch(() => undefined);
     }
-    if (end === 'done') this.#counters.total = this.#checkpoint?.processed ?? 0;
-    if (end !== 'superseded') await this.#publish(true, end === 'done');
-    this.#log.info({ end, ...this.#counters, processed: this.#checkpoint?.processed ?? 0 }, 'broadcast run ended');
-    return { end, counters: { ...this.#counters }, checkpoint: this.#checkpoint };
+    // A run that read the whole segment (done, or waiting for later instants) recounted everyone.
+    const whole = end === 'done' || end === 'waiting';
+    if (whole) this.#counters.total = this.#checkpoint?.processed ?? 0;
+    if (end !== 'superseded') await this.#publish(true, whole);
+    const nextAt = end === 'waiting' ? this.#nextAt : undefined;
+    this.#log.info({ end, ...this.#counters, processed: this.#checkpoint?.processed ?? 0, held: this.#held, ...(nextAt === undefined ? {} : { nextAt: new Date(nextAt).toISOString() }) }, 'broadcast run ended');
+    return { end, counters: { ...this.#counters }, checkpoint: this.#checkpoint, nextAt, zones: this.#zones?.progress(this.#clock.now(), whole) };
   }
 
   /** Undefined to go on, else how the run ends: a stop, or what the store says. */
@@ -244,14 +271,20 @@ export class BroadcastRun {
   async #send(batch: PreparedBatch): Promise<RunEnd | undefined> {
     if (batch.known !== undefined) {
       this.#add(batch.known);
+      for (const z of batch.known.zones ?? []) this.#zones?.add(z.zone, { users: z.done, done: z.done });
       this.#advance(batch.users, batch.lastUserId);
       await this.#publish(false);
       return undefined;
     }
 
+    await recheckQuiet(batch, this.#opts.window, this.#clock.now(), this.#deps.claims);
     const counts = batch.counts;
     this.#batchCounts = counts;
     this.#add(counts);
+    for (const [zone, t] of batch.zones ?? []) this.#zones?.add(zone, t);
+    this.#zoneOf = batch.zoneOf;
+    this.#held += batch.held;
+    if (batch.nextAt !== undefined) this.#nextAt = Math.min(this.#nextAt ?? Infinity, batch.nextAt);
     this.#unfed = batch.deliveries;
     this.#fed = 0;
     this.#halted = false;
@@ -273,9 +306,13 @@ export class BroadcastRun {
     }
 
     // Confirmed only once every outcome of the batch is written (the claims' `#done`); a batch
-    // with keys still held elsewhere is not confirmed, so a later run looks at it again.
+    // with keys still held elsewhere, or recipients held until later, is not confirmed, so a
+    // later run looks at it again.
     await this.#deps.recorder.flush();
-    if (batch.heldElsewhere === 0) await this.#deps.store.confirmBatch(batch.batchId, counts);
+    if (batch.heldElsewhere === 0 && batch.held === 0) {
+      const zones = batch.zones === undefined ? undefined : [...batch.zones].map(([zone, t]) => ({ zone, done: t.users }));
+      await this.#deps.store.confirmBatch(batch.batchId, zones === undefined ? counts : { ...counts, zones });
+    }
     this.#heldElsewhere += batch.heldElsewhere;
     this.#advance(batch.users, batch.lastUserId);
     await this.#publish(false);
@@ -328,6 +365,7 @@ export class BroadcastRun {
 
   #add(counts: BatchCounts): void {
     for (const f of ['sent', 'failed', 'skipped', 'suppressed'] as const) this.#counters[f] += counts[f];
+    if ((counts.missed ?? 0) > 0) this.#counters.missed = (this.#counters.missed ?? 0) + (counts.missed ?? 0);
     this.#version++;
   }
 
@@ -348,6 +386,7 @@ export class BroadcastRun {
     if (!final && base !== undefined && handled(this.#counters) < handled(base)) return;
     this.#published = this.#version;
     await this.#deps.recorder.flush();
-    await this.#deps.store.publish({ counters: { ...this.#counters }, checkpoint: this.#checkpoint });
+    const zones = this.#zones?.progress(this.#clock.now(), final);
+    await this.#deps.store.publish({ counters: { ...this.#counters }, checkpoint: this.#checkpoint, ...(zones === undefined ? {} : { zones }) });
   }
 }

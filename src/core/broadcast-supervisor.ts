@@ -10,6 +10,11 @@
  * - queued and due (`at` passed), or queued with a pause/cancel request;
  * - paused with a resume or cancel request;
  * - running with a holder that is gone (crash, lost heartbeat) or that released it (stopped).
+ * None of these before the broadcast's `nextAt`: a run of a local-time or quiet-hours broadcast
+ * that found every recipient left held until later ends `waiting`, and the instant is persisted
+ * on the document, so this daemon, a restarted one or another instance takes it up at that
+ * instant (at the first poll after it) and not before; that run re-streams the segment, and the
+ * claims and the ledger skip what is done (the resume path of any broadcast).
  * Several daemons poll the same collection: the lease lets exactly one of them run it, and
  * the claims would keep a message from going out twice even if two ran.
  *
@@ -34,6 +39,7 @@ import type { ClaimStore, EventRecorder, Outcome } from '../ports/index.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import { BroadcastRun, type RunResult } from './broadcast-run.js';
 import { parseSegment, recipientFilter } from './segment.js';
+import { SendWindow, type QuietHours } from './send-window.js';
 import { compileTemplates, type TemplateSet } from './templates.js';
 import type { FieldMap } from './validate-user.js';
 
@@ -42,7 +48,7 @@ export interface BroadcastSupervisorDeps {
   recipients: RecipientSource;
   /** This daemon's instance id and the heartbeat check of others (InstanceRegistry). */
   instance: { id: string; isAlive: IsAlive };
-  claims: Pick<ClaimStore, 'claim' | 'release'>;
+  claims: Pick<ClaimStore, 'claim' | 'release' | 'complete'>;
   queue: BroadcastQueue;
   recorder: OutcomeFlusher;
   events: EventRecorder;
@@ -65,15 +71,18 @@ export interface BroadcastSupervisorOptions {
   feedAhead: number;
   /** How long an interrupted batch waits for its sends in flight, ms. */
   drainTimeoutMs: number;
+  /** Quiet hours for broadcast mail (config `quietHours.broadcasts`); start/end null: none. */
+  quietHours?: { start: string | null; end: string | null; maxHoldMinutes: number } | undefined;
 }
 
 /** What a daemon should do with an open broadcast, given its status and the latest request. */
 export type Decision = 'run' | 'paused' | 'cancelled' | undefined;
 
-export function decide(doc: Pick<BroadcastDoc, 'status' | 'at'>, action: ControlAction | undefined, now: number): Decision {
+export function decide(doc: Pick<BroadcastDoc, 'status' | 'at' | 'nextAt'>, action: ControlAction | undefined, now: number): Decision {
   if (action === 'cancel') return 'cancelled';
-  // A broadcast scheduled with --at never starts early, even when resumed before its instant.
-  const due = doc.at === undefined || doc.at.getTime() <= now;
+  // A broadcast scheduled with --at never starts early, even when resumed before its instant;
+  // nor one whose every recipient left is held until `nextAt` (local time, quiet hours).
+  const due = (doc.at === undefined || doc.at.getTime() <= now) && (doc.nextAt === undefined || doc.nextAt.getTime() <= now);
   switch (doc.status) {
     case 'queued':
       if (action === 'pause') return 'paused';
@@ -81,7 +90,7 @@ export function decide(doc: Pick<BroadcastDoc, 'status' | 'at'>, action: Control
     case 'paused':
       return action === 'resume' && due ? 'run' : undefined;
     case 'running':
-      return action === 'pause' ? 'paused' : 'run';
+      return action === 'pause' ? 'paused' : due ? 'run' : undefined;
     default:
       return undefined;
   }
@@ -113,7 +122,7 @@ export class BroadcastSupervisor {
   #polling: Promise<void> | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
-  readonly stats = { started: 0, done: 0, incomplete: 0, paused: 0, cancelled: 0, superseded: 0, stopped: 0, errors: 0 };
+  readonly stats = { started: 0, done: 0, incomplete: 0, waiting: 0, paused: 0, cancelled: 0, superseded: 0, stopped: 0, errors: 0 };
 
   constructor(deps: BroadcastSupervisorDeps, opts: BroadcastSupervisorOptions, log: Logger) {
     this.#deps = deps;
@@ -259,6 +268,8 @@ export class BroadcastSupervisor {
         drainTimeoutMs: this.#opts.drainTimeoutMs,
         baseline: doc.counters,
         dueAt: (doc.at ?? doc.createdAt).getTime(),
+        window: this.#windowOf(doc),
+        baselineZones: doc.zones,
       },
       log,
     );
@@ -281,6 +292,14 @@ export class BroadcastSupervisor {
     });
   }
 
+  /** When each recipient may be sent: a local-time wave and/or quiet hours; undefined: everyone now. */
+  #windowOf(doc: BroadcastDoc): SendWindow | undefined {
+    const q = this.#opts.quietHours;
+    const quiet: QuietHours | undefined = q === undefined || q.start === null || q.end === null ? undefined : { start: q.start, end: q.end, maxHoldMinutes: q.maxHoldMinutes };
+    if (doc.localTime === undefined && quiet === undefined) return undefined;
+    return new SendWindow({ wave: doc.localTime, quiet, dueAt: (doc.at ?? doc.createdAt).getTime() });
+  }
+
   async #finish(id: string, gen: number, result: RunResult): Promise<void> {
     const { store, instance } = this.#deps;
     this.stats[result.end]++;
@@ -290,9 +309,16 @@ export class BroadcastSupervisor {
     switch (result.end) {
       case 'done':
       case 'cancelled':
-        await store.update(id, { ...base, status: result.end, finishedAt: new Date(this.#clock.now()) });
+        await store.update(id, { ...base, status: result.end, finishedAt: new Date(this.#clock.now()), ...(result.zones === undefined ? {} : { nextAt: null }) });
         await store.dropLedger(id);
         break;
+      case 'waiting': {
+        // Persisted, so no daemon (this one, a restarted one, another) rescans before it.
+        const nextAt = new Date(result.nextAt ?? this.#clock.now() + this.#opts.pollMs);
+        await store.update(id, { ...base, nextAt });
+        this.#log.info({ broadcast: id, nextAt: nextAt.toISOString(), ...result.counters }, 'broadcast waits for recipients held until later (local time, quiet hours)');
+        break;
+      }
       case 'paused':
         await store.update(id, { ...base, status: 'paused' });
         break;

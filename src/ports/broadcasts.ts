@@ -35,6 +35,26 @@ export interface BroadcastCounters {
   skipped: number;
   /** Not sent: the address is on the suppression list. */
   suppressed: number;
+  /**
+   * Not sent: quiet hours would have held it longer than `quietHours.broadcasts.maxHoldMinutes`
+   * (a `missed` event says why). Absent: 0 (documents written before quiet hours).
+   */
+  missed?: number | undefined;
+}
+
+/**
+ * Progress of one zone of a broadcast sent at local time or under quiet hours: its recipients
+ * share one instant (the rule depends only on the zone), so one entry per zone says what is done,
+ * due now (`at` passed) and waiting (`at` ahead).
+ */
+export interface ZoneProgress {
+  zone: string;
+  /** From when its recipients may be sent: the wave's instant there, moved by quiet hours. */
+  at: Date;
+  /** Recipients in the zone the last run saw (valid ones). */
+  users: number;
+  /** Of them, with an outcome (sent, failed, skipped, suppressed, missed). */
+  done: number;
 }
 
 /** Where a run stands: every user in the first `processed` of the stream has a recorded outcome. */
@@ -46,8 +66,12 @@ export interface BroadcastCheckpoint {
   at: Date;
 }
 
-/** One batch's share of the counters, kept in the batch ledger. */
-export type BatchCounts = Omit<BroadcastCounters, 'total'>;
+/**
+ * One batch's share of the counters, kept in the batch ledger; with `zones`, how many of its
+ * users each zone holds (a confirmed batch has every user done), so a later run that skips the
+ * batch still counts its zones.
+ */
+export type BatchCounts = Omit<BroadcastCounters, 'total'> & { zones?: Array<{ zone: string; done: number }> | undefined };
 
 /** What the run should do next, as the store sees it. */
 export type RunVerdict = 'continue' | 'pause' | 'cancel' | 'superseded';
@@ -64,7 +88,7 @@ export interface BroadcastRunStore {
   /** Records a batch whose every user has a recorded outcome. Idempotent. */
   confirmBatch(batchId: string, counts: BatchCounts): Promise<void>;
   /** Publishes progress on the broadcast document (single writer: the lease holder). */
-  publish(progress: { counters: BroadcastCounters; checkpoint: BroadcastCheckpoint | undefined }): Promise<void>;
+  publish(progress: { counters: BroadcastCounters; checkpoint: BroadcastCheckpoint | undefined; zones?: ZoneProgress[] | undefined }): Promise<void>;
 }
 
 /** The send queue as a broadcast run sees it. */
@@ -109,6 +133,13 @@ export interface BroadcastDoc {
   at?: Date | undefined;
   /** Sent at each recipient's local time instead of to everyone at once. */
   localTime?: LocalTimeWave | undefined;
+  /**
+   * Every recipient left is held (local time, quiet hours) until at least this instant: no daemon
+   * runs the broadcast before it (a restarted one neither). Set when a run ends `waiting`.
+   */
+  nextAt?: Date | undefined;
+  /** Per-zone progress of a local-time or quiet-hours broadcast, by instant (one entry per zone). */
+  zones?: ZoneProgress[] | undefined;
   createdAt: Date;
   counters: BroadcastCounters;
   checkpoint?: BroadcastCheckpoint | undefined;
@@ -131,6 +162,9 @@ export interface NewBroadcast {
   at?: Date | undefined;
   localTime?: LocalTimeWave | undefined;
 }
+
+/** Fields the lease holder writes; `nextAt: null` clears the instant (the run is not waiting). */
+export type BroadcastUpdate = Partial<Omit<BroadcastDoc, '_id' | 'nextAt'>> & { nextAt?: Date | null | undefined };
 
 /** Tells whether an instance (a lease holder) still sends heartbeats. */
 export type IsAlive = (owner: string) => Promise<boolean>;
@@ -164,7 +198,7 @@ export interface BroadcastStore {
   acquire(doc: BroadcastDoc, owner: string, isAlive: IsAlive): Promise<number | undefined>;
   releaseLease(id: string, gen: number): Promise<void>;
   /** Writes fields of the broadcast document (only the lease holder does, after creation). */
-  update(id: string, set: Partial<Omit<BroadcastDoc, '_id'>>): Promise<void>;
+  update(id: string, set: BroadcastUpdate): Promise<void>;
   /** Drops the batch ledger of a finished broadcast. */
   dropLedger(id: string): Promise<void>;
   /** The storage of one run: broadcast `id`, lease generation `gen`, holder `owner`. */

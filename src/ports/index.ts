@@ -28,9 +28,10 @@ export interface ClaimResult {
   taken: string[];
   /**
    * Among `taken`, the keys whose delivery has finished, with its final status, when the store
-   * read it anyway (a broadcast resumed after a crash recounts its progress from these).
+   * read it anyway (a broadcast resumed after a crash recounts its progress from these; `missed`:
+   * a broadcast recipient held by quiet hours beyond the limit, recorded instead of sent).
    */
-  finished?: ReadonlyMap<string, 'sent' | 'failed'>;
+  finished?: ReadonlyMap<string, 'sent' | 'failed' | 'missed'>;
 }
 
 export interface ClaimOptions {

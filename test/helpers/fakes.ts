@@ -55,7 +55,7 @@ export class MemoryClaimStore implements ClaimStore {
     if (this.gate) await this.gate;
     const claimed: string[] = [];
     const taken: string[] = [];
-    const finished = new Map<string, 'sent' | 'failed'>();
+    const finished = new Map<string, 'sent' | 'failed' | 'missed'>();
     for (const k of keys) {
       const holder = this.owner.get(k);
       const status = this.done.get(k);
@@ -67,7 +67,7 @@ export class MemoryClaimStore implements ClaimStore {
         continue;
       }
       taken.push(k);
-      if (status === 'sent' || status === 'failed') finished.set(k, status);
+      if (status !== undefined) finished.set(k, status);
     }
     return { claimed, taken, finished };
   }

@@ -20,7 +20,11 @@ const counters = z.object({
   failed: count,
   skipped: count,
   suppressed: count,
+  missed: optional(count),
 });
+
+const zone = z.object({ zone: z.string(), at: z.date(), users: count, done: count });
+const localTime = z.object({ time: z.string(), date: z.string() });
 
 const checkpoint = z.object({
   batches: count,
@@ -37,6 +41,9 @@ const broadcast = z.object({
   segment: z.string(),
   status: z.enum(['queued', 'running', 'paused', 'cancelled', 'done', 'failed']),
   at: optional(z.date()),
+  localTime: optional(localTime),
+  nextAt: optional(z.date()),
+  zones: optional(z.array(zone).transform((zs) => zs.map((e) => ({ zone: e.zone, at: e.at, users: e.users, done: e.done })))),
   createdAt: z.date(),
   counters,
   checkpoint: optional(checkpoint),

@@ -14,8 +14,9 @@
  *     it was superseded and stops.
  *   - `control:<id>`: the operator's latest request (pause / resume / cancel), written only by
  *     the CLI, read by the lease holder before every batch and within long batches.
- *   - `batch:<id>:<hash>`: the ledger of confirmed batches (see core/broadcast-run.ts); dropped
- *     when the broadcast ends.
+ *   - `batch:<id>:<hash>`: the ledger of confirmed batches (see core/broadcast-run.ts), with the
+ *     batch's counts (and users per zone for a local-time or quiet-hours broadcast); dropped when
+ *     the broadcast ends.
  * The broadcasts collection is small (one document per broadcast), so listing it is cheap even
  * as a scan; the hot path reads only by `_id`.
  */
@@ -26,6 +27,7 @@ import type {
   BroadcastDoc,
   BroadcastRunStore,
   BroadcastStore,
+  BroadcastUpdate,
   ControlAction,
   ControlRequest,
   IsAlive,
@@ -203,10 +205,10 @@ export class MongoBroadcastStore implements BroadcastStore {
   }
 
   /** Writes fields of the broadcast document; only the lease holder calls this. */
-  async update(id: string, set: Partial<Omit<BroadcastDoc, '_id'>>): Promise<void> {
+  async update(id: string, set: BroadcastUpdate): Promise<void> {
     // ignoreUndefined: an unknown field (`counters.total` while counting) is left out rather
-    // than stored as null.
-    await this.broadcasts.updateOne({ _id: id }, { $set: { ...set, updatedAt: this.#now() } }, { ignoreUndefined: true });
+    // than stored as null. `nextAt: null` is written as null, which decodes as absent.
+    await this.broadcasts.updateOne({ _id: id }, { $set: { ...set, updatedAt: this.#now() } as Partial<BroadcastDoc> }, { ignoreUndefined: true });
   }
 
   async confirmedBatch(id: string, batch: string): Promise<BatchCounts | undefined> {
@@ -237,8 +239,8 @@ export class MongoBroadcastStore implements BroadcastStore {
       },
       confirmedBatch: (batch) => this.confirmedBatch(id, batch),
       confirmBatch: (batch, counts) => this.confirmBatch(id, batch, counts),
-      publish: ({ counters, checkpoint }) =>
-        this.update(id, { status: 'running', owner, gen, counters, ...(checkpoint === undefined ? {} : { checkpoint }) }),
+      publish: ({ counters, checkpoint, zones }) =>
+        this.update(id, { status: 'running', owner, gen, counters, ...(checkpoint === undefined ? {} : { checkpoint }), ...(zones === undefined ? {} : { zones }) }),
     };
   }
 }

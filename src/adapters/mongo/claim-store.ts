@@ -87,7 +87,7 @@ export class MongoClaimStore implements ClaimStore {
     if (keys.length === 0) return { claimed: [], taken: [] };
     const at = new Date(this.#clock.now());
     const owner = this.#instances.id;
-    const finished = new Map<string, 'sent' | 'failed'>();
+    const finished = new Map<string, 'sent' | 'failed' | 'missed'>();
     const legacy = await this.#claimedUnderLegacyKey(keys, finished);
     if (legacy.size > 0) keys = keys.filter((k) => !legacy.has(k));
     // Into the message index before the claims exist, so before any of these can be sent: a
@@ -131,7 +131,7 @@ export class MongoClaimStore implements ClaimStore {
    * batches holding such keys (numeric ids, or strings that read as another type), and only
    * while the collection holds claims of that version (`retention.deliveriesDays`).
    */
-  async #claimedUnderLegacyKey(keys: readonly string[], finished: Map<string, 'sent' | 'failed'>): Promise<Set<string>> {
+  async #claimedUnderLegacyKey(keys: readonly string[], finished: Map<string, 'sent' | 'failed' | 'missed'>): Promise<Set<string>> {
     const found = new Set<string>();
     const byLegacy = new Map<string, string>();
     for (const k of keys) {
@@ -156,7 +156,7 @@ export class MongoClaimStore implements ClaimStore {
       // Unfinished, and its owner is gone: what a takeover of the old key would have re-sent.
       if (s === undefined && !(await this.#instances.isAlive(d.owner))) continue;
       found.add(key);
-      if (s === 'sent' || s === 'failed') finished.set(key, s);
+      if (s === 'sent' || s === 'failed' || s === 'missed') finished.set(key, s);
     }
     return found;
   }
@@ -165,7 +165,7 @@ export class MongoClaimStore implements ClaimStore {
    * Keys among `dups` whose claim was abandoned unfinished by a gone owner, and that we won.
    * Fills `finished` with the keys already done and their status.
    */
-  async #takeOverAbandoned(dups: readonly string[], finished: Map<string, 'sent' | 'failed'>, adoptOwn: boolean): Promise<Set<string>> {
+  async #takeOverAbandoned(dups: readonly string[], finished: Map<string, 'sent' | 'failed' | 'missed'>, adoptOwn: boolean): Promise<Set<string>> {
     const won = new Set<string>();
     if (dups.length === 0) return won;
     // Reads by set (`$in`) and writes by insert only, a fixed number of round trips per batch
@@ -186,7 +186,7 @@ export class MongoClaimStore implements ClaimStore {
     for (const d of await this.#read({ _id: { $in: [...wanted] } })) {
       if (d.type === 'done') {
         done.add(d.key);
-        if (d.status === 'sent' || d.status === 'failed') finished.set(d.key, d.status);
+        finished.set(d.key, d.status);
       } else if (d.type === 'claim') head.set(d._id, { owner: d.owner, gen: d.gen });
     }
     for (const k of done) head.delete(k);

@@ -17,7 +17,8 @@ export class MongoRecipientSource implements RecipientSource {
   constructor(users: Collection<Document>, fields: Config['users']['fields']) {
     this.#users = users;
     const f = fields;
-    this.#projection = Object.fromEntries([f.id, f.email, f.name, f.active, f.unsubscribed].map((name) => [name, 1]));
+    // The zone too: local-time broadcasts and quiet hours read each recipient's local time.
+    this.#projection = Object.fromEntries([f.id, f.email, f.name, f.active, f.unsubscribed, f.timezone].map((name) => [name, 1]));
   }
 
   /** Users matching `filter`, in batches of exactly `batchSize` (the last may be shorter). */

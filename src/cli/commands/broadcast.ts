@@ -18,8 +18,9 @@ import { compileTemplates, type TemplateSet } from '../../core/templates.js';
 import { checkRecipient, type Recipient } from '../../core/validate-user.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 import { FINAL_STATUSES, type BroadcastDoc, type BroadcastStatus, type BroadcastStore, type ControlAction, type RecipientSource } from '../../ports/broadcasts.js';
-import { countsText, feedbackView, follow, listTable, progressText, statusBlock } from '../broadcast-view.js';
+import { countsText, feedbackView, follow, listTable, progressText, statusBlock, zoneRows } from '../broadcast-view.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
+import { parseLocalTime } from '../local-time-option.js';
 import { formatCount } from '../format.js';
 
 interface SendOpts {
@@ -29,6 +30,8 @@ interface SendOpts {
   segment?: string;
   segmentFile?: string;
   at?: string;
+  localTime?: string;
+  on?: string;
   dryRun?: boolean;
   wait?: boolean;
   pickupTimeout: string;
@@ -52,6 +55,8 @@ export function registerBroadcast(program: Command): void {
     .option('--segment <json>', 'MongoDB filter over users, e.g. \'{"plan": "pro"}\'; always combined with active and not unsubscribed (default: every user)')
     .option('--segment-file <file>', 'read the segment from a JSON file instead (for segments too long for a command line)')
     .option('--at <iso>', 'start at this instant instead of now, e.g. 2026-03-08T09:00:00Z')
+    .option('--local-time <HH:MM>', "send at this time of each recipient's own local clock (their timezone field; DST gaps move forward, a repeated time counts once); rolls around the globe over about 26 hours")
+    .option('--on <YYYY-MM-DD>', "with --local-time: the local date (default: tomorrow's UTC date)")
     .option('--dry-run', 'count the recipients and render one sample; write nothing')
     .option('--wait', 'show progress until the broadcast is done, paused or cancelled')
     .option('--pickup-timeout <seconds>', 'with --wait: fail (exit 1) if no daemon has started it this long after it is due', '60')
@@ -82,7 +87,8 @@ export function registerBroadcast(program: Command): void {
         const control = req?.action ?? (await broadcasts.control(id));
         const holder = doc.owner === undefined || doc.status !== 'running' ? undefined : ((await store.instances.heartbeatOf(doc.owner)) ?? null);
         const tally = await store.feedbackCounts.forBroadcast(id);
-        const json = { ...publicView(doc), request: control ?? null, requestReason: req?.reason ?? null, feedback: feedbackView(tally, doc.counters.sent), ...(holder === undefined ? {} : { heartbeatAt: holder }) };
+        // Zones with what is done, due now and waiting at this moment (by each zone's instant).
+        const json = { ...publicView(doc), ...(doc.zones === undefined ? {} : { zones: zoneRows(doc, Date.now()) }), request: control ?? null, requestReason: req?.reason ?? null, feedback: feedbackView(tally, doc.counters.sent), ...(holder === undefined ? {} : { heartbeatAt: holder }) };
         process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : statusBlock(doc, control, { heartbeat: holder, feedback: tally, reason: req?.reason }));
       }),
     );
@@ -165,6 +171,7 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
     throw badArgument(`--at: "${opts.at}" has no UTC offset; give one, e.g. ${opts.at}Z or ${opts.at}+01:00`);
   }
   const at = opts.at === undefined ? undefined : new Date(parseInstant(opts.at, '--at'));
+  const wave = parseLocalTime(opts, Date.now());
   const pickupMs = parsePositiveInt(opts.pickupTimeout, '--pickup-timeout') * 1000;
   await withStore(cmd, async ({ config, store, broadcasts }) => {
     const recipients = store.recipients;
@@ -179,13 +186,19 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
     const matching = await recipients.count(filter);
     if (matching === 0) process.stderr.write(`warning: the segment matches 0 users (active, not unsubscribed): ${segment.json}; check the field names (mailwheel broadcast send --dry-run shows who would receive it)\n`);
     const daemons = await store.instances.live();
-    const doc = await broadcasts.create({ subject: opts.subject.trim(), text, html, segment: segment.json, at });
-    if (opts.json) process.stdout.write(`${JSON.stringify({ id: doc._id, status: doc.status, at: doc.at ?? null, matching, daemons: daemons.length })}\n`);
+    const doc = await broadcasts.create({ subject: opts.subject.trim(), text, html, segment: segment.json, at, localTime: wave?.wave });
+    if (opts.json) process.stdout.write(`${JSON.stringify({ id: doc._id, status: doc.status, at: doc.at ?? null, ...(wave === undefined ? {} : { localTime: wave.wave, firstAt: new Date(wave.first), lastAt: new Date(wave.last) }), matching, daemons: daemons.length })}\n`);
     else process.stdout.write(`${doc._id}\n`);
+    if (wave !== undefined && wave.first <= Date.now()) {
+      process.stderr.write(`warning: ${wave.wave.time} on ${wave.wave.date} has already passed in the zones furthest east (UTC+14 at ${new Date(wave.first).toISOString()}): recipients there get it as soon as a daemon starts it\n`);
+    }
     if (daemons.length === 0) {
       process.stderr.write(`warning: no mailwheel daemon is running (no instance heartbeat within send.claimStaleMs, ${config.send.claimStaleMs / 1000} s): broadcast ${doc._id} is queued and starts when one runs (mailwheel start)\n`);
     } else if (!opts.json) {
-      const when = at === undefined ? 'a running daemon starts it within seconds' : `a daemon starts it at ${at.toISOString()}`;
+      const when =
+        wave !== undefined ? `each recipient gets it at ${wave.wave.time} local time on ${wave.wave.date}, from ${new Date(wave.first).toISOString()} (UTC+14) to ${new Date(wave.last).toISOString()} (UTC-12)`
+        : at === undefined ? 'a running daemon starts it within seconds'
+        : `a daemon starts it at ${at.toISOString()}`;
       process.stderr.write(`broadcast ${doc._id} queued; ${when}. Follow it with: mailwheel broadcast status ${doc._id}\n`);
     }
     if (!opts.wait) return;
