@@ -147,17 +147,19 @@ describe('broadcast send --dry-run --local-time', () => {
 
   it('bad --local-time or --on exits 64 naming the option, before anything is read or written', { timeout: 60_000 }, async () => {
     const before = await snapshot();
-    for (const [args, says] of [
-      [['--local-time', '9:00'], '--local-time: "9:00" is not a time HH:MM'],
-      [['--local-time', '24:00'], '--local-time: "24:00" is not a time HH:MM'],
-      [['--local-time', '09:00', '--on', '2027-02-30'], '--on: "2027-02-30" is not a date YYYY-MM-DD'],
-      [['--local-time', '09:00', '--on', '14.03.2027'], '--on: "14.03.2027" is not a date YYYY-MM-DD'],
-      [['--on', '2027-03-14'], '--on: "2027-03-14" names the local date of a --local-time broadcast'],
-    ] as const) {
-      const r = await dryRun(...args);
-      expect(r.code, r.stderr).toBe(EX_USAGE);
-      expect(r.stderr).toContain(says);
-    }
+    const cases = [
+      [['--local-time', '9:00'], '--local-time: "9:00" is not HH:MM'],
+      [['--local-time', '24:00'], '--local-time: "24:00" is not HH:MM'],
+      [['--local-time', '09:00', '--on', '2027-02-30'], '--on: "2027-02-30" is not a date'],
+      [['--local-time', '09:00', '--on', '14.03.2027'], '--on: "14.03.2027" is not a date'],
+      [['--on', '2027-03-14'], '--on: only with --local-time'],
+      [['--local-time', '09:00', '--on', '2020-01-01'], 'that moment has passed in every time zone'],
+    ] as const;
+    const results = await Promise.all(cases.map(([args]) => dryRun(...args)));
+    cases.forEach(([args, says], i) => {
+      expect(results[i]?.code, `${args.join(' ')}: ${results[i]?.stderr}`).toBe(EX_USAGE);
+      expect(results[i]?.stderr).toContain(says);
+    });
     expect(await snapshot()).toEqual(before);
   });
 

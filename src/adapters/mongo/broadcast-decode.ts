@@ -22,6 +22,8 @@ const counters = z.object({
   suppressed: count,
 });
 
+const localTime = z.object({ time: z.string(), date: z.string() });
+
 const checkpoint = z.object({
   batches: count,
   processed: count,
@@ -37,6 +39,7 @@ const broadcast = z.object({
   segment: z.string(),
   status: z.enum(['queued', 'running', 'paused', 'cancelled', 'done', 'failed']),
   at: optional(z.date()),
+  localTime: optional(localTime),
   createdAt: z.date(),
   counters,
   checkpoint: optional(checkpoint),

@@ -21,8 +21,7 @@ import { FINAL_STATUSES, type BroadcastDoc, type BroadcastStatus, type Broadcast
 import { countsText, feedbackView, follow, listTable, progressText, statusBlock } from '../broadcast-view.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
 import { formatCount } from '../format.js';
-import { localTimeDryRun } from '../local-time-dry-run.js';
-import { parseLocalTimeOption } from '../local-time-option.js';
+import { localTimeDryRun, parseLocalTimeWave } from '../local-time-dry-run.js';
 
 interface SendOpts {
   subject: string;
@@ -172,7 +171,7 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
   }
   const at = opts.at === undefined ? undefined : new Date(parseInstant(opts.at, '--at'));
   const pickupMs = parsePositiveInt(opts.pickupTimeout, '--pickup-timeout') * 1000;
-  const localTime = parseLocalTimeOption(opts, Date.now());
+  const localTime = parseLocalTimeWave(opts, Date.now());
   // Only the dry run here; the sending side stores localTime on the document (issue 16's other half).
   if (localTime !== undefined && !opts.dryRun) throw badArgument('--local-time: only with --dry-run in this build (recipients per UTC hour); sending at local time is not here yet');
   await withStore(cmd, async ({ config, store, broadcasts }) => {
