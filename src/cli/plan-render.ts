@@ -184,6 +184,9 @@ export function svgChart(plan: CapacityPlan, title: string): string {
     if (n <= 0) return;
     const fill = peaks.has(i) ? '#d33' : '#3a6ea5';
     out.push(`<rect x="${(left + i * barW).toFixed(2)}" y="${y(n).toFixed(1)}" width="${Math.max(barW, 1).toFixed(2)}" height="${(topPad + plotH - y(n)).toFixed(1)}" fill="${fill}"/>`);
+    // A local-time broadcast's share: the top of the bar, in orange.
+    const wave = plan.broadcast?.[i] ?? 0;
+    if (wave > 0) out.push(`<rect x="${(left + i * barW).toFixed(2)}" y="${y(n).toFixed(1)}" width="${Math.max(barW, 1).toFixed(2)}" height="${(y(n - wave) - y(n)).toFixed(1)}" fill="#e8912d"/>`);
   });
   out.push(`<line x1="${left}" x2="${left + plotW}" y1="${topPad + plotH}" y2="${topPad + plotH}" stroke="#333"/>`);
   for (let h = Math.ceil(plan.fromMs / HOUR_MS); (h * HOUR_MS - plan.fromMs) / MINUTE_MS <= plan.minutes; h++) {
@@ -195,7 +198,7 @@ export function svgChart(plan: CapacityPlan, title: string): string {
     const x = left + p.index * barW;
     out.push(`<text x="${x.toFixed(1)}" y="${(y(p.burst.sends) - 4).toFixed(1)}" text-anchor="middle" fill="#d33">${hhmm(p.minuteMs)} ${formatCount(p.burst.sends)}</text>`);
   }
-  out.push(`<text x="${left + plotW / 2}" y="${H - 6}" text-anchor="middle">UTC; bars: sends due per minute; red: peak minutes</text>`);
+  out.push(`<text x="${left + plotW / 2}" y="${H - 6}" text-anchor="middle">UTC; bars: sends due per minute; red: peak minutes${plan.broadcast === undefined ? '' : '; orange: local-time broadcasts'}</text>`);
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

@@ -8,6 +8,9 @@
  * - `plan` counts a queued local-time broadcast's wave in its per-minute curve and warns where the
  *   wave plus a scheduled peak are more than the rate sends in that minute.
  */
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Document } from 'mongodb';
 import { MongoBroadcastStore } from '../../src/adapters/mongo/broadcast-store.js';
@@ -163,6 +166,16 @@ describe('broadcast send --dry-run --local-time', () => {
     expect(await snapshot()).toEqual(before);
   });
 
+  it('a time inside quietHours.broadcasts is pointed out: the instants are then the earliest', { timeout: 60_000 }, async () => {
+    const quiet = { ...env, MAILWHEEL_CONFIG: writeTestConfig({ http: { enabled: false }, quietHours: { broadcasts: { start: '21:00', end: '08:00', maxHoldMinutes: 720 } } }) };
+    const args = ['broadcast', 'send', '--subject', 'S', '--text-file', bodies.textFile, '--dry-run', '--on', '2027-03-14'];
+    const [inside, outside] = await Promise.all([runCli([...args, '--local-time', '02:30'], quiet), runCli([...args, '--local-time', '09:00', '--json'], quiet)]);
+    expect(inside.code, inside.stderr).toBe(0);
+    expect(inside.stdout).toContain('note: 02:30 is inside quietHours.broadcasts (21:00-08:00)');
+    expect(outside.code, outside.stderr).toBe(0);
+    expect((JSON.parse(outside.stdout) as { localTime: { quiet: string | null } }).localTime.quiet).toBeNull();
+  });
+
   it('without --on the date is tomorrow’s UTC date', { timeout: 60_000 }, async () => {
     const startedAt = Date.now();
     const r = await dryRun('--local-time', '09:00', '--json');
@@ -254,8 +267,11 @@ describe('plan with a queued local-time broadcast', () => {
       },
     ]);
 
-    const text = await plan();
+    const svg = join(tmpdir(), `mailwheel-plan-waves-${process.pid}.svg`);
+    const text = await plan('--svg', svg);
     expect(text.code, text.stderr).toBe(0);
+    // The picture marks the broadcasts' share of each wave minute.
+    expect(readFileSync(svg, 'utf8').match(/fill="#e8912d"/g)).toHaveLength(3);
     const minute = new Date(kolkata).toISOString().slice(0, 16);
     expect(text.stdout).toContain(`warning: ${minute}Z: broadcast ${queued._id} (200 in Asia/Kolkata) + 200 scheduled = 400 sends, more than the 300 a minute takes at 5/s; scheduled mail goes first and the wave's last message goes by ${new Date(kolkata + 80_000).toISOString().slice(11, 19)}`);
     expect(text.stdout.match(/^warning:/gm)).toHaveLength(1);
