@@ -3,7 +3,7 @@
  * busiest minute of each column), the peak lines, the JSON form, and an SVG picture. Pure
  * string building, no I/O.
  */
-import type { CapacityPlan, Drain, RateWindows } from '../core/capacity-plan.js';
+import type { CapacityPlan, Drain, RateWindows, WaveCollision } from '../core/capacity-plan.js';
 import { HOUR_MS, MINUTE_MS } from '../core/time.js';
 import { formatCount, formatRate } from './format.js';
 
@@ -40,6 +40,8 @@ function drainText(minuteMs: number, d: Drain): string {
 export function peakLines(plan: CapacityPlan, unlimited: boolean): string[] {
   return plan.peaks.map((p) => {
     let line = `${hhmm(p.minuteMs)} UTC: ${formatCount(p.burst.sends)} sends`;
+    const wave = plan.broadcast?.[p.index] ?? 0;
+    if (wave > 0) line += ` (${formatCount(wave)} of them a local-time broadcast)`;
     if (unlimited) return `${line}, no rate window configured: as fast as the SMTP server accepts`;
     if (p.burst.backlogAtStart > 0.5) line += ` (+${formatCount(p.burst.backlogAtStart)} still queued from earlier)`;
     line += `, ${drainText(p.minuteMs, p.burst)}`;
@@ -88,9 +90,11 @@ export function terminalChart(plan: CapacityPlan, width = 96, height = 10): stri
 
 /** The plan as JSON-ready data (non-empty minutes only). */
 export function planJson(plan: CapacityPlan, extra: Record<string, unknown>): Record<string, unknown> {
-  const perMinute: Array<{ minute: string; sends: number }> = [];
+  const perMinute: Array<{ minute: string; sends: number; broadcast?: number }> = [];
+  // `broadcast` (the local-time broadcasts' share) only when one is queued: the scheduled-only form stays as it was.
+  const waveOf = (i: number): { broadcast?: number } => (plan.broadcast === undefined ? {} : { broadcast: plan.broadcast[i] ?? 0 });
   plan.counts.forEach((n, i) => {
-    if (n > 0) perMinute.push({ minute: new Date(plan.fromMs + i * MINUTE_MS).toISOString(), sends: n });
+    if (n > 0) perMinute.push({ minute: new Date(plan.fromMs + i * MINUTE_MS).toISOString(), sends: n, ...waveOf(i) });
   });
   const drain = (minuteMs: number, d: Drain) => ({
     backlogAtStart: Math.round(d.backlogAtStart),
@@ -107,10 +111,46 @@ export function planJson(plan: CapacityPlan, extra: Record<string, unknown>): Re
     peaks: plan.peaks.map((p) => ({
       minute: new Date(p.minuteMs).toISOString(),
       sends: p.burst.sends,
+      ...waveOf(p.index),
       ...drain(p.minuteMs, p.burst),
       spread: { seconds: p.spread.seconds, ...drain(p.minuteMs, p.spread) },
     })),
   };
+}
+
+/** `Asia/Kolkata, Asia/Colombo +3 more`: a minute's zones, without a long list. */
+function zoneList(zones: readonly string[], shown = 3): string {
+  const head = zones.slice(0, shown).join(', ');
+  return zones.length > shown ? `${head} +${zones.length - shown} more` : head;
+}
+
+/**
+ * One warning per minute where a local-time broadcast's wave and the scheduled sends are more
+ * than the rate sends in that minute: what collides, the minute's capacity, and when the wave is out.
+ */
+export function collisionLines(collisions: readonly WaveCollision[], rate: RateWindows): string[] {
+  return collisions.map((c) => {
+    const whose = c.waves.map((w) => `broadcast ${w.id} (${formatCount(w.users)} in ${zoneList(w.zones)})`).join(' + ');
+    const backlog = c.drain.backlogAtStart > 0.5 ? ` + ${formatCount(c.drain.backlogAtStart)} still queued from earlier` : '';
+    const total = c.broadcast + c.scheduled + Math.round(c.drain.backlogAtStart);
+    const cap = Number.isFinite(c.minuteCapacity) ? `more than the ${formatCount(c.minuteCapacity)} a minute takes at ${describeRate(rate)}` : `more than the rate windows (${describeRate(rate)}) leave for it`;
+    const out = c.drain.drainSeconds === undefined ? 'the wave does not drain within a week at these limits' : `scheduled mail goes first and the wave's last message goes by ${hhmmss(c.minuteMs + Math.ceil(c.drain.drainSeconds) * 1000)}`;
+    return `warning: ${new Date(c.minuteMs).toISOString().slice(0, 16)}Z: ${whose} + ${formatCount(c.scheduled)} scheduled${backlog} = ${formatCount(total)} sends, ${cap}; ${out}`;
+  });
+}
+
+/** The collisions as JSON-ready data. */
+export function collisionJson(collisions: readonly WaveCollision[]): Array<Record<string, unknown>> {
+  return collisions.map((c) => ({
+    minute: new Date(c.minuteMs).toISOString(),
+    broadcast: c.broadcast,
+    scheduled: c.scheduled,
+    backlogAtStart: Math.round(c.drain.backlogAtStart),
+    minuteCapacity: Number.isFinite(c.minuteCapacity) ? c.minuteCapacity : null,
+    drainSeconds: c.drain.drainSeconds === undefined ? null : Math.round(c.drain.drainSeconds * 100) / 100,
+    drainsBy: c.drain.drainSeconds === undefined ? null : new Date(c.minuteMs + Math.round(c.drain.drainSeconds * 1000)).toISOString(),
+    waves: c.waves,
+  }));
 }
 
 function esc(s: string): string {
@@ -144,6 +184,9 @@ export function svgChart(plan: CapacityPlan, title: string): string {
     if (n <= 0) return;
     const fill = peaks.has(i) ? '#d33' : '#3a6ea5';
     out.push(`<rect x="${(left + i * barW).toFixed(2)}" y="${y(n).toFixed(1)}" width="${Math.max(barW, 1).toFixed(2)}" height="${(topPad + plotH - y(n)).toFixed(1)}" fill="${fill}"/>`);
+    // A local-time broadcast's share: the top of the bar, in orange.
+    const wave = plan.broadcast?.[i] ?? 0;
+    if (wave > 0) out.push(`<rect x="${(left + i * barW).toFixed(2)}" y="${y(n).toFixed(1)}" width="${Math.max(barW, 1).toFixed(2)}" height="${(y(n - wave) - y(n)).toFixed(1)}" fill="#e8912d"/>`);
   });
   out.push(`<line x1="${left}" x2="${left + plotW}" y1="${topPad + plotH}" y2="${topPad + plotH}" stroke="#333"/>`);
   for (let h = Math.ceil(plan.fromMs / HOUR_MS); (h * HOUR_MS - plan.fromMs) / MINUTE_MS <= plan.minutes; h++) {
@@ -155,7 +198,7 @@ export function svgChart(plan: CapacityPlan, title: string): string {
     const x = left + p.index * barW;
     out.push(`<text x="${x.toFixed(1)}" y="${(y(p.burst.sends) - 4).toFixed(1)}" text-anchor="middle" fill="#d33">${hhmm(p.minuteMs)} ${formatCount(p.burst.sends)}</text>`);
   }
-  out.push(`<text x="${left + plotW / 2}" y="${H - 6}" text-anchor="middle">UTC; bars: sends due per minute; red: peak minutes</text>`);
+  out.push(`<text x="${left + plotW / 2}" y="${H - 6}" text-anchor="middle">UTC; bars: sends due per minute; red: peak minutes${plan.broadcast === undefined ? '' : '; orange: local-time broadcasts'}</text>`);
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

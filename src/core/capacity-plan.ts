@@ -68,6 +68,8 @@ export interface DrainModel {
   drain(i: number): Drain;
   /** True when no window limits the rate (a minute drains as fast as SMTP takes it). */
   readonly unlimited: boolean;
+  /** True when everything due up to minute `i` (its backlog included) is sent by the end of minute `i`. */
+  outWithin(i: number): boolean;
 }
 
 /**
@@ -147,15 +149,22 @@ export function drainModel(counts: ArrayLike<number>, rate: RateWindows, spreadS
     const drained = (arrivedBy[i] ?? 0) - (sentBy[startT] ?? 0);
     return { sends, backlogAtStart, drainSeconds, ratePerSecond: drainSeconds > 0 ? drained / drainSeconds : undefined };
   };
-  return { drain, unlimited };
+  // Compared in whole seconds, not by the drain time: a per-minute window releases its budget at
+  // the minute's start, so what it held back goes out at second 0 of the next minute, which a
+  // drain time of exactly 60 s cannot tell from a minute that just fits.
+  const outWithin = (i: number): boolean => unlimited || (sentBy[(i + 1) * 60] ?? sent) >= (arrivedBy[i] ?? 0) - 1e-9;
+  return { drain, unlimited, outWithin };
 }
 
 /** A plan, ready to print or serialise. */
 export interface CapacityPlan {
   fromMs: number;
   minutes: number;
+  /** Sends due per minute: scheduled, plus the waves of local-time broadcasts when there are any. */
   counts: Int32Array;
   total: number;
+  /** The local-time broadcasts' share of `counts` per minute; absent when none is queued. */
+  broadcast?: Int32Array | undefined;
   peaks: Array<{ index: number; minuteMs: number; burst: Drain; spread: Drain & { seconds: number } }>;
 }
 
@@ -167,8 +176,12 @@ export function buildPlan(registry: JobRegistry, fromMs: number, minutes: number
   return planFromCounts(countFires(registry, fromMs, minutes), fromMs, rate, spreadSeconds, peaks);
 }
 
-/** {@link buildPlan} from counts already made (e.g. by {@link countFires}, less sends already claimed). */
-export function planFromCounts(counts: Int32Array, fromMs: number, rate: RateWindows, spreadSeconds: number, peaks: number): CapacityPlan {
+/**
+ * {@link buildPlan} from counts already made (e.g. by {@link countFires}, less sends already
+ * claimed). `broadcast`, when given, is the local-time broadcasts' share already included in
+ * `counts` (see {@link addWaves}).
+ */
+export function planFromCounts(counts: Int32Array, fromMs: number, rate: RateWindows, spreadSeconds: number, peaks: number, broadcast?: Int32Array): CapacityPlan {
   const minutes = counts.length;
   let total = 0;
   for (const c of counts) total += c;
@@ -180,6 +193,7 @@ export function planFromCounts(counts: Int32Array, fromMs: number, rate: RateWin
     minutes,
     counts,
     total,
+    ...(broadcast === undefined ? {} : { broadcast }),
     peaks: topMinutes(counts, peaks).map((index) => ({
       index,
       minuteMs: start + index * MINUTE_MS,
@@ -187,4 +201,71 @@ export function planFromCounts(counts: Int32Array, fromMs: number, rate: RateWin
       spread: { ...spread.drain(index), seconds: spreadSeconds },
     })),
   };
+}
+
+/** A queued local-time broadcast as the plan sees it: its recipients per plan minute. */
+export interface PlannedWave {
+  id: string;
+  minutes: ReadonlyArray<{ index: number; users: number; zones: readonly string[] }>;
+}
+
+/** The scheduled counts with every wave added, and the waves' share per minute. */
+export function addWaves(scheduled: Int32Array, waves: readonly PlannedWave[]): { counts: Int32Array; broadcast: Int32Array } {
+  const counts = Int32Array.from(scheduled);
+  const broadcast = new Int32Array(scheduled.length);
+  for (const w of waves) {
+    for (const m of w.minutes) {
+      if (m.index < 0 || m.index >= counts.length) continue;
+      counts[m.index] = (counts[m.index] ?? 0) + m.users;
+      broadcast[m.index] = (broadcast[m.index] ?? 0) + m.users;
+    }
+  }
+  return { counts, broadcast };
+}
+
+/** A minute where a broadcast wave and the sends around it are more than the rate sends in that minute. */
+export interface WaveCollision {
+  index: number;
+  minuteMs: number;
+  /** Scheduled sends due in the minute. */
+  scheduled: number;
+  /** Broadcast recipients due in the minute, and whose. */
+  broadcast: number;
+  waves: Array<{ id: string; users: number; zones: string[] }>;
+  /** Most sends one minute takes at `perSecond` and `perMinute` (Infinity when neither is set: an hour or day budget binds). */
+  minuteCapacity: number;
+  /** The minute's drain with every send counted (backlog from earlier minutes included). */
+  drain: Drain;
+}
+
+/** Most sends one minute can take by the per-second and per-minute limits. */
+export function minuteCapacity(rate: RateWindows): number {
+  return Math.min(rate.perSecond ? rate.perSecond * 60 : Infinity, rate.perMinute || Infinity);
+}
+
+/**
+ * The minutes where a broadcast wave lands and the sends of that minute (scheduled ones, the
+ * wave, and whatever earlier minutes left queued) are not all out by the end of the minute, by
+ * the same drain model as the peaks (burst: everything due at the minute's start). Scheduled mail
+ * goes first in the send queue, so it is the wave's recipients who get it late.
+ */
+export function waveCollisions(plan: CapacityPlan, waves: readonly PlannedWave[], rate: RateWindows): WaveCollision[] {
+  const broadcast = plan.broadcast;
+  if (broadcast === undefined) return [];
+  const model = drainModel(plan.counts, rate, 0);
+  if (model.unlimited) return [];
+  const out: WaveCollision[] = [];
+  for (let i = 0; i < broadcast.length; i++) {
+    const b = broadcast[i] ?? 0;
+    if (b <= 0) continue;
+    if (model.outWithin(i)) continue;
+    const drain = model.drain(i);
+    const whose: WaveCollision['waves'] = [];
+    for (const w of waves) {
+      const m = w.minutes.find((x) => x.index === i);
+      if (m !== undefined && m.users > 0) whose.push({ id: w.id, users: m.users, zones: [...m.zones] });
+    }
+    out.push({ index: i, minuteMs: plan.fromMs + i * MINUTE_MS, scheduled: (plan.counts[i] ?? 0) - b, broadcast: b, waves: whose, minuteCapacity: minuteCapacity(rate), drain });
+  }
+  return out;
 }

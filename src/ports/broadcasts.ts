@@ -213,4 +213,21 @@ export interface RecipientSource {
   count(filter: SegmentFilter): Promise<number>;
   /** Runs the filter once so the server can refuse what it does not support, before anything is written. */
   probe(filter: SegmentFilter): Promise<void>;
+  /**
+   * How many users matching `filter` have each timezone value, from one streamed read projecting
+   * only the timezone field (what `broadcast send --dry-run --local-time` and `plan` need to
+   * place a local-time broadcast's waves). The values are as stored: judging them is the core's
+   * (core/local-time-plan.ts).
+   */
+  zoneCounts(filter: SegmentFilter, batchSize?: number): Promise<ZoneCounts>;
+}
+
+/** Users per stored timezone value (see {@link RecipientSource.zoneCounts}). */
+export interface ZoneCounts {
+  /** Users per string value of the timezone field, as stored (not yet checked against the tz database). */
+  zones: Map<string, number>;
+  /** Users whose timezone field is missing or null (scheduled mail reads them as UTC). */
+  missing: number;
+  /** Users whose timezone field holds something other than a string (a number, an object...). */
+  notString: number;
 }

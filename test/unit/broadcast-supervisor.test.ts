@@ -104,6 +104,7 @@ const noRecipients: RecipientSource = {
   stream: () => failing(),
   count: async () => 0,
   probe: async () => undefined,
+  zoneCounts: async () => ({ zones: new Map(), missing: 0, notString: 0 }),
 };
 
 describe('BroadcastSupervisor on a fake clock', () => {

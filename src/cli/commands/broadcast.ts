@@ -17,11 +17,12 @@ import { SuppressionList } from '../../core/suppression-list.js';
 import { compileTemplates, type TemplateSet } from '../../core/templates.js';
 import { checkRecipient, type Recipient } from '../../core/validate-user.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
-import { FINAL_STATUSES, type BroadcastDoc, type BroadcastStatus, type BroadcastStore, type ControlAction, type RecipientSource } from '../../ports/broadcasts.js';
+import { FINAL_STATUSES, type BroadcastDoc, type BroadcastStatus, type BroadcastStore, type ControlAction, type LocalTimeWave, type RecipientSource } from '../../ports/broadcasts.js';
 import { countsText, feedbackView, follow, listTable, progressText, statusBlock, zoneRows } from '../broadcast-view.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
 import { parseLocalTime } from '../local-time-option.js';
 import { formatCount } from '../format.js';
+import { localTimeDryRun } from '../local-time-dry-run.js';
 
 interface SendOpts {
   subject: string;
@@ -57,7 +58,7 @@ export function registerBroadcast(program: Command): void {
     .option('--at <iso>', 'start at this instant instead of now, e.g. 2026-03-08T09:00:00Z')
     .option('--local-time <HH:MM>', "send at this time of each recipient's own local clock (their timezone field; DST gaps move forward, a repeated time counts once); rolls around the globe over about 26 hours")
     .option('--on <YYYY-MM-DD>', "with --local-time: the local date (default: tomorrow's UTC date)")
-    .option('--dry-run', 'count the recipients and render one sample; write nothing')
+    .option('--dry-run', 'count the recipients and render one sample; write nothing (with --local-time: recipients per UTC hour and per zone)')
     .option('--wait', 'show progress until the broadcast is done, paused or cancelled')
     .option('--pickup-timeout <seconds>', 'with --wait: fail (exit 1) if no daemon has started it this long after it is due', '60')
     .option('--json', 'print the result as JSON')
@@ -181,7 +182,7 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
     } catch (err) {
       throw badArgument(`segment: the server refused the query: ${(err as Error).message}`);
     }
-    if (opts.dryRun) return dryRun({ config, store, recipients, segment, templates, json: opts.json === true });
+    if (opts.dryRun) return dryRun({ config, store, recipients, segment, templates, localTime: wave?.wave, json: opts.json === true });
     // A typo'd field matches nobody, and the broadcast would "complete" to no one: say so.
     const matching = await recipients.count(filter);
     if (matching === 0) process.stderr.write(`warning: the segment matches 0 users (active, not unsubscribed): ${segment.json}; check the field names (mailwheel broadcast send --dry-run shows who would receive it)\n`);
@@ -214,7 +215,7 @@ async function send(opts: SendOpts, cmd: Command): Promise<void> {
   });
 }
 
-async function dryRun(a: { config: Config; store: Stores; recipients: RecipientSource; segment: Segment; templates: TemplateSet; json: boolean }): Promise<void> {
+async function dryRun(a: { config: Config; store: Stores; recipients: RecipientSource; segment: Segment; templates: TemplateSet; localTime: LocalTimeWave | undefined; json: boolean }): Promise<void> {
   const { config, store, recipients, segment, templates } = a;
   const suppressions = new SuppressionList(store.suppressions, { hardBounceLimit: config.send.hardBounceLimit });
   await suppressions.load();
@@ -239,8 +240,9 @@ async function dryRun(a: { config: Config; store: Stores; recipients: RecipientS
   const rendered = delivery && renderDelivery(delivery, templates, 'dry-run.invalid');
   // Built as the daemon would, so an address or header problem shows now rather than per message.
   const mimeBytes = delivery && buildMessage(templates, { from: config.smtp.from }, delivery).raw.length;
+  const wave = a.localTime && (await localTimeDryRun(recipients, recipientFilter(segment.filter, config.users.fields), a.localTime, config, Date.now()));
   if (a.json) {
-    process.stdout.write(`${JSON.stringify({ dryRun: true, segment: JSON.parse(segment.json) as unknown, ...counts, sample: rendered ?? null, mimeBytes: mimeBytes ?? null })}\n`);
+    process.stdout.write(`${JSON.stringify({ dryRun: true, segment: JSON.parse(segment.json) as unknown, ...counts, ...(wave ? { localTime: wave.json } : {}), sample: rendered ?? null, mimeBytes: mimeBytes ?? null })}\n`);
     return;
   }
   const lines = [
@@ -250,6 +252,7 @@ async function dryRun(a: { config: Config; store: Stores; recipients: RecipientS
     `would send  ${formatCount(counts.recipients)}`,
     `suppressed  ${formatCount(counts.suppressed)}`,
     `skipped     ${formatCount(counts.skipped)}${firstSkip === undefined ? '' : ` (first: ${firstSkip})`}`,
+    ...(wave?.lines ?? []),
   ];
   if (rendered === undefined) lines.push('sample      none: nobody would receive it');
   else {

@@ -9,7 +9,7 @@ import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { openStores } from '../../app/stores.js';
-import { countFires, drainModel, planFromCounts } from '../../core/capacity-plan.js';
+import { addWaves, countFires, drainModel, planFromCounts, waveCollisions } from '../../core/capacity-plan.js';
 import { scheduledKey } from '../../core/delivery-key.js';
 import { JobRegistry } from '../../core/job-registry.js';
 import { normaliseEmail } from '../../core/suppression-list.js';
@@ -18,7 +18,8 @@ import { checkUser } from '../../core/validate-user.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemErrorLine } from '../main-errors.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
-import { describeRate, formatCount, peakLines, planJson, svgChart, terminalChart } from '../plan-render.js';
+import { collisionJson, collisionLines, describeRate, formatCount, peakLines, planJson, svgChart, terminalChart } from '../plan-render.js';
+import { planWaves, waveSummaryLines, type PlanWaves } from '../plan-waves.js';
 
 
 interface PlanOpts {
@@ -63,6 +64,7 @@ export function registerPlan(program: Command): void {
       const registry = new JobRegistry();
       let counts: Int32Array;
       let alreadyClaimed = 0;
+      let waves: PlanWaves;
       try {
         const suppressed = new Set<string>();
         // Scheduled mail: only suppressions of every kind of mail count (a marketing-only one lets it go).
@@ -99,23 +101,32 @@ export function registerPlan(program: Command): void {
             alreadyClaimed++;
           });
         }
+        // Queued local-time broadcasts: each zone's recipients at its instant, on top of the fires.
+        waves = await planWaves(store, config, fromMs, hours * 60);
       } finally {
         await store.close();
       }
 
-      const plan = planFromCounts(counts, fromMs, config.rate, spread, peaks);
+      // Without a local-time broadcast the plan (and every line and key of its output) is the scheduled one.
+      const withWaves = waves.summaries.length === 0 ? undefined : addWaves(counts, waves.waves);
+      const plan = planFromCounts(withWaves?.counts ?? counts, fromMs, config.rate, spread, peaks, withWaves?.broadcast);
+      const collisions = waveCollisions(plan, waves.waves, config.rate);
+      for (const line of waves.skipped) process.stderr.write(`warning: ${line}\n`);
+      const broadcastTotal = withWaves === undefined ? 0 : withWaves.broadcast.reduce((a, b) => a + b, 0);
       const unlimited = drainModel([], config.rate).unlimited;
       if (opts.svg !== undefined) {
         writeOutput(opts.svg, svgChart(plan, `mailwheel plan: sends due per minute from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z (${hours} h), rate ${describeRate(config.rate)}`));
       }
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(planJson(plan, { hours, users, alreadyClaimed, rate: config.rate, spreadSeconds: spread, ms: Date.now() - started }))}\n`);
+        const broadcastKeys = withWaves === undefined ? {} : { broadcasts: waves.summaries, collisions: collisionJson(collisions) };
+        process.stdout.write(`${JSON.stringify(planJson(plan, { hours, users, alreadyClaimed, rate: config.rate, spreadSeconds: spread, ms: Date.now() - started, ...broadcastKeys }))}\n`);
         return;
       }
       const out: string[] = [];
       out.push(`${formatCount(users.scheduled)} users scheduled (${formatCount(users.documents)} documents: ${formatCount(users.inactive)} inactive or unsubscribed, ${formatCount(users.invalid)} invalid, ${formatCount(users.suppressed)} suppressed)`);
       out.push(`rate ${describeRate(config.rate)}`);
-      out.push(`${formatCount(plan.total)} sends due from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z over ${hours} h${alreadyClaimed > 0 ? ` (not counting ${formatCount(alreadyClaimed)} already claimed: sent or being sent)` : ''}`);
+      out.push(`${formatCount(plan.total)} sends due from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z over ${hours} h${alreadyClaimed > 0 ? ` (not counting ${formatCount(alreadyClaimed)} already claimed: sent or being sent)` : ''}${withWaves === undefined ? '' : `, ${formatCount(broadcastTotal)} of them to local-time broadcasts`}`);
+      out.push(...waveSummaryLines(waves.summaries));
       out.push('');
       out.push(terminalChart(plan, Math.min(96, (process.stdout.columns ?? 100) - 10)));
       out.push('');
@@ -126,6 +137,7 @@ export function registerPlan(program: Command): void {
         const day = plan.counts.slice(0, 1440).reduce((a, b) => a + b, 0);
         if (day > perDay) out.push(`warning: ${formatCount(day)} sends in the first 24 h exceed rate.perDay (${formatCount(perDay)}); the rest wait for the next day's budget`);
       }
+      out.push(...collisionLines(collisions, config.rate));
       if (opts.svg !== undefined) out.push(`chart written to ${opts.svg}`);
       process.stdout.write(`${out.join('\n')}\n`);
     });
