@@ -13,9 +13,16 @@
  * whatever the runs). The `invalid` and `suppressed` events of such a batch are written only by
  * the run in which nothing of it is held any more (the one that confirms it), so a batch looked
  * at in every wave does not repeat them.
+ *
+ * Such a batch is looked at again by every wave until its last user is served, so the run records
+ * which of its keys are finished (`recordPartial`, once their outcomes are written) and the next
+ * wave counts those from that record instead of claiming them again: a wave costs the read of the
+ * segment plus claims for the users due in it, not for everyone served before (measured: without
+ * it the waves of 5,000 users in 12 zones grew from 2.9 s to 20 s each). The claims stay the
+ * authority: a key missing from the record is claimed and found finished as before.
  */
 import { createHash } from 'node:crypto';
-import type { BatchCounts, BroadcastRunStore } from '../ports/broadcasts.js';
+import type { BatchCounts, BroadcastRunStore, DoneStatus } from '../ports/broadcasts.js';
 import type { Clock } from '../ports/clock.js';
 import type { ClaimStore, EventRecorder, OutcomeEvent, RawUser } from '../ports/index.js';
 import { broadcastKey } from './delivery-key.js';
@@ -37,7 +44,7 @@ export interface BatchContext {
   claims: Pick<ClaimStore, 'claim' | 'complete' | 'release'>;
   events: EventRecorder;
   isSuppressed(email: string): boolean;
-  store: Pick<BroadcastRunStore, 'confirmedBatch'>;
+  store: Pick<BroadcastRunStore, 'confirmedBatch' | 'partialBatch'>;
   clock: Clock;
 }
 
@@ -62,6 +69,13 @@ export interface PreparedBatch {
   zones?: Map<string, ZoneTally> | undefined;
   /** The zone of each claimed delivery (with `zones`), to count its outcome in its zone. */
   zoneOf?: Map<string, string> | undefined;
+  /**
+   * With a send window: the batch's keys known finished (by earlier waves, or found so while
+   * claiming), to which the run adds its outcomes; recorded for the next wave when the batch
+   * cannot be confirmed yet. `doneBefore`: how many the ledger already had.
+   */
+  done?: Map<string, DoneStatus> | undefined;
+  doneBefore?: number | undefined;
 }
 
 /** One zone's share of a batch. */
@@ -111,6 +125,8 @@ export async function prepareBatch(ctx: BatchContext, users: RawUser[]): Promise
   const now = clock.now();
   const window = ctx.window !== undefined && needsZone(ctx.window.rule) ? ctx.window : undefined;
   const zones = window === undefined ? undefined : new Map<string, ZoneTally>();
+  const earlier = window === undefined ? undefined : await ctx.store.partialBatch(batchId);
+  const done = window === undefined ? undefined : new Map<string, DoneStatus>();
   const zoneByKey = new Map<string, string>();
   const tally = (zone: string, at: number | undefined, done: number): void => {
     if (zones === undefined) return;
@@ -146,6 +162,14 @@ export async function prepareBatch(ctx: BatchContext, users: RawUser[]): Promise
         deferred.push({ type: 'invalid', at: new Date(now), kind: 'broadcast', userId: id, reason: `${fields.timezone}: unknown IANA timezone ${JSON.stringify(zone)}; its local time cannot be told` });
         continue;
       }
+      const before = earlier?.get(key);
+      if (before !== undefined) {
+        // Finished by an earlier wave (its outcome written): counted, not claimed again.
+        counts[before] = (counts[before] ?? 0) + 1;
+        done?.set(key, before);
+        tally(zone, when.kind === 'at' ? when.at : undefined, 1);
+        continue;
+      }
       if (when.kind === 'missed') {
         missed.push({ key, userId: id, zone, reason: when.reason });
         continue;
@@ -174,7 +198,7 @@ export async function prepareBatch(ctx: BatchContext, users: RawUser[]): Promise
     byKey.set(key, { key, kind: 'broadcast', userId: id, email, name, broadcastId, dueAt, content: ctx.content });
   }
   if (held === 0 && probe.size === 0) for (const e of deferred) await events.record(e);
-  let heldElsewhere = missed.length > 0 ? await recordMissed(ctx, missed, counts, tally) : 0;
+  let heldElsewhere = missed.length > 0 ? await recordMissed(ctx, missed, counts, tally, done) : 0;
 
   // adoptOwn: under the run lease nothing else of this process sends these keys, so an
   // unfinished claim of ours is a leftover of an interrupted earlier attempt.
@@ -183,6 +207,7 @@ export async function prepareBatch(ctx: BatchContext, users: RawUser[]): Promise
     const status = finished?.get(key);
     if (status !== undefined) {
       counts[status] = (counts[status] ?? 0) + 1;
+      done?.set(key, status);
       const z = zoneByKey.get(key);
       if (z !== undefined) (zones?.get(z) as ZoneTally).done++;
       continue;
@@ -200,7 +225,7 @@ export async function prepareBatch(ctx: BatchContext, users: RawUser[]): Promise
     held += unserved.length;
   }
   const deliveries = claimed.flatMap((k) => (probe.has(k) ? [] : (byKey.get(k) ?? [])));
-  return { ...base, counts, deliveries, heldElsewhere, held, nextAt, zones, zoneOf: zones === undefined ? undefined : zoneByKey };
+  return { ...base, counts, deliveries, heldElsewhere, held, nextAt, zones, zoneOf: zones === undefined ? undefined : zoneByKey, done, doneBefore: earlier?.size ?? 0 };
 }
 
 /**
@@ -214,6 +239,7 @@ async function recordMissed(
   missed: ReadonlyArray<{ key: string; userId: string; zone: string; reason: string }>,
   counts: BatchCounts,
   tally: (zone: string, at: number | undefined, done: number) => void,
+  done: Map<string, DoneStatus> | undefined,
 ): Promise<number> {
   const { claimed, finished } = await ctx.claims.claim(missed.map((m) => m.key), { adoptOwn: true });
   const won = new Set(claimed);
@@ -221,6 +247,7 @@ async function recordMissed(
   for (const m of missed) {
     if (won.has(m.key)) {
       tally(m.zone, undefined, 1);
+      done?.set(m.key, 'missed');
       await ctx.events.record({ type: 'missed', at: new Date(ctx.clock.now()), key: m.key, kind: 'broadcast', userId: m.userId, reason: m.reason });
       counts.missed = (counts.missed ?? 0) + 1;
       continue;
@@ -235,6 +262,7 @@ async function recordMissed(
     }
     tally(m.zone, undefined, 1);
     counts[status] = (counts[status] ?? 0) + 1;
+    done?.set(m.key, status);
   }
   if (claimed.length > 0) await ctx.claims.complete(claimed.map((key) => ({ key, status: 'missed' as const })));
   return elsewhere;

@@ -39,7 +39,7 @@
  * deadline of its next control check, on the injected clock.
  */
 import type { Logger } from 'pino';
-import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, OutcomeFlusher, RunVerdict, ZoneProgress } from '../ports/broadcasts.js';
+import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, DoneStatus, OutcomeFlusher, RunVerdict, ZoneProgress } from '../ports/broadcasts.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { ClaimStore, EventRecorder, RawUser } from '../ports/index.js';
 import { handled, prepareBatch, recheckQuiet, zeroCounts, type BatchContext, type PreparedBatch } from './broadcast-batch.js';
@@ -146,6 +146,8 @@ export class BroadcastRun {
   readonly #zones: ZoneBook | undefined;
   /** The zone of each delivery of the batch in flight, to count its outcome there. */
   #zoneOf: Map<string, string> | undefined;
+  /** The batch in flight's finished keys (with a send window), its outcomes added as they come. */
+  #batchDone: Map<string, DoneStatus> | undefined;
   #running: Promise<RunResult> | undefined;
 
   constructor(deps: BroadcastRunDeps, opts: BroadcastRunOptions, log: Logger) {
@@ -196,6 +198,7 @@ export class BroadcastRun {
   onOutcome(key: string, status: 'sent' | 'failed'): void {
     if (!this.#outstanding.delete(key)) return;
     this.#counters[status]++;
+    this.#batchDone?.set(key, status);
     const zone = this.#zoneOf?.get(key);
     if (zone !== undefined) this.#zones?.done(zone, 1);
     this.#batchCounts[status]++;
@@ -283,6 +286,7 @@ export class BroadcastRun {
     this.#add(counts);
     for (const [zone, t] of batch.zones ?? []) this.#zones?.add(zone, t);
     this.#zoneOf = batch.zoneOf;
+    this.#batchDone = batch.done;
     this.#held += batch.held;
     if (batch.nextAt !== undefined) this.#nextAt = Math.min(this.#nextAt ?? Infinity, batch.nextAt);
     this.#unfed = batch.deliveries;
@@ -312,7 +316,11 @@ export class BroadcastRun {
     if (batch.heldElsewhere === 0 && batch.held === 0) {
       const zones = batch.zones === undefined ? undefined : [...batch.zones].map(([zone, t]) => ({ zone, done: t.users }));
       await this.#deps.store.confirmBatch(batch.batchId, zones === undefined ? counts : { ...counts, zones });
+    } else if (batch.done !== undefined && batch.done.size > (batch.doneBefore ?? 0)) {
+      // Outcomes written (flushed above): the next wave counts these keys without claiming them.
+      await this.#deps.store.recordPartial(batch.batchId, batch.done);
     }
+    this.#batchDone = undefined;
     this.#heldElsewhere += batch.heldElsewhere;
     this.#advance(batch.users, batch.lastUserId);
     await this.#publish(false);

@@ -73,6 +73,9 @@ export interface BroadcastCheckpoint {
  */
 export type BatchCounts = Omit<BroadcastCounters, 'total'> & { zones?: Array<{ zone: string; done: number }> | undefined };
 
+/** A final outcome of one broadcast key, as the ledger keeps it. */
+export type DoneStatus = 'sent' | 'failed' | 'missed';
+
 /** What the run should do next, as the store sees it. */
 export type RunVerdict = 'continue' | 'pause' | 'cancel' | 'superseded';
 
@@ -85,8 +88,18 @@ export interface BroadcastRunStore {
    * run skips it without claiming again; undefined when no such batch was confirmed.
    */
   confirmedBatch(batchId: string): Promise<BatchCounts | undefined>;
-  /** Records a batch whose every user has a recorded outcome. Idempotent. */
+  /** Records a batch whose every user has a recorded outcome. Idempotent; replaces a partial record. */
   confirmBatch(batchId: string, counts: BatchCounts): Promise<void>;
+  /**
+   * The keys of a batch that earlier runs finished while others of it were held for a later
+   * instant (local time, quiet hours), with their final status; undefined when none was recorded.
+   */
+  partialBatch(batchId: string): Promise<ReadonlyMap<string, DoneStatus> | undefined>;
+  /**
+   * Records which keys of a batch not yet confirmed have a written outcome, so the next wave
+   * counts them without claiming them again. A batch already confirmed keeps its record.
+   */
+  recordPartial(batchId: string, done: ReadonlyMap<string, DoneStatus>): Promise<void>;
   /** Publishes progress on the broadcast document (single writer: the lease holder). */
   publish(progress: { counters: BroadcastCounters; checkpoint: BroadcastCheckpoint | undefined; zones?: ZoneProgress[] | undefined }): Promise<void>;
 }

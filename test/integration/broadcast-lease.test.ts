@@ -82,6 +82,27 @@ describe('run lease', () => {
     await store.dropLedger(doc._id);
     expect(await store.confirmedBatch(doc._id, 'h1')).toBeUndefined();
   });
+
+  it('a partial record (keys earlier waves finished) grows, is replaced by the confirmation, never replaces one, and is dropped at the end', async () => {
+    const doc = await create();
+    const k = (u: string): string => `b:${doc._id}:${u}`;
+    expect(await store.partialBatch(doc._id, 'p1')).toBeUndefined();
+    await store.recordPartial(doc._id, 'p1', new Map([[k('u.1'), 'sent']]));
+    await store.recordPartial(doc._id, 'p1', new Map([[k('u.1'), 'sent'], [k('u$2'), 'missed'], [k('u3'), 'failed']]));
+    expect(await store.partialBatch(doc._id, 'p1')).toEqual(new Map([[k('u.1'), 'sent'], [k('u$2'), 'missed'], [k('u3'), 'failed']]));
+    expect(await store.confirmedBatch(doc._id, 'p1')).toBeUndefined();
+    const counts = { sent: 2, failed: 1, skipped: 0, suppressed: 0, missed: 1 };
+    await store.confirmBatch(doc._id, 'p1', counts);
+    expect(await store.confirmedBatch(doc._id, 'p1')).toEqual(counts);
+    expect(await store.partialBatch(doc._id, 'p1')).toBeUndefined();
+    // A late partial write (a run superseded meanwhile) leaves the confirmation as it was.
+    await store.recordPartial(doc._id, 'p1', new Map([[k('u.1'), 'sent']]));
+    expect(await store.confirmedBatch(doc._id, 'p1')).toEqual(counts);
+    await store.recordPartial(doc._id, 'p2', new Map([[k('u4'), 'sent']]));
+    await store.dropLedger(doc._id);
+    expect(await store.partialBatch(doc._id, 'p2')).toBeUndefined();
+    expect(await store.confirmedBatch(doc._id, 'p1')).toBeUndefined();
+  });
 });
 
 describe('decide', () => {

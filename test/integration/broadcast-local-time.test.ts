@@ -12,7 +12,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BroadcastDoc } from '../../src/ports/broadcasts.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { broadcastUsers, getBroadcast, insertUsers } from '../helpers/broadcasts.js';
+import { broadcastUsers, getBroadcast, insertUsers, perUser } from '../helpers/broadcasts.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { TestSmtpServer } from '../helpers/smtp-server.js';
@@ -197,6 +197,52 @@ describe('local-time broadcasts in the App, clock driven by the test', () => {
     await app.analytics.flush();
     const invalid = await db.db.collection('mailwheel_events').countDocuments({ type: 'invalid', userId: 'bad000000' });
     expect(invalid, 'the user with an unknown zone reported once').toBe(1);
+  });
+
+  it('pause while waiting holds the next wave past its instant; resume sends it at once; cancel stops the rest', { timeout: 600_000 }, async () => {
+    const zones = ['Asia/Tokyo', 'UTC', 'America/New_York'];
+    const users = broadcastUsers(300, 'p', (i) => ({ timezone: zones[i % zones.length] }));
+    await insertUsers(db.db, users);
+    const [date, time] = ['2026-01-15', '09:00'];
+    const fire = zones.map((z) => expectedFire(z, date, time)); // 00:00Z, 09:00Z, 14:00Z
+    const zoneOf = (user: string): string => zones[users.findIndex((u) => String(u['_id']) === user) % zones.length] as string;
+    smtp = await TestSmtpServer.start();
+    const clock = new FakeClock(fire[0] as number);
+    t = await startTestApp(db.uri, smtp.url, { broadcasts: { batchSize: 100, pollMs: POLL_MS, controlPollMs: 1_000, maxConcurrent: 1 } }, { clock });
+    const { app } = t;
+    const { broadcasts } = app.store;
+    const doc = await broadcasts.create({ subject: 'News', text: 'Hello', segment: '{}', localTime: { time, date } });
+    const server = smtp;
+    const received = (): string[] => [...perUser(server, doc._id).keys()];
+    app.broadcasts.start();
+    await settle(app);
+    expect(new Set(received().map(zoneOf))).toEqual(new Set(['Asia/Tokyo']));
+    expect((await getBroadcast(db.db, doc._id)).nextAt?.getTime()).toBe(fire[1]);
+
+    await broadcasts.requestControl(doc._id, 'pause');
+    await settle(app);
+    expect((await getBroadcast(db.db, doc._id)).status).toBe('paused');
+    await clock.advanceAsync((fire[1] as number) + 30 * MINUTE - clock.now());
+    await settle(app);
+    expect(received(), 'nothing while paused, though UTC is due').toHaveLength(100);
+    const paused = await getBroadcast(db.db, doc._id);
+    expect(paused.status).toBe('paused');
+    expect(paused.nextAt?.getTime(), 'the next instant is kept').toBe(fire[1]);
+
+    await broadcasts.requestControl(doc._id, 'resume');
+    await clock.advanceAsync(POLL_MS);
+    await settle(app);
+    expect(received(), 'UTC sent at the resume, late and once').toHaveLength(200);
+    expect(new Set(received().map(zoneOf))).toEqual(new Set(['Asia/Tokyo', 'UTC']));
+    expect((await getBroadcast(db.db, doc._id)).nextAt?.getTime()).toBe(fire[2]);
+
+    await broadcasts.requestControl(doc._id, 'cancel');
+    await clock.advanceAsync((fire[2] as number) + POLL_MS - clock.now());
+    await settle(app);
+    const end = await getBroadcast(db.db, doc._id);
+    expect(end.status).toBe('cancelled');
+    expect(received(), 'New York never: cancelled while waiting').toHaveLength(200);
+    expect(smtp.messages.length, 'nobody twice').toBe(200);
   });
 
   it('quiet hours 21:00-08:00, broadcast started at 20:59 UTC: nobody gets it inside their window; each held one within a minute after 08:00 local', { timeout: 600_000 }, async () => {

@@ -12,7 +12,7 @@ import { BroadcastRun, batchIdOf, type BroadcastRunOptions, type RunResult } fro
 import { compileTemplates } from '../../src/core/templates.js';
 import { HOUR_MS } from '../../src/core/time.js';
 import type { Delivery } from '../../src/core/types.js';
-import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, RunVerdict } from '../../src/ports/broadcasts.js';
+import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, DoneStatus, RunVerdict } from '../../src/ports/broadcasts.js';
 import type { Clock, RawUser } from '../../src/ports/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
@@ -117,6 +117,10 @@ class MemoryStore implements BroadcastRunStore {
     this.confirms.push(id);
     this.ledger.set(id, { ...counts });
   }
+  async partialBatch(): Promise<ReadonlyMap<string, DoneStatus> | undefined> {
+    return undefined;
+  }
+  async recordPartial(): Promise<void> {}
   async publish(p: { counters: BroadcastCounters; checkpoint: BroadcastCheckpoint | undefined }): Promise<void> {
     this.onCheckpoint(p.checkpoint?.processed ?? 0);
     this.publishes.push({ counters: { ...p.counters }, checkpoint: p.checkpoint && { ...p.checkpoint } });

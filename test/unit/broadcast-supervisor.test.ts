@@ -65,6 +65,8 @@ class MemoryBroadcastStore implements BroadcastStore {
       check: async () => 'continue',
       confirmedBatch: async (): Promise<BatchCounts | undefined> => undefined,
       confirmBatch: async () => undefined,
+      partialBatch: async () => undefined,
+      recordPartial: async () => undefined,
       publish: ({ counters }) => this.update(id, { status: 'running', owner, gen, counters }),
     };
   }

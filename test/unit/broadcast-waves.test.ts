@@ -11,7 +11,7 @@ import { decide } from '../../src/core/broadcast-supervisor.js';
 import { SendWindow, type SendRule } from '../../src/core/send-window.js';
 import { compileTemplates } from '../../src/core/templates.js';
 import type { Delivery } from '../../src/core/types.js';
-import type { BatchCounts, BroadcastQueue, BroadcastRunStore, ZoneProgress } from '../../src/ports/broadcasts.js';
+import type { BatchCounts, BroadcastQueue, BroadcastRunStore, DoneStatus, ZoneProgress } from '../../src/ports/broadcasts.js';
 import type { RawUser } from '../../src/ports/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -32,13 +32,19 @@ class World {
   readonly claims = new MemoryClaimStore();
   readonly events = new RecordingEvents();
   readonly ledger = new Map<string, BatchCounts>();
+  readonly partial = new Map<string, ReadonlyMap<string, DoneStatus>>();
   readonly sent: string[] = [];
   zones: ZoneProgress[] | undefined;
   run: BroadcastRun | undefined;
   readonly store: BroadcastRunStore = {
     check: async () => 'continue',
     confirmedBatch: async (id) => this.ledger.get(id),
-    confirmBatch: async (id, counts) => void this.ledger.set(id, counts),
+    confirmBatch: async (id, counts) => {
+      this.ledger.set(id, counts);
+      this.partial.delete(id);
+    },
+    partialBatch: async (id) => this.partial.get(id),
+    recordPartial: async (id, done) => void (this.ledger.has(id) ? undefined : this.partial.set(id, new Map(done))),
     publish: async (p) => void (this.zones = p.zones),
   };
   readonly queue: BroadcastQueue = {
@@ -101,10 +107,18 @@ describe('BroadcastRun with local-time waves', () => {
     expect(w.sent.map(userOf).sort()).toEqual(users.filter((u) => u['timezone'] === 'Asia/Tokyo').map((u) => String(u['_id'])).sort());
     expect(r2.zones?.find((z) => z.zone === 'Asia/Tokyo')).toMatchObject({ users: 10, done: 10 });
 
+    // The batches are not confirmed (they hold later zones), but what Tokyo's wave finished is
+    // recorded per batch: the next wave counts those keys without claiming them again.
+    expect(w.ledger.size).toBe(0);
+    expect([...w.partial.values()].flatMap((m) => [...m.keys()]).map(userOf).sort()).toEqual(w.sent.map(userOf).sort());
+    const callsBefore = w.claims.claimCalls.length;
     clock.jump(Date.parse('2026-01-15T09:00:30Z') - clock.now());
     const r3 = await w.runAt(clock, rule, users);
     expect(r3.end).toBe('waiting');
     expect(r3.counters).toMatchObject({ sent: 20, skipped: 1 });
+    expect(r3.zones?.find((z) => z.zone === 'Asia/Tokyo')).toMatchObject({ users: 10, done: 10 });
+    const utc = users.filter((u) => u['timezone'] === 'UTC').map((u) => `b:w:${String(u['_id'])}`);
+    expect(w.claims.claimCalls.slice(callsBefore).flat().sort()).toEqual(utc.sort());
 
     clock.jump(Date.parse('2026-01-15T14:00:00Z') - clock.now());
     const r4 = await w.runAt(clock, rule, users);
@@ -112,8 +126,10 @@ describe('BroadcastRun with local-time waves', () => {
     expect(r4.counters).toMatchObject({ total: 31, sent: 30, skipped: 1, failed: 0, suppressed: 0 });
     expect(w.sent).toHaveLength(30);
     expect(new Set(w.sent).size).toBe(30);
-    // Every batch confirmed by the last run; the invalid user reported once, by that run.
+    // Every batch confirmed by the last run (its partial record replaced); the invalid user
+    // reported once, by that run.
     expect(w.ledger.size).toBe(4);
+    expect(w.partial.size).toBe(0);
     expect(w.events.ofType('invalid').map((e) => e.userId)).toEqual(['bad']);
     expect(w.events.ofType('invalid')[0]?.reason).toMatch(/unknown IANA timezone "Mars\/Olympus"/);
     expect(r4.zones?.map((z) => z.done)).toEqual([10, 10, 10]);

@@ -15,8 +15,9 @@
  *   - `control:<id>`: the operator's latest request (pause / resume / cancel), written only by
  *     the CLI, read by the lease holder before every batch and within long batches.
  *   - `batch:<id>:<hash>`: the ledger of confirmed batches (see core/broadcast-run.ts), with the
- *     batch's counts (and users per zone for a local-time or quiet-hours broadcast); dropped when
- *     the broadcast ends.
+ *     batch's counts (and users per zone for a local-time or quiet-hours broadcast); before that,
+ *     while some of a batch's users are held for a later wave, the same `_id` holds the keys
+ *     earlier waves finished (`type: 'partial'`). Dropped when the broadcast ends.
  * The broadcasts collection is small (one document per broadcast), so listing it is cheap even
  * as a scan; the hot path reads only by `_id`.
  */
@@ -30,6 +31,7 @@ import type {
   BroadcastUpdate,
   ControlAction,
   ControlRequest,
+  DoneStatus,
   IsAlive,
   NewBroadcast,
   RunVerdict,
@@ -67,7 +69,24 @@ export interface LedgerDoc {
   at: Date;
 }
 
-export type BroadcastRunDoc = LeaseDoc | ControlDoc | LedgerDoc;
+/**
+ * A batch of a local-time or quiet-hours broadcast with users still held: which keys earlier
+ * waves finished, so the next wave counts them without claiming them again. Same `_id` as the
+ * batch's {@link LedgerDoc}, which replaces it once the whole batch is done.
+ */
+export interface PartialLedgerDoc {
+  _id: string;
+  type: 'partial';
+  broadcastId: string;
+  /**
+   * The finished keys by final status (keys hold dots and colons: not usable as field names;
+   * FerretDB v1 stores no nested arrays, so not [key, status] pairs either).
+   */
+  done: Record<DoneStatus, string[]>;
+  at: Date;
+}
+
+export type BroadcastRunDoc = LeaseDoc | ControlDoc | LedgerDoc | PartialLedgerDoc;
 
 const DUPLICATE_KEY = 11000;
 /** How far one `acquire` walks generations whose holders are gone before giving up this poll. */
@@ -78,6 +97,14 @@ function isDuplicate(err: unknown): boolean {
 }
 
 const leaseId = (id: string, gen: number): string => `lease:${id}:${gen}`;
+
+const DONE_STATUSES: readonly DoneStatus[] = ['sent', 'failed', 'missed'];
+
+function byStatus(done: ReadonlyMap<string, DoneStatus>): Record<DoneStatus, string[]> {
+  const out: Record<DoneStatus, string[]> = { sent: [], failed: [], missed: [] };
+  for (const [key, status] of done) out[status].push(key);
+  return out;
+}
 const controlId = (id: string): string => `control:${id}`;
 const ledgerId = (id: string, batch: string): string => `batch:${id}:${batch}`;
 
@@ -217,8 +244,23 @@ export class MongoBroadcastStore implements BroadcastStore {
   }
 
   async confirmBatch(id: string, batch: string, counts: BatchCounts): Promise<void> {
+    // An upsert, not an insert: the batch may hold a partial record of earlier waves.
+    await this.runs.updateOne({ _id: ledgerId(id, batch) }, { $set: { type: 'batch', broadcastId: id, counts, at: this.#now() }, $unset: { done: '' } }, { upsert: true });
+  }
+
+  async partialBatch(id: string, batch: string): Promise<ReadonlyMap<string, DoneStatus> | undefined> {
+    const doc = await this.runs.findOne({ _id: ledgerId(id, batch), type: 'partial' });
+    if (doc?.type !== 'partial') return undefined;
+    const out = new Map<string, DoneStatus>();
+    for (const status of DONE_STATUSES) for (const key of doc.done[status] ?? []) out.set(key, status);
+    return out;
+  }
+
+  async recordPartial(id: string, batch: string, done: ReadonlyMap<string, DoneStatus>): Promise<void> {
     try {
-      await this.runs.insertOne({ _id: ledgerId(id, batch), type: 'batch', broadcastId: id, counts, at: this.#now() });
+      // Matches only a partial record (or none): a confirmed batch's record makes the upsert's
+      // insert collide on `_id`, and the confirmed one stays.
+      await this.runs.updateOne({ _id: ledgerId(id, batch), type: 'partial' }, { $set: { broadcastId: id, done: byStatus(done), at: this.#now() } }, { upsert: true });
     } catch (err) {
       if (!isDuplicate(err)) throw err;
     }
@@ -226,7 +268,7 @@ export class MongoBroadcastStore implements BroadcastStore {
 
   /** Drops the ledger of a finished broadcast (it only serves resumes). */
   async dropLedger(id: string): Promise<void> {
-    await this.runs.deleteMany({ type: 'batch', broadcastId: id });
+    await this.runs.deleteMany({ type: { $in: ['batch', 'partial'] }, broadcastId: id });
   }
 
   /** The storage of one run: broadcast `id`, lease generation `gen`, holder `owner`. */
@@ -239,6 +281,8 @@ export class MongoBroadcastStore implements BroadcastStore {
       },
       confirmedBatch: (batch) => this.confirmedBatch(id, batch),
       confirmBatch: (batch, counts) => this.confirmBatch(id, batch, counts),
+      partialBatch: (batch) => this.partialBatch(id, batch),
+      recordPartial: (batch, done) => this.recordPartial(id, batch, done),
       publish: ({ counters, checkpoint, zones }) =>
         this.update(id, { status: 'running', owner, gen, counters, ...(checkpoint === undefined ? {} : { checkpoint }), ...(zones === undefined ? {} : { zones }) }),
     };
