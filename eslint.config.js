@@ -38,7 +38,7 @@ const layering = {
 };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.cache/**', 'coverage/**', 'bench/results/**'] },
+  { ignores: ['dist/**', '.test-dist*/**', 'node_modules/**', '.cache/**', 'coverage/**', 'bench/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -17,8 +17,10 @@ export const SOLO = [
 
 /** What both runs share. */
 export const shared = {
-  // Starts one MongoDB-wire server (FerretDB, or MONGODB_URI) and one Redis for the whole run.
-  globalSetup: ['test/helpers/global-setup.ts'],
+  // Builds the CLI the tests spawn from the current source into .test-dist/ (unless it already
+  // is a build of exactly that source: the solo run reuses the main run's), then starts one
+  // MongoDB-wire server (FerretDB, or MONGODB_URI) and one Redis for the whole run.
+  globalSetup: ['test/helpers/cli-build.ts', 'test/helpers/global-setup.ts'],
   // Integration tests start the daemon, push thousands of users through FerretDB and wait on
   // SMTP retries; tens of seconds is normal for them.
   testTimeout: 120_000,

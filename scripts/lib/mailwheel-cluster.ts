@@ -1,7 +1,8 @@
 /**
  * N real mailwheel daemons on one MongoDB (and optionally one Redis), for the multi-daemon
  * acceptance tests (test/cli/cluster*.test.ts) and the `scale` bench. Each daemon is the built CLI
- * (`node dist/cli/main.js --config <file> start`) in its own process, with its own HTTP port (0 in
+ * (`node dist/cli/main.js --config <file> start`; the tests' own build, `.test-dist/`, see
+ * test/helpers/cli-build.ts) in its own process, with its own HTTP port (0 in
  * the config: the kernel picks one, read back from the "http listening" log line), so the caller
  * reads its `/stats`, `/metrics` and `/readyz`. Config: a temp file per cluster, merged over
  * config/default.json by the daemon, plus MONGODB_URI, SMTP_URL and MAILWHEEL_REDIS_URL in the
@@ -62,6 +63,8 @@ export interface ClusterOptions {
   config: Record<string, unknown>;
   /** Extra environment for every daemon. */
   env?: Record<string, string>;
+  /** The built CLI entry to run (default `dist/cli/main.js`; the tests pass their build of the current source). */
+  cli?: string;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -89,10 +92,10 @@ export class Daemon {
   #peakHwmMiB = 0;
   readonly #sampler: NodeJS.Timeout;
 
-  constructor(index: number, configFile: string, env: Record<string, string>) {
+  constructor(index: number, configFile: string, env: Record<string, string>, cli: string = builtCli) {
     this.index = index;
-    if (!existsSync(builtCli)) throw new Error(`${builtCli} is missing: run \`npm run build\` first`);
-    this.child = spawn(process.execPath, [builtCli, '--config', configFile, 'start'], { cwd: repoRoot, env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
+    this.child = spawn(process.execPath, [cli, '--config', configFile, 'start'], { cwd: repoRoot, env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     this.pid = this.child.pid ?? -1;
     this.child.stderr?.on('data', (b: Buffer) => {
       const text = b.toString();
@@ -200,6 +203,7 @@ export class MailwheelCluster {
   readonly configFile: string;
   readonly #env: Record<string, string>;
   readonly #log: (line: string) => void;
+  readonly #cli: string;
 
   constructor(opts: ClusterOptions) {
     const dir = mkdtempSync(path.join(tmpdir(), 'mailwheel-cluster-'));
@@ -208,12 +212,13 @@ export class MailwheelCluster {
     writeFileSync(this.configFile, JSON.stringify({ ...opts.config, http }, null, 2));
     this.#env = { MONGODB_URI: opts.mongoUri, SMTP_URL: opts.smtpUrl, ...(opts.redisUrl === undefined ? {} : { MAILWHEEL_REDIS_URL: opts.redisUrl }), ...opts.env };
     this.#log = opts.log ?? (() => undefined);
+    this.#cli = opts.cli ?? builtCli;
     for (let i = 0; i < opts.n; i++) this.add();
   }
 
   /** Starts one more daemon (not waited for). */
   add(): Daemon {
-    const d = new Daemon(this.daemons.length, this.configFile, this.#env);
+    const d = new Daemon(this.daemons.length, this.configFile, this.#env, this.#cli);
     this.#log(`daemon ${d.index}: pid ${d.pid}`);
     this.daemons.push(d);
     return d;

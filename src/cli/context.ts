@@ -1,17 +1,10 @@
 /** Helpers shared by the subcommands: config, logger, argument parsing, signal handling. */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
-import { defaultConfigDir, loadConfig, type LoadedConfig } from '../config/load.js';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { HOUR_MS, MINUTE_MS, SECOND_MS } from '../core/time.js';
 import { ErrorCodes, MailwheelError } from '../errors.js';
 import { createLogger } from '../log.js';
-
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(defaultConfigDir, '..', 'package.json'), 'utf8')) as { version?: string };
-  return pkg.version ?? '0.0.0';
-}
 
 /** Loads config from `--config` (global option) or MAILWHEEL_CONFIG; throws ConfigError. */
 export function configFor(cmd: Command): LoadedConfig {

@@ -7,42 +7,63 @@
 import { Command, CommanderError } from 'commander';
 import { MailwheelError } from '../errors.js';
 import { scrubSecrets } from '../log.js';
-import { registerBroadcast } from './commands/broadcast.js';
-import { registerCluster } from './commands/cluster.js';
-import { registerConfigCheck } from './commands/config-check.js';
-import { registerPlan } from './commands/plan.js';
-import { registerPreview } from './commands/preview.js';
-import { registerRunMinute } from './commands/run-minute.js';
-import { registerScheduleShow } from './commands/schedule-show.js';
-import { registerSeedUsers } from './commands/seed-users.js';
-import { registerStart } from './commands/start.js';
-import { registerSuppression } from './commands/suppression.js';
-import { packageVersion } from './context.js';
 import { exitCodeOf, systemErrorLine } from './main-errors.js';
+import { packageVersion } from './version.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each top-level command and the module that registers it (with its subcommands), in the order
+ * `--help` lists them. Loaded on demand: loading every module (the MongoDB driver, nodemailer,
+ * ioredis, prom-client, mailparser...) took 1.2 s of a process start; one command needs a part.
+ */
+export const COMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
+  ['start', async () => (await import('./commands/start.js')).registerStart],
+  ['run-minute', async () => (await import('./commands/run-minute.js')).registerRunMinute],
+  ['seed-users', async () => (await import('./commands/seed-users.js')).registerSeedUsers],
+  ['schedule', async () => (await import('./commands/schedule-show.js')).registerScheduleShow],
+  ['broadcast', async () => (await import('./commands/broadcast.js')).registerBroadcast],
+  ['cluster', async () => (await import('./commands/cluster.js')).registerCluster],
+  ['config', async () => (await import('./commands/config-check.js')).registerConfigCheck],
+  ['plan', async () => (await import('./commands/plan.js')).registerPlan],
+  ['preview', async () => (await import('./commands/preview.js')).registerPreview],
+  ['suppression', async () => (await import('./commands/suppression.js')).registerSuppression],
+];
+
+/**
+ * Which commands a command line needs registered: the one it names, when only `-c/--config <file>`
+ * comes before the name; none for a bare `--version`/`-V`; every one otherwise (`--help`, no
+ * command, an unknown one or an unknown option, whose messages list or suggest them all).
+ * `args` is argv after the node binary and the script.
+ */
+export function commandsFor(args: readonly string[]): string[] {
+  const all = COMMANDS.map(([name]) => name);
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) return [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '-c' || arg === '--config') i++;
+    else if (arg.startsWith('--config=') || (arg.startsWith('-c') && !arg.startsWith('--'))) continue;
+    else return all.includes(arg) ? [arg] : all;
+  }
+  return all;
+}
+
+/** The program with the commands `argv` needs (see commandsFor); all of them without `argv`. */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command('mailwheel')
     .description('Scheduled personal emails and broadcasts to every active user in MongoDB')
     .version(packageVersion())
     .option('-c, --config <file>', 'config file (JSON) merged over config/default.json; env MAILWHEEL_CONFIG')
     .showHelpAfterError()
     .exitOverride();
-  registerStart(program);
-  registerRunMinute(program);
-  registerSeedUsers(program);
-  registerScheduleShow(program);
-  registerBroadcast(program);
-  registerCluster(program);
-  registerConfigCheck(program);
-  registerPlan(program);
-  registerPreview(program);
-  registerSuppression(program);
+  const wanted = argv === undefined ? undefined : commandsFor(argv.slice(2));
+  for (const [name, load] of COMMANDS) if (wanted === undefined || wanted.includes(name)) (await load())(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(argv)).parseAsync(argv);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
     const code = reportError(err);

@@ -7,9 +7,8 @@
  * - `--json` on seed-users and preview carries JSON values.
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, runCli, writeTestConfig, type CliResult } from '../helpers/cli.js';
+import { cliArgv, repoRoot, runCli, writeTestConfig, type CliResult } from '../helpers/cli.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 
 /** No server is needed for these: keep them away from any real one. */
@@ -52,8 +51,8 @@ describe.concurrent('exit codes as the README states them (0, 1, 64, 73, 78)', (
 
 /** Runs the CLI through bash with `set -o pipefail`, as an operator's shell would, into `| head -N`. */
 function runPipedToHead(args: string[], lines: number, env: Record<string, string>): Promise<CliResult> {
-  const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const script = `set -o pipefail; "${process.execPath}" --import tsx '${join(repoRoot, 'src', 'cli', 'main.ts')}' ${quoted} | head -${lines}`;
+  const quoted = cliArgv(args).map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const script = `set -o pipefail; "${process.execPath}" ${quoted} | head -${lines}`;
   const child = spawn('bash', ['-c', script], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

@@ -1,14 +1,22 @@
 /**
- * Runs the real `mailwheel` CLI in a child process (through tsx, so the test exercises the
- * current source), for the process tier: exit codes, signals, stdout.
+ * Runs the real `mailwheel` CLI in a child process, for the process tier: exit codes, signals,
+ * stdout. The CLI is the build of the current source that the run's globalSetup made
+ * (test/helpers/cli-build.ts): what ships, started without tsx's per-process compile.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { testCliEntry } from './cli-build.js';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
-const entry = join(repoRoot, 'src', 'cli', 'main.ts');
+
+/** `node <the test build's cli/main.js>`: argv for spawn, after process.execPath. */
+export function cliArgv(args: string[]): string[] {
+  // A run without the globalSetup (vitest.config.ts `shared`) has no build: say so, not ENOENT.
+  if (!existsSync(testCliEntry)) throw new Error(`${testCliEntry} is missing: run the tests through vitest with its config (globalSetup test/helpers/cli-build.ts builds it)`);
+  return [testCliEntry, ...args];
+}
 
 export interface CliResult {
   code: number | null;
@@ -28,7 +36,7 @@ export interface CliProcess {
 }
 
 export function spawnCli(args: string[], env: Record<string, string> = {}): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+  const child = spawn(process.execPath, cliArgv(args), {
     cwd: repoRoot,
     env: { ...process.env, LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -9,6 +9,7 @@
 import type { Db } from 'mongodb';
 import { startArrivalCapture, type ArrivalCapture } from '../../scripts/lib/arrival-capture.js';
 import { MailwheelCluster } from '../../scripts/lib/mailwheel-cluster.js';
+import { testCliEntry } from './cli-build.js';
 import { testDb, type TestDb } from './db.js';
 import { usersDueAt } from './users.js';
 
@@ -56,7 +57,7 @@ export async function startClusterRun(opts: { name: string; users: number; prefi
   const smtp = await startArrivalCapture();
   const dueAt = minuteAfter(opts.leadMs);
   const recipients = await seedDueUsers(db.db, opts.users, dueAt, opts.prefix);
-  const cluster = new MailwheelCluster({ n: opts.daemons, mongoUri: db.uri, smtpUrl: smtp.url, redisUrl: opts.redisUrl, config: opts.config, log: (line) => console.log(`[cluster] ${line}`) });
+  const cluster = new MailwheelCluster({ n: opts.daemons, mongoUri: db.uri, smtpUrl: smtp.url, redisUrl: opts.redisUrl, config: opts.config, cli: testCliEntry, log: (line) => console.log(`[cluster] ${line}`) });
   const run: ClusterRun = {
     db,
     smtp,
