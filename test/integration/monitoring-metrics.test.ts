@@ -93,6 +93,21 @@ it('every metric the alert rules and the dashboard name is exported on /metrics'
   for (const check of ['synced', 'mongodb', 'smtp']) expect(valueOf(families, 'mailwheel_ready_check', { check }), check).toBe(1);
   // The sends the dashboard's first panel shows are there as samples, not only as a family.
   expect(valueOf(families, 'mailwheel_sends_total', { kind: 'scheduled', outcome: 'sent' })).toBe(20);
+
+  // MailwheelDueMinuteUnsent reads the checkpoint's age: on a healthy daemon the series appears
+  // (the first save comes within seconds of the start) and is about a minute old, far from the
+  // rule's 15 minutes. An absent series would keep the alert silent forever; a stale one, firing.
+  const deadline = Date.now() + 60_000;
+  let checkpoint: number | undefined;
+  while (checkpoint === undefined && Date.now() < deadline) {
+    const m = parsePrometheusText(await (await fetch(`http://127.0.0.1:${app.httpPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text());
+    checkpoint = m.get('mailwheel_scheduler_checkpoint_timestamp_seconds')?.samples[0]?.value;
+    if (checkpoint === undefined) await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(checkpoint, 'mailwheel_scheduler_checkpoint_timestamp_seconds never appeared').toBeDefined();
+  const age = Date.now() / 1000 - (checkpoint ?? 0);
+  expect(age).toBeGreaterThanOrEqual(0);
+  expect(age).toBeLessThan(3 * 60);
 });
 
 it('the check bites: a name the daemon does not export is reported', () => {
