@@ -32,6 +32,7 @@ import { UserSync } from '../core/user-sync.js';
 import type { HttpServer } from '../http/server.js';
 import type { UnsubscribeHandler } from '../http/unsubscribe.js';
 import { Metrics } from '../metrics/metrics.js';
+import { registerReadinessGauges } from '../metrics/readiness-gauges.js';
 import { systemClock, type Clock } from '../ports/index.js';
 import type { BudgetView, ClusterMember } from '../ports/cluster.js';
 import { BroadcastSupervisor } from '../core/broadcast-supervisor.js';
@@ -223,6 +224,7 @@ export class App {
       },
       config.http,
     );
+    registerReadinessGauges(this.metrics.registry, () => this.readiness.check(), { clock });
     this.broadcasts = new BroadcastSupervisor(
       {
         store: broadcastStore,

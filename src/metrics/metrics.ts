@@ -332,17 +332,14 @@ export class Metrics {
   }
 }
 
-/** A gauge read at scrape time; `undefined` means "no sample" (e.g. nothing scheduled). */
+/**
+ * A gauge read at scrape time; `undefined` means "no sample" (e.g. nothing scheduled). A
+ * {@link ReadGauge}: prom-client's own label-less gauge would show 0, a timestamp 56 years old.
+ */
 function gauge(registers: Registry[], name: string, help: string, read: () => number | undefined): void {
-  new Gauge({
-    name,
-    help,
-    registers,
-    collect() {
-      const v = read();
-      this.reset();
-      if (v !== undefined) this.set(v);
-    },
+  asyncGauge(registers, name, help, [], async () => {
+    const v = read();
+    return v === undefined ? [] : [[{}, v]];
   });
 }
 
