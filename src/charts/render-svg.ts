@@ -24,19 +24,31 @@ export interface ChartSize {
 /**
  * The chart as a standalone SVG document (with a trailing newline). The same option and size
  * always give the same bytes: animation is forced off (an SSR frame mid-animation would differ),
- * and the painter's instance number, which zrender counts up per chart in the process and writes
- * into class and clip-path ids, is renamed to `zr0`, so a chart does not change with how many
- * were drawn before it (a partial bench report would otherwise rewrite every kept chart).
+ * and the ids zrender numbers process-wide are renumbered per document (see stableIds).
  */
 export function renderSvg(option: ChartOption, size: ChartSize): string {
   const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width: size.width, height: size.height });
   try {
     chart.setOption({ ...option, animation: false });
-    const svg = chart.renderToSVGString();
-    const id = /\b(zr\d+)-/.exec(svg)?.[1];
-    const normalised = id === undefined || id === 'zr0' ? svg : svg.split(`${id}-`).join('zr0-');
-    return `${normalised}\n`;
+    return `${stableIds(chart.renderToSVGString())}\n`;
   } finally {
     chart.dispose();
   }
+}
+
+/**
+ * zrender counts painters (`zr3-…`) and CSS classes (`zr3-cls-41`) up across the whole process,
+ * so the same chart drawn after others would carry other ids: a partial bench report would
+ * rewrite every kept chart, a test could not compare bytes. The painter becomes `zr0` and the
+ * classes are numbered in order of first appearance; ids stay unique within the document, which
+ * is all SVG needs (one document, one painter).
+ */
+export function stableIds(svg: string): string {
+  const classes = new Map<string, number>();
+  return svg
+    .replace(/\bzr\d+-cls-(\d+)\b/g, (_m, n: string) => {
+      if (!classes.has(n)) classes.set(n, classes.size);
+      return `zr0-cls-${classes.get(n)}`;
+    })
+    .replace(/\bzr\d+-/g, 'zr0-');
 }

@@ -70,6 +70,8 @@ export function seriesChartOptions(data: SeriesChartData): ChartOption {
       nameLocation: 'middle',
       nameGap: 28,
       min: Math.min(0, ...xs),
+      // Whole seconds between ticks: samples are a second (or half a second) apart.
+      minInterval: 1,
       splitNumber: 6,
       axisLabel: { formatter: (v: number) => groupThousands(v) },
       splitLine: { show: false },
