@@ -88,6 +88,19 @@ describe('planChartSvg', () => {
   });
 
   it('labels the time axis in UTC with the date at each midnight and whole hours elsewhere, and names both axes', () => {
+    // In UTC whatever the machine's zone: Node reads TZ at each Date call, so a zone 5:30 off
+    // would move every label if the chart used local time.
+    const tz = process.env['TZ'];
+    process.env['TZ'] = 'Asia/Kolkata';
+    try {
+      labelsAtTheirTimes();
+    } finally {
+      if (tz === undefined) delete process.env['TZ'];
+      else process.env['TZ'] = tz;
+    }
+  });
+
+  function labelsAtTheirTimes(): void {
     for (const hours of [24, 72]) {
       const minutes = hours * 60;
       const svg = parseSvg(planChartSvg(day(minutes)));
@@ -112,7 +125,7 @@ describe('planChartSvg', () => {
       const midnightLines = svg.paths.filter((p) => p.stroke === PLAN_COLOURS.midnight && p.dash !== null);
       expect(midnightLines.length).toBe(midnightsBetween(FROM, FROM + minutes * MIN).length);
     }
-  });
+  }
 
   it('gives the same bytes for the same data, whatever was drawn before', () => {
     const first = planChartSvg(day());
