@@ -1,10 +1,9 @@
 /**
  * How `mailwheel plan` shows a {@link CapacityPlan}: a terminal bar chart (block characters, the
- * busiest minute of each column), the peak lines, the JSON form, and an SVG picture (drawn by
- * src/charts). Pure string building, no I/O.
+ * busiest minute of each column), the peak lines and the JSON form (the SVG picture is
+ * plan-svg.ts). Pure string building, no I/O.
  */
-import { planChartSvg } from '../charts/plan-chart.js';
-import { minuteCapacity, type CapacityPlan, type Drain, type RateWindows, type WaveCollision } from '../core/capacity-plan.js';
+import type { CapacityPlan, Drain, RateWindows, WaveCollision } from '../core/capacity-plan.js';
 import { HOUR_MS, MINUTE_MS } from '../core/time.js';
 import { formatCount, formatRate } from './format.js';
 
@@ -152,26 +151,4 @@ export function collisionJson(collisions: readonly WaveCollision[]): Array<Recor
     drainsBy: c.drain.drainSeconds === undefined ? null : new Date(c.minuteMs + Math.round(c.drain.drainSeconds * 1000)).toISOString(),
     waves: c.waves,
   }));
-}
-
-/**
- * The chart as an SVG picture (Apache ECharts, src/charts/plan-chart.ts): sends due per minute,
- * stacked as already claimed / scheduled and still to send / local-time broadcasts, the rate's
- * capacity a minute as a dashed line, the peaks labelled, midnights marked.
- * @param claimed sends of each minute already claimed (left out of `plan.counts`); omitted when not looked up.
- */
-export function svgChart(plan: CapacityPlan, title: string, rate: RateWindows, claimed?: ArrayLike<number>): string {
-  const broadcast = plan.broadcast;
-  const scheduled = broadcast === undefined ? plan.counts : plan.counts.map((n, i) => n - (broadcast[i] ?? 0));
-  const capacity = minuteCapacity(rate);
-  return planChartSvg({
-    title,
-    fromMs: plan.fromMs,
-    scheduled,
-    claimed,
-    broadcast,
-    capacityPerMinute: Number.isFinite(capacity) ? capacity : null,
-    capacityLabel: describeRate(rate),
-    peaks: plan.peaks.slice(0, 5).map((p) => p.minuteMs),
-  });
 }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { midnightsBetween, PLAN_COLOURS, planChartSvg, stepPoints, type PlanChartData } from '../../src/charts/plan-chart.js';
 import { seriesChartSvg } from '../../src/charts/series-chart.js';
 import { planFromCounts } from '../../src/core/capacity-plan.js';
-import { svgChart } from '../../src/cli/plan-render.js';
+import { svgChart } from '../../src/cli/plan-svg.js';
 import { isRoundScale, parseSvg, plotSpan, valueAxis, type ParsedSvg } from '../helpers/svg.js';
 
 const MIN = 60_000;

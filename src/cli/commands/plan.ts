@@ -18,7 +18,7 @@ import { checkUser } from '../../core/validate-user.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemErrorLine } from '../main-errors.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
-import { collisionJson, collisionLines, describeRate, formatCount, peakLines, planJson, svgChart, terminalChart } from '../plan-render.js';
+import { collisionJson, collisionLines, describeRate, formatCount, peakLines, planJson, terminalChart } from '../plan-render.js';
 import { planWaves, waveSummaryLines, type PlanWaves } from '../plan-waves.js';
 
 
@@ -120,6 +120,8 @@ export function registerPlan(program: Command): void {
       const unlimited = drainModel([], config.rate).unlimited;
       if (opts.svg !== undefined) {
         const title = `mailwheel plan: sends due per minute from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z (${hours} h), rate ${describeRate(config.rate)}`;
+        // Loaded here, not at the top: ECharts is a second of start-up the other commands need not pay.
+        const { svgChart } = await import('../plan-svg.js');
         writeOutput(opts.svg, svgChart(plan, title, config.rate, opts.claims ? claimedPerMinute : undefined));
       }
       if (opts.json) {
