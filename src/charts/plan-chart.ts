@@ -68,6 +68,29 @@ export function midnightsBetween(fromMs: number, toMs: number): number[] {
   return out;
 }
 
+/** Height of a peak label's row, px. */
+const LABEL_ROW = 14;
+/** About how much of the time axis a label `HH:MM 12,345` covers: a tenth of the plot. */
+const LABEL_SPAN = 0.1;
+
+/**
+ * The row each peak's label goes in (0: just above its point), in time order: a label closer than
+ * a label's width to one in the same row goes a row up, so labels of peaks an hour apart do not
+ * print over each other.
+ */
+export function peakLabelRows(peaks: readonly number[], fromMs: number, minutes: number): Array<{ t: number; row: number }> {
+  const span = LABEL_SPAN * minutes * MINUTE_MS;
+  const lastInRow: number[] = [];
+  return [...peaks]
+    .sort((a, b) => a - b)
+    .map((t) => {
+      let row = 0;
+      while ((lastInRow[row] ?? -Infinity) > t - span) row++;
+      lastInRow[row] = t;
+      return { t, row };
+    });
+}
+
 /** Running totals of the layers, bottom first: each layer is drawn as an area from 0 to its top. */
 function cumulative(layers: ReadonlyArray<ArrayLike<number> | undefined>, minutes: number): number[][] {
   const out: number[][] = [];
@@ -111,9 +134,9 @@ export function planChartOptions(data: PlanChartData): ChartOption {
     type: 'line',
     name: 'peak minutes',
     // [minute, top of its stack, sends still to send in it]: the label says what the plan's peak lines say.
-    data: peaks.map((t) => {
+    data: peakLabelRows(peaks, data.fromMs, minutes).map(({ t, row }) => {
       const i = Math.round((t - data.fromMs) / MINUTE_MS);
-      return [t, total[i] ?? 0, (total[i] ?? 0) - (withClaimed[i] ?? 0)];
+      return { value: [t, total[i] ?? 0, (total[i] ?? 0) - (withClaimed[i] ?? 0)], label: { offset: [0, -LABEL_ROW * row] } };
     }),
     showSymbol: true,
     symbol: 'circle',

@@ -4,7 +4,7 @@
  * units, that already claimed sends are a layer of their own, and that the bytes are stable.
  */
 import { describe, expect, it } from 'vitest';
-import { midnightsBetween, PLAN_COLOURS, planChartSvg, stepPoints, type PlanChartData } from '../../src/charts/plan-chart.js';
+import { midnightsBetween, peakLabelRows, PLAN_COLOURS, planChartSvg, stepPoints, type PlanChartData } from '../../src/charts/plan-chart.js';
 import { seriesChartSvg } from '../../src/charts/series-chart.js';
 import { planFromCounts } from '../../src/core/capacity-plan.js';
 import { svgChart } from '../../src/cli/plan-svg.js';
@@ -144,6 +144,22 @@ describe('stepPoints and midnightsBetween', () => {
       [5 * MIN, 0],
     ]);
     expect(stepPoints([], 7)).toEqual([[7, 0]]);
+  });
+
+  it('puts the label of a peak close to an earlier labelled one a row higher (24 h: closer than 144 min)', () => {
+    const h = (n: number) => FROM + n * 3_600_000;
+    expect(peakLabelRows([h(13), h(7), h(8), h(12), h(20)], FROM, 1440)).toEqual([
+      { t: h(7), row: 0 },
+      { t: h(8), row: 1 },
+      { t: h(12), row: 0 },
+      { t: h(13), row: 1 },
+      { t: h(20), row: 0 },
+    ]);
+    // The labels read back from the picture: two peaks an hour apart are at different heights.
+    const scheduled = Array.from({ length: 1440 }, (_, i) => (i === 420 || i === 480 ? 700 : 0));
+    const svg = parseSvg(planChartSvg({ title: 'p', fromMs: FROM, scheduled, capacityPerMinute: null, peaks: [h(7), h(8)] }));
+    const [a, b] = ['01:00 700', '02:00 700'].map((l) => svg.texts.find((t) => t.text === l)?.y ?? NaN);
+    expect(Math.abs((a ?? NaN) - (b ?? NaN))).toBeGreaterThanOrEqual(12);
   });
 
   it('lists the midnights strictly inside the range', () => {
