@@ -12,7 +12,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync,
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Row, Series } from './lib/suite.js';
+import { renderChart } from './report-chart.js';
 import { anchorOf, keptSections, type KeptSection } from './report-kept.js';
+
+export { downsample, limitLabel, MAX_CHART_POINTS, renderChart, wrapTitle } from './report-chart.js';
 
 /** Suites in the order the issue lists them; any other suite follows, alphabetically. */
 export const SUITE_ORDER = ['mime', 'smtp', 'rate', 'registry', 'sync', 'peak', 'broadcast', 'old-design', 'scale'];
@@ -98,122 +101,6 @@ function formatDuration(s: number | null): string {
   if (s < 60) return `${formatNumber(s)} s`;
   const m = Math.floor(s / 60);
   return `${formatNumber(s)} s (${m} min ${Math.round(s - m * 60)} s)`;
-}
-
-// ---------------------------------------------------------------- the SVG chart
-
-const W = 800;
-const H = 300;
-const BASE_PLOT = { left: 76, right: W - 24, top: 40, bottom: H - 48 };
-/** About what fits across the chart at the title's size; longer titles wrap, at most two lines. */
-const TITLE_CHARS = 80;
-const TITLE_LINE = 18;
-/** More points than pixels only makes the file bigger; beyond this, buckets keep their min and max. */
-export const MAX_CHART_POINTS = 1600;
-const FONT = 'system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif';
-
-function xml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-/** One decimal is below a pixel's width; fixed rounding keeps the output byte-identical. */
-const px = (v: number) => String(Math.round(v * 10) / 10);
-
-/** Tick values 1, 2 or 5 × 10^k apart covering [lo, hi], about `count` of them. */
-export function niceTicks(lo: number, hi: number, count = 5): number[] {
-  const span = hi - lo || 1;
-  const raw = span / count;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  // The nearest of 1, 2, 5, 10 (thresholds near their geometric means), not the next larger one,
-  // which would give as few as half the ticks asked for.
-  const r = raw / mag;
-  const step = (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
-  const ticks: number[] = [];
-  for (let t = Math.floor(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
-  if ((ticks[ticks.length - 1] ?? lo) < hi) ticks.push(Number(((ticks[ticks.length - 1] ?? lo) + step).toPrecision(12)));
-  return ticks;
-}
-
-/** Keeps the shape of a long series: per bucket of consecutive points, its lowest and highest (in x order). */
-export function downsample(points: ReadonlyArray<[number, number]>, max = MAX_CHART_POINTS): Array<[number, number]> {
-  if (points.length <= max) return [...points];
-  const buckets = Math.floor(max / 2);
-  const out: Array<[number, number]> = [];
-  for (let b = 0; b < buckets; b++) {
-    const slice = points.slice(Math.floor((b * points.length) / buckets), Math.floor(((b + 1) * points.length) / buckets));
-    let lo = slice[0];
-    let hi = slice[0];
-    for (const p of slice) {
-      if (lo === undefined || p[1] < lo[1]) lo = p;
-      if (hi === undefined || p[1] > hi[1]) hi = p;
-    }
-    if (lo === undefined || hi === undefined) continue;
-    out.push(...(lo === hi ? [lo] : lo[0] <= hi[0] ? [lo, hi] : [hi, lo]));
-  }
-  return out;
-}
-
-/** Splits a title at spaces into lines of at most `max` characters; a third line is cut with an ellipsis. */
-export function wrapTitle(title: string, max = TITLE_CHARS): string[] {
-  const lines: string[] = [];
-  for (const word of title.split(/\s+/).filter((w) => w !== '')) {
-    const last = lines[lines.length - 1];
-    if (last !== undefined && last.length + 1 + word.length <= max) lines[lines.length - 1] = `${last} ${word}`;
-    else lines.push(word);
-  }
-  if (lines.length <= 2) return lines;
-  return [lines[0] ?? '', `${lines.slice(1).join(' ').slice(0, max - 1).trimEnd()}…`];
-}
-
-/** The limit's label: "limit 1,000/s" for a rate, otherwise the value and its unit. */
-export function limitLabel(limit: number, unit: string): string {
-  return unit.endsWith('/s') ? `limit ${formatNumber(limit)}/s` : `limit ${formatNumber(limit)} ${unit}`.trimEnd();
-}
-
-/**
- * A line chart of one series: x = seconds since the start of the run, y = value from 0, a grid at
- * the y ticks, and the limit (if any) as a dashed red line drawn over the data, so a series
- * running exactly at the limit still shows it. Few points get markers, so single samples show.
- */
-export function renderChart(series: Series): string {
-  const pts = downsample(series.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).sort((a, b) => a[0] - b[0]));
-  const limit = typeof series.limit === 'number' && Number.isFinite(series.limit) ? series.limit : null;
-  const xs = pts.map((p) => p[0]);
-  const ys = pts.map((p) => p[1]).concat(limit === null ? [] : [limit]);
-  const xMin = Math.min(0, ...xs);
-  const xTicks = niceTicks(xMin, Math.max(xMin + 1, ...xs), 8);
-  const yTicks = niceTicks(Math.min(0, ...ys), Math.max(1, ...ys) * 1.05, 5);
-  const [x0 = 0, x1 = 1] = [xTicks[0], xTicks[xTicks.length - 1]];
-  const [y0 = 0, y1 = 1] = [yTicks[0], yTicks[yTicks.length - 1]];
-  // A two-line title pushes the plot down rather than running off the 800 px.
-  const title = wrapTitle(series.title);
-  const PLOT = { ...BASE_PLOT, top: BASE_PLOT.top + TITLE_LINE * Math.max(0, title.length - 1) };
-  const sx = (x: number) => px(PLOT.left + ((x - x0) / (x1 - x0)) * (PLOT.right - PLOT.left));
-  const sy = (y: number) => px(PLOT.bottom - ((y - y0) / (y1 - y0)) * (PLOT.bottom - PLOT.top));
-  const text = (x: number | string, y: number | string, anchor: string, s: string, extra = '') =>
-    `<text x="${x}" y="${y}" text-anchor="${anchor}"${extra}>${xml(s)}</text>`;
-  const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${xml(series.title)}" font-family="${FONT}" font-size="12" fill="#333">`,
-    `<title>${xml(series.title)}</title>`,
-    `<rect width="${W}" height="${H}" fill="#fff"/>`,
-    ...title.map((line, i) => text(W / 2, 22 + i * TITLE_LINE, 'middle', line, ' font-size="15" font-weight="600"')),
-    ...yTicks.map((t) => `<line x1="${PLOT.left}" x2="${PLOT.right}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e5e5e5"/>`),
-    ...yTicks.map((t) => text(PLOT.left - 6, Number(sy(t)) + 4, 'end', formatNumber(t))),
-    ...xTicks.map((t) => `<line x1="${sx(t)}" x2="${sx(t)}" y1="${PLOT.bottom}" y2="${PLOT.bottom + 5}" stroke="#333"/>`),
-    ...xTicks.map((t) => text(sx(t), PLOT.bottom + 18, 'middle', formatNumber(t))),
-    `<path d="M${PLOT.left} ${PLOT.top}V${PLOT.bottom}H${PLOT.right}" fill="none" stroke="#333"/>`,
-    text((PLOT.left + PLOT.right) / 2, H - 10, 'middle', 'seconds'),
-    text(16, (PLOT.top + PLOT.bottom) / 2, 'middle', series.unit, ` transform="rotate(-90 16 ${(PLOT.top + PLOT.bottom) / 2})"`),
-  ];
-  if (pts.length === 0) out.push(text((PLOT.left + PLOT.right) / 2, (PLOT.top + PLOT.bottom) / 2, 'middle', 'no data'));
-  else out.push(`<polyline class="series" fill="none" stroke="#1f77b4" stroke-width="1.5" stroke-linejoin="round" points="${pts.map(([x, y]) => `${sx(x)},${sy(y)}`).join(' ')}"/>`);
-  if (pts.length <= 50) out.push(...pts.map(([x, y]) => `<circle cx="${sx(x)}" cy="${sy(y)}" r="2.5" fill="#1f77b4"/>`));
-  if (limit !== null) {
-    out.push(`<line class="limit" x1="${PLOT.left}" x2="${PLOT.right}" y1="${sy(limit)}" y2="${sy(limit)}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-    out.push(text(PLOT.right - 4, Number(sy(limit)) - 5, 'end', limitLabel(limit, series.unit), ' fill="#d62728"'));
-  }
-  out.push('</svg>');
-  return `${out.join('\n')}\n`;
 }
 
 /** One line under a chart: what a reader without the image needs (and a check on the image). */
@@ -390,6 +277,26 @@ export function renderReport(records: readonly SuiteRecord[], known: Iterable<st
   return `${out.join('\n').replace(/\n+$/, '')}\n`;
 }
 
+/**
+ * `<chart>.json` beside `<chart>.svg`: the series the chart is drawn from and where it came from.
+ * The results JSON of a suite is not always committed (a subset run has only its own), so a kept
+ * section's charts could not be redrawn without it.
+ */
+export function chartDataFile(svgFile: string): string {
+  return svgFile.replace(/\.svg$/, '.json');
+}
+
+/** The series of a chart data file; null when there is none or it is unreadable (the chart is then kept as it is). */
+export function readChartData(path: string): Series | null {
+  if (!existsSync(path)) return null;
+  try {
+    const data: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return (isRecord(data) ? toSeries([data['series']])[0] : undefined) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** What writeReport did: the report's path, the suites regenerated from their results and those kept. */
 export interface ReportWritten {
   path: string;
@@ -401,7 +308,8 @@ export interface ReportWritten {
  * Writes `<resultsDir>/../REPORT.md` and `<resultsDir>/../report/*.svg` from every
  * `<resultsDir>/<suite>.json`. A suite without a result keeps the section (and charts) the
  * existing report has for it (report-kept.ts), so running a subset of the suites updates only
- * their sections. Charts neither produced nor kept are removed, so the directory matches the report.
+ * their sections; its charts are redrawn from their data files (chartDataFile). Charts neither
+ * produced nor kept are removed, with their data, so the directory matches the report.
  */
 export function writeReport(resultsDir: string): ReportWritten {
   const benchDir = resolve(resultsDir, '..');
@@ -423,16 +331,27 @@ export function writeReport(resultsDir: string): ReportWritten {
   const ran = new Set(records.map((r) => r.suite));
   const kept = new Map([...(existsSync(path) ? keptSections(readFileSync(path, 'utf8')) : new Map<string, KeptSection>())].filter(([n]) => !ran.has(n)));
   mkdirSync(chartDir, { recursive: true });
-  const written = new Set<string>([...kept.values()].flatMap((k) => k.charts));
+  const written = new Set<string>();
+  for (const file of [...kept.values()].flatMap((k) => k.charts)) {
+    written.add(file);
+    // A kept chart is redrawn from its data (so every chart has the current look); without its
+    // data file it stays the picture it was.
+    const series = readChartData(join(chartDir, chartDataFile(file)));
+    if (series === null) continue;
+    writeFileSync(join(chartDir, file), renderChart(series));
+    written.add(chartDataFile(file));
+  }
   for (const r of records) {
     chartFiles(r.suite, r.series).forEach((file, i) => {
       const s = r.series[i];
       if (s === undefined) return;
       writeFileSync(join(chartDir, file), renderChart(s));
-      written.add(file);
+      const source = `bench/results/${r.suite}.json${r.startedAt === null ? '' : `, the run started ${r.startedAt}`}`;
+      writeFileSync(join(chartDir, chartDataFile(file)), `${JSON.stringify({ source, series: s })}\n`);
+      written.add(file).add(chartDataFile(file));
     });
   }
-  for (const f of readdirSync(chartDir)) if (f.endsWith('.svg') && !written.has(f)) rmSync(join(chartDir, f));
+  for (const f of readdirSync(chartDir)) if ((f.endsWith('.svg') || f.endsWith('.json')) && !written.has(f)) rmSync(join(chartDir, f));
   writeFileSync(path, renderReport(records, known, quickOnly, kept));
   return { path, regenerated: [...ran].sort(), kept: [...kept.keys()].sort() };
 }

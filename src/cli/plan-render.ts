@@ -1,7 +1,7 @@
 /**
  * How `mailwheel plan` shows a {@link CapacityPlan}: a terminal bar chart (block characters, the
- * busiest minute of each column), the peak lines, the JSON form, and an SVG picture. Pure
- * string building, no I/O.
+ * busiest minute of each column), the peak lines and the JSON form (the SVG picture is
+ * plan-svg.ts). Pure string building, no I/O.
  */
 import type { CapacityPlan, Drain, RateWindows, WaveCollision } from '../core/capacity-plan.js';
 import { HOUR_MS, MINUTE_MS } from '../core/time.js';
@@ -151,54 +151,4 @@ export function collisionJson(collisions: readonly WaveCollision[]): Array<Recor
     drainsBy: c.drain.drainSeconds === undefined ? null : new Date(c.minuteMs + Math.round(c.drain.drainSeconds * 1000)).toISOString(),
     waves: c.waves,
   }));
-}
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-/** The chart as an SVG picture: one bar per minute, hour ticks, peaks marked and labelled. */
-export function svgChart(plan: CapacityPlan, title: string): string {
-  const left = 60;
-  const right = 20;
-  const topPad = 40;
-  const bottom = 40;
-  const plotH = 300;
-  const barW = plan.minutes <= 1440 ? 1 : 1440 / plan.minutes;
-  const plotW = plan.minutes * barW;
-  const W = left + plotW + right;
-  const H = topPad + plotH + bottom;
-  const max = Math.max(1, ...plan.counts);
-  const y = (v: number): number => topPad + plotH - (v / max) * plotH;
-  const peaks = new Set(plan.peaks.map((p) => p.index));
-  const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
-  out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
-  out.push(`<text x="${left}" y="20" font-size="14" font-weight="bold">${esc(title)}</text>`);
-  for (const frac of [0, 0.25, 0.5, 0.75, 1]) {
-    const v = max * frac;
-    out.push(`<line x1="${left}" x2="${left + plotW}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#eee"/>`);
-    out.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${formatCount(v)}</text>`);
-  }
-  plan.counts.forEach((n, i) => {
-    if (n <= 0) return;
-    const fill = peaks.has(i) ? '#d33' : '#3a6ea5';
-    out.push(`<rect x="${(left + i * barW).toFixed(2)}" y="${y(n).toFixed(1)}" width="${Math.max(barW, 1).toFixed(2)}" height="${(topPad + plotH - y(n)).toFixed(1)}" fill="${fill}"/>`);
-    // A local-time broadcast's share: the top of the bar, in orange.
-    const wave = plan.broadcast?.[i] ?? 0;
-    if (wave > 0) out.push(`<rect x="${(left + i * barW).toFixed(2)}" y="${y(n).toFixed(1)}" width="${Math.max(barW, 1).toFixed(2)}" height="${(y(n - wave) - y(n)).toFixed(1)}" fill="#e8912d"/>`);
-  });
-  out.push(`<line x1="${left}" x2="${left + plotW}" y1="${topPad + plotH}" y2="${topPad + plotH}" stroke="#333"/>`);
-  for (let h = Math.ceil(plan.fromMs / HOUR_MS); (h * HOUR_MS - plan.fromMs) / MINUTE_MS <= plan.minutes; h++) {
-    const x = left + ((h * HOUR_MS - plan.fromMs) / MINUTE_MS) * barW;
-    out.push(`<line x1="${x.toFixed(1)}" x2="${x.toFixed(1)}" y1="${topPad + plotH}" y2="${topPad + plotH + 4}" stroke="#333"/>`);
-    if (h % 3 === 0) out.push(`<text x="${x.toFixed(1)}" y="${topPad + plotH + 16}" text-anchor="middle">${hhmm(h * HOUR_MS)}</text>`);
-  }
-  for (const p of plan.peaks.slice(0, 5)) {
-    const x = left + p.index * barW;
-    out.push(`<text x="${x.toFixed(1)}" y="${(y(p.burst.sends) - 4).toFixed(1)}" text-anchor="middle" fill="#d33">${hhmm(p.minuteMs)} ${formatCount(p.burst.sends)}</text>`);
-  }
-  out.push(`<text x="${left + plotW / 2}" y="${H - 6}" text-anchor="middle">UTC; bars: sends due per minute; red: peak minutes${plan.broadcast === undefined ? '' : '; orange: local-time broadcasts'}</text>`);
-  out.push('</svg>');
-  return `${out.join('\n')}\n`;
 }

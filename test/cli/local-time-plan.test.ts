@@ -15,8 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Document } from 'mongodb';
 import { MongoBroadcastStore } from '../../src/adapters/mongo/broadcast-store.js';
 import { broadcastUsers, insertUsers, writeBodies } from '../helpers/broadcasts.js';
+import { PLAN_COLOURS } from '../../src/charts/plan-chart.js';
 import { runCli, writeTestConfig } from '../helpers/cli.js';
 import { testDb, type TestDb } from '../helpers/db.js';
+import { parseSvg, plotSpan, valueAxis } from '../helpers/svg.js';
 
 const EX_USAGE = 64;
 const MINUTE = 60_000;
@@ -270,8 +272,14 @@ describe('plan with a queued local-time broadcast', () => {
     const svg = join(tmpdir(), `mailwheel-plan-waves-${process.pid}.svg`);
     const text = await plan('--svg', svg);
     expect(text.code, text.stderr).toBe(0);
-    // The picture marks the broadcasts' share of each wave minute.
-    expect(readFileSync(svg, 'utf8').match(/fill="#e8912d"/g)).toHaveLength(3);
+    // The picture stacks the broadcasts' share on the scheduled sends: the orange layer reaches
+    // the busiest minute's total, the scheduled layer under it only the scheduled sends.
+    const picture = parseSvg(readFileSync(svg, 'utf8'));
+    const axis = valueAxis(picture, plotSpan(picture).left);
+    const top = (colour: string) => Math.min(...picture.paths.filter((p) => p.fill === colour && p.points.length > 2).flatMap((p) => p.points.map((q) => q[1])));
+    expect(Math.abs(top(PLAN_COLOURS.broadcast) - axis.y(Math.max(...out.perMinute.map((p) => p.sends))))).toBeLessThan(0.6);
+    expect(Math.abs(top(PLAN_COLOURS.scheduled) - axis.y(Math.max(...out.perMinute.map((p) => p.sends - (p.broadcast ?? 0)))))).toBeLessThan(0.6);
+    expect(picture.texts.map((t) => t.text)).toContain('local-time broadcasts');
     const minute = new Date(kolkata).toISOString().slice(0, 16);
     expect(text.stdout).toContain(`warning: ${minute}Z: broadcast ${queued._id} (200 in Asia/Kolkata) + 200 scheduled = 400 sends, more than the 300 a minute takes at 5/s; scheduled mail goes first and the wave's last message goes by ${new Date(kolkata + 80_000).toISOString().slice(11, 19)}`);
     expect(text.stdout.match(/^warning:/gm)).toHaveLength(1);

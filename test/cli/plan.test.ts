@@ -4,7 +4,8 @@
  *   independently with fire-time's `nextFire` per user and slot;
  * - for a busy minute, the drain time it predicts at a rate limit matches a measured `run-minute`
  *   of that minute at the same limit within 10 %, and run-minute sends exactly the count it planned.
- * Also: --svg writes a picture, the terminal output has the chart and the peak lines.
+ * Also: --svg writes a picture (read back: the capacity line, the claimed layer), the terminal
+ * output has the chart and the peak lines.
  */
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,9 +14,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { nextFire } from '../../src/core/fire-time.js';
 import { checkUser } from '../../src/core/validate-user.js';
 import { loadConfig } from '../../src/config/load.js';
+import { PLAN_COLOURS } from '../../src/charts/plan-chart.js';
 import { runCli, writeTestConfig } from '../helpers/cli.js';
 import { testDb, type TestDb } from '../helpers/db.js';
 import { TestSmtpServer } from '../helpers/smtp-server.js';
+import { isRoundScale, parseSvg, plotSpan, valueAxis } from '../helpers/svg.js';
 
 const FROM = '2027-02-01T00:00:00Z';
 const HOURS = 24;
@@ -106,17 +109,31 @@ it('per-minute counts agree with a brute-force count of every user’s fires', {
   expect(error).toBeLessThanOrEqual(0.1);
 });
 
-it('prints the chart and the peak lines, and --svg writes the picture', { timeout: 60_000 }, async () => {
+it('prints the chart and the peak lines, and --svg writes the picture', { timeout: 180_000 }, async () => {
   const svg = join(tmpdir(), `mailwheel-plan-${process.pid}.svg`);
   const r = await runCli(['plan', '--from', FROM, '--svg', svg], env);
   expect(r.code, r.stderr).toBe(0);
   expect(r.stdout).toMatch(/sends due per minute, 2027-02-01T00:00Z \+ 24 h/);
   expect(r.stdout).toMatch(/│.*█/);
   expect(r.stdout).toMatch(/^ {2}\d\d:\d\d UTC: [\d,]+ sends(?: \(\+[\d,]+ still queued from earlier\))?, drains by \d\d:\d\d:\d\d at 40\/s; spread over 59 s: drains by \d\d:\d\d:\d\d at [\d.]+\/s$/m);
-  const picture = readFileSync(svg, 'utf8');
-  expect(picture.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
-  expect(picture.trimEnd().endsWith('</svg>')).toBe(true);
-  expect((picture.match(/<rect /g) ?? []).length).toBeGreaterThan(100);
+  const picture = parseSvg(readFileSync(svg, 'utf8'));
+  const axis = valueAxis(picture, plotSpan(picture).left);
+  expect(isRoundScale(axis.values), axis.values.join('/')).toBe(true);
+  // The capacity line at rate.perSecond × 60 on the value axis.
+  const dashed = picture.paths.filter((p) => p.stroke === PLAN_COLOURS.capacity && p.dash !== null).map((p) => p.points);
+  const width = (pts: Array<[number, number]>) => Math.max(...pts.map((q) => q[0])) - Math.min(...pts.map((q) => q[0]));
+  const capacity = dashed.sort((a, b) => width(b) - width(a))[0] ?? []; // not the legend's short sample
+  expect(Math.abs((capacity[0]?.[1] ?? NaN) - axis.y(RATE * 60))).toBeLessThan(0.6);
+  // Sends already claimed (the first test's run-minute) are a layer of their own under the rest:
+  // the stack's top is every send due (--no-claims), the grey layer's top the claimed part.
+  const all = JSON.parse((await runCli(['plan', '--json', '--no-claims', '--from', FROM], env)).stdout) as PlanJson;
+  const open = JSON.parse((await runCli(['plan', '--json', '--from', FROM], env)).stdout) as PlanJson;
+  const openAt = new Map(open.perMinute.map((p) => [p.minute, p.sends]));
+  const claimedMax = Math.max(0, ...all.perMinute.map((p) => p.sends - (openAt.get(p.minute) ?? 0)));
+  const top = (colour: string) => Math.min(...picture.paths.filter((p) => p.fill === colour && p.points.length > 2).flatMap((p) => p.points.map((q) => q[1])));
+  expect(Math.abs(top(PLAN_COLOURS.scheduled) - axis.y(Math.max(...all.perMinute.map((p) => p.sends))))).toBeLessThan(0.6);
+  if (claimedMax > 0) expect(Math.abs(top(PLAN_COLOURS.claimed) - axis.y(claimedMax))).toBeLessThan(0.6);
+  expect(picture.texts.map((t) => t.text)).toEqual(expect.arrayContaining(['UTC', 'sends per minute', '2027-02-01']));
 });
 
 it('counts inactive users as seed-users does (deactivated and unsubscribed alike)', { timeout: 60_000 }, async () => {

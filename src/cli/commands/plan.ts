@@ -18,7 +18,7 @@ import { checkUser } from '../../core/validate-user.js';
 import { ErrorCodes, MailwheelError } from '../../errors.js';
 import { systemErrorLine } from '../main-errors.js';
 import { badArgument, configFor, parseInstant, parsePositiveInt } from '../context.js';
-import { collisionJson, collisionLines, describeRate, formatCount, peakLines, planJson, svgChart, terminalChart } from '../plan-render.js';
+import { collisionJson, collisionLines, describeRate, formatCount, peakLines, planJson, terminalChart } from '../plan-render.js';
 import { planWaves, waveSummaryLines, type PlanWaves } from '../plan-waves.js';
 
 
@@ -64,6 +64,7 @@ export function registerPlan(program: Command): void {
       const registry = new JobRegistry();
       let counts: Int32Array;
       let alreadyClaimed = 0;
+      let claimedPerMinute: Int32Array;
       let waves: PlanWaves;
       try {
         const suppressed = new Set<string>();
@@ -93,11 +94,14 @@ export function registerPlan(program: Command): void {
           minuteOf.push(i);
         });
         const claimed = opts.claims ? await store.claimed.claimedKeys(keys) : new Set<string>();
+        claimedPerMinute = new Int32Array(counts.length);
         if (claimed.size > 0) {
           keys.forEach((key, j) => {
             if (!claimed.has(key)) return;
             const i = minuteOf[j] as number;
             counts[i] = (counts[i] ?? 0) - 1;
+            // Shown apart on the chart: due, but already out (or going).
+            claimedPerMinute[i] = (claimedPerMinute[i] ?? 0) + 1;
             alreadyClaimed++;
           });
         }
@@ -115,7 +119,10 @@ export function registerPlan(program: Command): void {
       const broadcastTotal = withWaves === undefined ? 0 : withWaves.broadcast.reduce((a, b) => a + b, 0);
       const unlimited = drainModel([], config.rate).unlimited;
       if (opts.svg !== undefined) {
-        writeOutput(opts.svg, svgChart(plan, `mailwheel plan: sends due per minute from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z (${hours} h), rate ${describeRate(config.rate)}`));
+        const title = `mailwheel plan: sends due per minute from ${new Date(plan.fromMs).toISOString().slice(0, 16)}Z (${hours} h), rate ${describeRate(config.rate)}`;
+        // Loaded here, not at the top: ECharts is a second of start-up the other commands need not pay.
+        const { svgChart } = await import('../plan-svg.js');
+        writeOutput(opts.svg, svgChart(plan, title, config.rate, opts.claims ? claimedPerMinute : undefined));
       }
       if (opts.json) {
         const broadcastKeys = withWaves === undefined ? {} : { broadcasts: waves.summaries, collisions: collisionJson(collisions) };
