@@ -1,6 +1,6 @@
 /**
  * The read-only status page's routes (GET only): `/status` (the page), `/status/status.js` and
- * `/status/status.css` (its script and style, shipped in the package under assets/status/),
+ * `/status/status.css` and `/status/favicon.svg` (its script, style and icon, shipped in the package under assets/status/),
  * `/status.json` (the data the page reloads) and `/status/curve.svg` (the next 24 h, drawn on
  * the server by src/charts). Authentication is the server's (http/server.ts): the token, as a
  * Bearer header or as the password of HTTP Basic, which a browser can send on a navigation.
@@ -24,6 +24,8 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   '/status/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/status/status.js': { file: 'status.js', type: 'text/javascript; charset=utf-8' },
   '/status/status.css': { file: 'status.css', type: 'text/css; charset=utf-8' },
+  // Named in the page, so the browser does not ask for /favicon.ico (a route without Basic).
+  '/status/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
 };
 
 /** assets/status/ at the package root: two levels up from src/http/ and from dist/http/ alike. */

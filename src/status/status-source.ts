@@ -25,6 +25,11 @@ import { sendCurve, type FiredMinutes, type SendCurve } from './send-curve.js';
 export const CURVE_TTL_MS = 15_000;
 /** How long the rest of the data is reused (ms): shorter than the page's refresh. */
 export const DATA_TTL_MS = 1_000;
+/**
+ * How long the bounce and complaint rates are reused (ms): they read every broadcast document and
+ * the feedback counts, and move slowly.
+ */
+export const FEEDBACK_TTL_MS = 10_000;
 /** The curve spans this many minutes (24 h). */
 export const CURVE_MINUTES = 1440;
 /** The page reloads its data this often (ms); sent to it in the data. */
@@ -73,6 +78,7 @@ export class StatusSource {
   readonly #rates = new ProgressRates();
   #curve: { atMs: number; curve: SendCurve; svg: string | undefined } | undefined;
   #data: { atMs: number; data: Promise<StatusData> } | undefined;
+  #feedback: { atMs: number; rates: Promise<FeedbackRateView | undefined> } | undefined;
 
   constructor(parts: StatusParts) {
     this.#p = parts;
@@ -110,6 +116,18 @@ export class StatusSource {
     return this.#curve;
   }
 
+  #feedbackRates(now: number): Promise<FeedbackRateView | undefined> {
+    const read = this.#p.feedbackRates;
+    if (read === undefined) return Promise.resolve(undefined);
+    if (this.#feedback === undefined || now - this.#feedback.atMs >= FEEDBACK_TTL_MS) {
+      const rates = read();
+      // A failed read is not kept: the next refresh tries again.
+      rates.catch(() => (this.#feedback = undefined));
+      this.#feedback = { atMs: now, rates };
+    }
+    return this.#feedback.rates;
+  }
+
   async #read(now: number): Promise<StatusData> {
     const p = this.#p;
     const errors: string[] = [];
@@ -119,7 +137,7 @@ export class StatusSource {
     };
     const [docs, feedback, cluster] = await Promise.all([
       p.openBroadcasts().catch(failed('broadcasts')),
-      p.feedbackRates === undefined ? Promise.resolve(undefined) : p.feedbackRates().catch(failed('feedback rates')),
+      this.#feedbackRates(now).catch(failed('feedback rates')),
       p.cluster().catch(failed('cluster')),
     ]);
     const { curve } = this.#currentCurve(now);
