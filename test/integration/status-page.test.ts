@@ -138,12 +138,12 @@ it('shows a running broadcast moving, the next 24 h with the capacity line, fail
     await page.screenshot({ path: `${ARTIFACTS}/status-running.png`, fullPage: true });
     const values = [...seen].map((s) => Number(s.split('/')[0]?.replace(/,/g, '')));
     expect(new Set(values).size).toBeGreaterThanOrEqual(2);
-    const bar = await row.locator('progress').evaluate((p: HTMLProgressElement) => p.value);
+    const bar = await row.locator('progress').evaluate((el) => (el as unknown as { value: number }).value);
     expect(bar).toBeGreaterThan(0);
     expect(await row.locator('td.eta').textContent()).not.toBe('');
 
     // The curve: the picture loaded in the page, and it is the next 24 h with the capacity line.
-    await poll('the curve picture', async () => ((await page.locator('#curve').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)) ? true : undefined));
+    await poll('the curve picture', async () => ((await page.locator('#curve').evaluate((el) => { const img = el as unknown as { complete: boolean; naturalWidth: number }; return img.complete && img.naturalWidth > 0; })) ? true : undefined));
     const src = await page.locator('#curve').getAttribute('src');
     expect(src).toMatch(/^\/status\/curve\.svg\?at=\d+$/);
     const svgRes = await page.request.get(`${base()}${src}`);
