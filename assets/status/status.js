@@ -76,6 +76,7 @@
       (c.capacityPerMinute === null ? ', no per-minute capacity limit' : ', capacity ' + num(c.capacityPerMinute) + ' a minute') + peak;
 
     $('broadcasts-none').hidden = d.broadcasts.length > 0;
+    $('broadcasts').hidden = d.broadcasts.length === 0;
     fill('broadcasts', d.broadcasts, function (tr, b) {
       tr.dataset.id = b.id;
       cell(tr, b.id);
@@ -138,6 +139,7 @@
     });
 
     $('failures-none').hidden = d.failures.recent.length > 0;
+    $('failures').hidden = d.failures.recent.length === 0;
     fill('failures', d.failures.recent, function (tr, x) {
       cell(tr, new Date(x.atMs).toISOString().slice(0, 19).replace('T', ' '));
       cell(tr, x.outcome === 'retry' ? 'retried (attempt ' + x.attempts + ')' : 'failed', x.outcome === 'failed' ? 'bad' : '');
