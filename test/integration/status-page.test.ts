@@ -2,9 +2,9 @@
  * The status page in a real browser (issue 18): Debian's chromium driven by playwright-core,
  * headless, against the real daemon (App in-process, the test database, the test SMTP server).
  * While a 5,000-user broadcast runs at 200/s (about 25 s), the page shows its progress moving,
- * the next 24 h as an SVG with the capacity line, and recent failures with their SMTP replies
- * (the recipient's address masked); every request the browser makes goes to 127.0.0.1. With
- * `http.token` set the page needs it: no credentials, 401; Basic credentials, the page.
+ * a pause as such (no ETA), the next 24 h as an SVG with the capacity line, and recent failures
+ * with their SMTP replies (the recipient's address masked); every request the browser makes goes
+ * to 127.0.0.1. With `http.token` set the page needs it: no credentials, 401; Basic credentials, the page.
  * Screenshots are written to test-artifacts/status-*.png.
  */
 import { existsSync, mkdirSync } from 'node:fs';
@@ -110,7 +110,7 @@ it('needs the token: 401 with a Basic challenge without it, the page with Basic 
   }
 });
 
-it('shows a running broadcast moving, the next 24 h with the capacity line, failures masked, and loads nothing from beyond 127.0.0.1', { timeout: 180_000 }, async () => {
+it('shows a running broadcast moving (and paused), the next 24 h with the capacity line, failures masked, and loads nothing from beyond 127.0.0.1', { timeout: 180_000 }, async () => {
   const { app } = t as TestApp;
   const ctx = await context(true);
   const page: Page = await ctx.newPage();
@@ -140,7 +140,14 @@ it('shows a running broadcast moving, the next 24 h with the capacity line, fail
     expect(new Set(values).size).toBeGreaterThanOrEqual(2);
     const bar = await row.locator('progress').evaluate((el) => (el as unknown as { value: number }).value);
     expect(bar).toBeGreaterThan(0);
-    expect(await row.locator('td.eta').textContent()).not.toBe('');
+    expect(await row.locator('td.eta').textContent()).toMatch(/^\d+ (s|min)/);
+
+    // Paused by the operator: the page says so and gives no ETA; resumed, it moves on.
+    await app.store.broadcasts.requestControl(doc._id, 'pause');
+    await poll('the page to show the pause', async () => ((await row.locator('td.eta').textContent().catch(() => '')) === 'paused' ? true : undefined));
+    expect(await row.locator('td').nth(2).textContent()).toBe('paused');
+    await page.screenshot({ path: `${ARTIFACTS}/status-paused.png`, fullPage: true });
+    await app.store.broadcasts.requestControl(doc._id, 'resume');
 
     // The curve: the picture loaded in the page, and it is the next 24 h with the capacity line.
     await poll('the curve picture', async () => ((await page.locator('#curve').evaluate((el) => { const img = el as unknown as { complete: boolean; naturalWidth: number }; return img.complete && img.naturalWidth > 0; })) ? true : undefined));
