@@ -4,7 +4,8 @@
  * While a 5,000-user broadcast runs at 200/s (about 25 s), the page shows its progress moving,
  * a pause as such (no ETA), the next 24 h as an SVG with the capacity line, and recent failures
  * with their SMTP replies (the recipient's address masked); every request the browser makes goes
- * to 127.0.0.1. With `http.token` set the page needs it: no credentials, 401; Basic credentials, the page.
+ * to 127.0.0.1; 50 users due two minutes after the start show, once their minute fires, as the
+ * curve's already-claimed part (so the test lasts up to about two minutes). With `http.token` set the page needs it: no credentials, 401; Basic credentials, the page.
  * Screenshots are written to test-artifacts/status-*.png.
  */
 import { existsSync, mkdirSync } from 'node:fs';
@@ -19,6 +20,8 @@ import { parseSvg, plotSpan, valueAxis } from '../helpers/svg.js';
 
 const TOKEN = 'status-page-token-0123456789abcdef';
 const USERS = 5000;
+/** Users with a scheduled slot two minutes after the start: the curve's already-claimed part. */
+const DUE_SOON = 50;
 const PER_SECOND = 200;
 /** Recipients the relay refuses for good: every 500th user (10 of them). */
 const refused = (rcpt: string) => /^st0*(\d+)@/.test(rcpt) && Number(/^st0*(\d+)@/.exec(rcpt)?.[1] ?? 1) % 500 === 0;
@@ -38,7 +41,9 @@ beforeAll(async () => {
   db = await testDb('status_page');
   smtp = await TestSmtpServer.start();
   // Every user's own slot is 12 h from now (farSlot): the curve shows it, and it never fires here.
-  await insertUsers(db.db, broadcastUsers(USERS, 'st', (i) => ({ email: `st${String(i).padStart(6, '0')}@example.test` })));
+  await insertUsers(db.db, broadcastUsers(USERS, 'st', (i) => ({ email: `st${String(i).padStart(6, '0')}@example.test`, plan: 'status' })));
+  const soon = new Date((Math.floor(Date.now() / 60_000) + 2) * 60_000).toISOString().slice(11, 16);
+  await insertUsers(db.db, broadcastUsers(DUE_SOON, 'sd', () => ({ emailTimes: [soon] })));
   smtp.setFault({ kind: 'reply', code: 550, stage: 'rcpt', message: `5.1.1 <${REFUSED_ADDRESS}>: Recipient address rejected`, match: refused });
   t = await startTestApp(db.uri, smtp.url, {
     http: { enabled: true, host: '127.0.0.1', port: 0, token: TOKEN },
@@ -110,7 +115,7 @@ it('needs the token: 401 with a Basic challenge without it, the page with Basic 
   }
 });
 
-it('shows a running broadcast moving (and paused), the next 24 h with the capacity line, failures masked, and loads nothing from beyond 127.0.0.1', { timeout: 180_000 }, async () => {
+it('shows a running broadcast moving (and paused), the next 24 h with the capacity line, failures masked, and loads nothing from beyond 127.0.0.1', { timeout: 300_000 }, async () => {
   const { app } = t as TestApp;
   const ctx = await context(true);
   const page: Page = await ctx.newPage();
@@ -123,7 +128,7 @@ it('shows a running broadcast moving (and paused), the next 24 h with the capaci
     const res = await page.goto(`${base()}/status`);
     expect(res?.status()).toBe(200);
     expect(res?.headers()['content-security-policy']).toBe("default-src 'self'");
-    const doc = await app.store.broadcasts.create({ subject: 'Status page test', text: 'Hello', segment: '{}' });
+    const doc = await app.store.broadcasts.create({ subject: 'Status page test', text: 'Hello', segment: '{"plan":"status"}' });
 
     // Two different progress values seen in the page while the broadcast runs, of a known total
     // (the run counts its recipients in the background: `? ` until then).
@@ -165,7 +170,7 @@ it('shows a running broadcast moving (and paused), the next 24 h with the capaci
     expect(svg.texts.map((x) => x.text)).toContain(`capacity: 12,000 a minute (${PER_SECOND}/s)`);
     // The users' own slots, 12 h from now, are on it (the registry's 5,000 jobs in one minute).
     expect(svg.texts.some((x) => /\b5,000$/.test(x.text))).toBe(true);
-    expect(await page.locator('#curve-summary').textContent()).toMatch(/^5,000 scheduled sends due in the next 24 h/);
+    expect(await page.locator('#curve-summary').textContent()).toMatch(/^5,0[05]0 scheduled sends due in the next 24 h/);
 
     // Wait for the end, then the failures: the SMTP reply with the recipient masked to its domain.
     await poll('the broadcast to finish on the page', async () => ((await page.locator('#broadcasts-none').isVisible()) ? true : undefined), 120_000);
@@ -179,6 +184,17 @@ it('shows a running broadcast moving (and paused), the next 24 h with the capaci
     expect(html).not.toMatch(/st\d{6}@/);
     expect(html).not.toContain(TOKEN);
     await page.screenshot({ path: `${ARTIFACTS}/status-done.png`, fullPage: true });
+
+    // The minute the DUE_SOON users fire: their sends are the already-claimed part of the curve.
+    await poll('the fired minute as already claimed', async () => ((await page.locator('#curve-summary').textContent())?.includes(`, ${DUE_SOON} already claimed`) ? true : undefined), 180_000);
+    const claimedSrc = (await page.locator('#curve').getAttribute('src')) ?? '';
+    const claimedSvg = parseSvg(await (await page.request.get(`${base()}${claimedSrc}`)).text());
+    const claimedAxis = valueAxis(claimedSvg, plotSpan(claimedSvg).left);
+    const grey = claimedSvg.paths.filter((p) => p.fill === PLAN_COLOURS.claimed && p.points.length > 2);
+    expect(grey.length, 'an area in the claimed colour').toBeGreaterThan(0);
+    const top = Math.min(...grey.flatMap((p) => p.points.map((q) => q[1])));
+    expect(Math.abs(top - claimedAxis.y(DUE_SOON))).toBeLessThan(1);
+    await page.screenshot({ path: `${ARTIFACTS}/status-claimed.png`, fullPage: true });
     expect(errors).toEqual([]);
   } finally {
     await ctx.close();
