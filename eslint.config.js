@@ -51,4 +51,9 @@ export default tseslint.config(
     },
   },
   layering,
+  {
+    // The status page's script runs in the browser as a plain script (no bundler, no modules).
+    files: ['assets/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { document: 'readonly', fetch: 'readonly', setTimeout: 'readonly' } },
+  },
 );

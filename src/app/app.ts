@@ -46,6 +46,9 @@ import { minuteProgress, planMinute, runMinute, type MinutePlan, type MinuteProg
 import { openCluster, type Cluster } from './cluster.js';
 import { Readiness } from './readiness.js';
 import { appStats, clusterStats, type ClusterStats } from './stats.js';
+import { RecentFailures, tapFailures } from '../status/recent-failures.js';
+import { FiredMinutes } from '../status/send-curve.js';
+import { StatusSource } from '../status/status-source.js';
 import { openMongoStores, type MongoStores } from './stores.js';
 
 export type { MinutePlan, MinuteProgress, MinuteReport, MinuteTiming } from './minute-run.js';
@@ -101,6 +104,12 @@ export class App {
   readonly partitions: PartitionSync | undefined;
   /** Bounces and complaints: the sink, the refusal counter, the counts, the webhooks and the inbound listener (app/feedback.ts). */
   readonly feedback: FeedbackParts;
+  /** The last failed sends and retries, with their SMTP replies (addresses masked), for the status page. */
+  readonly failures = new RecentFailures();
+  /** Jobs the scheduler fired per recent minute: the status curve's already-claimed part. */
+  readonly fired = new FiredMinutes();
+  /** The read-only status page's data and curve (`/status`, src/status). */
+  readonly status: StatusSource;
   /** Port the inbound DSN/ARF listener listens on, once started (feedback.inbound.enabled). */
   inboundPort: number | undefined;
   /** Port the HTTP server listens on, once started (useful with port 0). */
@@ -170,7 +179,7 @@ export class App {
     const shared = redis
       ? new SharedWindows({ redis, rate: config.rate, sent: store.sent, log: log.child({ part: 'budget' }), sendTimeoutMs: config.smtp.connectionTimeoutMs + config.smtp.socketTimeoutMs, clock, self: this.instances.id })
       : undefined;
-    this.queue = buildSendPath(config, this.transport, this.metrics.wrapSendHooks(routed), log.child({ part: 'send' }), { used, transportFor, ...(shared ? { shared } : {}) });
+    this.queue = buildSendPath(config, this.transport, tapFailures(this.metrics.wrapSendHooks(routed), this.failures, clock), log.child({ part: 'send' }), { used, transportFor, ...(shared ? { shared } : {}) });
     this.dispatcher = new Dispatcher(
       { claims: this.claims, queue: this.queue, recorder: this.recorder, events: this.analytics, isSuppressed: (email) => this.suppressions.has(email, 'scheduled') },
       { claimBatch: config.send.claimBatch, maxQueued: maxQueuedOf(config), drainTimeoutMs: config.send.drainTimeoutMs, spreadMs: config.send.spreadSeconds * SECOND_MS },
@@ -183,7 +192,10 @@ export class App {
     this.scheduler = new MinuteScheduler({
       registry: this.registry,
       clock,
-      onDue: (jobs, minute) => this.scheduled.fire(jobs, minute),
+      onDue: (jobs, minute) => {
+        this.fired.note(minute, jobs.length);
+        return this.scheduled.fire(jobs, minute);
+      },
       onError: (err, minute) => log.error({ err, minute }, 'minute failed'),
     });
     const processed = () => this.scheduler.lastProcessedMinute ?? this.resumedAfter;
@@ -248,10 +260,26 @@ export class App {
     );
     const { sink, refusals } = this.feedback;
     const daySends = new DaySends({ sent: store.sent, localSent: () => this.queue.stats.sent, clock });
+    const rates = feedbackRateReader({ counts: this.feedback.counts, broadcasts: store.broadcasts, daySends, clock });
     this.metrics.setFeedbackSource({
       reports: () => feedbackReportCounts(sink.stats.reports),
       refusals: () => refusals.counts(),
-      rates: feedbackRateReader({ counts: this.feedback.counts, broadcasts: store.broadcasts, daySends, clock }),
+      rates,
+    });
+    this.status = new StatusSource({
+      clock,
+      instance: this.instances.id,
+      rate: config.rate,
+      registry: this.registry,
+      fired: this.fired,
+      queue: this.queue,
+      backlog: () => this.dispatcher.backlog,
+      relays: () => this.relayStatus(),
+      running: () => this.broadcasts.running(),
+      openBroadcasts: () => store.broadcasts.open(),
+      failures: this.failures,
+      feedbackRates: rates,
+      cluster: () => this.clusterStats(),
     });
   }
 

@@ -20,6 +20,7 @@ import type { SuppressionList } from '../core/suppression-list.js';
 import { HOUR_MS, epochMinute, minuteIso, minuteStart } from '../core/time.js';
 import type { UserSync } from '../core/user-sync.js';
 import { HttpServer } from '../http/server.js';
+import type { StatusPage } from '../http/status-routes.js';
 import { UnsubscribeHandler } from '../http/unsubscribe.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Clock } from '../ports/index.js';
@@ -124,10 +125,12 @@ export interface HttpParts {
   stats(): Record<string, unknown>;
   /** The cluster half of `/stats` (app/stats.ts clusterStats), merged into it. */
   clusterStats(): Promise<object>;
+  /** The read-only status page's data and curve (src/status). */
+  readonly status: StatusPage;
 }
 
 /**
- * The HTTP server (`/healthz`, `/readyz`, `/stats`, `/metrics`, `/unsubscribe`), not yet
+ * The HTTP server (`/healthz`, `/readyz`, `/stats`, `/metrics`, `/unsubscribe`, `/status`), not yet
  * listening. The daemon listens before anything else: a port in use fails the start at once, not
  * after a long user sync (`/readyz` says `synced: false` until the sync is done).
  */
@@ -140,6 +143,7 @@ export function buildHttp(app: HttpParts): { server: HttpServer; unsubscribe: Un
       stats: async () => ({ ...app.stats(), ...(await app.clusterStats()) }),
       metrics: async () => ({ contentType: app.metrics.contentType, body: await app.metrics.text() }),
       unsubscribe,
+      status: app.status,
       ...(app.feedback.webhooks === undefined ? {} : { webhooks: app.feedback.webhooks }),
     },
     app.log.child({ part: 'http' }),

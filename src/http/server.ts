@@ -3,9 +3,12 @@
  * process answers), `/readyz` (MongoDB and SMTP answer and the first user sync is done), `/stats`
  * (JSON read from the components), `/metrics` (Prometheus text), and, when given a handler,
  * `/unsubscribe` (RFC 8058 one-click), and, when given the webhooks, the configured
- * `/webhooks/<provider>` paths (POST; each provider authenticates itself). With a bearer token
- * configured, every route but `/healthz`, `/unsubscribe` and the webhooks requires it. Plain
- * `node:http`: a handful of routes need no framework.
+ * `/webhooks/<provider>` paths (POST; each provider authenticates itself), and, when given a
+ * status page, its read-only routes (`/status`, `/status.json`, `/status/*`: http/status-routes.ts).
+ * With a bearer token configured, every route but `/healthz`, `/unsubscribe` and the webhooks
+ * requires it; the status routes also take it as the password of HTTP Basic (a browser cannot put
+ * a Bearer header on a navigation, but prompts for Basic credentials). Plain `node:http`: a
+ * handful of routes need no framework.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -13,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { SECOND_MS } from '../core/time.js';
 import { Errors, type MailwheelError } from '../errors.js';
+import { StatusRoutes, type StatusPage } from './status-routes.js';
 import type { UnsubscribeHandler } from './unsubscribe.js';
 
 /** A readiness answer with details (which dependency failed). */
@@ -36,6 +40,8 @@ export interface HttpSources {
    * itself: a signature or its own credentials). Other `/webhooks/*` paths are like any unknown one.
    */
   webhooks?: WebhookRoutes;
+  /** The read-only status page's data and curve; without it the status paths are 404. */
+  status?: StatusPage;
 }
 
 /** What the server needs of the webhooks: which paths are theirs, and the handler. */
@@ -60,12 +66,14 @@ export class HttpServer {
   readonly #sources: HttpSources;
   readonly #log: Logger;
   readonly #token: Buffer | undefined;
+  readonly #status: StatusRoutes | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(sources: HttpSources, log: Logger, opts: HttpServerOptions = {}) {
     this.#sources = sources;
     this.#log = log;
     this.#token = opts.token ? Buffer.from(opts.token) : undefined;
+    this.#status = sources.status === undefined ? undefined : new StatusRoutes(sources.status);
     // Every request here is small: a client that takes longer to send one is holding a socket
     // open on purpose (slowloris), and /unsubscribe may be reachable from the internet.
     this.#server = createServer({ requestTimeout: 15 * SECOND_MS, headersTimeout: 10 * SECOND_MS }, (req, res) => void this.#handle(req, res));
@@ -99,10 +107,13 @@ export class HttpServer {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       const webhooks = this.#sources.webhooks;
       if (webhooks && path.startsWith('/webhooks/') && webhooks.handles(path)) return await webhooks.handle(req, res);
-      if (!OPEN_PATHS.has(path) && !this.#authorised(req)) {
-        res.setHeader('www-authenticate', 'Bearer');
+      const status = this.#status !== undefined && StatusRoutes.handles(path);
+      if (!OPEN_PATHS.has(path) && !this.#authorised(req, status)) {
+        // The status page is opened in a browser: Basic makes it ask for the token.
+        res.setHeader('www-authenticate', status ? 'Basic realm="mailwheel"' : 'Bearer');
         return send(res, 401, { error: 'unauthorized' });
       }
+      if (status) return await (this.#status as StatusRoutes).handle(req, res, path);
       const unsubscribe = this.#sources.unsubscribe;
       if (path === '/unsubscribe' && unsubscribe) return await unsubscribe.handle(req, res);
       if (req.method !== 'GET') return send(res, 405, { error: 'method not allowed' });
@@ -129,14 +140,24 @@ export class HttpServer {
 
   /**
    * `Authorization: Bearer <token>`, the scheme name in any case (RFC 7235 §2.1: schemes are
-   * case-insensitive); the token is compared in constant time.
+   * case-insensitive); with `basic`, also `Basic base64(user:token)` with any user name (RFC 7617).
+   * The token is compared in constant time.
    */
-  #authorised(req: IncomingMessage): boolean {
+  #authorised(req: IncomingMessage, basic = false): boolean {
     if (this.#token === undefined) return true;
     const header = req.headers.authorization ?? '';
-    const scheme = /^bearer +/i.exec(header);
-    const given = Buffer.from(scheme === null ? '' : header.slice(scheme[0].length));
-    return given.length === this.#token.length && timingSafeEqual(given, this.#token);
+    const bearer = /^bearer +/i.exec(header);
+    if (bearer !== null) return this.#matches(Buffer.from(header.slice(bearer[0].length)));
+    const userPass = basic ? /^basic +([A-Za-z0-9+/=]+) *$/i.exec(header) : null;
+    if (userPass === null) return this.#matches(Buffer.alloc(0));
+    const decoded = Buffer.from(userPass[1] as string, 'base64');
+    const colon = decoded.indexOf(0x3a);
+    return this.#matches(colon < 0 ? Buffer.alloc(0) : decoded.subarray(colon + 1));
+  }
+
+  #matches(given: Buffer): boolean {
+    const token = this.#token as Buffer;
+    return given.length === token.length && timingSafeEqual(given, token);
   }
 }
 
