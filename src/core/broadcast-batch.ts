@@ -18,7 +18,7 @@
  * which of its keys are finished (`recordPartial`, once their outcomes are written) and the next
  * wave counts those from that record instead of claiming them again: a wave costs the read of the
  * segment plus claims for the users due in it, not for everyone served before (measured: without
- * it the waves of 5,000 users in 12 zones grew from 2.9 s to 20 s each). The claims stay the
+ * it the runs of 5,000 users in 12 zones grew from 1.2 s to 16.6 s each; with it, 1.2-1.5 s). The claims stay the
  * authority: a key missing from the record is claimed and found finished as before.
  */
 import { createHash } from 'node:crypto';
