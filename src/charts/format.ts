@@ -25,3 +25,12 @@ export const TIME_AXIS_LABELS = {
   second: '{HH}:{mm}:{ss}',
   millisecond: '{HH}:{mm}:{ss}',
 } as const;
+
+/**
+ * The value axis every chart here shares: from 0, about five round ticks with thousands grouped,
+ * and headroom above the highest value (then rounded up to a tick), so a line at the top is not on
+ * the frame. `extra` adds what one chart needs beyond that (e.g. `minInterval` for counts).
+ */
+export function valueAxis(name: string, nameGap: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { type: 'value', name, nameLocation: 'middle', nameGap, min: 0, ...extra, boundaryGap: [0, '8%'], splitNumber: 5, axisLabel: { formatter: (v: number) => groupThousands(v) } };
+}

@@ -6,7 +6,7 @@
  *
  * Pure data in, an ECharts option out: no I/O, no CLI or store imports, so any caller can draw it.
  */
-import { groupThousands, TIME_AXIS_LABELS } from './format.js';
+import { groupThousands, TIME_AXIS_LABELS, valueAxis } from './format.js';
 import { renderSvg, type ChartOption, type ChartSize } from './render-svg.js';
 
 const MINUTE_MS = 60_000;
@@ -187,18 +187,7 @@ export function planChartOptions(data: PlanChartData): ChartOption {
       axisLabel: { formatter: TIME_AXIS_LABELS, hideOverlap: true },
       splitLine: { show: false },
     },
-    yAxis: {
-      type: 'value',
-      name: 'sends per minute',
-      nameLocation: 'middle',
-      nameGap: 60,
-      min: 0,
-      minInterval: 1,
-      // Headroom above the highest value (then rounded up to a tick), so a line at the top is not on the frame.
-      boundaryGap: [0, '8%'],
-      splitNumber: 5,
-      axisLabel: { formatter: (v: number) => groupThousands(v) },
-    },
+    yAxis: valueAxis('sends per minute', 60, { minInterval: 1 }),
     series,
   };
 }

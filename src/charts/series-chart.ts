@@ -3,7 +3,7 @@
  * seconds from the start of the run, y from 0 in the series' unit, and a limit (if any) as a dashed
  * line drawn over the data, so a series running exactly at its limit still shows it.
  */
-import { groupThousands } from './format.js';
+import { groupThousands, valueAxis } from './format.js';
 import { renderSvg, type ChartOption, type ChartSize } from './render-svg.js';
 
 export const SERIES_COLOURS = { data: '#1f77b4', limit: '#d62728' } as const;
@@ -76,17 +76,7 @@ export function seriesChartOptions(data: SeriesChartData): ChartOption {
       axisLabel: { formatter: (v: number) => groupThousands(v) },
       splitLine: { show: false },
     },
-    yAxis: {
-      type: 'value',
-      name: data.unit,
-      nameLocation: 'middle',
-      nameGap: 56,
-      min: 0,
-      // Headroom above the highest value (then rounded up to a tick), so a line at the top is not on the frame.
-      boundaryGap: [0, '8%'],
-      splitNumber: 5,
-      axisLabel: { formatter: (v: number) => groupThousands(v) },
-    },
+    yAxis: valueAxis(data.unit, 56),
     series,
   };
 }
