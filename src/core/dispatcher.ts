@@ -28,9 +28,17 @@ export interface DispatcherOptions {
   spreadMs?: number;
 }
 
+/**
+ * Completes a chunk just before its claim (scheduled mail reads email and name here, in one read
+ * per chunk: claim-time-recipients.ts). `gone`: deliveries dropped, already accounted for.
+ */
+export type ChunkResolver = (chunk: readonly Delivery[]) => Promise<{ ready: Delivery[]; gone: number }>;
+
 export interface DispatchResult {
   claimed: number;
   skipped: number;
+  /** Not sent (nor claimed): the resolver found the user gone or no longer to be mailed. */
+  gone: number;
   /** Not sent (nor claimed): the address is on the suppression list. */
   suppressed: number;
 }
@@ -58,7 +66,7 @@ export class Dispatcher {
    * Counters since construction. For benchmarks: `claimMs` is the time bulk claims took (the
    * claim store's speed), `claimWaitMs` the part of it the feed had to wait for.
    */
-  readonly stats = { claimed: 0, skipped: 0, suppressed: 0, released: 0, claimMs: 0, claimWaitMs: 0 };
+  readonly stats = { claimed: 0, skipped: 0, suppressed: 0, gone: 0, released: 0, claimMs: 0, claimWaitMs: 0, resolveMs: 0 };
 
   constructor(
     deps: {
@@ -91,10 +99,11 @@ export class Dispatcher {
 
   /**
    * Claims and queues `deliveries`. Resolves when all of them are in the send queue (not sent:
-   * use `idle()` for that), or when a stop interrupts.
+   * use `idle()` for that), or when a stop interrupts. `resolve`, when given, completes each
+   * chunk before it is claimed (and is pipelined like the claims).
    */
-  async dispatch(deliveries: readonly Delivery[]): Promise<DispatchResult> {
-    const result: DispatchResult = { claimed: 0, skipped: 0, suppressed: 0 };
+  async dispatch(deliveries: readonly Delivery[], opts: { resolve?: ChunkResolver } = {}): Promise<DispatchResult> {
+    const result: DispatchResult = { claimed: 0, skipped: 0, suppressed: 0, gone: 0 };
     const spreadMs = this.#opts.spreadMs ?? 0;
     const startedAt = this.#clock.now();
     const step = this.#opts.claimBatch;
@@ -105,7 +114,7 @@ export class Dispatcher {
     // between chunks. Claimed keys wait in #unfed, so a stop releases them like any other.
     const claimAt = (i: number): Promise<Delivery[]> | undefined => {
       if (i >= deliveries.length || this.#stopping) return undefined;
-      const p = this.#claimChunk(deliveries.slice(i, i + step), result);
+      const p = this.#claimChunk(deliveries.slice(i, i + step), result, opts.resolve);
       p.catch(() => undefined); // handled where it is awaited
       return p;
     };
@@ -135,7 +144,16 @@ export class Dispatcher {
   }
 
   /** Filters out suppressed addresses, claims the rest in bulk; what this instance won waits in #unfed. */
-  async #claimChunk(chunk: readonly Delivery[], result: DispatchResult): Promise<Delivery[]> {
+  async #claimChunk(given: readonly Delivery[], result: DispatchResult, resolve: ChunkResolver | undefined): Promise<Delivery[]> {
+    let chunk = given;
+    if (resolve !== undefined) {
+      const t0 = this.#clock.monotonic();
+      const r = await resolve(given);
+      this.stats.resolveMs += this.#clock.monotonic() - t0;
+      result.gone += r.gone;
+      this.stats.gone += r.gone;
+      chunk = r.ready;
+    }
     const wanted: Delivery[] = [];
     for (const d of chunk) {
       if (!this.#isSuppressed(d.email)) wanted.push(d);

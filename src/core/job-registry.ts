@@ -1,30 +1,54 @@
 /**
- * The in-memory job registry (docs/ARCHITECTURE.md "The parts"): one job per (user, slot), indexed three
- * ways so that schedule / replace / cancel / fire never scan:
+ * The in-memory job registry (docs/ARCHITECTURE.md "The parts"): one job per (user, slot), indexed
+ * so that schedule / replace / cancel / fire never scan. Packed for a million users in a few
+ * hundred MB (issue 17): it keeps only what a fire needs until the moment it is sent, the user's
+ * id, zone, weekdays and slot times. Email and name are read at claim time, for the batch being
+ * sent (scheduled-minute.ts), never held here.
  *
- * - `#jobs`:    jobId -> Job
- * - `#byUser`:  userId -> jobIds (an array: a user has a handful of slots, and a Set per user
- *                costs several times the memory of a short array)
- * - `#buckets`: epoch minute of the job's fire instant -> Set<jobId>
+ * - users: `#userIndex` (id -> user row) and typed columns per row: zone (an index into one
+ *   interned table of zone names), weekdays as a bitmask, the first of its jobs, its job count,
+ *   the minute its jobs were computed from, and the full sync's sweep mark;
+ * - jobs: typed columns per row: user row, slot as minute of the day, fire instant, the next job
+ *   of the same user, and the row's links in its minute bucket; the local date as one interned
+ *   string per date;
+ * - buckets: epoch minute -> head of a doubly linked list of job rows, so moving a job between
+ *   buckets is two link updates whatever the bucket's size (a `Set` per bucket rehashes as it
+ *   grows and shrinks, which made replace 3.3x slower at 1M jobs than at 10k);
+ * - a min-heap of bucket minutes (lazy deletion) so the earliest non-empty bucket is cheap to find.
  *
- * plus a min-heap of bucket minutes (lazy deletion) so the earliest non-empty bucket is cheap to
- * find and a late timer can catch up over many minutes without visiting the empty ones.
- * No I/O, no timers: the {@link MinuteScheduler} drives it.
+ * No I/O, no timers: the {@link MinuteScheduler} drives it. Fired jobs are handed out as small
+ * {@link Job} objects made for the occasion; a generation number per job row tells a stale one.
  */
-import { epochMinute, nextFire } from './fire-time.js';
-import type { UserRecord } from './types.js';
+import { epochMinute, nextFire, parseHHMM } from './fire-time.js';
+import { PackedRows, heapPop, heapPush } from './packed-columns.js';
 
-/** One scheduled slot of one user, with its next occurrence. Immutable: changes create a new Job. */
+/** What the registry needs of a user: the scheduling fields only. */
+export interface Schedule {
+  id: string;
+  /** IANA zone name. */
+  timezone: string;
+  /** Local times of day, `HH:MM`. */
+  times: readonly string[];
+  /** Local weekdays allowed (0 = Sunday); undefined means every day. */
+  days: readonly number[] | undefined;
+}
+
+/** One occurrence of one user's slot, as handed to the scheduler. Immutable. */
 export interface Job {
   /** `${userId}|${HH:MM}` (see {@link jobId}). */
   readonly id: string;
-  readonly user: UserRecord;
+  readonly userId: string;
   /** The slot, `HH:MM` local time. */
   readonly time: string;
-  /** Next fire instant, ms since the epoch. */
+  /** The user's zone (delivery rendering and the delivery record carry it). */
+  readonly timezone: string;
+  /** Fire instant, ms since the epoch. */
   readonly fireAt: number;
   /** Local date D (`YYYY-MM-DD`) of that occurrence; part of the delivery key. */
   readonly localDate: string;
+  /** The job's row and its generation when this object was made (stale once they differ). */
+  readonly row: number;
+  readonly gen: number;
 }
 
 /** The id of a user's slot: `${userId}|${HH:MM}`. */
@@ -32,33 +56,48 @@ export function jobId(userId: string, time: string): string {
   return `${userId}|${time}`;
 }
 
-/**
- * Holds every scheduled job. All mutating operations cost O(jobs of the affected user) Map/Set
- * operations, plus O(log B) heap work where B is the number of distinct bucket minutes (bounded by
- * the scheduling horizon, about 8 days x 1440 minutes, whatever the number of users).
- */
 /** Interned local dates kept at most (the scheduling horizon spans about 8 days per zone offset). */
 const MAX_DATES = 1000;
+const NONE = -1;
+const ALL_DAYS = 0x7f;
+/** `HH:MM` of every minute of the day, shared by every job that shows its slot. */
+const HHMM: readonly string[] = Array.from({ length: 1440 }, (_, m) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`);
+/** Weekday arrays per mask, shared (nextFire reads them; undefined for every day). */
+const DAYS_OF: ReadonlyArray<readonly number[] | undefined> = Array.from({ length: 128 }, (_, mask) =>
+  mask === ALL_DAYS ? undefined : [0, 1, 2, 3, 4, 5, 6].filter((d) => (mask & (1 << d)) !== 0),
+);
+
+interface Bucket {
+  head: number;
+  size: number;
+}
+
+const n = (v: number | undefined): number => v as number;
 
 export class JobRegistry {
-  #jobs = new Map<string, Job>();
-  #byUser = new Map<string, readonly string[]>();
-  #buckets = new Map<number, Set<string>>();
+  readonly #users = new PackedRows({ zone: 'u16', days: 'u8', first: 'i32', count: 'u8', fromMin: 'i32', mark: 'u8' });
+  readonly #userIndex = new Map<string, number>();
+  #userIds: string[] = [];
+  readonly #jobs = new PackedRows({ user: 'i32', minute: 'u16', fireAt: 'f64', next: 'i32', prev: 'i32', bnext: 'i32', inBucket: 'u8', gen: 'i32' });
+  #jobDates: string[] = [];
+  readonly #zones: string[] = [];
+  readonly #zoneIndex = new Map<string, number>();
+  readonly #buckets = new Map<number, Bucket>();
   /** Min-heap of minutes that had a bucket when pushed; entries whose bucket is gone are dropped lazily. */
   #heap: number[] = [];
   /** Minutes currently present in `#heap` (so a minute is never pushed twice). */
-  #inHeap = new Set<number>();
+  readonly #inHeap = new Set<number>();
   #visits = 0;
   readonly #dates = new Map<string, string>();
 
   /** Number of jobs (user slots) held. */
   get size(): number {
-    return this.#jobs.size;
+    return this.#jobs.live;
   }
 
   /** Number of users with at least one job. */
   get userCount(): number {
-    return this.#byUser.size;
+    return this.#userIndex.size;
   }
 
   /** Number of non-empty minute buckets. */
@@ -67,33 +106,42 @@ export class JobRegistry {
   }
 
   /**
-   * Instrumentation: the number of Map/Set entries touched by mutating operations so far (each
-   * get/set/add/delete of a job, user-index or bucket entry counts one). Heap bookkeeping is not
+   * Instrumentation: the number of index entries touched by mutating operations so far (each
+   * lookup or change of a user, a job row or a bucket link counts one). Heap bookkeeping is not
    * counted. Lets a test prove that replace/cancel cost depends on one user's jobs only.
    */
   get visits(): number {
     return this.#visits;
   }
 
-  /** Ids of the users with at least one job (a full sync uses it to drop users it no longer sees). */
+  /** Rows allocated in the typed columns (for memory figures in benchmarks). */
+  get rows(): { users: number; jobs: number } {
+    return { users: this.#users.capacity, jobs: this.#jobs.capacity };
+  }
+
+  /** Ids of the users with at least one job. */
   userIds(): IterableIterator<string> {
-    return this.#byUser.keys();
+    return this.#userIndex.keys();
   }
 
   /** The job with this id, if scheduled. */
   get(id: string): Job | undefined {
-    return this.#jobs.get(id);
+    const bar = id.lastIndexOf('|');
+    const u = this.#userIndex.get(id.slice(0, bar));
+    const hm = parseHHMM(id.slice(bar + 1));
+    if (u === undefined || hm === undefined) return undefined;
+    const minute = hm.h * 60 + hm.m;
+    const j = this.#jobs.cols;
+    for (let row = n(this.#users.cols.first[u]); row !== NONE; row = n(j.next[row])) if (j.minute[row] === minute) return this.#job(row);
+    return undefined;
   }
 
   /** The jobs of one user, in slot order. */
   jobsOf(userId: string): Job[] {
-    const ids = this.#byUser.get(userId);
-    if (ids === undefined) return [];
+    const u = this.#userIndex.get(userId);
+    if (u === undefined) return [];
     const out: Job[] = [];
-    for (const id of ids) {
-      const job = this.#jobs.get(id);
-      if (job !== undefined) out.push(job);
-    }
+    for (let row = n(this.#users.cols.first[u]); row !== NONE; row = n(this.#jobs.cols.next[row])) out.push(this.#job(row));
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   }
 
@@ -106,48 +154,63 @@ export class JobRegistry {
    * @returns the number of jobs the user now has.
    * @throws RangeError for an unknown zone or a malformed time (UserSync validates before this).
    */
-  upsertUser(user: UserRecord, fromMs: number): number {
-    const next: Job[] = [];
+  upsertUser(user: Schedule, fromMs: number): number {
+    const old = this.#userIndex.get(user.id);
+    this.#visits++;
+    const minutes: number[] = [];
+    const fires: number[] = [];
+    const dates: string[] = [];
     for (const time of new Set(user.times)) {
       const slot = nextFire(user.timezone, time, user.days, fromMs);
-      if (slot !== undefined) {
-        next.push({ id: jobId(user.id, time), user, time, fireAt: slot.at, localDate: this.#date(slot.localDate) });
-      }
+      if (slot === undefined) continue;
+      const hm = parseHHMM(time) as { h: number; m: number };
+      minutes.push(hm.h * 60 + hm.m);
+      fires.push(slot.at);
+      dates.push(this.#date(slot.localDate));
     }
-
-    const wanted = next.map((job) => job.id);
-
-    const old = this.#byUser.get(user.id);
-    this.#visits++;
-    if (old !== undefined) {
-      for (const id of old) {
-        this.#visits++;
-        const job = this.#jobs.get(id);
-        this.#visits++;
-        if (job !== undefined) this.#unbucket(job);
-        if (!wanted.includes(id)) {
-          this.#jobs.delete(id);
-          this.#visits++;
-        }
-      }
-    }
-
-    if (next.length === 0) {
-      if (old !== undefined) {
-        this.#byUser.delete(user.id);
-        this.#visits++;
-      }
+    if (old !== undefined) this.#freeJobs(old);
+    if (minutes.length === 0) {
+      if (old !== undefined) this.#dropUser(user.id, old);
       return 0;
     }
-    for (const job of next) {
-      this.#jobs.set(job.id, job);
+    const u = old ?? this.#addUser(user.id);
+    const uc = this.#users.cols;
+    uc.zone[u] = this.#zoneOf(user.timezone);
+    uc.days[u] = maskOf(user.days);
+    uc.fromMin[u] = Math.ceil(fromMs / 60_000);
+    uc.mark[u] = 1;
+    uc.count[u] = minutes.length;
+    let first = NONE;
+    for (let i = minutes.length - 1; i >= 0; i--) {
+      const row = this.#jobs.alloc();
+      const j = this.#jobs.cols;
+      j.user[row] = u;
+      j.minute[row] = n(minutes[i]);
+      j.fireAt[row] = n(fires[i]);
+      j.next[row] = first;
+      this.#jobDates[row] = dates[i] as string;
+      first = row;
       this.#visits++;
-      this.#bucket(job);
+      this.#bucket(row);
     }
-    // A fresh list rather than editing the old one: same cost, and no stale ids can survive.
-    this.#byUser.set(user.id, wanted);
-    this.#visits += 1 + wanted.length;
-    return next.length;
+    this.#users.cols.first[u] = first;
+    return minutes.length;
+  }
+
+  /**
+   * Leaves a user whose zone, weekdays and slots are what the registry holds as they are (no
+   * allocation, no date math) when their jobs were computed from an instant at or before
+   * `fromMs` and none is due before it: recomputing from `fromMs` would give the same fires.
+   * Marks the user for the sweep, as an upsert does. Syncs call it before {@link upsertUser}; a
+   * partition takeover's second look, which re-fires a gap on purpose, does not.
+   * @returns true when the user was kept (nothing else to do).
+   */
+  keepIfUnchanged(user: Schedule, fromMs: number): boolean {
+    const u = this.#userIndex.get(user.id);
+    this.#visits++;
+    if (u === undefined || !this.#unchanged(u, user, fromMs)) return false;
+    this.#users.cols.mark[u] = 1;
+    return true;
   }
 
   /**
@@ -155,22 +218,12 @@ export class JobRegistry {
    * @returns the number of jobs removed.
    */
   cancelUser(userId: string): number {
-    const ids = this.#byUser.get(userId);
+    const u = this.#userIndex.get(userId);
     this.#visits++;
-    if (ids === undefined) return 0;
-    for (const id of ids) {
-      this.#visits++;
-      const job = this.#jobs.get(id);
-      this.#visits++;
-      if (job !== undefined) {
-        this.#unbucket(job);
-        this.#jobs.delete(id);
-        this.#visits++;
-      }
-    }
-    this.#byUser.delete(userId);
-    this.#visits++;
-    return ids.length;
+    if (u === undefined) return 0;
+    const count = this.#freeJobs(u);
+    this.#dropUser(userId, u);
+    return count;
   }
 
   /**
@@ -182,7 +235,7 @@ export class JobRegistry {
     let users = 0;
     let jobs = 0;
     // Deleting the entry being visited is safe while iterating a Map.
-    for (const userId of this.#byUser.keys()) {
+    for (const userId of this.#userIndex.keys()) {
       if (!drop(userId)) continue;
       jobs += this.cancelUser(userId);
       users++;
@@ -191,20 +244,35 @@ export class JobRegistry {
   }
 
   /**
+   * A full sync's sweep: {@link beginSweep} clears every user's mark, each upsert sets it, and
+   * {@link endSweep} cancels the users left unmarked (the sync no longer sees them). One byte per
+   * user instead of a set of a million ids for the length of the sync.
+   */
+  beginSweep(): void {
+    this.#users.cols.mark.fill(0);
+  }
+
+  /** @returns the users cancelled because no upsert marked them since {@link beginSweep}. */
+  endSweep(): number {
+    const mark = this.#users.cols.mark;
+    return this.cancelUsersWhere((id) => mark[n(this.#userIndex.get(id))] === 0).users;
+  }
+
+  /**
    * Remove and return the jobs in one minute's bucket. The jobs stay registered (in no bucket) until
    * the caller {@link reschedule}s them; the scheduler does that immediately, before delivering.
    */
   takeDue(minute: number): Job[] {
-    const ids = this.#buckets.get(minute);
+    const bucket = this.#buckets.get(minute);
     this.#visits++;
-    if (ids === undefined) return [];
+    if (bucket === undefined) return [];
     this.#buckets.delete(minute);
     const out: Job[] = [];
-    for (const id of ids) {
+    const j = this.#jobs.cols;
+    for (let row = bucket.head; row !== NONE; row = n(j.bnext[row])) {
       this.#visits++;
-      const job = this.#jobs.get(id);
-      this.#visits++;
-      if (job !== undefined) out.push(job);
+      j.inBucket[row] = 0;
+      out.push(this.#job(row));
     }
     return out;
   }
@@ -213,27 +281,29 @@ export class JobRegistry {
    * Move a job to its next occurrence: the first one on a local date after `job.localDate` that
    * fires at or after `fromMs` (the scheduler passes `job.fireAt`; the date condition alone stops a
    * slot from firing twice for one date). Does nothing if `job` is stale (the user was replaced or
-   * cancelled since it was taken).
+   * cancelled since it was taken, or it was moved already).
    *
    * @returns the rescheduled job, or undefined when stale or when no occurrence remains.
    */
   reschedule(job: Job, fromMs: number): Job | undefined {
-    const current = this.#jobs.get(job.id);
+    const j = this.#jobs.cols;
     this.#visits++;
-    if (current !== job) return undefined;
-    this.#unbucket(job); // no-op when it was taken with takeDue
-    const { user, time } = job;
-    const slot = nextFire(user.timezone, time, user.days, fromMs, job.localDate);
+    if (job.row >= this.#jobs.capacity || j.gen[job.row] !== job.gen) return undefined;
+    const row = job.row;
+    this.#unbucket(row); // no-op when it was taken with takeDue
+    const u = n(j.user[row]);
+    const uc = this.#users.cols;
+    const slot = nextFire(this.#zones[n(uc.zone[u])] as string, job.time, DAYS_OF[n(uc.days[u])], fromMs, job.localDate);
     if (slot === undefined) {
-      this.#jobs.delete(job.id);
-      this.#visits++;
+      this.#removeJob(u, row);
       return undefined;
     }
-    const moved: Job = { id: job.id, user, time, fireAt: slot.at, localDate: this.#date(slot.localDate) };
-    this.#jobs.set(job.id, moved);
+    j.gen[row] = n(j.gen[row]) + 1;
+    j.fireAt[row] = slot.at;
+    this.#jobDates[row] = this.#date(slot.localDate);
     this.#visits++;
-    this.#bucket(moved);
-    return moved;
+    this.#bucket(row);
+    return this.#job(row);
   }
 
   /** The earliest minute with a non-empty bucket, or undefined when nothing is scheduled. */
@@ -254,8 +324,101 @@ export class JobRegistry {
    */
   bucketSizes(): Array<[minute: number, jobs: number]> {
     const out: Array<[number, number]> = [];
-    for (const [minute, ids] of this.#buckets) out.push([minute, ids.size]);
+    for (const [minute, b] of this.#buckets) out.push([minute, b.size]);
     return out.sort((a, b) => a[0] - b[0]);
+  }
+
+  /** A fired-job object for `row` as it is now. */
+  #job(row: number): Job {
+    const j = this.#jobs.cols;
+    const u = n(j.user[row]);
+    const userId = this.#userIds[u] as string;
+    const time = HHMM[n(j.minute[row])] as string;
+    return { id: jobId(userId, time), userId, time, timezone: this.#zones[n(this.#users.cols.zone[u])] as string, fireAt: n(j.fireAt[row]), localDate: this.#jobDates[row] as string, row, gen: n(j.gen[row]) };
+  }
+
+  /**
+   * True when recomputing `user` from `fromMs` would give exactly the jobs held: same zone,
+   * weekdays and slots, computed from an instant at or before `fromMs`, none due before it, and
+   * none taken out of its bucket (a fire in progress).
+   */
+  #unchanged(u: number, user: Schedule, fromMs: number): boolean {
+    const uc = this.#users.cols;
+    if (this.#zones[n(uc.zone[u])] !== user.timezone || uc.days[u] !== maskOf(user.days)) return false;
+    if (n(uc.fromMin[u]) * 60_000 > fromMs) return false;
+    const j = this.#jobs.cols;
+    let held = 0;
+    for (let row = n(uc.first[u]); row !== NONE; row = n(j.next[row])) {
+      if (j.inBucket[row] !== 1 || n(j.fireAt[row]) < fromMs) return false;
+      if (!user.times.includes(HHMM[n(j.minute[row])] as string)) return false;
+      held++;
+    }
+    // As many jobs as distinct times (user.times may repeat one; the registry never does).
+    let distinct = 0;
+    user.times.forEach((t, i) => {
+      if (user.times.indexOf(t) === i) distinct++;
+    });
+    return held === distinct;
+  }
+
+  #addUser(id: string): number {
+    const u = this.#users.alloc();
+    this.#userIds[u] = id;
+    this.#userIndex.set(id, u);
+    this.#visits++;
+    return u;
+  }
+
+  #dropUser(id: string, u: number): void {
+    this.#userIndex.delete(id);
+    this.#userIds[u] = '';
+    this.#users.release(u);
+    this.#visits++;
+  }
+
+  /** Unbuckets and frees every job of user row `u`. @returns how many. */
+  #freeJobs(u: number): number {
+    const j = this.#jobs.cols;
+    let count = 0;
+    for (let row = n(this.#users.cols.first[u]); row !== NONE; ) {
+      const next = n(j.next[row]);
+      this.#unbucket(row);
+      this.#releaseJob(row);
+      count++;
+      row = next;
+    }
+    this.#users.cols.first[u] = NONE;
+    this.#users.cols.count[u] = 0;
+    return count;
+  }
+
+  /** Frees one job of user row `u` (no occurrence left); the user goes with their last job. */
+  #removeJob(u: number, row: number): void {
+    const j = this.#jobs.cols;
+    const uc = this.#users.cols;
+    if (uc.first[u] === row) uc.first[u] = n(j.next[row]);
+    else for (let r = n(uc.first[u]); r !== NONE; r = n(j.next[r])) if (j.next[r] === row) j.next[r] = n(j.next[row]);
+    this.#releaseJob(row);
+    uc.count[u] = n(uc.count[u]) - 1;
+    if (uc.count[u] === 0) this.#dropUser(this.#userIds[u] as string, u);
+  }
+
+  #releaseJob(row: number): void {
+    const j = this.#jobs.cols;
+    j.gen[row] = n(j.gen[row]) + 1;
+    this.#jobDates[row] = '';
+    this.#jobs.release(row);
+    this.#visits++;
+  }
+
+  #zoneOf(zone: string): number {
+    let z = this.#zoneIndex.get(zone);
+    if (z === undefined) {
+      z = this.#zones.length;
+      this.#zones.push(zone);
+      this.#zoneIndex.set(zone, z);
+    }
+    return z;
   }
 
   /**
@@ -270,60 +433,49 @@ export class JobRegistry {
     return localDate;
   }
 
-  #bucket(job: Job): void {
-    const minute = epochMinute(job.fireAt);
-    let ids = this.#buckets.get(minute);
-    if (ids === undefined) {
-      ids = new Set();
-      this.#buckets.set(minute, ids);
+  #bucket(row: number): void {
+    const j = this.#jobs.cols;
+    const minute = epochMinute(n(j.fireAt[row]));
+    let b = this.#buckets.get(minute);
+    if (b === undefined) {
+      b = { head: NONE, size: 0 };
+      this.#buckets.set(minute, b);
       if (!this.#inHeap.has(minute)) {
         this.#inHeap.add(minute);
         heapPush(this.#heap, minute);
       }
     }
-    ids.add(job.id);
+    j.prev[row] = NONE;
+    j.bnext[row] = b.head;
+    if (b.head !== NONE) j.prev[b.head] = row;
+    b.head = row;
+    b.size++;
+    j.inBucket[row] = 1;
     this.#visits += 2;
   }
 
-  #unbucket(job: Job): void {
-    const minute = epochMinute(job.fireAt);
-    const ids = this.#buckets.get(minute);
+  #unbucket(row: number): void {
+    const j = this.#jobs.cols;
+    if (j.inBucket[row] !== 1) return;
+    const minute = epochMinute(n(j.fireAt[row]));
+    const b = this.#buckets.get(minute);
     this.#visits++;
-    if (ids === undefined) return;
-    if (ids.delete(job.id)) this.#visits++;
+    j.inBucket[row] = 0;
+    if (b === undefined) return;
+    const prev = n(j.prev[row]);
+    const next = n(j.bnext[row]);
+    if (prev === NONE) b.head = next;
+    else j.bnext[prev] = next;
+    if (next !== NONE) j.prev[next] = prev;
+    this.#visits++;
     // The heap entry stays; nextFireMinute drops it lazily.
-    if (ids.size === 0) this.#buckets.delete(minute);
+    if (--b.size === 0) this.#buckets.delete(minute);
   }
 }
 
-function heapPush(heap: number[], value: number): void {
-  heap.push(value);
-  let i = heap.length - 1;
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    const p = heap[parent] as number;
-    if (p <= value) break;
-    heap[i] = p;
-    i = parent;
-  }
-  heap[i] = value;
-}
-
-function heapPop(heap: number[]): void {
-  const last = heap.pop();
-  if (last === undefined || heap.length === 0) return;
-  let i = 0;
-  const n = heap.length;
-  for (;;) {
-    const l = 2 * i + 1;
-    if (l >= n) break;
-    const r = l + 1;
-    let c = l;
-    if (r < n && (heap[r] as number) < (heap[l] as number)) c = r;
-    const cv = heap[c] as number;
-    if (cv >= last) break;
-    heap[i] = cv;
-    i = c;
-  }
-  heap[i] = last;
+function maskOf(days: readonly number[] | undefined): number {
+  if (days === undefined) return ALL_DAYS;
+  let mask = 0;
+  for (const d of days) mask |= 1 << d;
+  return mask;
 }

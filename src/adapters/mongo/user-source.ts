@@ -6,10 +6,10 @@
 import { ObjectId, type Collection, type Document, type Filter } from 'mongodb';
 import type { Config } from '../../config/schema.js';
 import { decodeUserId } from '../../core/user-id.js';
-import type { RawUser, UserSource } from '../../ports/index.js';
+import type { RawUser, UserLookup, UserSource } from '../../ports/index.js';
 import { cursorBatches } from './cursor-batches.js';
 
-export class MongoUserSource implements UserSource {
+export class MongoUserSource implements UserSource, UserLookup {
   readonly #users: Collection<Document>;
   readonly #fields: Config['users']['fields'];
   readonly #batchSize: number;
@@ -47,6 +47,17 @@ export class MongoUserSource implements UserSource {
       if (doc) return doc;
     }
     return undefined;
+  }
+
+  /**
+   * One `find` with `$in` on the id field for the whole batch (on FerretDB v1 an `_id` filter is
+   * the one pushed down to an index, so the default id field reads only these rows). Ids that do
+   * not decode (a digest) cannot be looked up and are simply not found.
+   */
+  async byIds(ids: readonly string[]): Promise<RawUser[]> {
+    const typed = ids.flatMap((id) => mongoUserId(id) ?? []);
+    if (typed.length === 0) return [];
+    return this.#users.find({ [this.#fields.id]: { $in: typed } }, { projection: this.#projection, batchSize: Math.max(typed.length, 1) }).toArray();
   }
 
   #stream(filter: Filter<Document>): AsyncIterable<RawUser[]> {
