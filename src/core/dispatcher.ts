@@ -32,7 +32,8 @@ export interface DispatcherOptions {
  * Completes a chunk just before its claim (scheduled mail reads email and name here, in one read
  * per chunk: claim-time-recipients.ts). `gone`: deliveries dropped, already accounted for.
  */
-export type ChunkResolver = (chunk: readonly Delivery[]) => Promise<{ ready: Delivery[]; gone: number }>;
+export type ChunkResolver = (chunk: readonly Delivery[]) => Promise<Resolved>;
+type Resolved = { ready: Delivery[]; gone: number };
 
 export interface DispatchResult {
   claimed: number;
@@ -112,9 +113,25 @@ export class Dispatcher {
     // The next chunk is claimed while this one is fed: a bulk claim is a database round trip
     // (about 145 ms for 1,000 keys on FerretDB) that the send queue would otherwise wait for
     // between chunks. Claimed keys wait in #unfed, so a stop releases them like any other.
+    // A resolver's read runs one chunk further ahead still: chunk i+1 is read while chunk i is
+    // claimed, so the feed waits for neither round trip when the database keeps up.
+    const resolving = new Map<number, Promise<Resolved>>();
+    const resolveAt = (i: number): Promise<Resolved> | undefined => {
+      if (opts.resolve === undefined || i >= deliveries.length) return undefined;
+      let r = resolving.get(i);
+      if (r === undefined) {
+        r = this.#timedResolve(opts.resolve, deliveries.slice(i, i + step));
+        r.catch(() => undefined); // handled where it is awaited
+        resolving.set(i, r);
+      }
+      return r;
+    };
     const claimAt = (i: number): Promise<Delivery[]> | undefined => {
       if (i >= deliveries.length || this.#stopping) return undefined;
-      const p = this.#claimChunk(deliveries.slice(i, i + step), result, opts.resolve);
+      const mine = resolveAt(i);
+      resolving.delete(i);
+      if (!this.#stopping) resolveAt(i + step);
+      const p = this.#claimChunk(deliveries.slice(i, i + step), result, mine);
       p.catch(() => undefined); // handled where it is awaited
       return p;
     };
@@ -144,12 +161,19 @@ export class Dispatcher {
   }
 
   /** Filters out suppressed addresses, claims the rest in bulk; what this instance won waits in #unfed. */
-  async #claimChunk(given: readonly Delivery[], result: DispatchResult, resolve: ChunkResolver | undefined): Promise<Delivery[]> {
-    let chunk = given;
-    if (resolve !== undefined) {
-      const t0 = this.#clock.monotonic();
-      const r = await resolve(given);
+  async #timedResolve(resolve: ChunkResolver, chunk: readonly Delivery[]): Promise<Resolved> {
+    const t0 = this.#clock.monotonic();
+    try {
+      return await resolve(chunk);
+    } finally {
       this.stats.resolveMs += this.#clock.monotonic() - t0;
+    }
+  }
+
+  async #claimChunk(given: readonly Delivery[], result: DispatchResult, resolved: Promise<Resolved> | undefined): Promise<Delivery[]> {
+    let chunk = given;
+    if (resolved !== undefined) {
+      const r = await resolved;
       result.gone += r.gone;
       this.stats.gone += r.gone;
       chunk = r.ready;

@@ -5,7 +5,7 @@
  * id, zone, weekdays and slot times. Email and name are read at claim time, for the batch being
  * sent (scheduled-minute.ts), never held here.
  *
- * - users: `#userIndex` (id -> user row) and typed columns per row: zone (an index into one
+ * - users: an index id -> user row and typed columns per row: zone (an index into one
  *   interned table of zone names), weekdays as a bitmask, the first of its jobs, its job count,
  *   the minute its jobs were computed from, and the full sync's sweep mark;
  * - jobs: typed columns per row: user row, slot as minute of the day, fire instant, the next job
@@ -13,96 +13,32 @@
  *   string per date;
  * - buckets: epoch minute -> head of a doubly linked list of job rows, so moving a job between
  *   buckets is two link updates whatever the bucket's size (a `Set` per bucket rehashes as it
- *   grows and shrinks, which made replace 3.3x slower at 1M jobs than at 10k);
+ *   grows and shrinks, and a million small objects make every major GC trace them all);
  * - a min-heap of bucket minutes (lazy deletion) so the earliest non-empty bucket is cheap to find.
  *
- * No I/O, no timers: the {@link MinuteScheduler} drives it. Fired jobs are handed out as small
+ * The storage and its helpers live in job-table.ts. No I/O, no timers: the {@link MinuteScheduler} drives it. Fired jobs are handed out as small
  * {@link Job} objects made for the occasion; a generation number per job row tells a stale one.
  */
-import { epochMinute, nextFire, parseHHMM } from './fire-time.js';
-import { PackedRows, heapPop, heapPush } from './packed-columns.js';
+import { nextFire, parseHHMM } from './fire-time.js';
+import { DAYS_OF, JobTable, NONE, maskOf, n, type Job, type Schedule } from './job-table.js';
+import { heapPop } from './packed-columns.js';
 
-/** What the registry needs of a user: the scheduling fields only. */
-export interface Schedule {
-  id: string;
-  /** IANA zone name. */
-  timezone: string;
-  /** Local times of day, `HH:MM`. */
-  times: readonly string[];
-  /** Local weekdays allowed (0 = Sunday); undefined means every day. */
-  days: readonly number[] | undefined;
-}
+export { jobId, type Job, type Schedule } from './job-table.js';
 
-/** One occurrence of one user's slot, as handed to the scheduler. Immutable. */
-export interface Job {
-  /** `${userId}|${HH:MM}` (see {@link jobId}). */
-  readonly id: string;
-  readonly userId: string;
-  /** The slot, `HH:MM` local time. */
-  readonly time: string;
-  /** The user's zone (delivery rendering and the delivery record carry it). */
-  readonly timezone: string;
-  /** Fire instant, ms since the epoch. */
-  readonly fireAt: number;
-  /** Local date D (`YYYY-MM-DD`) of that occurrence; part of the delivery key. */
-  readonly localDate: string;
-  /** The job's row and its generation when this object was made (stale once they differ). */
-  readonly row: number;
-  readonly gen: number;
-}
-
-/** The id of a user's slot: `${userId}|${HH:MM}`. */
-export function jobId(userId: string, time: string): string {
-  return `${userId}|${time}`;
-}
-
-/** Interned local dates kept at most (the scheduling horizon spans about 8 days per zone offset). */
-const MAX_DATES = 1000;
-const NONE = -1;
-const ALL_DAYS = 0x7f;
-/** `HH:MM` of every minute of the day, shared by every job that shows its slot. */
-const HHMM: readonly string[] = Array.from({ length: 1440 }, (_, m) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`);
-/** Weekday arrays per mask, shared (nextFire reads them; undefined for every day). */
-const DAYS_OF: ReadonlyArray<readonly number[] | undefined> = Array.from({ length: 128 }, (_, mask) =>
-  mask === ALL_DAYS ? undefined : [0, 1, 2, 3, 4, 5, 6].filter((d) => (mask & (1 << d)) !== 0),
-);
-
-interface Bucket {
-  head: number;
-  size: number;
-}
-
-const n = (v: number | undefined): number => v as number;
-
-export class JobRegistry {
-  readonly #users = new PackedRows({ zone: 'u16', days: 'u8', first: 'i32', count: 'u8', fromMin: 'i32', mark: 'u8' });
-  readonly #userIndex = new Map<string, number>();
-  #userIds: string[] = [];
-  readonly #jobs = new PackedRows({ user: 'i32', minute: 'u16', fireAt: 'f64', next: 'i32', prev: 'i32', bnext: 'i32', inBucket: 'u8', gen: 'i32' });
-  #jobDates: string[] = [];
-  readonly #zones: string[] = [];
-  readonly #zoneIndex = new Map<string, number>();
-  readonly #buckets = new Map<number, Bucket>();
-  /** Min-heap of minutes that had a bucket when pushed; entries whose bucket is gone are dropped lazily. */
-  #heap: number[] = [];
-  /** Minutes currently present in `#heap` (so a minute is never pushed twice). */
-  readonly #inHeap = new Set<number>();
-  #visits = 0;
-  readonly #dates = new Map<string, string>();
-
+export class JobRegistry extends JobTable {
   /** Number of jobs (user slots) held. */
   get size(): number {
-    return this.#jobs.live;
+    return this.jobs.live;
   }
 
   /** Number of users with at least one job. */
   get userCount(): number {
-    return this.#userIndex.size;
+    return this.userIndex.size;
   }
 
   /** Number of non-empty minute buckets. */
   get bucketCount(): number {
-    return this.#buckets.size;
+    return this.buckets.size;
   }
 
   /**
@@ -111,37 +47,37 @@ export class JobRegistry {
    * counted. Lets a test prove that replace/cancel cost depends on one user's jobs only.
    */
   get visits(): number {
-    return this.#visits;
+    return this.visitCount;
   }
 
   /** Rows allocated in the typed columns (for memory figures in benchmarks). */
   get rows(): { users: number; jobs: number } {
-    return { users: this.#users.capacity, jobs: this.#jobs.capacity };
+    return { users: this.users.capacity, jobs: this.jobs.capacity };
   }
 
   /** Ids of the users with at least one job. */
   userIds(): IterableIterator<string> {
-    return this.#userIndex.keys();
+    return this.userIndex.keys();
   }
 
   /** The job with this id, if scheduled. */
   get(id: string): Job | undefined {
     const bar = id.lastIndexOf('|');
-    const u = this.#userIndex.get(id.slice(0, bar));
+    const u = this.userIndex.get(id.slice(0, bar));
     const hm = parseHHMM(id.slice(bar + 1));
     if (u === undefined || hm === undefined) return undefined;
     const minute = hm.h * 60 + hm.m;
-    const j = this.#jobs.cols;
-    for (let row = n(this.#users.cols.first[u]); row !== NONE; row = n(j.next[row])) if (j.minute[row] === minute) return this.#job(row);
+    const j = this.jobs.cols;
+    for (let row = n(this.users.cols.first[u]); row !== NONE; row = n(j.next[row])) if (j.minute[row] === minute) return this.jobAt(row);
     return undefined;
   }
 
   /** The jobs of one user, in slot order. */
   jobsOf(userId: string): Job[] {
-    const u = this.#userIndex.get(userId);
+    const u = this.userIndex.get(userId);
     if (u === undefined) return [];
     const out: Job[] = [];
-    for (let row = n(this.#users.cols.first[u]); row !== NONE; row = n(this.#jobs.cols.next[row])) out.push(this.#job(row));
+    for (let row = n(this.users.cols.first[u]); row !== NONE; row = n(this.jobs.cols.next[row])) out.push(this.jobAt(row));
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   }
 
@@ -155,8 +91,8 @@ export class JobRegistry {
    * @throws RangeError for an unknown zone or a malformed time (UserSync validates before this).
    */
   upsertUser(user: Schedule, fromMs: number): number {
-    const old = this.#userIndex.get(user.id);
-    this.#visits++;
+    const old = this.userIndex.get(user.id);
+    this.visitCount++;
     const minutes: number[] = [];
     const fires: number[] = [];
     const dates: string[] = [];
@@ -166,34 +102,34 @@ export class JobRegistry {
       const hm = parseHHMM(time) as { h: number; m: number };
       minutes.push(hm.h * 60 + hm.m);
       fires.push(slot.at);
-      dates.push(this.#date(slot.localDate));
+      dates.push(this.internDate(slot.localDate));
     }
-    if (old !== undefined) this.#freeJobs(old);
+    if (old !== undefined) this.freeJobs(old);
     if (minutes.length === 0) {
-      if (old !== undefined) this.#dropUser(user.id, old);
+      if (old !== undefined) this.dropUser(user.id, old);
       return 0;
     }
-    const u = old ?? this.#addUser(user.id);
-    const uc = this.#users.cols;
-    uc.zone[u] = this.#zoneOf(user.timezone);
+    const u = old ?? this.addUser(user.id);
+    const uc = this.users.cols;
+    uc.zone[u] = this.zoneOf(user.timezone);
     uc.days[u] = maskOf(user.days);
     uc.fromMin[u] = Math.ceil(fromMs / 60_000);
     uc.mark[u] = 1;
     uc.count[u] = minutes.length;
     let first = NONE;
     for (let i = minutes.length - 1; i >= 0; i--) {
-      const row = this.#jobs.alloc();
-      const j = this.#jobs.cols;
+      const row = this.jobs.alloc();
+      const j = this.jobs.cols;
       j.user[row] = u;
       j.minute[row] = n(minutes[i]);
       j.fireAt[row] = n(fires[i]);
       j.next[row] = first;
-      this.#jobDates[row] = dates[i] as string;
+      this.jobDates[row] = dates[i] as string;
       first = row;
-      this.#visits++;
-      this.#bucket(row);
+      this.visitCount++;
+      this.bucket(row);
     }
-    this.#users.cols.first[u] = first;
+    this.users.cols.first[u] = first;
     return minutes.length;
   }
 
@@ -206,10 +142,10 @@ export class JobRegistry {
    * @returns true when the user was kept (nothing else to do).
    */
   keepIfUnchanged(user: Schedule, fromMs: number): boolean {
-    const u = this.#userIndex.get(user.id);
-    this.#visits++;
-    if (u === undefined || !this.#unchanged(u, user, fromMs)) return false;
-    this.#users.cols.mark[u] = 1;
+    const u = this.userIndex.get(user.id);
+    this.visitCount++;
+    if (u === undefined || !this.unchanged(u, user, fromMs)) return false;
+    this.users.cols.mark[u] = 1;
     return true;
   }
 
@@ -218,11 +154,11 @@ export class JobRegistry {
    * @returns the number of jobs removed.
    */
   cancelUser(userId: string): number {
-    const u = this.#userIndex.get(userId);
-    this.#visits++;
+    const u = this.userIndex.get(userId);
+    this.visitCount++;
     if (u === undefined) return 0;
-    const count = this.#freeJobs(u);
-    this.#dropUser(userId, u);
+    const count = this.freeJobs(u);
+    this.dropUser(userId, u);
     return count;
   }
 
@@ -235,7 +171,7 @@ export class JobRegistry {
     let users = 0;
     let jobs = 0;
     // Deleting the entry being visited is safe while iterating a Map.
-    for (const userId of this.#userIndex.keys()) {
+    for (const userId of this.userIndex.keys()) {
       if (!drop(userId)) continue;
       jobs += this.cancelUser(userId);
       users++;
@@ -249,13 +185,13 @@ export class JobRegistry {
    * user instead of a set of a million ids for the length of the sync.
    */
   beginSweep(): void {
-    this.#users.cols.mark.fill(0);
+    this.users.cols.mark.fill(0);
   }
 
   /** @returns the users cancelled because no upsert marked them since {@link beginSweep}. */
   endSweep(): number {
-    const mark = this.#users.cols.mark;
-    return this.cancelUsersWhere((id) => mark[n(this.#userIndex.get(id))] === 0).users;
+    const mark = this.users.cols.mark;
+    return this.cancelUsersWhere((id) => mark[n(this.userIndex.get(id))] === 0).users;
   }
 
   /**
@@ -263,16 +199,16 @@ export class JobRegistry {
    * the caller {@link reschedule}s them; the scheduler does that immediately, before delivering.
    */
   takeDue(minute: number): Job[] {
-    const bucket = this.#buckets.get(minute);
-    this.#visits++;
+    const bucket = this.buckets.get(minute);
+    this.visitCount++;
     if (bucket === undefined) return [];
-    this.#buckets.delete(minute);
+    this.buckets.delete(minute);
     const out: Job[] = [];
-    const j = this.#jobs.cols;
+    const j = this.jobs.cols;
     for (let row = bucket.head; row !== NONE; row = n(j.bnext[row])) {
-      this.#visits++;
+      this.visitCount++;
       j.inBucket[row] = 0;
-      out.push(this.#job(row));
+      out.push(this.jobAt(row));
     }
     return out;
   }
@@ -286,33 +222,33 @@ export class JobRegistry {
    * @returns the rescheduled job, or undefined when stale or when no occurrence remains.
    */
   reschedule(job: Job, fromMs: number): Job | undefined {
-    const j = this.#jobs.cols;
-    this.#visits++;
-    if (job.row >= this.#jobs.capacity || j.gen[job.row] !== job.gen) return undefined;
+    const j = this.jobs.cols;
+    this.visitCount++;
+    if (job.row >= this.jobs.capacity || j.gen[job.row] !== job.gen) return undefined;
     const row = job.row;
-    this.#unbucket(row); // no-op when it was taken with takeDue
+    this.unbucket(row); // no-op when it was taken with takeDue
     const u = n(j.user[row]);
-    const uc = this.#users.cols;
-    const slot = nextFire(this.#zones[n(uc.zone[u])] as string, job.time, DAYS_OF[n(uc.days[u])], fromMs, job.localDate);
+    const uc = this.users.cols;
+    const slot = nextFire(this.zones[n(uc.zone[u])] as string, job.time, DAYS_OF[n(uc.days[u])], fromMs, job.localDate);
     if (slot === undefined) {
-      this.#removeJob(u, row);
+      this.removeJob(u, row);
       return undefined;
     }
     j.gen[row] = n(j.gen[row]) + 1;
     j.fireAt[row] = slot.at;
-    this.#jobDates[row] = this.#date(slot.localDate);
-    this.#visits++;
-    this.#bucket(row);
-    return this.#job(row);
+    this.jobDates[row] = this.internDate(slot.localDate);
+    this.visitCount++;
+    this.bucket(row);
+    return this.jobAt(row);
   }
 
   /** The earliest minute with a non-empty bucket, or undefined when nothing is scheduled. */
   nextFireMinute(): number | undefined {
-    const heap = this.#heap;
+    const heap = this.heap;
     while (heap.length > 0) {
       const top = heap[0] as number;
-      if (this.#buckets.has(top)) return top;
-      this.#inHeap.delete(top);
+      if (this.buckets.has(top)) return top;
+      this.inHeap.delete(top);
       heapPop(heap);
     }
     return undefined;
@@ -324,158 +260,8 @@ export class JobRegistry {
    */
   bucketSizes(): Array<[minute: number, jobs: number]> {
     const out: Array<[number, number]> = [];
-    for (const [minute, b] of this.#buckets) out.push([minute, b.size]);
+    for (const [minute, b] of this.buckets) out.push([minute, b.size]);
     return out.sort((a, b) => a[0] - b[0]);
   }
 
-  /** A fired-job object for `row` as it is now. */
-  #job(row: number): Job {
-    const j = this.#jobs.cols;
-    const u = n(j.user[row]);
-    const userId = this.#userIds[u] as string;
-    const time = HHMM[n(j.minute[row])] as string;
-    return { id: jobId(userId, time), userId, time, timezone: this.#zones[n(this.#users.cols.zone[u])] as string, fireAt: n(j.fireAt[row]), localDate: this.#jobDates[row] as string, row, gen: n(j.gen[row]) };
-  }
-
-  /**
-   * True when recomputing `user` from `fromMs` would give exactly the jobs held: same zone,
-   * weekdays and slots, computed from an instant at or before `fromMs`, none due before it, and
-   * none taken out of its bucket (a fire in progress).
-   */
-  #unchanged(u: number, user: Schedule, fromMs: number): boolean {
-    const uc = this.#users.cols;
-    if (this.#zones[n(uc.zone[u])] !== user.timezone || uc.days[u] !== maskOf(user.days)) return false;
-    if (n(uc.fromMin[u]) * 60_000 > fromMs) return false;
-    const j = this.#jobs.cols;
-    let held = 0;
-    for (let row = n(uc.first[u]); row !== NONE; row = n(j.next[row])) {
-      if (j.inBucket[row] !== 1 || n(j.fireAt[row]) < fromMs) return false;
-      if (!user.times.includes(HHMM[n(j.minute[row])] as string)) return false;
-      held++;
-    }
-    // As many jobs as distinct times (user.times may repeat one; the registry never does).
-    let distinct = 0;
-    user.times.forEach((t, i) => {
-      if (user.times.indexOf(t) === i) distinct++;
-    });
-    return held === distinct;
-  }
-
-  #addUser(id: string): number {
-    const u = this.#users.alloc();
-    this.#userIds[u] = id;
-    this.#userIndex.set(id, u);
-    this.#visits++;
-    return u;
-  }
-
-  #dropUser(id: string, u: number): void {
-    this.#userIndex.delete(id);
-    this.#userIds[u] = '';
-    this.#users.release(u);
-    this.#visits++;
-  }
-
-  /** Unbuckets and frees every job of user row `u`. @returns how many. */
-  #freeJobs(u: number): number {
-    const j = this.#jobs.cols;
-    let count = 0;
-    for (let row = n(this.#users.cols.first[u]); row !== NONE; ) {
-      const next = n(j.next[row]);
-      this.#unbucket(row);
-      this.#releaseJob(row);
-      count++;
-      row = next;
-    }
-    this.#users.cols.first[u] = NONE;
-    this.#users.cols.count[u] = 0;
-    return count;
-  }
-
-  /** Frees one job of user row `u` (no occurrence left); the user goes with their last job. */
-  #removeJob(u: number, row: number): void {
-    const j = this.#jobs.cols;
-    const uc = this.#users.cols;
-    if (uc.first[u] === row) uc.first[u] = n(j.next[row]);
-    else for (let r = n(uc.first[u]); r !== NONE; r = n(j.next[r])) if (j.next[r] === row) j.next[r] = n(j.next[row]);
-    this.#releaseJob(row);
-    uc.count[u] = n(uc.count[u]) - 1;
-    if (uc.count[u] === 0) this.#dropUser(this.#userIds[u] as string, u);
-  }
-
-  #releaseJob(row: number): void {
-    const j = this.#jobs.cols;
-    j.gen[row] = n(j.gen[row]) + 1;
-    this.#jobDates[row] = '';
-    this.#jobs.release(row);
-    this.#visits++;
-  }
-
-  #zoneOf(zone: string): number {
-    let z = this.#zoneIndex.get(zone);
-    if (z === undefined) {
-      z = this.#zones.length;
-      this.#zones.push(zone);
-      this.#zoneIndex.set(zone, z);
-    }
-    return z;
-  }
-
-  /**
-   * One shared string per local date: every job holds one, and the dates in use are a few days'
-   * worth, so a million jobs would otherwise keep a million copies of a handful of strings.
-   */
-  #date(localDate: string): string {
-    const known = this.#dates.get(localDate);
-    if (known !== undefined) return known;
-    if (this.#dates.size >= MAX_DATES) this.#dates.clear();
-    this.#dates.set(localDate, localDate);
-    return localDate;
-  }
-
-  #bucket(row: number): void {
-    const j = this.#jobs.cols;
-    const minute = epochMinute(n(j.fireAt[row]));
-    let b = this.#buckets.get(minute);
-    if (b === undefined) {
-      b = { head: NONE, size: 0 };
-      this.#buckets.set(minute, b);
-      if (!this.#inHeap.has(minute)) {
-        this.#inHeap.add(minute);
-        heapPush(this.#heap, minute);
-      }
-    }
-    j.prev[row] = NONE;
-    j.bnext[row] = b.head;
-    if (b.head !== NONE) j.prev[b.head] = row;
-    b.head = row;
-    b.size++;
-    j.inBucket[row] = 1;
-    this.#visits += 2;
-  }
-
-  #unbucket(row: number): void {
-    const j = this.#jobs.cols;
-    if (j.inBucket[row] !== 1) return;
-    const minute = epochMinute(n(j.fireAt[row]));
-    const b = this.#buckets.get(minute);
-    this.#visits++;
-    j.inBucket[row] = 0;
-    if (b === undefined) return;
-    const prev = n(j.prev[row]);
-    const next = n(j.bnext[row]);
-    if (prev === NONE) b.head = next;
-    else j.bnext[prev] = next;
-    if (next !== NONE) j.prev[next] = prev;
-    this.#visits++;
-    // The heap entry stays; nextFireMinute drops it lazily.
-    if (--b.size === 0) this.#buckets.delete(minute);
-  }
-}
-
-function maskOf(days: readonly number[] | undefined): number {
-  if (days === undefined) return ALL_DAYS;
-  let mask = 0;
-  for (const d of days) mask |= 1 << d;
-  return mask;
 }
