@@ -223,6 +223,8 @@ const suite: Suite = {
     const rows: Row[] = [];
     const comparisons: Row[] = [];
     const gc = new GcLog();
+    /** µs per op of the new design at the smallest size: the flatness ratio's denominator. */
+    let base: { replace: number; cancel: number } | undefined;
     try {
       for (const jobs of sizes) {
         const userCount = jobs / SLOTS_PER_USER;
@@ -232,8 +234,14 @@ const suite: Suite = {
         const n = await measureDesign('new', jobs, users, bounds, gc, log);
         const o = await measureDesign('old', jobs, users, bounds, gc, log);
         rows.push(n.build, ...n.rows, o.build, ...o.rows);
+        const us = { replace: (n.replace.seconds * 1e6) / n.replace.ops, cancel: (n.cancel.seconds * 1e6) / n.cancel.ops };
+        base ??= us;
         comparisons.push({
           jobs,
+          'replace new µs/op': round(us.replace, 2),
+          'replace µs/op vs smallest': round(us.replace / base.replace, 2),
+          'cancel new µs/op': round(us.cancel, 2),
+          'cancel µs/op vs smallest': round(us.cancel / base.cancel, 2),
           'replace new ops/s': Math.round(rate(n.replace)),
           'replace old ops/s': Math.round(rate(o.replace)),
           'replace new/old': round(rate(n.replace) / rate(o.replace), 1),
