@@ -20,7 +20,7 @@
  * {@link Job} objects made for the occasion; a generation number per job row tells a stale one.
  */
 import { nextFire, parseHHMM } from './fire-time.js';
-import { DAYS_OF, JobTable, NONE, maskOf, n, type Job, type Schedule } from './job-table.js';
+import { DAYS_OF, J_bnext, J_gen, J_inBucket, J_minute, J_next, J_user, JobTable, NONE, U_count, U_days, U_first, U_fromMin, U_mark, U_zone, maskOf, n, type Job, type Schedule } from './job-table.js';
 import { heapPop } from './packed-columns.js';
 
 export { jobId, type Job, type Schedule } from './job-table.js';
@@ -67,8 +67,7 @@ export class JobRegistry extends JobTable {
     const hm = parseHHMM(id.slice(bar + 1));
     if (u === undefined || hm === undefined) return undefined;
     const minute = hm.h * 60 + hm.m;
-    const j = this.jobs.cols;
-    for (let row = n(this.users.cols.first[u]); row !== NONE; row = n(j.next[row])) if (j.minute[row] === minute) return this.jobAt(row);
+    for (let row = this.users.get(u, U_first); row !== NONE; row = this.jobs.get(row, J_next)) if (this.jobs.get(row, J_minute) === minute) return this.jobAt(row);
     return undefined;
   }
 
@@ -77,7 +76,7 @@ export class JobRegistry extends JobTable {
     const u = this.userIndex.get(userId);
     if (u === undefined) return [];
     const out: Job[] = [];
-    for (let row = n(this.users.cols.first[u]); row !== NONE; row = n(this.jobs.cols.next[row])) out.push(this.jobAt(row));
+    for (let row = this.users.get(u, U_first); row !== NONE; row = this.jobs.get(row, J_next)) out.push(this.jobAt(row));
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   }
 
@@ -110,26 +109,24 @@ export class JobRegistry extends JobTable {
       return 0;
     }
     const u = old ?? this.addUser(user.id);
-    const uc = this.users.cols;
-    uc.zone[u] = this.zoneOf(user.timezone);
-    uc.days[u] = maskOf(user.days);
-    uc.fromMin[u] = Math.ceil(fromMs / 60_000);
-    uc.mark[u] = 1;
-    uc.count[u] = minutes.length;
+    this.users.set(u, U_zone, this.zoneOf(user.timezone));
+    this.users.set(u, U_days, maskOf(user.days));
+    this.users.set(u, U_fromMin, Math.ceil(fromMs / 60_000));
+    this.users.set(u, U_mark, 1);
+    this.users.set(u, U_count, minutes.length);
     let first = NONE;
     for (let i = minutes.length - 1; i >= 0; i--) {
       const row = this.jobs.alloc();
-      const j = this.jobs.cols;
-      j.user[row] = u;
-      j.minute[row] = n(minutes[i]);
-      j.fireAt[row] = n(fires[i]);
-      j.next[row] = first;
+        this.jobs.set(row, J_user, u);
+      this.jobs.set(row, J_minute, n(minutes[i]));
+      this.setFireAt(row, n(fires[i]));
+      this.jobs.set(row, J_next, first);
       this.jobDates[row] = dates[i] as string;
       first = row;
       this.visitCount++;
       this.bucket(row);
     }
-    this.users.cols.first[u] = first;
+    this.users.set(u, U_first, first);
     return minutes.length;
   }
 
@@ -145,7 +142,7 @@ export class JobRegistry extends JobTable {
     const u = this.userIndex.get(user.id);
     this.visitCount++;
     if (u === undefined || !this.unchanged(u, user, fromMs)) return false;
-    this.users.cols.mark[u] = 1;
+    this.users.set(u, U_mark, 1);
     return true;
   }
 
@@ -185,13 +182,12 @@ export class JobRegistry extends JobTable {
    * user instead of a set of a million ids for the length of the sync.
    */
   beginSweep(): void {
-    this.users.cols.mark.fill(0);
+    for (let u = 0; u < this.users.top; u++) this.users.set(u, U_mark, 0);
   }
 
   /** @returns the users cancelled because no upsert marked them since {@link beginSweep}. */
   endSweep(): number {
-    const mark = this.users.cols.mark;
-    return this.cancelUsersWhere((id) => mark[n(this.userIndex.get(id))] === 0).users;
+    return this.cancelUsersWhere((id) => this.users.get(n(this.userIndex.get(id)), U_mark) === 0).users;
   }
 
   /**
@@ -204,10 +200,9 @@ export class JobRegistry extends JobTable {
     if (bucket === undefined) return [];
     this.buckets.delete(minute);
     const out: Job[] = [];
-    const j = this.jobs.cols;
-    for (let row = bucket.head; row !== NONE; row = n(j.bnext[row])) {
+    for (let row = bucket.head; row !== NONE; row = this.jobs.get(row, J_bnext)) {
       this.visitCount++;
-      j.inBucket[row] = 0;
+      this.jobs.set(row, J_inBucket, 0);
       out.push(this.jobAt(row));
     }
     return out;
@@ -222,20 +217,18 @@ export class JobRegistry extends JobTable {
    * @returns the rescheduled job, or undefined when stale or when no occurrence remains.
    */
   reschedule(job: Job, fromMs: number): Job | undefined {
-    const j = this.jobs.cols;
     this.visitCount++;
-    if (job.row >= this.jobs.capacity || j.gen[job.row] !== job.gen) return undefined;
+    if (job.row >= this.jobs.capacity || this.jobs.get(job.row, J_gen) !== job.gen) return undefined;
     const row = job.row;
     this.unbucket(row); // no-op when it was taken with takeDue
-    const u = n(j.user[row]);
-    const uc = this.users.cols;
-    const slot = nextFire(this.zones[n(uc.zone[u])] as string, job.time, DAYS_OF[n(uc.days[u])], fromMs, job.localDate);
+    const u = this.jobs.get(row, J_user);
+    const slot = nextFire(this.zones[this.users.get(u, U_zone)] as string, job.time, DAYS_OF[this.users.get(u, U_days)], fromMs, job.localDate);
     if (slot === undefined) {
       this.removeJob(u, row);
       return undefined;
     }
-    j.gen[row] = n(j.gen[row]) + 1;
-    j.fireAt[row] = slot.at;
+    this.jobs.set(row, J_gen, this.jobs.get(row, J_gen) + 1);
+    this.setFireAt(row, slot.at);
     this.jobDates[row] = this.internDate(slot.localDate);
     this.visitCount++;
     this.bucket(row);

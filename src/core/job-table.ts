@@ -4,7 +4,6 @@
  * as linked lists of job rows, and the helpers that keep them consistent. Split out so each file
  * stays readable; nothing but the registry uses it.
  */
-import { epochMinute } from './fire-time.js';
 import { PackedRows, heapPush } from './packed-columns.js';
 
 /** What the registry needs of a user: the scheduling fields only. */
@@ -59,11 +58,34 @@ interface Bucket {
 
 export const n = (v: number | undefined): number => v as number;
 
+/** Fields of a user row: zone index, weekday mask, first job row, job count, computed-from minute, sweep mark. */
+export const U_zone = 0;
+export const U_days = 1;
+export const U_first = 2;
+export const U_count = 3;
+export const U_fromMin = 4;
+export const U_mark = 5;
+const USER_STRIDE = 6;
+/**
+ * Fields of a job row: user row, slot (minute of the day), next job of the user, bucket links,
+ * in-a-bucket flag, generation, and the fire instant as epoch minute + ms within it.
+ */
+export const J_user = 0;
+export const J_minute = 1;
+export const J_next = 2;
+export const J_prev = 3;
+export const J_bnext = 4;
+export const J_inBucket = 5;
+export const J_gen = 6;
+const J_fireMin = 7;
+const J_fireRem = 8;
+const JOB_STRIDE = 9;
+
 export abstract class JobTable {
-  protected readonly users = new PackedRows({ zone: 'u16', days: 'u8', first: 'i32', count: 'u8', fromMin: 'i32', mark: 'u8' });
+  protected readonly users = new PackedRows(USER_STRIDE);
   protected readonly userIndex = new Map<string, number>();
   protected idOf: string[] = [];
-  protected readonly jobs = new PackedRows({ user: 'i32', minute: 'u16', fireAt: 'f64', next: 'i32', prev: 'i32', bnext: 'i32', inBucket: 'u8', gen: 'i32' });
+  protected readonly jobs = new PackedRows(JOB_STRIDE);
   protected jobDates: string[] = [];
   protected readonly zones: string[] = [];
   protected readonly zoneIndex = new Map<string, number>();
@@ -75,13 +97,23 @@ export abstract class JobTable {
   protected visitCount = 0;
   protected readonly dates = new Map<string, string>();
 
+  /** Fire instant of job `row`, ms since the epoch. */
+  protected fireAt(row: number): number {
+    return this.jobs.get(row, J_fireMin) * 60_000 + this.jobs.get(row, J_fireRem);
+  }
+
+  protected setFireAt(row: number, ms: number): void {
+    const minute = Math.floor(ms / 60_000);
+    this.jobs.set(row, J_fireMin, minute);
+    this.jobs.set(row, J_fireRem, ms - minute * 60_000);
+  }
+
   /** A fired-job object for `row` as it is now. */
   protected jobAt(row: number): Job {
-    const j = this.jobs.cols;
-    const u = n(j.user[row]);
+    const u = this.jobs.get(row, J_user);
     const userId = this.idOf[u] as string;
-    const time = HHMM[n(j.minute[row])] as string;
-    return { id: jobId(userId, time), userId, time, timezone: this.zones[n(this.users.cols.zone[u])] as string, fireAt: n(j.fireAt[row]), localDate: this.jobDates[row] as string, row, gen: n(j.gen[row]) };
+    const time = HHMM[this.jobs.get(row, J_minute)] as string;
+    return { id: jobId(userId, time), userId, time, timezone: this.zones[this.users.get(u, U_zone)] as string, fireAt: this.fireAt(row), localDate: this.jobDates[row] as string, row, gen: this.jobs.get(row, J_gen) };
   }
 
   /**
@@ -90,14 +122,12 @@ export abstract class JobTable {
    * none taken out of its bucket (a fire in progress).
    */
   protected unchanged(u: number, user: Schedule, fromMs: number): boolean {
-    const uc = this.users.cols;
-    if (this.zones[n(uc.zone[u])] !== user.timezone || uc.days[u] !== maskOf(user.days)) return false;
-    if (n(uc.fromMin[u]) * 60_000 > fromMs) return false;
-    const j = this.jobs.cols;
+    if (this.zones[this.users.get(u, U_zone)] !== user.timezone || this.users.get(u, U_days) !== maskOf(user.days)) return false;
+    if (this.users.get(u, U_fromMin) * 60_000 > fromMs) return false;
     let held = 0;
-    for (let row = n(uc.first[u]); row !== NONE; row = n(j.next[row])) {
-      if (j.inBucket[row] !== 1 || n(j.fireAt[row]) < fromMs) return false;
-      if (!user.times.includes(HHMM[n(j.minute[row])] as string)) return false;
+    for (let row = this.users.get(u, U_first); row !== NONE; row = this.jobs.get(row, J_next)) {
+      if (this.jobs.get(row, J_inBucket) !== 1 || this.fireAt(row) < fromMs) return false;
+      if (!user.times.includes(HHMM[this.jobs.get(row, J_minute)] as string)) return false;
       held++;
     }
     // As many jobs as distinct times (user.times may repeat one; the registry never does).
@@ -125,34 +155,30 @@ export abstract class JobTable {
 
   /** Unbuckets and frees every job of user row `u`. @returns how many. */
   protected freeJobs(u: number): number {
-    const j = this.jobs.cols;
     let count = 0;
-    for (let row = n(this.users.cols.first[u]); row !== NONE; ) {
-      const next = n(j.next[row]);
+    for (let row = this.users.get(u, U_first); row !== NONE; ) {
+      const next = this.jobs.get(row, J_next);
       this.unbucket(row);
       this.releaseJob(row);
       count++;
       row = next;
     }
-    this.users.cols.first[u] = NONE;
-    this.users.cols.count[u] = 0;
+    this.users.set(u, U_first, NONE);
+    this.users.set(u, U_count, 0);
     return count;
   }
 
   /** Frees one job of user row `u` (no occurrence left); the user goes with their last job. */
   protected removeJob(u: number, row: number): void {
-    const j = this.jobs.cols;
-    const uc = this.users.cols;
-    if (uc.first[u] === row) uc.first[u] = n(j.next[row]);
-    else for (let r = n(uc.first[u]); r !== NONE; r = n(j.next[r])) if (j.next[r] === row) j.next[r] = n(j.next[row]);
+    if (this.users.get(u, U_first) === row) this.users.set(u, U_first, this.jobs.get(row, J_next));
+    else for (let r = this.users.get(u, U_first); r !== NONE; r = this.jobs.get(r, J_next)) if (this.jobs.get(r, J_next) === row) this.jobs.set(r, J_next, this.jobs.get(row, J_next));
     this.releaseJob(row);
-    uc.count[u] = n(uc.count[u]) - 1;
-    if (uc.count[u] === 0) this.dropUser(this.idOf[u] as string, u);
+    this.users.set(u, U_count, this.users.get(u, U_count) - 1);
+    if (this.users.get(u, U_count) === 0) this.dropUser(this.idOf[u] as string, u);
   }
 
   protected releaseJob(row: number): void {
-    const j = this.jobs.cols;
-    j.gen[row] = n(j.gen[row]) + 1;
+    this.jobs.set(row, J_gen, this.jobs.get(row, J_gen) + 1);
     this.jobDates[row] = '';
     this.jobs.release(row);
     this.visitCount++;
@@ -181,8 +207,7 @@ export abstract class JobTable {
   }
 
   protected bucket(row: number): void {
-    const j = this.jobs.cols;
-    const minute = epochMinute(n(j.fireAt[row]));
+    const minute = this.jobs.get(row, J_fireMin);
     let b = this.buckets.get(minute);
     if (b === undefined) {
       b = { head: NONE, size: 0 };
@@ -192,28 +217,27 @@ export abstract class JobTable {
         heapPush(this.heap, minute);
       }
     }
-    j.prev[row] = NONE;
-    j.bnext[row] = b.head;
-    if (b.head !== NONE) j.prev[b.head] = row;
+    this.jobs.set(row, J_prev, NONE);
+    this.jobs.set(row, J_bnext, b.head);
+    if (b.head !== NONE) this.jobs.set(b.head, J_prev, row);
     b.head = row;
     b.size++;
-    j.inBucket[row] = 1;
+    this.jobs.set(row, J_inBucket, 1);
     this.visitCount += 2;
   }
 
   protected unbucket(row: number): void {
-    const j = this.jobs.cols;
-    if (j.inBucket[row] !== 1) return;
-    const minute = epochMinute(n(j.fireAt[row]));
+    if (this.jobs.get(row, J_inBucket) !== 1) return;
+    const minute = this.jobs.get(row, J_fireMin);
     const b = this.buckets.get(minute);
     this.visitCount++;
-    j.inBucket[row] = 0;
+    this.jobs.set(row, J_inBucket, 0);
     if (b === undefined) return;
-    const prev = n(j.prev[row]);
-    const next = n(j.bnext[row]);
+    const prev = this.jobs.get(row, J_prev);
+    const next = this.jobs.get(row, J_bnext);
     if (prev === NONE) b.head = next;
-    else j.bnext[prev] = next;
-    if (next !== NONE) j.prev[next] = prev;
+    else this.jobs.set(prev, J_bnext, next);
+    if (next !== NONE) this.jobs.set(next, J_prev, prev);
     this.visitCount++;
     // The heap entry stays; nextFireMinute drops it lazily.
     if (--b.size === 0) this.buckets.delete(minute);

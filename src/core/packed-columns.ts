@@ -1,42 +1,29 @@
 /**
- * Growable typed-array columns with a free list: the storage under the job registry. A row is an
- * index into every column; freed rows are reused before the columns grow. Typed arrays rather than
- * one object per row because a million small objects cost ~100 bytes each in headers and pointers
- * and every one of them is traced by each major GC; a row here costs only its fields' bytes, and
- * the collector never looks inside.
+ * Growable packed rows with a free list: the storage under the job registry. Freed rows are reused
+ * before the array grows. A typed array rather than one object per row because a million small
+ * objects cost ~100 bytes each in headers and pointers and every one of them is traced by each
+ * major GC; a row here costs only its fields' bytes, and the collector never looks inside.
  */
 
-type Column = Int32Array | Uint16Array | Uint8Array | Float64Array;
-type ColumnKind = 'i32' | 'u16' | 'u8' | 'f64';
-
-function make(kind: ColumnKind, n: number): Column {
-  switch (kind) {
-    case 'i32':
-      return new Int32Array(n);
-    case 'u16':
-      return new Uint16Array(n);
-    case 'u8':
-      return new Uint8Array(n);
-    case 'f64':
-      return new Float64Array(n);
-  }
-}
-
-/** Rows of fixed-width fields; `cols[name]` is re-read after {@link alloc} (it may have grown). */
-export class PackedRows<K extends string> {
-  readonly cols: Record<K, Column>;
-  readonly #kinds: Record<K, ColumnKind>;
+/**
+ * Rows of int32 fields stored interleaved in one `Int32Array` (row * stride + field): the fields
+ * of one row share a cache line, so touching a row costs one memory fetch rather than one per
+ * field; with a million rows most fetches miss the cache, and that is what would make an operation
+ * slower at 1M rows than at 10k.
+ */
+export class PackedRows {
+  data: Int32Array;
+  readonly stride: number;
   #capacity: number;
   /** Rows handed out so far (the high-water mark); rows below it are live or on the free list. */
   #top = 0;
   #free: Int32Array;
   #freeCount = 0;
 
-  constructor(kinds: Record<K, ColumnKind>, initial = 1024) {
-    this.#kinds = kinds;
+  constructor(stride: number, initial = 1024) {
+    this.stride = stride;
     this.#capacity = initial;
-    this.cols = {} as Record<K, Column>;
-    for (const k of Object.keys(kinds) as K[]) this.cols[k] = make(kinds[k], initial);
+    this.data = new Int32Array(initial * stride);
     this.#free = new Int32Array(64);
   }
 
@@ -45,9 +32,22 @@ export class PackedRows<K extends string> {
     return this.#top - this.#freeCount;
   }
 
-  /** Rows allocated in the columns (live, free and spare), for memory accounting. */
+  /** Rows allocated (live, free and spare), for memory accounting. */
   get capacity(): number {
     return this.#capacity;
+  }
+
+  /** Rows handed out at least once (every live row is below it). */
+  get top(): number {
+    return this.#top;
+  }
+
+  get(row: number, field: number): number {
+    return this.data[row * this.stride + field] as number;
+  }
+
+  set(row: number, field: number, value: number): void {
+    this.data[row * this.stride + field] = value;
   }
 
   /** A row index, a freed one if any; its fields hold whatever the last owner left. */
@@ -68,16 +68,14 @@ export class PackedRows<K extends string> {
 
   /**
    * By half again rather than doubling: a full sync of a million users reaches its size by
-   * growing, and a doubling would leave up to half of the largest columns unused (and briefly
-   * hold old and new copies side by side, the sync's peak).
+   * growing, and a doubling would leave up to half of the array unused (and briefly hold old and
+   * new copies side by side, the sync's peak).
    */
   #grow(): void {
     const next = Math.ceil(this.#capacity * 1.5);
-    for (const k of Object.keys(this.#kinds) as K[]) {
-      const bigger = make(this.#kinds[k], next);
-      bigger.set(this.cols[k]);
-      this.cols[k] = bigger;
-    }
+    const bigger = new Int32Array(next * this.stride);
+    bigger.set(this.data);
+    this.data = bigger;
     this.#capacity = next;
   }
 }
