@@ -179,7 +179,7 @@ export abstract class JobTable {
 
   protected releaseJob(row: number): void {
     this.jobs.set(row, J_gen, this.jobs.get(row, J_gen) + 1);
-    this.jobDates[row] = '';
+    // The row's date string stays until the row is reused: dates are interned, a few dozen strings.
     this.jobs.release(row);
     this.visitCount++;
   }
