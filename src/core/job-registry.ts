@@ -20,7 +20,7 @@
  * {@link Job} objects made for the occasion; a generation number per job row tells a stale one.
  */
 import { nextFire, parseHHMM } from './fire-time.js';
-import { DAYS_OF, J_bnext, J_gen, J_inBucket, J_minute, J_next, J_user, JobTable, NONE, U_count, U_days, U_first, U_fromMin, U_mark, U_zone, maskOf, n, type Job, type Schedule } from './job-table.js';
+import { DAYS_OF, J_bnext, J_gen, J_inBucket, J_minute, J_next, J_user, JobTable, NONE, U_count, U_days, U_first, U_mark, U_zone, maskOf, n, type Job, type Schedule } from './job-table.js';
 import { heapPop } from './packed-columns.js';
 
 export { jobId, type Job, type Schedule } from './job-table.js';
@@ -111,7 +111,7 @@ export class JobRegistry extends JobTable {
     const u = old ?? this.addUser(user.id);
     this.users.set(u, U_zone, this.zoneOf(user.timezone));
     this.users.set(u, U_days, maskOf(user.days));
-    this.users.set(u, U_fromMin, Math.ceil(fromMs / 60_000));
+    this.setComputedFrom(u, Math.ceil(fromMs));
     this.users.set(u, U_mark, 1);
     this.users.set(u, U_count, minutes.length);
     let first = NONE;

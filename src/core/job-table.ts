@@ -63,9 +63,11 @@ export const U_zone = 0;
 export const U_days = 1;
 export const U_first = 2;
 export const U_count = 3;
-export const U_fromMin = 4;
+const U_fromMin = 4;
 export const U_mark = 5;
-const USER_STRIDE = 6;
+/** The instant the user's jobs were computed from, exactly: epoch minute in U_fromMin + ms in this. */
+const U_fromRem = 6;
+const USER_STRIDE = 7;
 /**
  * Fields of a job row: user row, slot (minute of the day), next job of the user, bucket links,
  * in-a-bucket flag, generation, and the fire instant as epoch minute + ms within it.
@@ -97,6 +99,17 @@ export abstract class JobTable {
   protected visitCount = 0;
   protected readonly dates = new Map<string, string>();
 
+  /** The instant user row `u`'s jobs were computed from (ms since the epoch, exact). */
+  protected computedFrom(u: number): number {
+    return this.users.get(u, U_fromMin) * 60_000 + this.users.get(u, U_fromRem);
+  }
+
+  protected setComputedFrom(u: number, ms: number): void {
+    const minute = Math.floor(ms / 60_000);
+    this.users.set(u, U_fromMin, minute);
+    this.users.set(u, U_fromRem, ms - minute * 60_000);
+  }
+
   /** Fire instant of job `row`, ms since the epoch. */
   protected fireAt(row: number): number {
     return this.jobs.get(row, J_fireMin) * 60_000 + this.jobs.get(row, J_fireRem);
@@ -123,7 +136,7 @@ export abstract class JobTable {
    */
   protected unchanged(u: number, user: Schedule, fromMs: number): boolean {
     if (this.zones[this.users.get(u, U_zone)] !== user.timezone || this.users.get(u, U_days) !== maskOf(user.days)) return false;
-    if (this.users.get(u, U_fromMin) * 60_000 > fromMs) return false;
+    if (this.computedFrom(u) > fromMs) return false;
     let held = 0;
     for (let row = this.users.get(u, U_first); row !== NONE; row = this.jobs.get(row, J_next)) {
       if (this.jobs.get(row, J_inBucket) !== 1 || this.fireAt(row) < fromMs) return false;

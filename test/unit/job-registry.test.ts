@@ -240,6 +240,17 @@ describe('JobRegistry: unchanged users are kept, not rebuilt (issue 17)', () => 
     expect(r.keepIfUnchanged(user('taken', ['07:00']), FROM)).toBe(false);
   });
 
+  it('compares the instant the jobs were computed from exactly, not by the minute', () => {
+    const r = new JobRegistry();
+    // Computed at 08:59:30 (a sync's clock.now()): the next fire is 09:00 today.
+    r.upsertUser(user('u1', ['09:00']), ms('2026-01-05T08:59:30Z'));
+    // Another sync a few seconds later, in the same minute: nothing can have changed.
+    expect(r.keepIfUnchanged(user('u1', ['09:00']), ms('2026-01-05T08:59:33Z'))).toBe(true);
+    r.upsertUser(user('u2', ['09:00']), ms('2026-01-05T09:00:00.500Z')); // just past 09:00: tomorrow
+    // From 09:00:00.000 the answer would be today 09:00: recompute, even within the same minute.
+    expect(r.keepIfUnchanged(user('u2', ['09:00']), ms('2026-01-05T09:00:00Z'))).toBe(false);
+  });
+
   it('a sweep cancels exactly the users neither upserted nor kept since it began', () => {
     const r = new JobRegistry();
     for (const id of ['a', 'b', 'c', 'd']) r.upsertUser(user(id, ['09:00']), FROM);
