@@ -46,7 +46,7 @@ export interface MinuteTiming {
   claimMs: number;
   /** Of the claims' time, what the feed waited for (the next chunk is claimed while one is fed). */
   claimWaitMs: number;
-  /** Time the per-chunk reads of email and name took (one `$in` read before each claim, pipelined like it). */
+  /** Time the per-chunk reads of email and name took (the chunk's users by `_id` before each claim, pipelined with the claims). */
   resolveMs: number;
   /** Due deliveries not sent because the user was deleted or deactivated since the sync. */
   gone: number;

@@ -29,7 +29,7 @@ export interface DispatcherOptions {
 }
 
 /**
- * Completes a chunk just before its claim (scheduled mail reads email and name here, in one read
+ * Completes a chunk just before its claim (scheduled mail reads email and name here, one lookup call
  * per chunk: claim-time-recipients.ts). `gone`: deliveries dropped, already accounted for.
  */
 export type ChunkResolver = (chunk: readonly Delivery[]) => Promise<Resolved>;

@@ -22,7 +22,7 @@ export interface UserSource {
 
 /**
  * Users by id, for the scheduled send path: the registry holds no email or name (issue 17), so a
- * fired batch reads them just before its claim, in one read.
+ * fired batch reads them just before its claim, in one call (the adapter decides how to read).
  */
 export interface UserLookup {
   /** The documents of these users (encoded ids, user-id.ts) that still exist, in any order. */

@@ -9,6 +9,9 @@ import { decodeUserId } from '../../core/user-id.js';
 import type { RawUser, UserLookup, UserSource } from '../../ports/index.js';
 import { cursorBatches } from './cursor-batches.js';
 
+/** Exact-id lookups in flight at once for a claim chunk's users (see {@link MongoUserSource.byIds}). */
+const LOOKUP_CONCURRENCY = 16;
+
 export class MongoUserSource implements UserSource, UserLookup {
   readonly #users: Collection<Document>;
   readonly #fields: Config['users']['fields'];
@@ -50,14 +53,27 @@ export class MongoUserSource implements UserSource, UserLookup {
   }
 
   /**
-   * One `find` with `$in` on the id field for the whole batch (on FerretDB v1 an `_id` filter is
-   * the one pushed down to an index, so the default id field reads only these rows). Ids that do
-   * not decode (a digest) cannot be looked up and are simply not found.
+   * The batch's users by exact id, {@link LOOKUP_CONCURRENCY} lookups in flight. Not one `$in`:
+   * FerretDB v1 pushes down only an exact `_id` equality, and runs `$in` (even of one id) and `$or`
+   * as a scan of the whole collection (measured here at 20,000 users, on a loaded machine: `$in`
+   * of 1, 10, 100 or 1,000 ids 2.4-4.5 s each, `findOne` by `_id` 50-120 ms), which at a peak
+   * minute would cost one scan of every user per chunk. On MongoDB both use the `_id` index.
+   * Ids that do not decode (a digest) cannot be looked up and are simply not found.
    */
   async byIds(ids: readonly string[]): Promise<RawUser[]> {
     const typed = ids.flatMap((id) => mongoUserId(id) ?? []);
-    if (typed.length === 0) return [];
-    return this.#users.find({ [this.#fields.id]: { $in: typed } }, { projection: this.#projection, batchSize: Math.max(typed.length, 1) }).toArray();
+    const field = this.#fields.id;
+    const out: RawUser[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < typed.length) {
+        const value = typed[next++];
+        const doc = await this.#users.findOne({ [field]: value }, { projection: this.#projection });
+        if (doc) out.push(doc);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, typed.length) }, worker));
+    return out;
   }
 
   #stream(filter: Filter<Document>): AsyncIterable<RawUser[]> {
