@@ -1,7 +1,7 @@
 /**
  * Email and name of scheduled deliveries, read at claim time (issue 17): the job registry keeps
  * only what a fire needs until it is sent (id, zone, slots, weekdays), so each batch the
- * dispatcher is about to claim is completed here with ONE read of its users by id. The document
+ * dispatcher is about to claim is completed here with one lookup of its users by id. The document
  * read is checked again as a sync would check it: a user deleted, deactivated, unsubscribed or made
  * invalid since the last sync is not sent, and says so in a `skipped` event naming why.
  */
