@@ -197,6 +197,7 @@ export class App {
       catchUp: this.catchUp,
       ledger: this.ledger,
       resolve: (chunk) => this.recipientsAtClaim.resolveAndRecord(chunk, this.analytics, clock),
+      clock,
     });
     this.scheduler = new MinuteScheduler({
       registry: this.registry,

@@ -46,7 +46,7 @@ export interface MinuteTiming {
   claimMs: number;
   /** Of the claims' time, what the feed waited for (the next chunk is claimed while one is fed). */
   claimWaitMs: number;
-  /** Time the per-chunk reads of email and name took (the chunk's users by `_id` before each claim, pipelined with the claims). */
+  /** Time the per-chunk reads of email and name took (one lookup of the minute's users before the first claim). */
   resolveMs: number;
   /** Due deliveries not sent because the user was deleted or deactivated since the sync. */
   gone: number;
@@ -154,6 +154,7 @@ export async function runMinute(p: MinuteParts, minuteStartMs: number): Promise<
   const synced = p.clock.monotonic();
   const before = { ...p.dispatcher.stats };
   const sentBefore = { ...p.queue.stats };
+  const resolvedBefore = { ...p.scheduled.stats };
   const due = await p.scheduler.runMinute(epochMinute(minuteStartMs));
   const dispatched = p.clock.monotonic();
   await p.dispatcher.idle();
@@ -172,8 +173,8 @@ export async function runMinute(p: MinuteParts, minuteStartMs: number): Promise<
       dispatchMs: ms(dispatched - synced),
       claimMs: ms(p.dispatcher.stats.claimMs - before.claimMs),
       claimWaitMs: ms(p.dispatcher.stats.claimWaitMs - before.claimWaitMs),
-      resolveMs: ms(p.dispatcher.stats.resolveMs - before.resolveMs),
-      gone: p.dispatcher.stats.gone - before.gone,
+      resolveMs: ms(p.scheduled.stats.resolveMs - resolvedBefore.resolveMs),
+      gone: p.scheduled.stats.gone - resolvedBefore.gone,
       totalMs: ms(p.clock.monotonic() - t0),
     },
   };

@@ -6,7 +6,7 @@
  * deliveries settle when their outcome is recorded (outcome-router.ts), so the checkpoint never
  * moves past a minute with a send still pending.
  */
-import type { Delivery } from '../ports/index.js';
+import { systemClock, type Clock, type Delivery } from '../ports/index.js';
 import type { MinuteLedger } from './catch-up.js';
 import type { ChunkResolver } from './dispatcher.js';
 import { scheduledKey } from './delivery-key.js';
@@ -26,8 +26,8 @@ export interface MinuteDispatchResult {
 export interface ScheduledMinuteDeps {
   dispatcher: { dispatch(deliveries: readonly Delivery[], opts?: { resolve?: ChunkResolver }): Promise<MinuteDispatchResult> };
   /**
-   * Completes each chunk with the user's email and name just before its claim
-   * (claim-time-recipients.ts): the registry does not hold them.
+   * Completes the minute's deliveries with the users' email and name just before they are
+   * claimed (claim-time-recipients.ts): the registry does not hold them.
    */
   resolve: ChunkResolver;
   catchUp: {
@@ -35,6 +35,8 @@ export interface ScheduledMinuteDeps {
     recordMissed(deliveries: readonly Delivery[]): Promise<number>;
   };
   ledger: MinuteLedger;
+  /** For the lookup's timing. Default: the system clock. */
+  clock?: Clock;
 }
 
 /**
@@ -58,6 +60,8 @@ export function scheduledDelivery(j: Job): Delivery {
 export class ScheduledMinute {
   readonly #deps: ScheduledMinuteDeps;
   #due: number | undefined;
+  /** Deliveries dropped because their user is gone since the sync, and the time the lookups took. */
+  readonly stats = { gone: 0, resolveMs: 0 };
 
   constructor(deps: ScheduledMinuteDeps) {
     this.#deps = deps;
@@ -77,7 +81,15 @@ export class ScheduledMinute {
     this.#due = (this.#due ?? 0) + deliveries.length;
     ledger.begin(minute, deliveries.length);
     const { send, missed } = catchUp.split(deliveries);
-    const r = await dispatcher.dispatch(send, { resolve });
+    // Email and name of the whole minute in one lookup before the first claim: on FerretDB v1 a
+    // lookup by a set of ids is a scan of the users, so once per minute rather than per chunk.
+    const clock = this.#deps.clock ?? systemClock;
+    const t0 = clock.monotonic();
+    const { ready, gone } = send.length === 0 ? { ready: [], gone: 0 } : await resolve(send);
+    this.stats.resolveMs += clock.monotonic() - t0;
+    this.stats.gone += gone;
+    ledger.settle(minute, gone);
+    const r = await dispatcher.dispatch(ready);
     ledger.settle(minute, r.skipped + r.suppressed + (r.gone ?? 0));
     if (missed.length > 0) {
       await catchUp.recordMissed(missed);
