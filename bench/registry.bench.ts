@@ -1,6 +1,7 @@
 /**
  * Suite `registry`: replace and cancel operations per second on mailwheel's JobRegistry
- * (Map by job id + index by user + minute buckets) at 10k, 100k and 1M jobs, side by side with
+ * (typed job and user columns, an index by user id, minute buckets as linked lists of job rows;
+ * core/job-registry.ts) at 10k, 100k and 1M jobs, side by side with
  * the old design's single Map keyed `${userId}:${HH:MM}` whose replace/cancel scan every key for
  * the user's prefix (bench/lib/old-registry.ts). Same users, same seeded sequence of operations,
  * same fire-time math (`nextFire`), same process, same run. In-process and pure: no I/O.
@@ -222,6 +223,8 @@ const suite: Suite = {
     const rows: Row[] = [];
     const comparisons: Row[] = [];
     const gc = new GcLog();
+    /** µs per op of the new design at the smallest size: the flatness ratio's denominator. */
+    let base: { replace: number; cancel: number } | undefined;
     try {
       for (const jobs of sizes) {
         const userCount = jobs / SLOTS_PER_USER;
@@ -231,8 +234,14 @@ const suite: Suite = {
         const n = await measureDesign('new', jobs, users, bounds, gc, log);
         const o = await measureDesign('old', jobs, users, bounds, gc, log);
         rows.push(n.build, ...n.rows, o.build, ...o.rows);
+        const us = { replace: (n.replace.seconds * 1e6) / n.replace.ops, cancel: (n.cancel.seconds * 1e6) / n.cancel.ops };
+        base ??= us;
         comparisons.push({
           jobs,
+          'replace new µs/op': round(us.replace, 2),
+          'replace µs/op vs smallest': round(us.replace / base.replace, 2),
+          'cancel new µs/op': round(us.cancel, 2),
+          'cancel µs/op vs smallest': round(us.cancel / base.cancel, 2),
           'replace new ops/s': Math.round(rate(n.replace)),
           'replace old ops/s': Math.round(rate(o.replace)),
           'replace new/old': round(rate(n.replace) / rate(o.replace), 1),
@@ -256,6 +265,7 @@ const suite: Suite = {
         'cancel = a random user is removed (timed) and then re-added untimed so the size stays N; the old design re-adds with plain inserts (no scan)',
         'fire-time math (nextFire from src/core/fire-time.ts, luxon offsets, memoised) is done by both designs for every replace, so the comparison isolates the index structure; cancel does no date math in either',
         'the new design also maintains its minute buckets and user index on every operation; the old design has neither (and so could not fire a minute without another scan)',
+        'the new design since issue 17: jobs and users are rows of typed columns (no object per job, no Set per bucket: a bucket is a doubly linked list of job rows), the user index is one Map from id to row; the flatness goal is replace/cancel µs per op at 1M <= 1.5x at 10k',
         `each cell runs at least ${bounds.minOps} operations and ${bounds.minSeconds} s, capped at ${bounds.maxSeconds} s (the old design at the largest size completes only a few hundred operations)`,
         'visitsPerOp counts Map/Set entries touched per operation (JobRegistry.visits; for the old design, keys scanned + sets + deletes): constant for the new design, ~N for the old one',
         'single process, pure CPU, one core; timings include GC pauses that fall inside an operation; gcMsInCell = GC pause time (perf_hooks gc entries) that started during the cell, cellWallS = the cell\'s wall time (for cancel it includes the untimed re-adds)',

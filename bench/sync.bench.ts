@@ -119,6 +119,7 @@ function rowsFor(f: SizeFigures): Row[] {
     { users, step: `old design: find({active:true}).to_list(${OLD_CAP})`, read: f.old.served, seconds: round(f.old.seconds, 2), usersPerS: Math.round(f.old.served / f.old.seconds), jobs: null, peakRssMiB: null, rssBeforeMiB: null, heapDeltaMiB: null, bytesPerJob: null },
     { users, step: 'raw driver cursor (physical limit)', read: raw.result.read, seconds: round(raw.result.seconds, 1), usersPerS: Math.round(raw.result.read / raw.result.seconds), jobs: null, peakRssMiB: mib(raw.result.maxRssMiB), rssBeforeMiB: mib(raw.result.rssBeforeMiB), heapDeltaMiB: null, bytesPerJob: null },
     { users, step: 'mailwheel full UserSync', read: s.full.read, seconds: round(s.full.seconds, 1), usersPerS: Math.round(s.full.read / s.full.seconds), jobs: s.full.jobs, peakRssMiB: mib(s.maxRssMiB), rssBeforeMiB: mib(s.rssBeforeMiB), heapDeltaMiB: mib(s.heapDeltaBytes / 2 ** 20), bytesPerJob: Math.round(s.bytesPerJob) },
+    { users, step: 'second full UserSync, nobody changed (kept as held)', read: s.resync.read, seconds: round(s.resync.seconds, 1), usersPerS: Math.round(s.resync.read / s.resync.seconds), jobs: s.resync.jobs, peakRssMiB: mib(s.resync.peakRssMiB), rssBeforeMiB: mib(s.steadyRssMiB), heapDeltaMiB: mib(s.resync.heapDeltaBytes / 2 ** 20), bytesPerJob: null },
     ...changeRows(users, s.change, sync.sampledPeakMiB),
   ];
 }
@@ -157,6 +158,10 @@ function comparisonFor(f: SizeFigures): Row {
     'sync peak RSS MiB': mib(s.maxRssMiB),
     'raw peak RSS MiB': mib(r.maxRssMiB),
     'bytes/job': Math.round(s.bytesPerJob),
+    'RSS after sync + gc MiB': mib(s.steadyRssMiB),
+    'second sync kept': `${s.resync.unchanged.toLocaleString('en')} / ${s.resync.read.toLocaleString('en')}`,
+    'second sync s': round(s.resync.seconds, 1),
+    'second sync peak RSS MiB': mib(s.resync.peakRssMiB),
     'old design served': f.old.served,
     'old design share of users': `${round((100 * f.old.served) / f.users, 1)} %`,
     'incremental s': s.change === undefined ? null : round(s.change.incremental.seconds, 2),
@@ -240,7 +245,8 @@ const suite: Suite = {
     notes.push(
       `users from src/seed/generate-users.ts (seed ${SEED}): all active and valid, ~28 weighted IANA zones, 1-3 slots (60/30/10 %), ~28 % with weekday restrictions; each size in its own database, seeded from scratch`,
       'every full sync, raw read and incremental sync runs in a fresh `node --expose-gc --import tsx` child; peakRssMiB = process.resourceUsage().maxRSS right after the full sync (raw: after the read); the incremental row shows the VmHWM the parent sampled over the worker\'s whole life',
-      'heapDeltaMiB = heapUsed after gc() following the full sync minus heapUsed after gc() before it; bytes/job = that delta / jobs in the registry (it includes the users\' records the jobs point to, the registry\'s indexes and buckets, and the fire-time memo cache of up to 100,000 entries)',
+      'heapDeltaMiB = heapUsed after gc() following the full sync minus heapUsed after gc() before it; bytes/job = that delta / jobs in the registry: everything the scheduler keeps once the sync is done (user ids and their index, the registry\'s typed job and user columns with their growth spare, buckets, interned dates, UserSync\'s state, and the fire-time memo cache of up to 100,000 entries); no email or name is held (read at claim time)',
+      'RSS after sync + gc = process RSS after the full sync and two gc() calls: the steady footprint with every user scheduled; second full sync = UserSync.full() again at once, nobody changed: each user is compared with what the registry holds and kept (no allocation, no date math), its peak RSS sampled in-process every 50 ms',
       'raw driver cursor = find({active: true}) with the same projection and batchSize (config mongodb.batchSize) as MongoUserSource, documents only counted: what reading alone costs here; "raw read / sync time" is the share of the sync that reading from the server accounts for',
       `old design = find({active: true}).limit(${OLD_CAP}).toArray() (to_list(${OLD_CAP})): it is fast because it stops at ${OLD_CAP} users, and everyone after them is never scheduled`,
       `incremental: after the full sync ${UPDATED_EXISTING} existing users get updatedAt = now and new slots [${CHANGED_TIMES.join(', ')}] (updateOne by exact _id) and ${NEW_SHARE * 100} % of N new users are inserted (insertMany, updatedAt = now); then UserSync.incremental() reads updatedAt > last sync start - 60 s. The 1 % are new users rather than updates because every write by _id on FerretDB v1.24.2 scans the whole table (see the updateOne row: seconds per update grow with N), and updateMany with a range filter costs one scan per matched document; both paths end in the same JobRegistry.upsertUser`,

@@ -64,6 +64,12 @@ export interface SyncResult extends MemoryFigures {
   full: { read: number; valid: number; invalid: number; jobs: number; users: number; seconds: number; reportMs: number };
   /** heapUsed after gc() following the full sync, minus heapUsed after gc() before it. */
   heapDeltaBytes: number;
+  /** RSS after the full sync and gc(): what the process holds with every user scheduled (steady). */
+  steadyRssMiB: number;
+  /** The registry's typed columns: rows allocated for users and jobs (growth spare included). */
+  rows: { users: number; jobs: number };
+  /** A second full sync right after the first, nobody changed: what a periodic full sync costs. */
+  resync: { seconds: number; read: number; unchanged: number; jobs: number; peakRssMiB: number; heapDeltaBytes: number };
   bytesPerJob: number;
   /** The changes and the incremental sync, when the job asked for them. */
   change?: ChangeResult;
@@ -172,16 +178,42 @@ async function runSync(job: WorkerJob, client: MongoClient): Promise<SyncResult>
   const memory = memoryAfter(rssBefore);
   collect();
   const heapDeltaBytes = process.memoryUsage().heapUsed - heapBefore;
-  progress(`  full sync: ${full.read.toLocaleString('en')} users, ${registry.size.toLocaleString('en')} jobs in ${Math.round(fullSeconds * 10) / 10} s; heap +${Math.round(heapDeltaBytes / MIB)} MiB`);
+  const steadyRssMiB = process.memoryUsage().rss / MIB;
+  progress(`  full sync: ${full.read.toLocaleString('en')} users, ${registry.size.toLocaleString('en')} jobs in ${Math.round(fullSeconds * 10) / 10} s; heap +${Math.round(heapDeltaBytes / MIB)} MiB; RSS after gc ${Math.round(steadyRssMiB)} MiB`);
+  const resync = await fullAgain(sync);
+  progress(`  second full sync (nobody changed): ${resync.unchanged.toLocaleString('en')} of ${resync.read.toLocaleString('en')} kept in ${Math.round(resync.seconds * 10) / 10} s, peak RSS ${Math.round(resync.peakRssMiB)} MiB`);
 
   return {
     mode: 'sync',
     full: { read: full.read, valid: full.valid, invalid: full.invalid, jobs: registry.size, users: registry.userCount, seconds: fullSeconds, reportMs: full.ms },
     heapDeltaBytes,
+    steadyRssMiB,
+    rows: registry.rows,
+    resync,
     bytesPerJob: heapDeltaBytes / Math.max(1, full.jobs),
     ...(job.incremental ? { change: await changeAndResync(job, users, sync, registry, config.users.fields) } : {}),
     ...memory,
   };
+}
+
+/**
+ * A second full sync of the same users: each is compared with what the registry holds and kept.
+ * Its peak RSS is sampled in-process every 50 ms (VmHWM still holds the first sync's peak).
+ */
+async function fullAgain(sync: UserSync): Promise<SyncResult['resync']> {
+  collect();
+  const heapBefore = process.memoryUsage().heapUsed;
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 50);
+  const t0 = performance.now();
+  const r = await sync.full();
+  const seconds = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
+  peak = Math.max(peak, process.memoryUsage().rss);
+  collect();
+  return { seconds, read: r.read, unchanged: r.unchanged, jobs: r.jobs, peakRssMiB: peak / MIB, heapDeltaBytes: process.memoryUsage().heapUsed - heapBefore };
 }
 
 /**

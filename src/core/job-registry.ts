@@ -1,99 +1,82 @@
 /**
- * The in-memory job registry (docs/ARCHITECTURE.md "The parts"): one job per (user, slot), indexed three
- * ways so that schedule / replace / cancel / fire never scan:
+ * The in-memory job registry (docs/ARCHITECTURE.md "The parts"): one job per (user, slot), indexed
+ * so that schedule / replace / cancel / fire never scan. Packed for a million users in a few
+ * hundred MB (issue 17): it keeps only what a fire needs until the moment it is sent, the user's
+ * id, zone, weekdays and slot times. Email and name are read at claim time, for the batch being
+ * sent (scheduled-minute.ts), never held here.
  *
- * - `#jobs`:    jobId -> Job
- * - `#byUser`:  userId -> jobIds (an array: a user has a handful of slots, and a Set per user
- *                costs several times the memory of a short array)
- * - `#buckets`: epoch minute of the job's fire instant -> Set<jobId>
+ * - users: an index id -> user row and typed columns per row: zone (an index into one
+ *   interned table of zone names), weekdays as a bitmask, the first of its jobs, its job count,
+ *   the minute its jobs were computed from, and the full sync's sweep mark;
+ * - jobs: typed columns per row: user row, slot as minute of the day, fire instant, the next job
+ *   of the same user, and the row's links in its minute bucket; the local date as one interned
+ *   string per date;
+ * - buckets: epoch minute -> head of a doubly linked list of job rows, so moving a job between
+ *   buckets is two link updates whatever the bucket's size (a `Set` per bucket rehashes as it
+ *   grows and shrinks, and a million small objects make every major GC trace them all);
+ * - a min-heap of bucket minutes (lazy deletion) so the earliest non-empty bucket is cheap to find.
  *
- * plus a min-heap of bucket minutes (lazy deletion) so the earliest non-empty bucket is cheap to
- * find and a late timer can catch up over many minutes without visiting the empty ones.
- * No I/O, no timers: the {@link MinuteScheduler} drives it.
+ * The storage and its helpers live in job-table.ts. No I/O, no timers: the {@link MinuteScheduler} drives it. Fired jobs are handed out as small
+ * {@link Job} objects made for the occasion; a generation number per job row tells a stale one.
  */
-import { epochMinute, nextFire } from './fire-time.js';
-import type { UserRecord } from './types.js';
+import { nextFire, parseHHMM } from './fire-time.js';
+import { DAYS_OF, J_bnext, J_gen, J_inBucket, J_minute, J_next, J_user, JobTable, NONE, U_count, U_days, U_first, U_mark, U_zone, maskOf, n, type Job, type Schedule } from './job-table.js';
+import { heapPop } from './packed-columns.js';
 
-/** One scheduled slot of one user, with its next occurrence. Immutable: changes create a new Job. */
-export interface Job {
-  /** `${userId}|${HH:MM}` (see {@link jobId}). */
-  readonly id: string;
-  readonly user: UserRecord;
-  /** The slot, `HH:MM` local time. */
-  readonly time: string;
-  /** Next fire instant, ms since the epoch. */
-  readonly fireAt: number;
-  /** Local date D (`YYYY-MM-DD`) of that occurrence; part of the delivery key. */
-  readonly localDate: string;
-}
+export { jobId, type Job, type Schedule } from './job-table.js';
 
-/** The id of a user's slot: `${userId}|${HH:MM}`. */
-export function jobId(userId: string, time: string): string {
-  return `${userId}|${time}`;
-}
-
-/**
- * Holds every scheduled job. All mutating operations cost O(jobs of the affected user) Map/Set
- * operations, plus O(log B) heap work where B is the number of distinct bucket minutes (bounded by
- * the scheduling horizon, about 8 days x 1440 minutes, whatever the number of users).
- */
-/** Interned local dates kept at most (the scheduling horizon spans about 8 days per zone offset). */
-const MAX_DATES = 1000;
-
-export class JobRegistry {
-  #jobs = new Map<string, Job>();
-  #byUser = new Map<string, readonly string[]>();
-  #buckets = new Map<number, Set<string>>();
-  /** Min-heap of minutes that had a bucket when pushed; entries whose bucket is gone are dropped lazily. */
-  #heap: number[] = [];
-  /** Minutes currently present in `#heap` (so a minute is never pushed twice). */
-  #inHeap = new Set<number>();
-  #visits = 0;
-  readonly #dates = new Map<string, string>();
-
+export class JobRegistry extends JobTable {
   /** Number of jobs (user slots) held. */
   get size(): number {
-    return this.#jobs.size;
+    return this.jobs.live;
   }
 
   /** Number of users with at least one job. */
   get userCount(): number {
-    return this.#byUser.size;
+    return this.userIndex.size;
   }
 
   /** Number of non-empty minute buckets. */
   get bucketCount(): number {
-    return this.#buckets.size;
+    return this.buckets.size;
   }
 
   /**
-   * Instrumentation: the number of Map/Set entries touched by mutating operations so far (each
-   * get/set/add/delete of a job, user-index or bucket entry counts one). Heap bookkeeping is not
+   * Instrumentation: the number of index entries touched by mutating operations so far (each
+   * lookup or change of a user, a job row or a bucket link counts one). Heap bookkeeping is not
    * counted. Lets a test prove that replace/cancel cost depends on one user's jobs only.
    */
   get visits(): number {
-    return this.#visits;
+    return this.visitCount;
   }
 
-  /** Ids of the users with at least one job (a full sync uses it to drop users it no longer sees). */
+  /** Rows allocated in the typed columns (for memory figures in benchmarks). */
+  get rows(): { users: number; jobs: number } {
+    return { users: this.users.capacity, jobs: this.jobs.capacity };
+  }
+
+  /** Ids of the users with at least one job. */
   userIds(): IterableIterator<string> {
-    return this.#byUser.keys();
+    return this.userIndex.keys();
   }
 
   /** The job with this id, if scheduled. */
   get(id: string): Job | undefined {
-    return this.#jobs.get(id);
+    const bar = id.lastIndexOf('|');
+    const u = this.userIndex.get(id.slice(0, bar));
+    const hm = parseHHMM(id.slice(bar + 1));
+    if (u === undefined || hm === undefined) return undefined;
+    const minute = hm.h * 60 + hm.m;
+    for (let row = this.users.get(u, U_first); row !== NONE; row = this.jobs.get(row, J_next)) if (this.jobs.get(row, J_minute) === minute) return this.jobAt(row);
+    return undefined;
   }
 
   /** The jobs of one user, in slot order. */
   jobsOf(userId: string): Job[] {
-    const ids = this.#byUser.get(userId);
-    if (ids === undefined) return [];
+    const u = this.userIndex.get(userId);
+    if (u === undefined) return [];
     const out: Job[] = [];
-    for (const id of ids) {
-      const job = this.#jobs.get(id);
-      if (job !== undefined) out.push(job);
-    }
+    for (let row = this.users.get(u, U_first); row !== NONE; row = this.jobs.get(row, J_next)) out.push(this.jobAt(row));
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   }
 
@@ -106,48 +89,61 @@ export class JobRegistry {
    * @returns the number of jobs the user now has.
    * @throws RangeError for an unknown zone or a malformed time (UserSync validates before this).
    */
-  upsertUser(user: UserRecord, fromMs: number): number {
-    const next: Job[] = [];
+  upsertUser(user: Schedule, fromMs: number): number {
+    const old = this.userIndex.get(user.id);
+    this.visitCount++;
+    const minutes: number[] = [];
+    const fires: number[] = [];
+    const dates: string[] = [];
     for (const time of new Set(user.times)) {
       const slot = nextFire(user.timezone, time, user.days, fromMs);
-      if (slot !== undefined) {
-        next.push({ id: jobId(user.id, time), user, time, fireAt: slot.at, localDate: this.#date(slot.localDate) });
-      }
+      if (slot === undefined) continue;
+      const hm = parseHHMM(time) as { h: number; m: number };
+      minutes.push(hm.h * 60 + hm.m);
+      fires.push(slot.at);
+      dates.push(this.internDate(slot.localDate));
     }
-
-    const wanted = next.map((job) => job.id);
-
-    const old = this.#byUser.get(user.id);
-    this.#visits++;
-    if (old !== undefined) {
-      for (const id of old) {
-        this.#visits++;
-        const job = this.#jobs.get(id);
-        this.#visits++;
-        if (job !== undefined) this.#unbucket(job);
-        if (!wanted.includes(id)) {
-          this.#jobs.delete(id);
-          this.#visits++;
-        }
-      }
-    }
-
-    if (next.length === 0) {
-      if (old !== undefined) {
-        this.#byUser.delete(user.id);
-        this.#visits++;
-      }
+    if (old !== undefined) this.freeJobs(old);
+    if (minutes.length === 0) {
+      if (old !== undefined) this.dropUser(user.id, old);
       return 0;
     }
-    for (const job of next) {
-      this.#jobs.set(job.id, job);
-      this.#visits++;
-      this.#bucket(job);
+    const u = old ?? this.addUser(user.id);
+    this.users.set(u, U_zone, this.zoneOf(user.timezone));
+    this.users.set(u, U_days, maskOf(user.days));
+    this.setComputedFrom(u, Math.ceil(fromMs));
+    this.users.set(u, U_mark, 1);
+    this.users.set(u, U_count, minutes.length);
+    let first = NONE;
+    for (let i = minutes.length - 1; i >= 0; i--) {
+      const row = this.jobs.alloc();
+        this.jobs.set(row, J_user, u);
+      this.jobs.set(row, J_minute, n(minutes[i]));
+      this.setFireAt(row, n(fires[i]));
+      this.jobs.set(row, J_next, first);
+      this.jobDates[row] = dates[i] as string;
+      first = row;
+      this.visitCount++;
+      this.bucket(row);
     }
-    // A fresh list rather than editing the old one: same cost, and no stale ids can survive.
-    this.#byUser.set(user.id, wanted);
-    this.#visits += 1 + wanted.length;
-    return next.length;
+    this.users.set(u, U_first, first);
+    return minutes.length;
+  }
+
+  /**
+   * Leaves a user whose zone, weekdays and slots are what the registry holds as they are (no
+   * allocation, no date math) when their jobs were computed from an instant at or before
+   * `fromMs` and none is due before it: recomputing from `fromMs` would give the same fires.
+   * Marks the user for the sweep, as an upsert does. Syncs call it before {@link upsertUser}; a
+   * partition takeover's second look, which re-fires a gap on purpose, does not.
+   * @returns true when the user was kept (nothing else to do).
+   */
+  keepIfUnchanged(user: Schedule, fromMs: number): boolean {
+    const u = this.userIndex.get(user.id);
+    this.visitCount++;
+    if (u === undefined || !this.unchanged(u, user, fromMs)) return false;
+    this.users.set(u, U_mark, 1);
+    return true;
   }
 
   /**
@@ -155,22 +151,12 @@ export class JobRegistry {
    * @returns the number of jobs removed.
    */
   cancelUser(userId: string): number {
-    const ids = this.#byUser.get(userId);
-    this.#visits++;
-    if (ids === undefined) return 0;
-    for (const id of ids) {
-      this.#visits++;
-      const job = this.#jobs.get(id);
-      this.#visits++;
-      if (job !== undefined) {
-        this.#unbucket(job);
-        this.#jobs.delete(id);
-        this.#visits++;
-      }
-    }
-    this.#byUser.delete(userId);
-    this.#visits++;
-    return ids.length;
+    const u = this.userIndex.get(userId);
+    this.visitCount++;
+    if (u === undefined) return 0;
+    const count = this.freeJobs(u);
+    this.dropUser(userId, u);
+    return count;
   }
 
   /**
@@ -182,7 +168,7 @@ export class JobRegistry {
     let users = 0;
     let jobs = 0;
     // Deleting the entry being visited is safe while iterating a Map.
-    for (const userId of this.#byUser.keys()) {
+    for (const userId of this.userIndex.keys()) {
       if (!drop(userId)) continue;
       jobs += this.cancelUser(userId);
       users++;
@@ -191,20 +177,33 @@ export class JobRegistry {
   }
 
   /**
+   * A full sync's sweep: {@link beginSweep} clears every user's mark, each upsert sets it, and
+   * {@link endSweep} cancels the users left unmarked (the sync no longer sees them). One byte per
+   * user instead of a set of a million ids for the length of the sync.
+   */
+  beginSweep(): void {
+    for (let u = 0; u < this.users.top; u++) this.users.set(u, U_mark, 0);
+  }
+
+  /** @returns the users cancelled because no upsert marked them since {@link beginSweep}. */
+  endSweep(): number {
+    return this.cancelUsersWhere((id) => this.users.get(n(this.userIndex.get(id)), U_mark) === 0).users;
+  }
+
+  /**
    * Remove and return the jobs in one minute's bucket. The jobs stay registered (in no bucket) until
    * the caller {@link reschedule}s them; the scheduler does that immediately, before delivering.
    */
   takeDue(minute: number): Job[] {
-    const ids = this.#buckets.get(minute);
-    this.#visits++;
-    if (ids === undefined) return [];
-    this.#buckets.delete(minute);
+    const bucket = this.buckets.get(minute);
+    this.visitCount++;
+    if (bucket === undefined) return [];
+    this.buckets.delete(minute);
     const out: Job[] = [];
-    for (const id of ids) {
-      this.#visits++;
-      const job = this.#jobs.get(id);
-      this.#visits++;
-      if (job !== undefined) out.push(job);
+    for (let row = bucket.head; row !== NONE; row = this.jobs.get(row, J_bnext)) {
+      this.visitCount++;
+      this.jobs.set(row, J_inBucket, 0);
+      out.push(this.jobAt(row));
     }
     return out;
   }
@@ -213,36 +212,36 @@ export class JobRegistry {
    * Move a job to its next occurrence: the first one on a local date after `job.localDate` that
    * fires at or after `fromMs` (the scheduler passes `job.fireAt`; the date condition alone stops a
    * slot from firing twice for one date). Does nothing if `job` is stale (the user was replaced or
-   * cancelled since it was taken).
+   * cancelled since it was taken, or it was moved already).
    *
    * @returns the rescheduled job, or undefined when stale or when no occurrence remains.
    */
   reschedule(job: Job, fromMs: number): Job | undefined {
-    const current = this.#jobs.get(job.id);
-    this.#visits++;
-    if (current !== job) return undefined;
-    this.#unbucket(job); // no-op when it was taken with takeDue
-    const { user, time } = job;
-    const slot = nextFire(user.timezone, time, user.days, fromMs, job.localDate);
+    this.visitCount++;
+    if (job.row >= this.jobs.capacity || this.jobs.get(job.row, J_gen) !== job.gen) return undefined;
+    const row = job.row;
+    this.unbucket(row); // no-op when it was taken with takeDue
+    const u = this.jobs.get(row, J_user);
+    const slot = nextFire(this.zones[this.users.get(u, U_zone)] as string, job.time, DAYS_OF[this.users.get(u, U_days)], fromMs, job.localDate);
     if (slot === undefined) {
-      this.#jobs.delete(job.id);
-      this.#visits++;
+      this.removeJob(u, row);
       return undefined;
     }
-    const moved: Job = { id: job.id, user, time, fireAt: slot.at, localDate: this.#date(slot.localDate) };
-    this.#jobs.set(job.id, moved);
-    this.#visits++;
-    this.#bucket(moved);
-    return moved;
+    this.jobs.set(row, J_gen, this.jobs.get(row, J_gen) + 1);
+    this.setFireAt(row, slot.at);
+    this.jobDates[row] = this.internDate(slot.localDate);
+    this.visitCount++;
+    this.bucket(row);
+    return this.jobAt(row);
   }
 
   /** The earliest minute with a non-empty bucket, or undefined when nothing is scheduled. */
   nextFireMinute(): number | undefined {
-    const heap = this.#heap;
+    const heap = this.heap;
     while (heap.length > 0) {
       const top = heap[0] as number;
-      if (this.#buckets.has(top)) return top;
-      this.#inHeap.delete(top);
+      if (this.buckets.has(top)) return top;
+      this.inHeap.delete(top);
       heapPop(heap);
     }
     return undefined;
@@ -254,76 +253,8 @@ export class JobRegistry {
    */
   bucketSizes(): Array<[minute: number, jobs: number]> {
     const out: Array<[number, number]> = [];
-    for (const [minute, ids] of this.#buckets) out.push([minute, ids.size]);
+    for (const [minute, b] of this.buckets) out.push([minute, b.size]);
     return out.sort((a, b) => a[0] - b[0]);
   }
 
-  /**
-   * One shared string per local date: every job holds one, and the dates in use are a few days'
-   * worth, so a million jobs would otherwise keep a million copies of a handful of strings.
-   */
-  #date(localDate: string): string {
-    const known = this.#dates.get(localDate);
-    if (known !== undefined) return known;
-    if (this.#dates.size >= MAX_DATES) this.#dates.clear();
-    this.#dates.set(localDate, localDate);
-    return localDate;
-  }
-
-  #bucket(job: Job): void {
-    const minute = epochMinute(job.fireAt);
-    let ids = this.#buckets.get(minute);
-    if (ids === undefined) {
-      ids = new Set();
-      this.#buckets.set(minute, ids);
-      if (!this.#inHeap.has(minute)) {
-        this.#inHeap.add(minute);
-        heapPush(this.#heap, minute);
-      }
-    }
-    ids.add(job.id);
-    this.#visits += 2;
-  }
-
-  #unbucket(job: Job): void {
-    const minute = epochMinute(job.fireAt);
-    const ids = this.#buckets.get(minute);
-    this.#visits++;
-    if (ids === undefined) return;
-    if (ids.delete(job.id)) this.#visits++;
-    // The heap entry stays; nextFireMinute drops it lazily.
-    if (ids.size === 0) this.#buckets.delete(minute);
-  }
-}
-
-function heapPush(heap: number[], value: number): void {
-  heap.push(value);
-  let i = heap.length - 1;
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    const p = heap[parent] as number;
-    if (p <= value) break;
-    heap[i] = p;
-    i = parent;
-  }
-  heap[i] = value;
-}
-
-function heapPop(heap: number[]): void {
-  const last = heap.pop();
-  if (last === undefined || heap.length === 0) return;
-  let i = 0;
-  const n = heap.length;
-  for (;;) {
-    const l = 2 * i + 1;
-    if (l >= n) break;
-    const r = l + 1;
-    let c = l;
-    if (r < n && (heap[r] as number) < (heap[l] as number)) c = r;
-    const cv = heap[c] as number;
-    if (cv >= last) break;
-    heap[i] = cv;
-    i = c;
-  }
-  heap[i] = last;
 }

@@ -21,6 +21,8 @@ export interface SyncReport {
   kind: 'full' | 'incremental' | 'partitions';
   read: number;
   valid: number;
+  /** Of `valid`, users whose schedule the registry already held: left as they were. */
+  unchanged: number;
   inactive: number;
   invalid: number;
   /** Users dropped from the registry because the sync no longer sees them (full sync only). */
@@ -155,21 +157,18 @@ export class UserSync {
   async #full(fromMs: number, perPartition?: ReadonlyMap<number, number>): Promise<SyncReport> {
     const started = this.#clock.now();
     const report = newReport('full');
-    const seen = new Set<string>();
     const invalidNow = new Set<string>();
+    // Each valid user read marks their row in the registry; whoever is left unmarked at the end
+    // is gone (one byte per user rather than a set of every id for the length of the sync).
+    this.#registry.beginSweep();
     for await (const batch of this.#source.allActive()) {
-      await this.#apply(batch, fromMs, report, { seen, invalidNow, ...(perPartition === undefined ? {} : { from: perPartition }) });
+      await this.#apply(batch, fromMs, report, { invalidNow, keepUnchanged: true, ...(perPartition === undefined ? {} : { from: perPartition }) });
     }
     // Forget reported invalid users the full sync no longer sees (deleted or fixed and inactive).
     for (const userId of [...this.#reported.keys()]) if (!invalidNow.has(userId)) this.#reported.delete(userId);
-    // Only held users are in the registry and only they are read (`seen`), so a user of a
+    // Only held users are in the registry and only they are read (and marked), so a user of a
     // partition this instance does not own is never "gone" here.
-    for (const userId of [...this.#registry.userIds()]) {
-      if (!seen.has(userId)) {
-        this.#registry.cancelUser(userId);
-        report.removed++;
-      }
-    }
+    report.removed = this.#registry.endSweep();
     this.#lastSyncStart = started;
     return this.#finish(report, started);
   }
@@ -179,7 +178,7 @@ export class UserSync {
     const since = new Date((this.#lastSyncStart ?? started) - CLOCK_SKEW_MS);
     const report = newReport('incremental');
     for await (const batch of this.#source.changedSince(since)) {
-      await this.#apply(batch, started, report);
+      await this.#apply(batch, started, report, { keepUnchanged: true });
     }
     this.#lastSyncStart = started;
     return this.#finish(report, started);
@@ -214,9 +213,10 @@ export class UserSync {
       report.read++;
       const r = checkUser(doc, this.#fields);
       if (r.kind === 'valid') {
-        this.#registry.upsertUser(r.user, from);
-        this.#reported.delete(r.user.id);
-        opts.seen?.add(r.user.id);
+        // A user whose schedule did not change keeps their jobs as they are: no allocation.
+        if (opts.keepUnchanged === true && this.#registry.keepIfUnchanged(r.user, from)) report.unchanged++;
+        else this.#registry.upsertUser(r.user, from);
+        if (this.#reported.size > 0) this.#reported.delete(r.user.id);
         report.valid++;
       } else if (r.kind === 'inactive') {
         this.#registry.cancelUser(r.id);
@@ -243,8 +243,11 @@ export class UserSync {
 }
 
 interface ApplyOptions {
-  /** Full sync: the valid users read (the others are cancelled). */
-  seen?: Set<string>;
+  /**
+   * Full and incremental syncs: users whose schedule the registry holds unchanged are left as
+   * they are. A partition load (and its second look, which re-fires a gap) always recomputes.
+   */
+  keepUnchanged?: boolean;
   /** Full sync: the invalid users read. */
   invalidNow?: Set<string>;
   /** Cluster: each partition's start instant, where it differs from the sync's. */
@@ -254,5 +257,5 @@ interface ApplyOptions {
 }
 
 function newReport(kind: SyncReport['kind']): SyncReport {
-  return { kind, read: 0, valid: 0, inactive: 0, invalid: 0, removed: 0, jobs: 0, ms: 0 };
+  return { kind, read: 0, valid: 0, unchanged: 0, inactive: 0, invalid: 0, removed: 0, jobs: 0, ms: 0 };
 }

@@ -199,3 +199,84 @@ describe('JobRegistry: cost is per user, not per registry', () => {
     expect(large.get('u500|10:10')?.localDate).toBe('2026-01-06'); // Auckland is already on Tuesday
   }, 60_000);
 });
+
+describe('JobRegistry: unchanged users are kept, not rebuilt (issue 17)', () => {
+  const NOON = ms('2026-01-05T12:00:00Z');
+
+  it('keeps a user whose zone, weekdays and slots it already holds: same rows, same generation, one lookup', () => {
+    const r = new JobRegistry();
+    r.upsertUser(user('u1', ['09:00', '21:00'], 'Europe/Berlin', [1, 2]), FROM);
+    const before = r.jobsOf('u1');
+    const visits = r.visits;
+    // Times in another order and repeated: the same schedule.
+    expect(r.keepIfUnchanged(user('u1', ['21:00', '09:00', '21:00'], 'Europe/Berlin', [2, 1]), FROM + 60_000)).toBe(true);
+    expect(r.visits - visits).toBe(1);
+    expect(r.jobsOf('u1')).toEqual(before);
+  });
+
+  it('does not keep a user whose schedule changed, or who is unknown', () => {
+    const r = new JobRegistry();
+    r.upsertUser(user('u1', ['09:00', '21:00'], 'Europe/Berlin', [1, 2]), FROM);
+    expect(r.keepIfUnchanged(user('u1', ['09:00', '21:00'], 'Europe/Paris', [1, 2]), FROM)).toBe(false);
+    expect(r.keepIfUnchanged(user('u1', ['09:00', '21:00'], 'Europe/Berlin', [1, 2, 3]), FROM)).toBe(false);
+    expect(r.keepIfUnchanged(user('u1', ['09:00', '21:00'], 'Europe/Berlin'), FROM)).toBe(false);
+    expect(r.keepIfUnchanged(user('u1', ['09:00'], 'Europe/Berlin', [1, 2]), FROM)).toBe(false);
+    expect(r.keepIfUnchanged(user('u1', ['09:00', '21:00', '22:00'], 'Europe/Berlin', [1, 2]), FROM)).toBe(false);
+    expect(r.keepIfUnchanged(user('u1', ['09:00', '21:30'], 'Europe/Berlin', [1, 2]), FROM)).toBe(false);
+    expect(r.keepIfUnchanged(user('nobody', ['09:00']), FROM)).toBe(false);
+  });
+
+  it('does not keep jobs that recomputing from fromMs would change: computed from a later instant, due before fromMs, or taken', () => {
+    const r = new JobRegistry();
+    r.upsertUser(user('late', ['09:00']), NOON); // computed from noon: tomorrow 09:00
+    expect(r.keepIfUnchanged(user('late', ['09:00']), FROM)).toBe(false); // from 06:00 today gives today 09:00
+    expect(r.keepIfUnchanged(user('late', ['09:00']), NOON)).toBe(true);
+
+    r.upsertUser(user('due', ['09:00']), FROM); // today 09:00, not fired yet at noon
+    expect(r.keepIfUnchanged(user('due', ['09:00']), NOON)).toBe(false);
+
+    r.upsertUser(user('taken', ['07:00']), FROM);
+    r.takeDue(minuteOf('2026-01-05T07:00:00Z'));
+    expect(r.keepIfUnchanged(user('taken', ['07:00']), FROM)).toBe(false);
+  });
+
+  it('compares the instant the jobs were computed from exactly, not by the minute', () => {
+    const r = new JobRegistry();
+    // Computed at 08:59:30 (a sync's clock.now()): the next fire is 09:00 today.
+    r.upsertUser(user('u1', ['09:00']), ms('2026-01-05T08:59:30Z'));
+    // Another sync a few seconds later, in the same minute: nothing can have changed.
+    expect(r.keepIfUnchanged(user('u1', ['09:00']), ms('2026-01-05T08:59:33Z'))).toBe(true);
+    r.upsertUser(user('u2', ['09:00']), ms('2026-01-05T09:00:00.500Z')); // just past 09:00: tomorrow
+    // From 09:00:00.000 the answer would be today 09:00: recompute, even within the same minute.
+    expect(r.keepIfUnchanged(user('u2', ['09:00']), ms('2026-01-05T09:00:00Z'))).toBe(false);
+  });
+
+  it('a sweep cancels exactly the users neither upserted nor kept since it began', () => {
+    const r = new JobRegistry();
+    for (const id of ['a', 'b', 'c', 'd']) r.upsertUser(user(id, ['09:00']), FROM);
+    r.beginSweep();
+    r.upsertUser(user('a', ['10:00']), FROM);
+    expect(r.keepIfUnchanged(user('b', ['09:00']), FROM)).toBe(true);
+    r.upsertUser(user('e', ['11:00']), FROM);
+    expect(r.endSweep()).toBe(2);
+    expect([...r.userIds()].sort()).toEqual(['a', 'b', 'e']);
+    expect(r.size).toBe(3);
+  });
+
+  it('holds no email or name: a fired job carries the id, zone, slot and date only', () => {
+    const r = new JobRegistry();
+    r.upsertUser(user('u1', ['09:00'], 'Asia/Tokyo'), FROM);
+    const [job] = r.takeDue(minuteOf('2026-01-06T00:00:00Z'));
+    expect(job).toEqual({ id: 'u1|09:00', userId: 'u1', time: '09:00', timezone: 'Asia/Tokyo', fireAt: ms('2026-01-06T00:00:00Z'), localDate: '2026-01-06', row: expect.any(Number), gen: expect.any(Number) });
+  });
+
+  it('reschedule of the same fired object twice moves it once', () => {
+    const r = new JobRegistry();
+    r.upsertUser(user('u1', ['09:00']), FROM);
+    const [job] = r.takeDue(minuteOf('2026-01-05T09:00:00Z'));
+    if (job === undefined) throw new Error('no job');
+    expect(r.reschedule(job, job.fireAt)?.localDate).toBe('2026-01-06');
+    expect(r.reschedule(job, job.fireAt)).toBeUndefined();
+    expect(r.bucketSizes()).toEqual([[minuteOf('2026-01-06T09:00:00Z'), 1]]);
+  });
+});

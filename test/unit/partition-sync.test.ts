@@ -136,7 +136,7 @@ describe('UserSync in a cluster: only the owned partitions', () => {
     expect(report).toMatchObject({ kind: 'partitions', read: 2, valid: 2 });
     expect(held(registry)).toEqual([...idsOf(0, 2), ...idsOf(2, 2)].sort());
     // Scheduled from 10 minutes ago: today's slot, 5 minutes ago, is overdue.
-    expect(registry.takeDue(M - 5).map((j) => j.user.id).sort()).toEqual(idsOf(2, 2).sort());
+    expect(registry.takeDue(M - 5).map((j) => j.userId).sort()).toEqual(idsOf(2, 2).sort());
     // A later full sync keeps what is owned now, and does not bring the dropped partitions back.
     await sync.full(NOW);
     expect(held(registry)).toEqual([...idsOf(0, 2), ...idsOf(2, 2)].sort());

@@ -132,6 +132,32 @@ describe('UserSync: full sync', () => {
   });
 });
 
+describe('UserSync: users whose schedule did not change are skipped (issue 17)', () => {
+  it('a second full sync keeps unchanged users as they are and rebuilds only the changed one', async () => {
+    const { clock, source, registry, sync } = setup();
+    source.active = [[doc('a', { emailTimes: ['09:00', '18:30'] }), doc('b', { timezone: 'Asia/Tokyo', emailDays: [1, 3] })], [doc('c')]];
+    await sync.full();
+    const before = new Map(['a', 'b', 'c'].map((id) => [id, registry.jobsOf(id)]));
+    clock.advance(10 * 60_000);
+    source.active = [[doc('a', { emailTimes: ['18:30', '09:00'], name: 'Renamed' }), doc('b', { timezone: 'Asia/Tokyo', emailDays: [1, 3] })], [doc('c', { emailTimes: ['10:00'] })]];
+    const report = await sync.full();
+    expect(report).toMatchObject({ read: 3, valid: 3, unchanged: 2, removed: 0 });
+    // Kept: the very same rows and generations (a rebuild would hand out new ones).
+    expect(registry.jobsOf('a')).toEqual(before.get('a'));
+    expect(registry.jobsOf('b')).toEqual(before.get('b'));
+    expect(jobsOf(registry, 'c')).toEqual(['10:00@2026-01-05=2026-01-05T10:00:00.000Z']);
+  });
+
+  it('an incremental sync skips a user whose schedule did not change', async () => {
+    const { source, registry, sync } = setup();
+    source.active = [[doc('a')]];
+    await sync.full();
+    source.changed = [[doc('a', { name: 'Only the name changed' })]];
+    expect((await sync.incremental()).unchanged).toBe(1);
+    expect(jobsOf(registry, 'a')).toEqual(['09:00@2026-01-05=2026-01-05T09:00:00.000Z']);
+  });
+});
+
 describe('UserSync: invalid users are reported once', () => {
   it('is not reported again by later full or incremental syncs while the reason stays the same', async () => {
     const { clock, source, events, sync } = setup();

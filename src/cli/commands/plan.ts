@@ -90,7 +90,7 @@ export function registerPlan(program: Command): void {
         const keys: string[] = [];
         const minuteOf: number[] = [];
         counts = countFires(registry, fromMs, hours * 60, (i, job) => {
-          keys.push(scheduledKey(job.user.id, job.time, job.localDate));
+          keys.push(scheduledKey(job.userId, job.time, job.localDate));
           minuteOf.push(i);
         });
         const claimed = opts.claims ? await store.claimed.claimedKeys(keys) : new Set<string>();

@@ -1,0 +1,266 @@
+/**
+ * The storage under the {@link JobRegistry} (job-registry.ts has the operations and the design):
+ * the typed user and job columns, the user index, the interned zones and dates, the minute buckets
+ * as linked lists of job rows, and the helpers that keep them consistent. Split out so each file
+ * stays readable; nothing but the registry uses it.
+ */
+import { PackedRows, heapPush } from './packed-columns.js';
+
+/** What the registry needs of a user: the scheduling fields only. */
+export interface Schedule {
+  id: string;
+  /** IANA zone name. */
+  timezone: string;
+  /** Local times of day, `HH:MM`. */
+  times: readonly string[];
+  /** Local weekdays allowed (0 = Sunday); undefined means every day. */
+  days: readonly number[] | undefined;
+}
+
+/** One occurrence of one user's slot, as handed to the scheduler. Immutable. */
+export interface Job {
+  /** `${userId}|${HH:MM}` (see {@link jobId}). */
+  readonly id: string;
+  readonly userId: string;
+  /** The slot, `HH:MM` local time. */
+  readonly time: string;
+  /** The user's zone (delivery rendering and the delivery record carry it). */
+  readonly timezone: string;
+  /** Fire instant, ms since the epoch. */
+  readonly fireAt: number;
+  /** Local date D (`YYYY-MM-DD`) of that occurrence; part of the delivery key. */
+  readonly localDate: string;
+  /** The job's row and its generation when this object was made (stale once they differ). */
+  readonly row: number;
+  readonly gen: number;
+}
+
+/** The id of a user's slot: `${userId}|${HH:MM}`. */
+export function jobId(userId: string, time: string): string {
+  return `${userId}|${time}`;
+}
+
+/** Interned local dates kept at most (the scheduling horizon spans about 8 days per zone offset). */
+const MAX_DATES = 1000;
+export const NONE = -1;
+const ALL_DAYS = 0x7f;
+/** `HH:MM` of every minute of the day, shared by every job that shows its slot. */
+export const HHMM: readonly string[] = Array.from({ length: 1440 }, (_, m) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`);
+/** Weekday arrays per mask, shared (nextFire reads them; undefined for every day). */
+export const DAYS_OF: ReadonlyArray<readonly number[] | undefined> = Array.from({ length: 128 }, (_, mask) =>
+  mask === ALL_DAYS ? undefined : [0, 1, 2, 3, 4, 5, 6].filter((d) => (mask & (1 << d)) !== 0),
+);
+
+interface Bucket {
+  head: number;
+  size: number;
+}
+
+export const n = (v: number | undefined): number => v as number;
+
+/** Fields of a user row: zone index, weekday mask, first job row, job count, computed-from minute, sweep mark. */
+export const U_zone = 0;
+export const U_days = 1;
+export const U_first = 2;
+export const U_count = 3;
+const U_fromMin = 4;
+export const U_mark = 5;
+/** The instant the user's jobs were computed from, exactly: epoch minute in U_fromMin + ms in this. */
+const U_fromRem = 6;
+const USER_STRIDE = 7;
+/**
+ * Fields of a job row: user row, slot (minute of the day), next job of the user, bucket links,
+ * in-a-bucket flag, generation, and the fire instant as epoch minute + ms within it.
+ */
+export const J_user = 0;
+export const J_minute = 1;
+export const J_next = 2;
+export const J_prev = 3;
+export const J_bnext = 4;
+export const J_inBucket = 5;
+export const J_gen = 6;
+const J_fireMin = 7;
+const J_fireRem = 8;
+const JOB_STRIDE = 9;
+
+export abstract class JobTable {
+  protected readonly users = new PackedRows(USER_STRIDE);
+  protected readonly userIndex = new Map<string, number>();
+  protected idOf: string[] = [];
+  protected readonly jobs = new PackedRows(JOB_STRIDE);
+  protected jobDates: string[] = [];
+  protected readonly zones: string[] = [];
+  protected readonly zoneIndex = new Map<string, number>();
+  protected readonly buckets = new Map<number, Bucket>();
+  /** Min-heap of minutes that had a bucket when pushed; entries whose bucket is gone are dropped lazily. */
+  protected heap: number[] = [];
+  /** Minutes currently present in `heap` (so a minute is never pushed twice). */
+  protected readonly inHeap = new Set<number>();
+  protected visitCount = 0;
+  protected readonly dates = new Map<string, string>();
+
+  /** The instant user row `u`'s jobs were computed from (ms since the epoch, exact). */
+  protected computedFrom(u: number): number {
+    return this.users.get(u, U_fromMin) * 60_000 + this.users.get(u, U_fromRem);
+  }
+
+  protected setComputedFrom(u: number, ms: number): void {
+    const minute = Math.floor(ms / 60_000);
+    this.users.set(u, U_fromMin, minute);
+    this.users.set(u, U_fromRem, ms - minute * 60_000);
+  }
+
+  /** Fire instant of job `row`, ms since the epoch. */
+  protected fireAt(row: number): number {
+    return this.jobs.get(row, J_fireMin) * 60_000 + this.jobs.get(row, J_fireRem);
+  }
+
+  protected setFireAt(row: number, ms: number): void {
+    const minute = Math.floor(ms / 60_000);
+    this.jobs.set(row, J_fireMin, minute);
+    this.jobs.set(row, J_fireRem, ms - minute * 60_000);
+  }
+
+  /** A fired-job object for `row` as it is now. */
+  protected jobAt(row: number): Job {
+    const u = this.jobs.get(row, J_user);
+    const userId = this.idOf[u] as string;
+    const time = HHMM[this.jobs.get(row, J_minute)] as string;
+    return { id: jobId(userId, time), userId, time, timezone: this.zones[this.users.get(u, U_zone)] as string, fireAt: this.fireAt(row), localDate: this.jobDates[row] as string, row, gen: this.jobs.get(row, J_gen) };
+  }
+
+  /**
+   * True when recomputing `user` from `fromMs` would give exactly the jobs held: same zone,
+   * weekdays and slots, computed from an instant at or before `fromMs`, none due before it, and
+   * none taken out of its bucket (a fire in progress).
+   */
+  protected unchanged(u: number, user: Schedule, fromMs: number): boolean {
+    if (this.zones[this.users.get(u, U_zone)] !== user.timezone || this.users.get(u, U_days) !== maskOf(user.days)) return false;
+    if (this.computedFrom(u) > fromMs) return false;
+    let held = 0;
+    for (let row = this.users.get(u, U_first); row !== NONE; row = this.jobs.get(row, J_next)) {
+      if (this.jobs.get(row, J_inBucket) !== 1 || this.fireAt(row) < fromMs) return false;
+      if (!user.times.includes(HHMM[this.jobs.get(row, J_minute)] as string)) return false;
+      held++;
+    }
+    // As many jobs as distinct times (user.times may repeat one; the registry never does).
+    let distinct = 0;
+    user.times.forEach((t, i) => {
+      if (user.times.indexOf(t) === i) distinct++;
+    });
+    return held === distinct;
+  }
+
+  protected addUser(id: string): number {
+    const u = this.users.alloc();
+    this.idOf[u] = id;
+    this.userIndex.set(id, u);
+    this.visitCount++;
+    return u;
+  }
+
+  protected dropUser(id: string, u: number): void {
+    this.userIndex.delete(id);
+    this.idOf[u] = '';
+    this.users.release(u);
+    this.visitCount++;
+  }
+
+  /** Unbuckets and frees every job of user row `u`. @returns how many. */
+  protected freeJobs(u: number): number {
+    let count = 0;
+    for (let row = this.users.get(u, U_first); row !== NONE; ) {
+      const next = this.jobs.get(row, J_next);
+      this.unbucket(row);
+      this.releaseJob(row);
+      count++;
+      row = next;
+    }
+    this.users.set(u, U_first, NONE);
+    this.users.set(u, U_count, 0);
+    return count;
+  }
+
+  /** Frees one job of user row `u` (no occurrence left); the user goes with their last job. */
+  protected removeJob(u: number, row: number): void {
+    if (this.users.get(u, U_first) === row) this.users.set(u, U_first, this.jobs.get(row, J_next));
+    else for (let r = this.users.get(u, U_first); r !== NONE; r = this.jobs.get(r, J_next)) if (this.jobs.get(r, J_next) === row) this.jobs.set(r, J_next, this.jobs.get(row, J_next));
+    this.releaseJob(row);
+    this.users.set(u, U_count, this.users.get(u, U_count) - 1);
+    if (this.users.get(u, U_count) === 0) this.dropUser(this.idOf[u] as string, u);
+  }
+
+  protected releaseJob(row: number): void {
+    this.jobs.set(row, J_gen, this.jobs.get(row, J_gen) + 1);
+    // The row's date string stays until the row is reused: dates are interned, a few dozen strings.
+    this.jobs.release(row);
+    this.visitCount++;
+  }
+
+  protected zoneOf(zone: string): number {
+    let z = this.zoneIndex.get(zone);
+    if (z === undefined) {
+      z = this.zones.length;
+      this.zones.push(zone);
+      this.zoneIndex.set(zone, z);
+    }
+    return z;
+  }
+
+  /**
+   * One shared string per local date: every job holds one, and the dates in use are a few days'
+   * worth, so a million jobs would otherwise keep a million copies of a handful of strings.
+   */
+  protected internDate(localDate: string): string {
+    const known = this.dates.get(localDate);
+    if (known !== undefined) return known;
+    if (this.dates.size >= MAX_DATES) this.dates.clear();
+    this.dates.set(localDate, localDate);
+    return localDate;
+  }
+
+  protected bucket(row: number): void {
+    const minute = this.jobs.get(row, J_fireMin);
+    let b = this.buckets.get(minute);
+    if (b === undefined) {
+      b = { head: NONE, size: 0 };
+      this.buckets.set(minute, b);
+      if (!this.inHeap.has(minute)) {
+        this.inHeap.add(minute);
+        heapPush(this.heap, minute);
+      }
+    }
+    this.jobs.set(row, J_prev, NONE);
+    this.jobs.set(row, J_bnext, b.head);
+    if (b.head !== NONE) this.jobs.set(b.head, J_prev, row);
+    b.head = row;
+    b.size++;
+    this.jobs.set(row, J_inBucket, 1);
+    this.visitCount += 2;
+  }
+
+  protected unbucket(row: number): void {
+    if (this.jobs.get(row, J_inBucket) !== 1) return;
+    const minute = this.jobs.get(row, J_fireMin);
+    const b = this.buckets.get(minute);
+    this.visitCount++;
+    this.jobs.set(row, J_inBucket, 0);
+    if (b === undefined) return;
+    const prev = this.jobs.get(row, J_prev);
+    const next = this.jobs.get(row, J_bnext);
+    if (prev === NONE) b.head = next;
+    else this.jobs.set(prev, J_bnext, next);
+    if (next !== NONE) this.jobs.set(next, J_prev, prev);
+    this.visitCount++;
+    // The heap entry stays; nextFireMinute drops it lazily.
+    if (--b.size === 0) this.buckets.delete(minute);
+  }
+}
+
+
+export function maskOf(days: readonly number[] | undefined): number {
+  if (days === undefined) return ALL_DAYS;
+  let mask = 0;
+  for (const d of days) mask |= 1 << d;
+  return mask;
+}
