@@ -181,6 +181,8 @@ export async function measureSize(
       const syncShares = syncs.map((x) => cpu.share(x.end - x.ms / 1000, x.end));
       const runEnd = logLines.of('broadcast run ended').at(-1);
       const publishMs = Number(runEnd?.['publishMs'] ?? Number.NaN);
+      // Time the run had nothing in the queue, by what it waited for (core/broadcast-feeder.ts).
+      const idle = (runEnd?.['idleMs'] ?? {}) as Record<string, number>;
       const totalMs = endedAt - sentAt;
       // RSS on the broadcast's clock: samples from `broadcast send` to its end, by quarters.
       const sentAtS = (sentAt - daemon.startedAt) / 1000;
@@ -211,6 +213,8 @@ export async function measureSize(
         rssQ3MiB: round(quarters[2] ?? Number.NaN, 1),
         rssQ4MiB: round(quarters[3] ?? Number.NaN, 1),
         rssHwmMiB: finished.peakRssMiB,
+        idleWaitingNextBatchS: round((idle['prepare'] ?? 0) / 1000, 1),
+        idleWaitingWritesS: round((idle['settle'] ?? 0) / 1000, 1),
         progressWrites: Number(runEnd?.['publishes'] ?? Number.NaN),
         progressWriteShare: round(publishMs / totalMs, 4),
         incrementalSyncs: syncs.length,
@@ -222,7 +226,7 @@ export async function measureSize(
         exit: finished.code ?? String(finished.signal),
       };
       log(
-        `  ${n.toLocaleString('en')}: ${arrivals.length.toLocaleString('en')} received in ${round(sendingS, 1)} s (${Math.round(msgsPerS)} msgs/s); cores daemon ${round(whole.daemon, 2)}, db ${round(whole.db, 2)}; RSS quarters ${quarters.map((q) => round(q, 1)).join(' / ')} MiB; progress writes ${String(row['progressWrites'])} (${round((100 * publishMs) / totalMs, 2)} % of the run); incremental syncs ${syncs.length} (${round(syncMs / 1000, 1)} s)`,
+        `  ${n.toLocaleString('en')}: ${arrivals.length.toLocaleString('en')} received in ${round(sendingS, 1)} s (${Math.round(msgsPerS)} msgs/s); cores daemon ${round(whole.daemon, 2)}, db ${round(whole.db, 2)}; RSS quarters ${quarters.map((q) => round(q, 1)).join(' / ')} MiB; idle waiting for the next batch ${String(row['idleWaitingNextBatchS'])} s, for writes ${String(row['idleWaitingWritesS'])} s; progress writes ${String(row['progressWrites'])} (${round((100 * publishMs) / totalMs, 2)} % of the run); incremental syncs ${syncs.length} (${round(syncMs / 1000, 1)} s)`,
       );
       return {
         row,
@@ -337,6 +341,7 @@ const suite: Suite = {
           'rssPeakDuringMiB and rssQ1MiB..rssQ4MiB (medians of each quarter of the broadcast) are /proc VmRSS samples between `broadcast send` and its end, compared within the run (last quarter / first), not against a sample taken before start-up garbage was collected; rssHwmMiB is the kernel high-water mark over the whole process life (start-up sync included)',
           'daemonCores and dbCores = CPU time of the daemon and of the FerretDB process / wall time of the broadcast, sampled from /proc every 0.5 s (1.0 = one core busy); smtp-sink shares the same 2 cores',
           'progressWrites and progressWriteShare: the run\'s writes of its counters to the broadcast document (throttled to one per broadcasts.controlPollMs) and the wall time they took / the broadcast\'s, from the run\'s end log line; a write is a flush of outcomes and one update by _id, so its share of a core is at most that',
+          'idleWaitingNextBatchS / idleWaitingWritesS: time the run had none of its messages in the send queue (SMTP idle for it), split by what it waited for: the next batch\'s read, ledger lookup and claim, or the oldest open batch\'s outcome, ledger and progress writes (from the run\'s end log line)',
           'incrementalSyncShare = wall time of the incremental user syncs that ended during the broadcast / the broadcast\'s; syncDaemonCores and syncDbCores = cores the daemon and FerretDB used while they ran (median over the syncs; compare with daemonCores and dbCores of the whole run)',
           'users were last changed two hours before the run, so the incremental user syncs the daemon runs every 5 minutes (incrementalSyncs, from its log) read nobody; on FerretDB each is still a scan of the users collection',
         ],

@@ -38,11 +38,20 @@ export class BroadcastFeeder {
   /** Submitted without an outcome, per group. */
   readonly #perGroup = new Map<string, number>();
   #halted = false;
+  /**
+   * Time with nothing of the run in the queue (SMTP idle for this broadcast), ms, by what the run
+   * was waiting for when it began (`idle.cause`): measured, so a shortfall is attributed.
+   */
+  readonly idleMs = new Map<string, number>();
+  #idleSince: number | undefined;
+  #idleCause = '';
+  readonly #idle: { now: () => number; cause: () => string } | undefined;
 
-  constructor(queue: BroadcastQueue, feedAhead: number, onHalt: (err: unknown) => void) {
+  constructor(queue: BroadcastQueue, feedAhead: number, onHalt: (err: unknown) => void, idle?: { now: () => number; cause: () => string }) {
     this.#queue = queue;
     this.#feedAhead = feedAhead;
     this.#onHalt = onHalt;
+    this.#idle = idle;
   }
 
   /** No more feeding: the run is ending, or the queue refused a submit. */
@@ -89,6 +98,10 @@ export class BroadcastFeeder {
     o.batch.outstanding--;
     this.#perGroup.set(o.group, (this.#perGroup.get(o.group) ?? 1) - 1);
     this.feed();
+    if (this.#out.size === 0 && this.#idle !== undefined && this.#idleSince === undefined) {
+      this.#idleSince = this.#idle.now();
+      this.#idleCause = this.#idle.cause();
+    }
     return o.batch;
   }
 
@@ -108,6 +121,10 @@ export class BroadcastFeeder {
             this.#halted = true;
             this.#onHalt(err);
             return;
+          }
+          if (this.#idleSince !== undefined && this.#idle !== undefined) {
+            this.idleMs.set(this.#idleCause, (this.idleMs.get(this.#idleCause) ?? 0) + this.#idle.now() - this.#idleSince);
+            this.#idleSince = undefined;
           }
           q.next++;
           b.unfedCount--;

@@ -15,9 +15,7 @@
  * SMTP never waits for a batch's writes (measured: ~20 ms of idle connections every 250 messages,
  * `npm run bench broadcast`). A third batch opens only once the oldest is settled. So at any moment
  * at most two batches hold messages handed to SMTP without a recorded outcome: after a crash the
- * duplicates are bounded by 2 × `batchSize` (and by the outcome recorder's own bound,
- * `send.recordBatch`). Persist progress only for sends whose outcome is recorded; listmonk
- * checkpoints at fetch time and skips on a crash.
+ * duplicates are bounded by 2 × `batchSize` (and by the outcome recorder's, `send.recordBatch`).
  *
  * Resuming (pause/resume, crash, restart, takeover) re-streams the segment from the start rather
  * than seeking to a checkpoint: seeking needs a stable order (an in-memory sort of the whole
@@ -113,10 +111,13 @@ export class BroadcastRun {
       store: deps.store,
       clock: this.#clock,
     };
-    this.#feeder = new BroadcastFeeder(deps.queue, opts.feedAhead, (err) => {
+    const onHalt = (err: unknown): void => {
       log.info({ err }, 'send queue refused a broadcast message; stopping the run');
       this.#wake.notify();
-    });
+    };
+    // Idle with both batches open: the oldest one's writes; with fewer: the next batch's read and claim.
+    const cause = (): string => (this.#open.length >= OPEN_BATCHES ? 'settle' : 'prepare');
+    this.#feeder = new BroadcastFeeder(deps.queue, opts.feedAhead, onHalt, { now: () => this.#clock.monotonic(), cause });
     this.#progress = new ProgressWriter(deps.store, deps.recorder, this.#clock, opts.controlPollMs, log);
     this.#counters.total = opts.baseline?.total;
     if (opts.window !== undefined) this.#counters.missed = 0;
@@ -251,6 +252,7 @@ export class BroadcastRun {
         held: this.#held,
         publishes: this.#progress.writes,
         publishMs: Math.round(this.#progress.writeMs),
+        idleMs: Object.fromEntries([...this.#feeder.idleMs].map(([k, v]) => [k, Math.round(v)])),
         ...(nextAt === undefined ? {} : { nextAt: new Date(nextAt).toISOString() }),
       },
       'broadcast run ended',
