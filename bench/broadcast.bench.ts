@@ -120,7 +120,7 @@ export async function measureSize(
   scale: Scale,
   log: (line: string) => void,
   /** For probes outside the suite: node flags for the daemon (e.g. ['--cpu-prof']), broadcast settings. */
-  probe: { nodeArgs?: string[]; broadcasts?: Record<string, number> } = {},
+  probe: { nodeArgs?: string[]; broadcasts?: Record<string, number>; send?: Record<string, number> } = {},
 ): Promise<SizeResult> {
   const db = await startBenchDb(`bench_broadcast_${n}`, log);
   let config: string | undefined;
@@ -139,6 +139,7 @@ export async function measureSize(
       rate: { perSecond: null, perDay: null },
       http: { enabled: false },
       broadcasts: { pollMs: POLL_MS, ...probe.broadcasts },
+      ...(probe.send === undefined ? {} : { send: probe.send }),
     });
     // info: the start-up line ("mailwheel started") is how we know the full sync is done.
     const daemon = spawnWatched(process.execPath, [...(probe.nodeArgs ?? []), cliEntry, '--config', config, 'start'], { LOG_LEVEL: 'info' }, RSS_SAMPLE_MS);
