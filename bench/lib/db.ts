@@ -13,6 +13,8 @@ export interface BenchDb {
   kind: MongoWire['kind'];
   client: MongoClient;
   db: Db;
+  /** The server process we started (FerretDB), to sample its CPU; undefined otherwise. */
+  pid?: number | undefined;
   /** Drops the database when the server is external, stops the server we started. */
   stop(): Promise<void>;
 }
@@ -26,6 +28,7 @@ export async function startBenchDb(dbName: string, log: (line: string) => void):
   return {
     uri,
     kind: wire.kind,
+    pid: 'pid' in wire && typeof wire.pid === 'number' ? wire.pid : undefined,
     client,
     db,
     async stop() {

@@ -224,7 +224,8 @@ const retention = z.strictObject({
 const broadcasts = z.strictObject({
   /**
    * Users per batch: one cursor batch, one bulk claim, one confirmed checkpoint. Also the bound on
-   * duplicates after a crash: only the batch in flight can hold messages sent but not recorded.
+   * duplicates after a crash: a run keeps two batches open (core/broadcast-run.ts), so at most
+   * 2 × batchSize messages can be sent but not recorded.
    */
   batchSize: positiveInt.max(10_000),
   /** How often the daemon looks for queued, due (`--at`), resumed and orphaned broadcasts, ms. */
@@ -234,7 +235,8 @@ const broadcasts = z.strictObject({
   /** Broadcasts one daemon runs at the same time. */
   maxConcurrent: positiveInt.max(16),
   /**
-   * Messages a running broadcast keeps in the send queue ahead of sending. Null: max(100,
+   * Messages a running broadcast keeps in the send queue ahead of sending, per destination
+   * group (each group's queue gets this room of its own). Null: max(100,
    * smtp.poolSize × 10), half the dispatcher's default bound, so a broadcast never fills the
    * queue ahead of scheduled mail.
    */

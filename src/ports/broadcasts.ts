@@ -112,6 +112,11 @@ export interface BroadcastQueue {
    * match; sends in flight are left to finish. The caller releases their claims.
    */
   withdraw(match: (d: Delivery) => boolean): Delivery[];
+  /**
+   * The destination group an address goes to (config `destinations`), so a run gives each group
+   * its own room; absent (one queue): every message counts against one room.
+   */
+  groupOf?(email: string): string;
 }
 
 /** Lets a run make sure the outcomes it counted are written before it checkpoints them. */

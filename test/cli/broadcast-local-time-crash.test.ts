@@ -7,7 +7,7 @@
  * New York's is 5 hours later (still waiting at the end). What must hold:
  * - the waiting instant survives the kill: the restarted daemon does not run the broadcast before it;
  * - nobody of the wave is skipped or sent before the instant;
- * - duplicates stay within one broadcast batch (the crash bound of any broadcast);
+ * - duplicates stay within the two open broadcast batches (the crash bound of any broadcast);
  * - New York is still waiting, with its instant, after the wave.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -75,7 +75,7 @@ async function kill(d: CliProcess): Promise<void> {
   expect((await d.done).signal).toBe('SIGKILL');
 }
 
-it('SIGKILL while waiting for the wave and during it: the wait survives, nobody skipped, duplicates within one batch', { timeout: HANG_GUARD_MS }, async () => {
+it('SIGKILL while waiting for the wave and during it: the wait survives, nobody skipped, duplicates within the two open batches', { timeout: HANG_GUARD_MS }, async () => {
   daemon = await startDaemon();
   const target = Math.ceil((Date.now() + 45_000) / 60_000) * 60_000;
   const iso = new Date(target).toISOString();
@@ -121,11 +121,11 @@ it('SIGKILL while waiting for the wave and during it: the wait survives, nobody 
   const received = [...got.values()].reduce((a, b) => a + b, 0);
   const duplicates = received - got.size;
   const early = smtp.messages.filter((m) => (m.headers.get('x-mailwheel-key') ?? '').startsWith(`b:${id}:w`) && m.receivedAt < target).length;
-  console.log(`local-time SIGKILL: wave at ${iso}, killed at ${servedAtKill} users served; ${got.size} users, ${received} messages, duplicates ${duplicates} (bound: broadcasts.batchSize ${BATCH}), early ${early}`);
+  console.log(`local-time SIGKILL: wave at ${iso}, killed at ${servedAtKill} users served; ${got.size} users, ${received} messages, duplicates ${duplicates} (bound: 2 open batches x broadcasts.batchSize ${BATCH}), early ${early}`);
   expect(got.size, 'nobody of the wave skipped, New York not yet').toBe(TOKYO + WAVE_USERS);
   expect([...got.keys()].some((u) => u.startsWith('n'))).toBe(false);
   expect(early, 'nobody of the wave before its instant').toBe(0);
-  expect(duplicates).toBeLessThanOrEqual(BATCH);
+  expect(duplicates).toBeLessThanOrEqual(2 * BATCH);
   const doc = await getBroadcast(db.db, id);
   expect(doc.status).toBe('running');
   expect(doc.counters).toMatchObject({ sent: TOKYO + WAVE_USERS, failed: 0, skipped: 0 });

@@ -184,7 +184,7 @@ describe('BroadcastRun', () => {
     expect(w.events.events.filter((e) => e.type === 'suppressed').map((e) => e.key)).toEqual([key(6)]);
   });
 
-  it('memory stays flat: it never reads more than one batch ahead of the batch being confirmed', async () => {
+  it('memory stays flat: it never reads more than two batches ahead of the batch being confirmed', async () => {
     const w = world(3);
     let yielded = 0;
     let maxAhead = 0;
@@ -203,8 +203,8 @@ describe('BroadcastRun', () => {
     w.queue.onOutcome = (k, st) => run.onOutcome(k, st);
     expect((await run.run()).end).toBe('done');
     expect(yielded).toBe(40);
-    // The batch in flight and the prefetched next one: never more.
-    expect(maxAhead).toBeLessThanOrEqual(2);
+    // The two open batches (one finishing, one sending) and the prefetched next one: never more.
+    expect(maxAhead).toBeLessThanOrEqual(3);
   });
 
   it('keeps at most feedAhead of its messages in the queue', async () => {
@@ -253,9 +253,10 @@ describe('BroadcastRun', () => {
     expect(sentBefore.size).toBeLessThanOrEqual(sentAtPause + 2);
     expect(sentBefore.size).toBeLessThan(60);
     // Released claims are exactly the fed-but-unsent and never-fed keys of the interrupted batch,
-    // plus the whole next batch, which was claimed ahead while this one was sent and never fed.
+    // plus the whole next batch (open beside it, none of it fed while the older one filled
+    // feedAhead) and the one after (claimed ahead, never opened).
     const interrupted = Array.from({ length: 30 }, (_, i) => key(30 + i)).filter((k) => !sentBefore.has(k));
-    const preparedNext = Array.from({ length: 30 }, (_, i) => key(60 + i));
+    const preparedNext = Array.from({ length: 40 }, (_, i) => key(60 + i));
     expect(new Set(w.claims.released)).toEqual(new Set([...interrupted, ...preparedNext]));
     expect(preparedNext.some((k) => sentBefore.has(k))).toBe(false);
     expect(w.store.confirms).toHaveLength(1);
@@ -406,11 +407,13 @@ describe('BroadcastRun on a fake clock: it waits on events and clock deadlines, 
     void makeRun(w, users(40), 20, { feedAhead: 10, controlPollMs: HOUR_MS }, clock)
       .run()
       .then((r) => (result = r));
-    // The first batch fed (feedAhead), the second read and claimed ahead.
-    await settle(() => w.queue.waiting.length === 10 && w.claims.claimCalls.length === 2);
+    // Both batches open (a control check before each): the first fed up to feedAhead, nothing of
+    // the second (the older batch goes first); the end of the stream read ahead.
+    await settle(() => w.queue.waiting.length === 10 && w.claims.claimCalls.length === 2 && checks === 2);
     expect(w.queue.waiting).toHaveLength(10);
+    expect(w.queue.waiting.every((d) => d.key < key(10))).toBe(true);
     expect(w.claims.claimCalls).toHaveLength(2);
-    expect(checks).toBe(1);
+    expect(checks).toBe(2);
     // The run waits on one timer: the deadline of its next control check.
     expect(clock.pending).toBe(1);
     expect(clock.nextTimerAt()).toBe(Date.parse(START) + HOUR_MS);
@@ -420,16 +423,16 @@ describe('BroadcastRun on a fake clock: it waits on events and clock deadlines, 
     await clock.advanceAsync(HOUR_MS - 1);
     await settle();
     expect(result).toBeUndefined();
-    expect(checks).toBe(1);
+    expect(checks).toBe(2);
 
     await clock.advanceAsync(1);
     await settle(() => result !== undefined);
-    expect(checks).toBe(2);
+    expect(checks).toBe(3);
     expect(result?.end).toBe('paused');
     expect(result?.counters).toMatchObject({ sent: 0, failed: 0 });
     expect(w.queue.waiting).toEqual([]);
     expect(w.queue.sent).toEqual([]);
-    // Every claim went back: the 10 withdrawn, the 10 never fed, the 20 claimed ahead.
+    // Every claim went back: the 10 withdrawn, the 10 never fed, the 20 of the second open batch.
     expect(new Set(w.claims.released)).toEqual(new Set(Array.from({ length: 40 }, (_, i) => key(i))));
     expect(w.claims.owned.size).toBe(0);
     expect(w.store.confirms).toEqual([]);
