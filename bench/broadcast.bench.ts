@@ -24,7 +24,7 @@ import { compileTemplates } from '../src/core/templates.js';
 import { CpuSampler, LogLines, median, quarterMedians } from './lib/broadcast-metrics.js';
 import { insertMany, startBenchDb, userDoc } from './lib/db.js';
 import { measureSendPath } from './lib/send-path.js';
-import { cliEntry, spawnMailwheel, spawnWatched, writeConfig, type Finished } from './lib/proc.js';
+import { cliEntry, DAEMON_ENV, spawnMailwheel, spawnWatched, writeConfig, type Finished } from './lib/proc.js';
 import { runSmtpSource, SmtpSink } from './lib/sink.js';
 import { round, type Row, type Series, type Suite, type SuiteContext } from './lib/suite.js';
 import { perSecond } from './lib/windows.js';
@@ -142,7 +142,7 @@ export async function measureSize(
       ...(probe.send === undefined ? {} : { send: probe.send }),
     });
     // info: the start-up line ("mailwheel started") is how we know the full sync is done.
-    const daemon = spawnWatched(process.execPath, [...(probe.nodeArgs ?? []), cliEntry, '--config', config, 'start'], { LOG_LEVEL: 'info' }, RSS_SAMPLE_MS);
+    const daemon = spawnWatched(process.execPath, [...(probe.nodeArgs ?? []), cliEntry, '--config', config, 'start'], { ...DAEMON_ENV, LOG_LEVEL: 'info' }, RSS_SAMPLE_MS);
     const logLines = new LogLines(daemon.child.stderr, ['incremental user sync done', 'broadcast run ended']);
     let finished: Finished | undefined;
     try {
@@ -331,6 +331,7 @@ const suite: Suite = {
           smtpPathMessages: scale.pathMessages,
           rssSampleMs: RSS_SAMPLE_MS,
           sink: 'smtp-sink -c -u nobody -m 512 127.0.0.1:PORT 1024',
+          daemonEnv: DAEMON_ENV,
         },
         rows,
         comparisons,

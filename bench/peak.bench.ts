@@ -22,7 +22,7 @@ import { scheduledKey } from '../src/core/delivery-key.js';
 import { loadTemplates } from '../src/core/templates.js';
 import type { MinuteReport } from '../src/app/app.js';
 import { insertMany, startBenchDb } from './lib/db.js';
-import { repoRoot, spawnMailwheel, writeConfig } from './lib/proc.js';
+import { DAEMON_ENV, repoRoot, spawnMailwheel, writeConfig } from './lib/proc.js';
 import { runSmtpSource, SmtpSink } from './lib/sink.js';
 import { round, type Row, type Series, type Suite, type SuiteContext } from './lib/suite.js';
 import { perSecond, slidingWindows } from './lib/windows.js';
@@ -204,6 +204,7 @@ const suite: Suite = {
           messageBytes: sample.length,
           smtpSourceSessions: POOL,
           sink: 'smtp-sink -c -u nobody -m 512 127.0.0.1:PORT 1024',
+          daemonEnv: DAEMON_ENV,
         },
         rows: [sourceRow, unlimited.row, limited.row],
         comparisons: [

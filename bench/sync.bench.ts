@@ -21,7 +21,7 @@ import { loadConfig } from '../src/config/load.js';
 import { generateUsers, type SeedUser } from '../src/seed/generate-users.js';
 import { withDbName } from '../scripts/lib/mongo-server.js';
 import { insertMany, startBenchDb } from './lib/db.js';
-import { repoRoot, spawnWatched } from './lib/proc.js';
+import { DAEMON_ENV, repoRoot, spawnWatched } from './lib/proc.js';
 import { round, type Row, type Suite } from './lib/suite.js';
 import { summarizeCpuProfile } from './workers/sync-profile.js';
 import type { ChangeResult, RawResult, SyncResult, WorkerJob, WorkerResult } from './workers/sync-worker.js';
@@ -79,7 +79,7 @@ interface WorkerRun<R> {
 /** Runs the worker in a fresh `node --expose-gc --import tsx` process and relays its progress. */
 async function runWorker<R extends WorkerResult>(job: WorkerJob, log: (l: string) => void, profileDir?: string): Promise<WorkerRun<R>> {
   const nodeArgs = ['--expose-gc', '--import', 'tsx', ...(profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`])];
-  const w = spawnWatched(process.execPath, [...nodeArgs, WORKER, JSON.stringify(job)]);
+  const w = spawnWatched(process.execPath, [...nodeArgs, WORKER, JSON.stringify(job)], { ...DAEMON_ENV });
   let partial = '';
   w.child.stderr?.on('data', (b: Buffer) => {
     const lines = (partial + b.toString()).split('\n');
@@ -256,7 +256,7 @@ const suite: Suite = {
     );
     if (!profile) notes.push('run with BENCH_SYNC_PROFILE=1 to add a --cpu-prof summary of one more sync worker at the largest size');
     return {
-      config: { sizes, newShare: NEW_SHARE, updatedExisting: UPDATED_EXISTING, changedTimes: CHANGED_TIMES, oldCap: OLD_CAP, seed: SEED, batchSize: loadConfig({ env: {} }).config.mongodb.batchSize, server: serverKind },
+      config: { sizes, newShare: NEW_SHARE, updatedExisting: UPDATED_EXISTING, changedTimes: CHANGED_TIMES, oldCap: OLD_CAP, seed: SEED, batchSize: loadConfig({ env: {} }).config.mongodb.batchSize, server: serverKind, daemonEnv: DAEMON_ENV },
       rows,
       comparisons,
       notes,

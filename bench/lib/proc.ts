@@ -56,8 +56,14 @@ export interface Watched {
 }
 
 /** Runs `node dist/cli/main.js ...args`, sampling its RSS every `sampleMs`. */
+/**
+ * The environment the daemon runs with in production (scripts/mailwheel.service): benchmarks of
+ * the daemon's memory use the same, so the report measures what an install runs.
+ */
+export const DAEMON_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
 export function spawnMailwheel(args: string[], env: Record<string, string> = {}, sampleMs = 500): Watched {
-  return spawnWatched(process.execPath, [cliEntry, ...args], { ...env, LOG_LEVEL: env['LOG_LEVEL'] ?? 'warn' }, sampleMs);
+  return spawnWatched(process.execPath, [cliEntry, ...args], { ...DAEMON_ENV, ...env, LOG_LEVEL: env['LOG_LEVEL'] ?? 'warn' }, sampleMs);
 }
 
 export function spawnWatched(cmd: string, args: string[], env: Record<string, string> = {}, sampleMs = 500): Watched {
