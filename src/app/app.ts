@@ -188,7 +188,7 @@ export class App {
       { claimBatch: config.send.claimBatch, maxQueued: maxQueuedOf(config), drainTimeoutMs: config.send.drainTimeoutMs, spreadMs: config.send.spreadSeconds * SECOND_MS },
       log.child({ part: 'dispatch' }),
     );
-    this.sync = new UserSync({ source: userSource, registry: this.registry, events: this.analytics, clock }, config.users.fields, log.child({ part: 'sync' }));
+    this.sync = new UserSync({ source: userSource, registry: this.registry, events: this.analytics, clock }, config.users.fields, log.child({ part: 'sync' }), { incrementalMaxShare: config.users.incrementalMaxShare });
     const catchUpOpts = { graceMs: config.send.catchUpGraceMs, lookbackMs: config.send.catchUpLookbackHours * HOUR_MS };
     this.catchUp = new CatchUp({ claims: this.claims, events: this.analytics, clock }, catchUpOpts, log.child({ part: 'catch-up' }));
     this.recipientsAtClaim = new ClaimTimeRecipients(userSource, config.users.fields);

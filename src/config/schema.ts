@@ -43,6 +43,14 @@ const users = z.strictObject({
     unsubscribed: fieldName,
     updatedAt: fieldName,
   }) satisfies z.ZodType<FieldMap>,
+  /**
+   * The most of its wall time the daemon spends in incremental user syncs: one that took d ms
+   * defers the next until d / share after its start. Where `updatedAt` cannot be read by index
+   * (FerretDB v1 scans the whole collection, ~100 s at 1,000,000 users) this keeps the scans from
+   * taking a broadcast's database core; the deferred sync reads the longer window, so no change is
+   * lost, only seen later. With an index a sync takes milliseconds and nothing is deferred.
+   */
+  incrementalMaxShare: z.number().gt(0).max(1).default(0.25),
 });
 
 const smtp = z.strictObject({

@@ -29,6 +29,8 @@ export interface SyncReport {
   removed: number;
   jobs: number;
   ms: number;
+  /** Incremental only: not run, because the last one's time would exceed the share (see UserSync). */
+  deferred?: boolean;
 }
 
 /**
@@ -55,12 +57,17 @@ export class UserSync {
   lastReport: SyncReport | undefined;
   /** Cluster mode: the partition count and the partitions whose users are held. Undefined: everyone. */
   #share: { count: number; owned: Set<number> } | undefined;
+  /** Share of wall time incremental syncs may take; the last one's start and duration. */
+  readonly #maxShare: number;
+  #lastIncremental: { start: number; ms: number } | undefined;
 
   constructor(
     deps: { source: UserSource; registry: JobRegistry; events: EventRecorder; clock?: Clock },
     fields: FieldMap,
     log: Logger,
+    opts: { incrementalMaxShare?: number } = {},
   ) {
+    this.#maxShare = opts.incrementalMaxShare ?? 1;
     this.#source = deps.source;
     this.#registry = deps.registry;
     this.#events = deps.events;
@@ -91,9 +98,24 @@ export class UserSync {
     return this.#exclusive(() => this.#full(fromMs, perPartition), true);
   }
 
-  /** Reads users changed since the last sync; falls back to a full sync if there was none. */
+  /**
+   * Reads users changed since the last sync; falls back to a full sync if there was none. Skipped
+   * (a `deferred` report, nothing read) while the last incremental sync's duration would make
+   * them take more than `incrementalMaxShare` of the time: the next one reads from the last
+   * sync's start, so the window only grows.
+   */
   incremental(): Promise<SyncReport> {
-    return this.#exclusive(() => (this.#lastSyncStart === undefined ? this.#full(this.#clock.now()) : this.#incremental()), true);
+    return this.#exclusive(() => {
+      if (this.#lastSyncStart === undefined) return this.#full(this.#clock.now());
+      const last = this.#lastIncremental;
+      const now = this.#clock.now();
+      if (last !== undefined && now < last.start + last.ms / this.#maxShare) {
+        const report = { ...newReport('incremental'), jobs: this.#registry.size, deferred: true };
+        this.#log.info({ ...report, lastMs: last.ms, until: new Date(last.start + last.ms / this.#maxShare).toISOString() }, 'incremental user sync deferred');
+        return Promise.resolve(report);
+      }
+      return this.#incremental();
+    }, true);
   }
 
   /**
@@ -147,7 +169,8 @@ export class UserSync {
     this.#running = running;
     try {
       const result = await running;
-      if (isSync) this.lastReport = result as SyncReport;
+      // A deferred incremental sync read nothing: the last report stays the last sync's.
+      if (isSync && (result as SyncReport).deferred !== true) this.lastReport = result as SyncReport;
       return result;
     } finally {
       this.#running = undefined;
@@ -181,6 +204,7 @@ export class UserSync {
       await this.#apply(batch, started, report, { keepUnchanged: true });
     }
     this.#lastSyncStart = started;
+    this.#lastIncremental = { start: started, ms: this.#clock.now() - started };
     return this.#finish(report, started);
   }
 

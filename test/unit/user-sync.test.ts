@@ -276,3 +276,57 @@ describe('UserSync: incremental sync', () => {
     expect(source.sinceAsked.length).toBe(1);
   });
 });
+
+describe('UserSync: incremental syncs take at most their share of the time (issue 17)', () => {
+  it('a sync that took d defers the next until d / share after its start, and the deferred window is read by the next one', async () => {
+    const clock = new FakeClock(T0);
+    const source = new ScriptedSource();
+    const registry = new JobRegistry();
+    const sync = new UserSync({ source, registry, events: new RecordingEvents(), clock }, fields, log, { incrementalMaxShare: 0.25 });
+    source.active = [[doc('a')]];
+    await sync.full();
+    const fullReport = sync.lastReport;
+
+    // The first incremental sync reads for 60 s (a scan on a database without the index).
+    clock.advance(5 * 60_000);
+    const firstStart = clock.now();
+    source.changed = [[doc('a')], [doc('b')]];
+    source.betweenBatches = () => clock.advance(60_000);
+    const first = await sync.incremental();
+    expect(first).toMatchObject({ kind: 'incremental', read: 2, ms: 60_000 });
+    expect(first.deferred).toBeUndefined();
+    source.betweenBatches = undefined;
+
+    // 60 s / 0.25 = 240 s after its start: a tick at +239 s is deferred, reads nothing, and the
+    // last report stays that of the sync that ran.
+    clock.advance(firstStart + 239_000 - clock.now());
+    source.changed = [[doc('c')]];
+    const asked = source.sinceAsked.length;
+    const deferred = await sync.incremental();
+    expect(deferred).toMatchObject({ kind: 'incremental', deferred: true, read: 0, jobs: registry.size });
+    expect(source.sinceAsked.length).toBe(asked);
+    expect(registry.jobsOf('c')).toEqual([]);
+    expect(sync.lastReport).toBe(first);
+    expect(sync.lastReport).not.toBe(fullReport);
+
+    // At +240 s it runs, from the last sync's start (less the clock-skew overlap): c is seen.
+    clock.advance(firstStart + 240_000 - clock.now());
+    const next = await sync.incremental();
+    expect(next.deferred).toBeUndefined();
+    expect(next.read).toBe(1);
+    expect(source.sinceAsked.at(-1)?.getTime()).toBe(firstStart - 60_000);
+    expect(registry.jobsOf('c').length).toBe(1);
+  });
+
+  it('without the option nothing is deferred', async () => {
+    const { clock, source, sync } = setup();
+    source.active = [[doc('a')]];
+    await sync.full();
+    source.changed = [[doc('a')], [doc('b')]];
+    source.betweenBatches = () => clock.advance(60_000);
+    await sync.incremental();
+    source.betweenBatches = undefined;
+    clock.advance(1_000);
+    expect((await sync.incremental()).deferred).toBeUndefined();
+  });
+});
