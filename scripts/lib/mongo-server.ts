@@ -250,8 +250,9 @@ async function startFerretdbOnce(binary: string, log: (line: string) => void, pl
     // Telemetry would POST to beacon.ferretdb.com; this machine must not talk to the network.
     '--telemetry=disable',
     // '-' disables the debug HTTP listener (FerretDB main.go: `addr != "" && addr != "-"`);
-    // its default 127.0.0.1:8088 would collide between concurrent servers.
-    '--debug-addr=-',
+    // its default 127.0.0.1:8088 would collide between concurrent servers. For profiling one
+    // server (Go pprof at /debug/pprof), MAILWHEEL_FERRETDB_DEBUG_ADDR=127.0.0.1:PORT sets it.
+    `--debug-addr=${process.env['MAILWHEEL_FERRETDB_DEBUG_ADDR'] ?? '-'}`,
     '--log-level=WARN',
     // state.json (instance UUID, telemetry decision) goes to the temp folder, not the cwd.
     `--state-dir=${dataDir}`,
