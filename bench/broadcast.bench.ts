@@ -143,7 +143,7 @@ export async function measureSize(
     });
     // info: the start-up line ("mailwheel started") is how we know the full sync is done.
     const daemon = spawnWatched(process.execPath, [...(probe.nodeArgs ?? []), cliEntry, '--config', config, 'start'], { ...DAEMON_ENV, LOG_LEVEL: 'info' }, RSS_SAMPLE_MS);
-    const logLines = new LogLines(daemon.child.stderr, ['incremental user sync done', 'broadcast run ended']);
+    const logLines = new LogLines(daemon.child.stderr, ['incremental user sync done', 'incremental user sync deferred', 'broadcast run ended']);
     let finished: Finished | undefined;
     try {
       await daemon.waitFor('mailwheel started', 600_000);
@@ -179,6 +179,8 @@ export async function measureSize(
         .map((l) => ({ end: toPerf(Number(l['time'])), ms: Number(l['ms'] ?? 0), read: Number(l['read'] ?? 0) }))
         .filter((x) => x.end >= sentAt / 1000 && x.end <= endedAt / 1000);
       const syncMs = syncs.reduce((t, x) => t + x.ms, 0);
+      // Ticks skipped because the last sync's time would exceed users.incrementalMaxShare.
+      const deferredSyncs = logLines.of('incremental user sync deferred').filter((l) => { const t = toPerf(Number(l['time'])); return t >= sentAt / 1000 && t <= endedAt / 1000; }).length;
       const syncShares = syncs.map((x) => cpu.share(x.end - x.ms / 1000, x.end));
       const runEnd = logLines.of('broadcast run ended').at(-1);
       const publishMs = Number(runEnd?.['publishMs'] ?? Number.NaN);
@@ -222,12 +224,13 @@ export async function measureSize(
         incrementalSyncRead: syncs.reduce((t, x) => t + x.read, 0),
         incrementalSyncS: round(syncMs / 1000, 1),
         incrementalSyncShare: round(syncMs / totalMs, 3),
+        incrementalSyncsDeferred: deferredSyncs,
         syncDaemonCores: syncShares.length === 0 ? null : round(median(syncShares.map((x) => x.daemon)), 2),
         syncDbCores: syncShares.length === 0 ? null : round(median(syncShares.map((x) => x.db)), 2),
         exit: finished.code ?? String(finished.signal),
       };
       log(
-        `  ${n.toLocaleString('en')}: ${arrivals.length.toLocaleString('en')} received in ${round(sendingS, 1)} s (${Math.round(msgsPerS)} msgs/s); cores daemon ${round(whole.daemon, 2)}, db ${round(whole.db, 2)}; RSS quarters ${quarters.map((q) => round(q, 1)).join(' / ')} MiB; idle waiting for the next batch ${String(row['idleWaitingNextBatchS'])} s, for writes ${String(row['idleWaitingWritesS'])} s; progress writes ${String(row['progressWrites'])} (${round((100 * publishMs) / totalMs, 2)} % of the run); incremental syncs ${syncs.length} (${round(syncMs / 1000, 1)} s)`,
+        `  ${n.toLocaleString('en')}: ${arrivals.length.toLocaleString('en')} received in ${round(sendingS, 1)} s (${Math.round(msgsPerS)} msgs/s); cores daemon ${round(whole.daemon, 2)}, db ${round(whole.db, 2)}; RSS quarters ${quarters.map((q) => round(q, 1)).join(' / ')} MiB; idle waiting for the next batch ${String(row['idleWaitingNextBatchS'])} s, for writes ${String(row['idleWaitingWritesS'])} s; progress writes ${String(row['progressWrites'])} (${round((100 * publishMs) / totalMs, 2)} % of the run); incremental syncs ${syncs.length} (${round(syncMs / 1000, 1)} s), ${deferredSyncs} deferred`,
       );
       return {
         row,
@@ -345,6 +348,7 @@ const suite: Suite = {
           'progressWrites and progressWriteShare: the run\'s writes of its counters to the broadcast document (throttled to one per broadcasts.controlPollMs) and the wall time they took / the broadcast\'s, from the run\'s end log line; a write is a flush of outcomes and one update by _id, so its share of a core is at most that',
           'idleWaitingNextBatchS / idleWaitingWritesS: time the run had none of its messages in the send queue (SMTP idle for it), split by what it waited for: the next batch\'s read, ledger lookup and claim, or the oldest open batch\'s outcome, ledger and progress writes (from the run\'s end log line)',
           'incrementalSyncShare = wall time of the incremental user syncs that ended during the broadcast / the broadcast\'s; syncDaemonCores and syncDbCores = cores the daemon and FerretDB used while they ran (median over the syncs; compare with daemonCores and dbCores of the whole run)',
+          'incrementalSyncsDeferred: ticks of the 5-minute incremental sync skipped during the broadcast because the last sync\'s time would have exceeded users.incrementalMaxShare (0.25) of the daemon\'s time (the next one reads the longer window)',
           'users were last changed two hours before the run, so the incremental user syncs the daemon runs every 5 minutes (incrementalSyncs, from its log) read nobody; on FerretDB each is still a scan of the users collection',
         ],
         series,
