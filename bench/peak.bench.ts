@@ -141,7 +141,6 @@ async function measureRun(id: string, limit: number | null, sink: SmtpSink, scal
       claimS: round(claimS, 2),
       claimsPerS: Math.round((report?.claimed ?? 0) / claimS),
       claimWaitS: t === undefined ? null : round(t.claimWaitMs / 1000, 2),
-      resolveS: t === undefined || t.resolveMs === undefined ? null : round(t.resolveMs / 1000, 2),
       sendingS: round(sendingS, 1),
       sendsPerS: Math.round(sendsPerS),
       maxPer1sWindow: window?.max ?? null,
@@ -216,7 +215,7 @@ const suite: Suite = {
         notes: [
           `every user has one slot that falls at ${MINUTE}, in ${ZONES.length} time zones; each run gets a fresh FerretDB database (bench/lib/db.ts) with the same users, so both runs claim and send all of them`,
           'run-minute is the built CLI (`node dist/cli/main.js run-minute --json`) in its own process: connect, full user sync, bulk claims (1,000 keys per insertMany) interleaved with sending, outcomes and events written, exit',
-          'startupS = spawn until runMinute starts (Node start, MongoDB connect, indexes, suppressions); syncS, dispatchS, claimS, claimWaitS and runMinuteS are the daemon\'s own timings (MinuteReport.timing); dispatchS runs from the end of the sync until every delivery is claimed and queued; claimS is the time the bulk claims (1,000 keys each) took, so claimsPerS = claimed / claimS is the claim store\'s speed; claimWaitS is the part of it the feed waited for (the dispatcher claims the next chunk while feeding the current one); resolveS is the time the read of the minute\'s users (email and name, one `_id $in` lookup before the first claim: the registry holds neither since issue 17) took; on FerretDB v1 that read is a scan of the users',
+          'startupS = spawn until runMinute starts (Node start, MongoDB connect, indexes, suppressions); syncS, dispatchS, claimS, claimWaitS and runMinuteS are the daemon\'s own timings (MinuteReport.timing); dispatchS runs from the end of the sync until every delivery is claimed and queued; claimS is the time the bulk claims (1,000 keys each) took, so claimsPerS = claimed / claimS is the claim store\'s speed; claimWaitS is the part of it the feed waited for (the dispatcher claims the next chunk while feeding the current one)',
           'firstSendS counts from spawn; firstSendAfterSyncS from the end of the sync (daemon wall clock against this process\'s, same machine); sendsPerS = sink arrivals / (last - first arrival); totalS = spawn to exit',
           'maxPer1sWindow and windowsAboveLimit: the busiest sliding one-second window of arrivals, and the share of windows (one starting at each arrival) holding more than the limit. Arrival times are when this process read the sink\'s counter; with run-minute, FerretDB and the sink on the same 2 cores some readings come late and push messages into a later window. The rate suite measures that lateness and undoes it (cappedSlidingMax): the queue itself holds the limit exactly',
           'peakRssMiB is the kernel high-water mark (VmHWM) of the run-minute process',

@@ -18,7 +18,6 @@ import { mergeRelayStatus, type RelayStatus } from '../adapters/smtp/relay-set.j
 import type { SendPath } from '../adapters/smtp/send-options.js';
 import { CatchUp, MinuteLedger } from '../core/catch-up.js';
 import { Checkpoint } from '../core/checkpoint.js';
-import { ClaimTimeRecipients } from '../core/claim-time-recipients.js';
 import { Dispatcher } from '../core/dispatcher.js';
 import { JobRegistry } from '../core/job-registry.js';
 import { MinuteScheduler } from '../core/minute-scheduler.js';
@@ -87,8 +86,6 @@ export class App {
   readonly scheduler: MinuteScheduler;
   /** One due minute of scheduled mail: deliveries, catch-up split, dispatch, ledger. */
   readonly scheduled: ScheduledMinute;
-  /** Email and name of fired scheduled jobs, read per claim chunk (the registry holds neither). */
-  readonly recipientsAtClaim: ClaimTimeRecipients;
   /** Prometheus metrics read from the components (`/metrics`). */
   readonly metrics: Metrics;
   /** The cron jobs of config/schedules.json; others add theirs with `housekeeping.add()`. */
@@ -191,14 +188,7 @@ export class App {
     this.sync = new UserSync({ source: userSource, registry: this.registry, events: this.analytics, clock }, config.users.fields, log.child({ part: 'sync' }), { incrementalMaxShare: config.users.incrementalMaxShare });
     const catchUpOpts = { graceMs: config.send.catchUpGraceMs, lookbackMs: config.send.catchUpLookbackHours * HOUR_MS };
     this.catchUp = new CatchUp({ claims: this.claims, events: this.analytics, clock }, catchUpOpts, log.child({ part: 'catch-up' }));
-    this.recipientsAtClaim = new ClaimTimeRecipients(userSource, config.users.fields);
-    this.scheduled = new ScheduledMinute({
-      dispatcher: this.dispatcher,
-      catchUp: this.catchUp,
-      ledger: this.ledger,
-      resolve: (chunk) => this.recipientsAtClaim.resolveAndRecord(chunk, this.analytics, clock),
-      clock,
-    });
+    this.scheduled = new ScheduledMinute({ dispatcher: this.dispatcher, catchUp: this.catchUp, ledger: this.ledger });
     this.scheduler = new MinuteScheduler({
       registry: this.registry,
       clock,

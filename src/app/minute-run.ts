@@ -6,11 +6,11 @@
  */
 import type { Stores } from './stores.js';
 import type { SendPath } from '../adapters/smtp/send-options.js';
-import type { ClaimTimeRecipients } from '../core/claim-time-recipients.js';
+import { scheduledKey } from '../core/delivery-key.js';
 import type { Dispatcher } from '../core/dispatcher.js';
 import type { JobRegistry } from '../core/job-registry.js';
 import type { MinuteScheduler } from '../core/minute-scheduler.js';
-import { scheduledDelivery, type ScheduledMinute } from '../core/scheduled-minute.js';
+import type { ScheduledMinute } from '../core/scheduled-minute.js';
 import type { SuppressionList } from '../core/suppression-list.js';
 import { epochMinute } from '../core/time.js';
 import type { UserSync } from '../core/user-sync.js';
@@ -46,10 +46,6 @@ export interface MinuteTiming {
   claimMs: number;
   /** Of the claims' time, what the feed waited for (the next chunk is claimed while one is fed). */
   claimWaitMs: number;
-  /** Time the per-chunk reads of email and name took (one lookup of the minute's users before the first claim). */
-  resolveMs: number;
-  /** Due deliveries not sent because the user was deleted or deactivated since the sync. */
-  gone: number;
   /** The whole run, until every outcome was recorded. */
   totalMs: number;
 }
@@ -76,14 +72,9 @@ export interface MinutePlan {
   /** Already claimed (sent, failed, or in progress) by an earlier run or another instance. */
   alreadyClaimed: number;
   suppressed: number;
-  /** Users deleted or deactivated since the sync (read at claim time, like a real run). */
-  gone: number;
   /** Of `wouldSend`, per template and kind (scheduled mail uses the `scheduled` template). */
   byTemplate: Array<{ template: string; kind: string; count: number }>;
 }
-
-/** Deliveries per user read of a dry run (the send path reads per claim chunk). */
-const PLAN_CHUNK = 1000;
 
 /** The parts of the App a run reads (the App itself). */
 export interface MinuteParts {
@@ -94,7 +85,6 @@ export interface MinuteParts {
   readonly sync: UserSync;
   readonly scheduler: MinuteScheduler;
   readonly scheduled: ScheduledMinute;
-  readonly recipientsAtClaim: ClaimTimeRecipients;
   readonly dispatcher: Dispatcher;
   readonly queue: SendPath;
 }
@@ -129,21 +119,14 @@ export async function planMinute(p: MinuteParts, minuteStartMs: number): Promise
   const jobs = p.registry.takeDue(epochMinute(minuteStartMs));
   const keys: string[] = [];
   let suppressed = 0;
-  let gone = 0;
-  // Email and name are read per chunk as the send path reads them (the registry holds neither).
-  const deliveries = jobs.map(scheduledDelivery);
-  for (let i = 0; i < deliveries.length; i += PLAN_CHUNK) {
-    const r = await p.recipientsAtClaim.resolve(deliveries.slice(i, i + PLAN_CHUNK));
-    gone += r.gone.length;
-    for (const d of r.ready) {
-      if (p.suppressions.has(d.email)) suppressed++;
-      else keys.push(d.key);
-    }
+  for (const j of jobs) {
+    if (p.suppressions.has(j.email)) suppressed++;
+    else keys.push(scheduledKey(j.userId, j.time, j.localDate));
   }
   // The same bounded lookup `plan` uses (index lookups, or one scan where that is cheaper).
   const alreadyClaimed = (await p.store.claimed.claimedKeys(keys)).size;
   const wouldSend = keys.length - alreadyClaimed;
-  return { due: jobs.length, wouldSend, alreadyClaimed, suppressed, gone, byTemplate: wouldSend > 0 ? [{ template: 'scheduled', kind: 'scheduled', count: wouldSend }] : [] };
+  return { due: jobs.length, wouldSend, alreadyClaimed, suppressed, byTemplate: wouldSend > 0 ? [{ template: 'scheduled', kind: 'scheduled', count: wouldSend }] : [] };
 }
 
 /** Sends what is due in one minute (claims respected) and waits for every outcome. */
@@ -154,7 +137,6 @@ export async function runMinute(p: MinuteParts, minuteStartMs: number): Promise<
   const synced = p.clock.monotonic();
   const before = { ...p.dispatcher.stats };
   const sentBefore = { ...p.queue.stats };
-  const resolvedBefore = { ...p.scheduled.stats };
   const due = await p.scheduler.runMinute(epochMinute(minuteStartMs));
   const dispatched = p.clock.monotonic();
   await p.dispatcher.idle();
@@ -173,8 +155,6 @@ export async function runMinute(p: MinuteParts, minuteStartMs: number): Promise<
       dispatchMs: ms(dispatched - synced),
       claimMs: ms(p.dispatcher.stats.claimMs - before.claimMs),
       claimWaitMs: ms(p.dispatcher.stats.claimWaitMs - before.claimWaitMs),
-      resolveMs: ms(p.scheduled.stats.resolveMs - resolvedBefore.resolveMs),
-      gone: p.scheduled.stats.gone - resolvedBefore.gone,
       totalMs: ms(p.clock.monotonic() - t0),
     },
   };

@@ -30,7 +30,7 @@ import type { FeedbackCounts, MessageIndex, ReplayGuard } from '../ports/feedbac
 import type { FeedbackStore } from '../ports/feedback-store.js';
 import type { Collection } from 'mongodb';
 import { feedbackInputsConfigured, webhooksConfigured } from './feedback-inputs.js';
-import { systemClock, type CheckpointStore, type ClaimStore, type Clock, type EventSink, type SuppressionAdmin, type SuppressionStore, type UserLookup, type UserSource } from '../ports/index.js';
+import { systemClock, type CheckpointStore, type ClaimStore, type Clock, type EventSink, type SuppressionAdmin, type SuppressionStore, type UserSource } from '../ports/index.js';
 import type { ClaimedKeys, EventReconciler, InstanceRegistration, Retention, SentCounter, UserSeeder } from '../ports/stores.js';
 
 export interface StoresOptions {
@@ -43,7 +43,7 @@ export interface StoresOptions {
 
 /** Every store, as its port. Open with {@link openStores}; `close()` ends the connection. */
 export interface Stores {
-  readonly users: UserSource & UserLookup;
+  readonly users: UserSource;
   readonly recipients: RecipientSource;
   readonly claims: ClaimStore;
   readonly claimed: ClaimedKeys;

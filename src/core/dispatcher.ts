@@ -28,18 +28,9 @@ export interface DispatcherOptions {
   spreadMs?: number;
 }
 
-/**
- * Completes a chunk just before its claim (scheduled mail reads email and name here, one lookup call
- * per chunk: claim-time-recipients.ts). `gone`: deliveries dropped, already accounted for.
- */
-export type ChunkResolver = (chunk: readonly Delivery[]) => Promise<Resolved>;
-type Resolved = { ready: Delivery[]; gone: number };
-
 export interface DispatchResult {
   claimed: number;
   skipped: number;
-  /** Not sent (nor claimed): the resolver found the user gone or no longer to be mailed. */
-  gone: number;
   /** Not sent (nor claimed): the address is on the suppression list. */
   suppressed: number;
 }
@@ -67,7 +58,7 @@ export class Dispatcher {
    * Counters since construction. For benchmarks: `claimMs` is the time bulk claims took (the
    * claim store's speed), `claimWaitMs` the part of it the feed had to wait for.
    */
-  readonly stats = { claimed: 0, skipped: 0, suppressed: 0, gone: 0, released: 0, claimMs: 0, claimWaitMs: 0, resolveMs: 0 };
+  readonly stats = { claimed: 0, skipped: 0, suppressed: 0, released: 0, claimMs: 0, claimWaitMs: 0 };
 
   constructor(
     deps: {
@@ -100,11 +91,10 @@ export class Dispatcher {
 
   /**
    * Claims and queues `deliveries`. Resolves when all of them are in the send queue (not sent:
-   * use `idle()` for that), or when a stop interrupts. `resolve`, when given, completes each
-   * chunk before it is claimed (and is pipelined like the claims).
+   * use `idle()` for that), or when a stop interrupts.
    */
-  async dispatch(deliveries: readonly Delivery[], opts: { resolve?: ChunkResolver } = {}): Promise<DispatchResult> {
-    const result: DispatchResult = { claimed: 0, skipped: 0, suppressed: 0, gone: 0 };
+  async dispatch(deliveries: readonly Delivery[]): Promise<DispatchResult> {
+    const result: DispatchResult = { claimed: 0, skipped: 0, suppressed: 0 };
     const spreadMs = this.#opts.spreadMs ?? 0;
     const startedAt = this.#clock.now();
     const step = this.#opts.claimBatch;
@@ -113,25 +103,9 @@ export class Dispatcher {
     // The next chunk is claimed while this one is fed: a bulk claim is a database round trip
     // (about 145 ms for 1,000 keys on FerretDB) that the send queue would otherwise wait for
     // between chunks. Claimed keys wait in #unfed, so a stop releases them like any other.
-    // A resolver's read runs one chunk further ahead still: chunk i+1 is read while chunk i is
-    // claimed, so the feed waits for neither round trip when the database keeps up.
-    const resolving = new Map<number, Promise<Resolved>>();
-    const resolveAt = (i: number): Promise<Resolved> | undefined => {
-      if (opts.resolve === undefined || i >= deliveries.length) return undefined;
-      let r = resolving.get(i);
-      if (r === undefined) {
-        r = this.#timedResolve(opts.resolve, deliveries.slice(i, i + step));
-        r.catch(() => undefined); // handled where it is awaited
-        resolving.set(i, r);
-      }
-      return r;
-    };
     const claimAt = (i: number): Promise<Delivery[]> | undefined => {
       if (i >= deliveries.length || this.#stopping) return undefined;
-      const mine = resolveAt(i);
-      resolving.delete(i);
-      if (!this.#stopping) resolveAt(i + step);
-      const p = this.#claimChunk(deliveries.slice(i, i + step), result, mine);
+      const p = this.#claimChunk(deliveries.slice(i, i + step), result);
       p.catch(() => undefined); // handled where it is awaited
       return p;
     };
@@ -161,23 +135,7 @@ export class Dispatcher {
   }
 
   /** Filters out suppressed addresses, claims the rest in bulk; what this instance won waits in #unfed. */
-  async #timedResolve(resolve: ChunkResolver, chunk: readonly Delivery[]): Promise<Resolved> {
-    const t0 = this.#clock.monotonic();
-    try {
-      return await resolve(chunk);
-    } finally {
-      this.stats.resolveMs += this.#clock.monotonic() - t0;
-    }
-  }
-
-  async #claimChunk(given: readonly Delivery[], result: DispatchResult, resolved: Promise<Resolved> | undefined): Promise<Delivery[]> {
-    let chunk = given;
-    if (resolved !== undefined) {
-      const r = await resolved;
-      result.gone += r.gone;
-      this.stats.gone += r.gone;
-      chunk = r.ready;
-    }
+  async #claimChunk(chunk: readonly Delivery[], result: DispatchResult): Promise<Delivery[]> {
     const wanted: Delivery[] = [];
     for (const d of chunk) {
       if (!this.#isSuppressed(d.email)) wanted.push(d);

@@ -1,9 +1,10 @@
 /**
  * The in-memory job registry (docs/ARCHITECTURE.md "The parts"): one job per (user, slot), indexed
  * so that schedule / replace / cancel / fire never scan. Packed for a million users in a few
- * hundred MB (issue 17): it keeps only what a fire needs until the moment it is sent, the user's
- * id, zone, weekdays and slot times. Email and name are read at claim time, for the batch being
- * sent (scheduled-minute.ts), never held here.
+ * hundred MB (issue 17): per user its id, zone, weekdays and slot times in typed columns, and its
+ * email and name as UTF-8 bytes in one array (contact-arena.ts, which says why they are held and
+ * not read when a minute fires); the scheduled path reads them just before the claim
+ * (registry-contacts.ts).
  *
  * - users: an index id -> user row and typed columns per row: zone (an index into one
  *   interned table of zone names), weekdays as a bitmask, the first of its jobs, its job count,
@@ -26,6 +27,21 @@ import { heapPop } from './packed-columns.js';
 export { jobId, type Job, type Schedule } from './job-table.js';
 
 export class JobRegistry extends JobTable {
+  /**
+   * The email and name held for a user, or undefined when the registry no longer holds the user
+   * (a sync removed them after their minute fired: they are not to be sent).
+   */
+  contactOf(userId: string): { email: string; name: string | undefined } | undefined {
+    const u = this.userIndex.get(userId);
+    if (u === undefined || !this.contacts.has(u)) return undefined;
+    return { email: this.contacts.email(u), name: this.contacts.name(u) };
+  }
+
+  /** Bytes of the packed contacts (the registry bench counts them). */
+  get contactBytes(): number {
+    return this.contacts.byteSize;
+  }
+
   /** Number of jobs (user slots) held. */
   get size(): number {
     return this.jobs.live;
@@ -109,6 +125,7 @@ export class JobRegistry extends JobTable {
       return 0;
     }
     const u = old ?? this.addUser(user.id);
+    this.contacts.set(u, user.email ?? '', user.name);
     this.users.set(u, U_zone, this.zoneOf(user.timezone));
     this.users.set(u, U_days, maskOf(user.days));
     this.setComputedFrom(u, Math.ceil(fromMs));
@@ -143,6 +160,8 @@ export class JobRegistry extends JobTable {
     this.visitCount++;
     if (u === undefined || !this.unchanged(u, user, fromMs)) return false;
     this.users.set(u, U_mark, 1);
+    // The schedule is kept; an address or name change is still taken (no bytes when equal).
+    this.contacts.set(u, user.email ?? '', user.name);
     return true;
   }
 

@@ -4,6 +4,7 @@
  * as linked lists of job rows, and the helpers that keep them consistent. Split out so each file
  * stays readable; nothing but the registry uses it.
  */
+import { ContactArena } from './contact-arena.js';
 import { PackedRows, heapPush } from './packed-columns.js';
 
 /** What the registry needs of a user: the scheduling fields only. */
@@ -15,6 +16,9 @@ export interface Schedule {
   times: readonly string[];
   /** Local weekdays allowed (0 = Sunday); undefined means every day. */
   days: readonly number[] | undefined;
+  /** Where and how to address the user (held packed in the registry's ContactArena). */
+  email?: string;
+  name?: string | undefined;
 }
 
 /** One occurrence of one user's slot, as handed to the scheduler. Immutable. */
@@ -30,6 +34,9 @@ export interface Job {
   readonly fireAt: number;
   /** Local date D (`YYYY-MM-DD`) of that occurrence; part of the delivery key. */
   readonly localDate: string;
+  /** The user's address and name as the registry held them when this object was made. */
+  readonly email: string;
+  readonly name: string | undefined;
   /** The job's row and its generation when this object was made (stale once they differ). */
   readonly row: number;
   readonly gen: number;
@@ -86,6 +93,8 @@ const JOB_STRIDE = 9;
 export abstract class JobTable {
   protected readonly users = new PackedRows(USER_STRIDE);
   protected readonly userIndex = new Map<string, number>();
+  /** Email and name per user row (contact-arena.ts: why held and not read when a minute fires). */
+  protected readonly contacts = new ContactArena();
   protected idOf: string[] = [];
   protected readonly jobs = new PackedRows(JOB_STRIDE);
   protected jobDates: string[] = [];
@@ -126,7 +135,10 @@ export abstract class JobTable {
     const u = this.jobs.get(row, J_user);
     const userId = this.idOf[u] as string;
     const time = HHMM[this.jobs.get(row, J_minute)] as string;
-    return { id: jobId(userId, time), userId, time, timezone: this.zones[this.users.get(u, U_zone)] as string, fireAt: this.fireAt(row), localDate: this.jobDates[row] as string, row, gen: this.jobs.get(row, J_gen) };
+    const timezone = this.zones[this.users.get(u, U_zone)] as string;
+    // The contact is decoded here, when the minute fires: the job object carries it to the
+    // claim and the send, as the user record did before the registry was packed.
+    return { id: jobId(userId, time), userId, time, timezone, fireAt: this.fireAt(row), localDate: this.jobDates[row] as string, email: this.contacts.email(u), name: this.contacts.name(u), row, gen: this.jobs.get(row, J_gen) };
   }
 
   /**
@@ -161,6 +173,7 @@ export abstract class JobTable {
 
   protected dropUser(id: string, u: number): void {
     this.userIndex.delete(id);
+    this.contacts.clear(u);
     this.idOf[u] = '';
     this.users.release(u);
     this.visitCount++;

@@ -6,9 +6,8 @@
  * deliveries settle when their outcome is recorded (outcome-router.ts), so the checkpoint never
  * moves past a minute with a send still pending.
  */
-import { systemClock, type Clock, type Delivery } from '../ports/index.js';
+import type { Delivery } from '../ports/index.js';
 import type { MinuteLedger } from './catch-up.js';
-import type { ChunkResolver } from './dispatcher.js';
 import { scheduledKey } from './delivery-key.js';
 import type { Job } from './job-registry.js';
 
@@ -18,38 +17,26 @@ export interface MinuteDispatchResult {
   skipped: number;
   /** Not sent: the address is suppressed. */
   suppressed: number;
-  /** Not sent: the user was deleted or deactivated since the sync (see the resolver). */
-  gone?: number;
 }
 
 /** What the minute needs from its collaborators (the Dispatcher and CatchUp satisfy these). */
 export interface ScheduledMinuteDeps {
-  dispatcher: { dispatch(deliveries: readonly Delivery[], opts?: { resolve?: ChunkResolver }): Promise<MinuteDispatchResult> };
-  /**
-   * Completes the minute's deliveries with the users' email and name just before they are
-   * claimed (claim-time-recipients.ts): the registry does not hold them.
-   */
-  resolve: ChunkResolver;
+  dispatcher: { dispatch(deliveries: readonly Delivery[]): Promise<MinuteDispatchResult> };
   catchUp: {
     split(deliveries: readonly Delivery[]): { send: Delivery[]; missed: Delivery[] };
     recordMissed(deliveries: readonly Delivery[]): Promise<number>;
   };
   ledger: MinuteLedger;
-  /** For the lookup's timing. Default: the system clock. */
-  clock?: Clock;
 }
 
-/**
- * The delivery of one fired job: its key is the user, the slot and the user's local date. Email
- * and name are empty until the resolver reads them at claim time.
- */
+/** The delivery of one fired job: its key is the user, the slot and the user's local date. */
 export function scheduledDelivery(j: Job): Delivery {
   return {
     key: scheduledKey(j.userId, j.time, j.localDate),
     kind: 'scheduled',
     userId: j.userId,
-    email: '',
-    name: undefined,
+    email: j.email,
+    name: j.name,
     slot: j.time,
     localDate: j.localDate,
     timezone: j.timezone,
@@ -60,8 +47,6 @@ export function scheduledDelivery(j: Job): Delivery {
 export class ScheduledMinute {
   readonly #deps: ScheduledMinuteDeps;
   #due: number | undefined;
-  /** Deliveries dropped because their user is gone since the sync, and the time the lookups took. */
-  readonly stats = { gone: 0, resolveMs: 0 };
 
   constructor(deps: ScheduledMinuteDeps) {
     this.#deps = deps;
@@ -74,23 +59,15 @@ export class ScheduledMinute {
 
   /** The scheduler's `onDue`: sends one due minute's jobs (or records them `missed`). */
   async fire(jobs: readonly Job[], minute: number): Promise<void> {
-    const { dispatcher, catchUp, ledger, resolve } = this.#deps;
+    const { dispatcher, catchUp, ledger } = this.#deps;
     const deliveries = jobs.map(scheduledDelivery);
     // Every delivery of the minute is open in the ledger until it has an outcome; those that
     // never get one here (a stop released them, a crash) keep the checkpoint before this minute.
     this.#due = (this.#due ?? 0) + deliveries.length;
     ledger.begin(minute, deliveries.length);
     const { send, missed } = catchUp.split(deliveries);
-    // Email and name of the whole minute in one lookup before the first claim: on FerretDB v1 a
-    // lookup by a set of ids is a scan of the users, so once per minute rather than per chunk.
-    const clock = this.#deps.clock ?? systemClock;
-    const t0 = clock.monotonic();
-    const { ready, gone } = send.length === 0 ? { ready: [], gone: 0 } : await resolve(send);
-    this.stats.resolveMs += clock.monotonic() - t0;
-    this.stats.gone += gone;
-    ledger.settle(minute, gone);
-    const r = await dispatcher.dispatch(ready);
-    ledger.settle(minute, r.skipped + r.suppressed + (r.gone ?? 0));
+    const r = await dispatcher.dispatch(send);
+    ledger.settle(minute, r.skipped + r.suppressed);
     if (missed.length > 0) {
       await catchUp.recordMissed(missed);
       ledger.settle(minute, missed.length);

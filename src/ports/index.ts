@@ -20,15 +20,6 @@ export interface UserSource {
   byId(id: string): Promise<RawUser | undefined>;
 }
 
-/**
- * Users by id, for the scheduled send path: the registry holds no email or name (issue 17), so a
- * fired batch reads them just before its claim, in one call (the adapter decides how to read).
- */
-export interface UserLookup {
-  /** The documents of these users (encoded ids, user-id.ts) that still exist, in any order. */
-  byIds(ids: readonly string[]): Promise<RawUser[]>;
-}
-
 /** Result of trying to own a set of deliveries. */
 export interface ClaimResult {
   /** Keys this process now owns and must send (or release). */

@@ -93,7 +93,6 @@ describe('run-minute --dry-run', () => {
       wouldSend: DRY_USERS,
       alreadyClaimed: 0,
       suppressed: 0,
-      gone: 0,
       byTemplate: [{ template: 'scheduled', kind: 'scheduled', count: DRY_USERS }],
     });
     expect(await db.db.collection('mailwheel_deliveries').countDocuments({ userId: { $regex: /^dry/ } })).toBe(0);

@@ -137,10 +137,3 @@ it('looking a user up by its id text (preview, schedule show) finds the user of 
   expect(await emailOf(`s:${HEX}`)).toBeUndefined();
   expect(await emailOf('n:2')).toBeUndefined();
 });
-
-it('the send path reads a batch of users by their encoded ids in one call, each of its own type', async () => {
-  const source = new MongoUserSource(db.db.collection('users'), loadConfig({ env: {} }).config);
-  const docs = await source.byIds(['n:1', '1', HEX, LONG, 'n:2', `s:${HEX}`, 'h:not-decodable']);
-  expect(docs.map((d) => d['email']).sort()).toEqual(['long@example.test', 'num1@example.test', 'oid@example.test', 'str1@example.test']);
-  expect(await source.byIds([])).toEqual([]);
-});

@@ -263,11 +263,21 @@ describe('JobRegistry: unchanged users are kept, not rebuilt (issue 17)', () => 
     expect(r.size).toBe(3);
   });
 
-  it('holds no email or name: a fired job carries the id, zone, slot and date only', () => {
+  it('a fired job carries the contact the registry holds, and a kept user still takes a new address or name', () => {
     const r = new JobRegistry();
     r.upsertUser(user('u1', ['09:00'], 'Asia/Tokyo'), FROM);
     const [job] = r.takeDue(minuteOf('2026-01-06T00:00:00Z'));
-    expect(job).toEqual({ id: 'u1|09:00', userId: 'u1', time: '09:00', timezone: 'Asia/Tokyo', fireAt: ms('2026-01-06T00:00:00Z'), localDate: '2026-01-06', row: expect.any(Number), gen: expect.any(Number) });
+    expect(job).toEqual({ id: 'u1|09:00', userId: 'u1', time: '09:00', timezone: 'Asia/Tokyo', fireAt: ms('2026-01-06T00:00:00Z'), localDate: '2026-01-06', email: 'u1@example.test', name: undefined, row: expect.any(Number), gen: expect.any(Number) });
+
+    r.upsertUser(user('u2', ['10:00']), FROM);
+    const before = r.jobsOf('u2')[0];
+    expect(r.keepIfUnchanged({ ...user('u2', ['10:00']), email: 'new@example.test', name: 'Zoë' }, FROM)).toBe(true);
+    const after = r.jobsOf('u2')[0];
+    // The same row and generation (the schedule was kept), the new contact.
+    expect(after).toEqual({ ...before, email: 'new@example.test', name: 'Zoë' });
+    expect(r.contactOf('u2')).toEqual({ email: 'new@example.test', name: 'Zoë' });
+    r.cancelUser('u2');
+    expect(r.contactOf('u2')).toBeUndefined();
   });
 
   it('reschedule of the same fired object twice moves it once', () => {

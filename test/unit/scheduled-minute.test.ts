@@ -5,39 +5,21 @@
  * checkpoint mark moves past the minute only when all of it is done.
  */
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
 import { CatchUp, MinuteLedger } from '../../src/core/catch-up.js';
-import { ClaimTimeRecipients } from '../../src/core/claim-time-recipients.js';
-import type { ChunkResolver } from '../../src/core/dispatcher.js';
 import { scheduledKey } from '../../src/core/delivery-key.js';
 import type { Job } from '../../src/core/job-registry.js';
 import type { Outcome, OutcomeHooks } from '../../src/ports/index.js';
 import { routeOutcomes } from '../../src/core/outcome-router.js';
 import { ScheduledMinute, scheduledDelivery, type MinuteDispatchResult } from '../../src/core/scheduled-minute.js';
 import { HOUR_MS, MINUTE_MS, epochMinute } from '../../src/core/time.js';
-import type { Delivery, RawUser, UserLookup } from '../../src/ports/index.js';
+import type { Delivery } from '../../src/ports/index.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { MemoryClaimStore, RecordingEvents, sampleDelivery, silentLogger } from '../helpers/fakes.js';
 
 const START = Date.parse('2027-05-10T09:30:20Z');
 
-const FIELDS = loadConfig({ env: {} }).config.users.fields;
-
-function job(userId: string, fireAt: number): Job {
-  return { id: `${userId}|09:00`, userId, time: '09:00', timezone: 'UTC', fireAt, localDate: '2027-05-10', row: 0, gen: 0 };
-}
-
-/** The users collection as the send path reads it at claim time: by id, one read per batch. */
-class UsersById implements UserLookup {
-  readonly docs = new Map<string, RawUser>();
-  readonly reads: string[][] = [];
-  add(id: string, over: Partial<RawUser> = {}): void {
-    this.docs.set(id, { [FIELDS.id]: id, [FIELDS.email]: `${id}@example.test`, [FIELDS.name]: id.toUpperCase(), [FIELDS.active]: true, ...over });
-  }
-  async byIds(ids: readonly string[]): Promise<RawUser[]> {
-    this.reads.push([...ids]);
-    return ids.flatMap((id): RawUser[] => { const d = this.docs.get(id); return d === undefined ? [] : [d]; });
-  }
+function job(userId: string, fireAt: number, email = `${userId}@example.test`): Job {
+  return { id: `${userId}|09:00`, userId, email, name: userId.toUpperCase(), timezone: 'UTC', time: '09:00', fireAt, localDate: '2027-05-10', row: 0, gen: 0 };
 }
 
 /** Claims through the shared in-memory store; suppressed addresses are neither claimed nor sent. */
@@ -48,17 +30,16 @@ class FakeDispatcher {
     readonly claims: MemoryClaimStore,
     readonly suppressed: Set<string> = new Set(),
   ) {}
-  async dispatch(given: readonly Delivery[], opts: { resolve?: ChunkResolver } = {}): Promise<MinuteDispatchResult> {
-    this.calls.push([...given]);
-    const { ready: deliveries, gone } = opts.resolve === undefined ? { ready: [...given], gone: 0 } : await opts.resolve(given);
+  async dispatch(deliveries: readonly Delivery[]): Promise<MinuteDispatchResult> {
+    this.calls.push([...deliveries]);
     const allowed = deliveries.filter((d) => !this.suppressed.has(d.email));
     const { claimed, taken } = await this.claims.claim(allowed.map((d) => d.key));
     this.queued.push(...allowed.filter((d) => claimed.includes(d.key)));
-    return { skipped: taken.length, suppressed: deliveries.length - allowed.length, gone };
+    return { skipped: taken.length, suppressed: deliveries.length - allowed.length };
   }
 }
 
-function setup(opts: { takenByOthers?: string[]; suppressed?: string[]; begin?: boolean; users?: string[] } = {}) {
+function setup(opts: { takenByOthers?: string[]; suppressed?: string[]; begin?: boolean } = {}) {
   const clock = new FakeClock(START);
   const claims = new MemoryClaimStore(opts.takenByOthers);
   const events = new RecordingEvents();
@@ -66,17 +47,14 @@ function setup(opts: { takenByOthers?: string[]; suppressed?: string[]; begin?: 
   const catchUp = new CatchUp({ claims, events, clock }, { graceMs: 15 * MINUTE_MS, lookbackMs: 24 * HOUR_MS }, silentLogger());
   if (opts.begin !== false) catchUp.begin(START);
   const dispatcher = new FakeDispatcher(claims, new Set(opts.suppressed));
-  const users = new UsersById();
-  for (const id of opts.users ?? ['a', 'b', 'skip', 'quiet', 'send', 'late', 'fresh', 'old']) users.add(id);
-  const recipients = new ClaimTimeRecipients(users, FIELDS);
-  const minute = new ScheduledMinute({ dispatcher, catchUp, ledger, resolve: (chunk) => recipients.resolveAndRecord(chunk, events, clock) });
-  return { clock, claims, events, ledger, catchUp, dispatcher, minute, users };
+  const minute = new ScheduledMinute({ dispatcher, catchUp, ledger });
+  return { clock, claims, events, ledger, catchUp, dispatcher, minute };
 }
 
 describe('scheduledDelivery', () => {
-  it('keys a job by user, slot and local date and carries its due instant; email and name come at claim time', () => {
-    const d = scheduledDelivery(job('u1', Date.parse('2026-01-05T09:00:00Z')));
-    expect(d).toEqual({ ...sampleDelivery({ email: '', name: undefined, localDate: '2027-05-10' }), key: scheduledKey('u1', '09:00', '2027-05-10') });
+  it('keys a job by user, slot and local date and carries its due instant', () => {
+    const d = scheduledDelivery(job('u1', Date.parse('2026-01-05T09:00:00Z'), 'ada@example.test'));
+    expect(d).toEqual({ ...sampleDelivery({ name: 'U1', localDate: '2027-05-10' }), key: scheduledKey('u1', '09:00', '2027-05-10') });
   });
 });
 
@@ -97,33 +75,10 @@ describe('ScheduledMinute', () => {
     const due = START + 40_000;
     const m = epochMinute(due);
     const t = setup({ takenByOthers: [scheduledKey('skip', '09:00', '2027-05-10')], suppressed: ['quiet@example.test'] });
-    await t.minute.fire([job('skip', due), job('quiet', due), job('send', due)], m);
+    await t.minute.fire([job('skip', due), job('quiet', due, 'quiet@example.test'), job('send', due)], m);
     expect(t.dispatcher.queued.map((d) => d.userId)).toEqual(['send']);
     expect(t.ledger.open).toBe(1);
     expect(t.minute.due).toBe(3);
-  });
-
-  it('reads email and name at claim time, one read per batch; a user deleted or deactivated since the sync is skipped with an event naming why', async () => {
-    const due = START + 40_000;
-    const m = epochMinute(due);
-    const t = setup({ users: ['send', 'off', 'unsub', 'bad'] });
-    t.users.add('send', { [FIELDS.email]: 'new-address@example.test', [FIELDS.name]: 'Renamed' });
-    t.users.add('off', { [FIELDS.active]: false });
-    t.users.add('unsub', { [FIELDS.unsubscribed]: true });
-    t.users.add('bad', { [FIELDS.email]: 'not an address' });
-    await t.minute.fire(['send', 'deleted', 'off', 'unsub', 'bad'].map((id) => job(id, due)), m);
-    expect(t.users.reads).toEqual([['send', 'deleted', 'off', 'unsub', 'bad']]);
-    expect(t.dispatcher.queued.map((d) => [d.userId, d.email, d.name])).toEqual([['send', 'new-address@example.test', 'Renamed']]);
-    expect(t.events.ofType('skipped').map((e) => [e.userId, e.key, e.reason])).toEqual([
-      ['deleted', scheduledKey('deleted', '09:00', '2027-05-10'), 'user deleted since the last sync'],
-      ['off', scheduledKey('off', '09:00', '2027-05-10'), 'user deactivated or unsubscribed since the last sync'],
-      ['unsub', scheduledKey('unsub', '09:00', '2027-05-10'), 'user deactivated or unsubscribed since the last sync'],
-      ['bad', scheduledKey('bad', '09:00', '2027-05-10'), `user no longer valid since the last sync: ${FIELDS.email}: not a valid address`],
-    ]);
-    // The skipped ones are settled at once and never claimed; only the send stays open.
-    expect(t.claims.done.size).toBe(0);
-    expect(t.ledger.open).toBe(1);
-    expect(t.minute.due).toBe(5);
   });
 
   it('catch-up split: a fire older than the grace period is recorded missed (claimed, completed) and settled; a young one is sent', async () => {

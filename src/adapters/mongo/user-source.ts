@@ -6,16 +6,10 @@
 import { ObjectId, type Collection, type Document, type Filter } from 'mongodb';
 import type { Config } from '../../config/schema.js';
 import { decodeUserId } from '../../core/user-id.js';
-import type { RawUser, UserLookup, UserSource } from '../../ports/index.js';
+import type { RawUser, UserSource } from '../../ports/index.js';
 import { cursorBatches } from './cursor-batches.js';
 
-/**
- * Id bytes per `$in` find: a command stays far below the 16 MB limit, and a peak minute of a
- * million ObjectId users is a handful of finds (each a scan on FerretDB v1).
- */
-const IN_BYTES = 4 * 1024 * 1024;
-
-export class MongoUserSource implements UserSource, UserLookup {
+export class MongoUserSource implements UserSource {
   readonly #users: Collection<Document>;
   readonly #fields: Config['users']['fields'];
   readonly #batchSize: number;
@@ -53,36 +47,6 @@ export class MongoUserSource implements UserSource, UserLookup {
       if (doc) return doc;
     }
     return undefined;
-  }
-
-  /**
-   * The batch's users with `find({id: {$in}})`, one find per {@link IN_BYTES} of ids. On MongoDB
-   * that is an `_id` index lookup. FerretDB v1 pushes down only an exact `_id` equality: `$in` (of
-   * any length) is a scan of the collection there (measured at 20,000 users on a loaded machine:
-   * 2.4-4.5 s per find), and exact lookups one by one were slower still (16 in flight: ~47 s for
-   * 1,000 at 5,000 users), so the send path asks once per fired minute, not per claim chunk.
-   * Ids that do not decode (a digest) cannot be looked up and are simply not found.
-   */
-  async byIds(ids: readonly string[]): Promise<RawUser[]> {
-    const out: RawUser[] = [];
-    let part: unknown[] = [];
-    let bytes = 0;
-    const flush = async (): Promise<void> => {
-      if (part.length === 0) return;
-      const docs = await this.#users.find({ [this.#fields.id]: { $in: part } }, { projection: this.#projection, batchSize: 1000 }).toArray();
-      for (const d of docs) out.push(d);
-      part = [];
-      bytes = 0;
-    };
-    for (const id of ids) {
-      const typed = mongoUserId(id);
-      if (typed === undefined) continue;
-      part.push(typed);
-      bytes += typeof typed === 'string' ? Buffer.byteLength(typed, 'utf8') + 16 : 24;
-      if (bytes >= IN_BYTES) await flush();
-    }
-    await flush();
-    return out;
   }
 
   #stream(filter: Filter<Document>): AsyncIterable<RawUser[]> {

@@ -44,7 +44,7 @@ export function registerRunMinute(program: Command): void {
           else {
             const lines = [
               `${minute}: dry run, nothing claimed or sent`,
-              `due ${formatCount(plan.due)}: would send ${formatCount(plan.wouldSend)}, already claimed ${formatCount(plan.alreadyClaimed)}, suppressed ${formatCount(plan.suppressed)}${plan.gone > 0 ? `, users gone since the sync ${formatCount(plan.gone)}` : ''}`,
+              `due ${formatCount(plan.due)}: would send ${formatCount(plan.wouldSend)}, already claimed ${formatCount(plan.alreadyClaimed)}, suppressed ${formatCount(plan.suppressed)}`,
               ...plan.byTemplate.map((t) => `  template ${t.template} (${t.kind}): ${formatCount(t.count)}`),
             ];
             process.stdout.write(`${lines.join('\n')}\n`);
