@@ -9,18 +9,20 @@
  *   interned table of zone names), weekdays as a bitmask, the first of its jobs, its job count,
  *   the minute its jobs were computed from, and the full sync's sweep mark;
  * - jobs: typed columns per row: user row, slot as minute of the day, fire instant, the next job
- *   of the same user, and the row's links in its minute bucket; the local date as one interned
+ *   of the same user, a generation and an in-a-bucket flag; the local date as one interned
  *   string per date;
- * - buckets: epoch minute -> head of a doubly linked list of job rows, so moving a job between
- *   buckets is two link updates whatever the bucket's size (a `Set` per bucket rehashes as it
- *   grows and shrinks, and a million small objects make every major GC trace them all);
+ * - buckets: epoch minute -> (job row, generation) pairs in one `Int32Array` (minute-buckets.ts);
+ *   leaving a bucket only bumps the row's generation and a live count, the dead pair is skipped
+ *   when the minute is taken, so a cancel touches no other job's row whatever the bucket's size
+ *   (a `Set` per bucket rehashes as it grows and shrinks, a million small objects make every
+ *   major GC trace them all, and a linked list's neighbour links cost two cache misses per job);
  * - a min-heap of bucket minutes (lazy deletion) so the earliest non-empty bucket is cheap to find.
  *
  * The storage and its helpers live in job-table.ts. No I/O, no timers: the {@link MinuteScheduler} drives it. Fired jobs are handed out as small
  * {@link Job} objects made for the occasion; a generation number per job row tells a stale one.
  */
 import { nextFire, parseHHMM } from './fire-time.js';
-import { DAYS_OF, J_bnext, J_gen, J_inBucket, J_minute, J_next, J_user, JobTable, NONE, U_count, U_days, U_first, U_mark, U_zone, maskOf, n, type Job, type Schedule } from './job-table.js';
+import { DAYS_OF, J_gen, J_inBucket, J_minute, J_next, J_user, JobTable, NONE, U_count, U_days, U_first, U_mark, U_zone, maskOf, n, type Job, type Schedule } from './job-table.js';
 import { heapPop } from './packed-columns.js';
 
 export { jobId, type Job, type Schedule } from './job-table.js';
@@ -200,8 +202,11 @@ export class JobRegistry extends JobTable {
     if (bucket === undefined) return [];
     this.buckets.delete(minute);
     const out: Job[] = [];
-    for (let row = bucket.head; row !== NONE; row = this.jobs.get(row, J_bnext)) {
+    const pairs = bucket.pairs;
+    for (let i = 0; i < bucket.len; i++) {
+      const row = pairs[i * 2] as number;
       this.visitCount++;
+      if (!this.inBucketAs(row, pairs[i * 2 + 1] as number)) continue; // cancelled or moved since
       this.jobs.set(row, J_inBucket, 0);
       out.push(this.jobAt(row));
     }
@@ -253,7 +258,7 @@ export class JobRegistry extends JobTable {
    */
   bucketSizes(): Array<[minute: number, jobs: number]> {
     const out: Array<[number, number]> = [];
-    for (const [minute, b] of this.buckets) out.push([minute, b.size]);
+    for (const [minute, b] of this.buckets) out.push([minute, b.live]);
     return out.sort((a, b) => a[0] - b[0]);
   }
 

@@ -1,9 +1,10 @@
 /**
  * The storage under the {@link JobRegistry} (job-registry.ts has the operations and the design):
  * the typed user and job columns, the user index, the interned zones and dates, the minute buckets
- * as linked lists of job rows, and the helpers that keep them consistent. Split out so each file
+ * as lists of (job row, generation) pairs, and the helpers that keep them consistent. Split out so each file
  * stays readable; nothing but the registry uses it.
  */
+import { Bucket } from './minute-buckets.js';
 import { PackedRows, heapPush } from './packed-columns.js';
 
 /** What the registry needs of a user: the scheduling fields only. */
@@ -51,11 +52,6 @@ export const DAYS_OF: ReadonlyArray<readonly number[] | undefined> = Array.from(
   mask === ALL_DAYS ? undefined : [0, 1, 2, 3, 4, 5, 6].filter((d) => (mask & (1 << d)) !== 0),
 );
 
-interface Bucket {
-  head: number;
-  size: number;
-}
-
 export const n = (v: number | undefined): number => v as number;
 
 /** Fields of a user row: zone index, weekday mask, first job row, job count, computed-from minute, sweep mark. */
@@ -69,19 +65,18 @@ export const U_mark = 5;
 const U_fromRem = 6;
 const USER_STRIDE = 7;
 /**
- * Fields of a job row: user row, slot (minute of the day), next job of the user, bucket links,
- * in-a-bucket flag, generation, and the fire instant as epoch minute + ms within it.
+ * Fields of a job row: user row, slot (minute of the day), next job of the user, in-a-bucket flag,
+ * generation, and the fire instant as epoch minute + ms within it. No bucket links: a bucket lists
+ * (row, generation) pairs (minute-buckets.ts), so leaving it touches no other row.
  */
 export const J_user = 0;
 export const J_minute = 1;
 export const J_next = 2;
-export const J_prev = 3;
-export const J_bnext = 4;
-export const J_inBucket = 5;
-export const J_gen = 6;
-const J_fireMin = 7;
-const J_fireRem = 8;
-const JOB_STRIDE = 9;
+export const J_inBucket = 3;
+export const J_gen = 4;
+const J_fireMin = 5;
+const J_fireRem = 6;
+const JOB_STRIDE = 7;
 
 export abstract class JobTable {
   protected readonly users = new PackedRows(USER_STRIDE);
@@ -223,22 +218,22 @@ export abstract class JobTable {
     const minute = this.jobs.get(row, J_fireMin);
     let b = this.buckets.get(minute);
     if (b === undefined) {
-      b = { head: NONE, size: 0 };
+      b = new Bucket();
       this.buckets.set(minute, b);
       if (!this.inHeap.has(minute)) {
         this.inHeap.add(minute);
         heapPush(this.heap, minute);
       }
     }
-    this.jobs.set(row, J_prev, NONE);
-    this.jobs.set(row, J_bnext, b.head);
-    if (b.head !== NONE) this.jobs.set(b.head, J_prev, row);
-    b.head = row;
-    b.size++;
+    b.append(row, this.jobs.get(row, J_gen));
     this.jobs.set(row, J_inBucket, 1);
     this.visitCount += 2;
   }
 
+  /**
+   * Takes job `row` out of its bucket. The caller bumps the row's generation next (a freed or moved
+   * row always gets a new one), which is what makes the pair left in the bucket dead.
+   */
   protected unbucket(row: number): void {
     if (this.jobs.get(row, J_inBucket) !== 1) return;
     const minute = this.jobs.get(row, J_fireMin);
@@ -246,15 +241,16 @@ export abstract class JobTable {
     this.visitCount++;
     this.jobs.set(row, J_inBucket, 0);
     if (b === undefined) return;
-    const prev = this.jobs.get(row, J_prev);
-    const next = this.jobs.get(row, J_bnext);
-    if (prev === NONE) b.head = next;
-    else this.jobs.set(prev, J_bnext, next);
-    if (next !== NONE) this.jobs.set(next, J_prev, prev);
     this.visitCount++;
-    // The heap entry stays; nextFireMinute drops it lazily.
-    if (--b.size === 0) this.buckets.delete(minute);
+    // The heap entry stays; nextFireMinute drops it lazily. So do the bucket's dead pairs, until
+    // the last live one goes (the bucket goes with them) or they outnumber the live ones.
+    if (--b.live === 0) this.buckets.delete(minute);
+    else if (b.wantsCompaction) this.visitCount += b.compact(this.inBucketAs);
   }
+
+  /** True when job `row` is in a bucket under generation `gen` (a bucket's pair is live). */
+  protected readonly inBucketAs = (row: number, gen: number): boolean => this.jobs.get(row, J_inBucket) === 1 && this.jobs.get(row, J_gen) === gen;
+
 }
 
 
