@@ -12,15 +12,13 @@
  *
  * Dead pairs never outlive their use: a bucket whose last live job goes is dropped with every pair
  * in it (a past minute or a removed user's minute is not waited for), and a bucket where dead pairs
- * outnumber live ones is compacted, so a bucket holds at most about twice its live jobs. Each
- * compaction copies at most twice as many pairs as removals since the previous one: O(1) amortized
- * per removal.
+ * outnumber live ones is compacted, so a bucket holds at most twice its live jobs. Each
+ * compaction looks at fewer than twice as many pairs as removals since the previous one: O(1)
+ * amortized per removal.
  */
 
 /** Pairs a new bucket has room for (most real buckets are small: one minute of one zone offset). */
 const INITIAL_PAIRS = 4;
-/** Below this many pairs dead ones are left for the take or the drop: compacting would cost more than it frees. */
-const MIN_COMPACT_PAIRS = 16;
 
 export class Bucket {
   /** `[row, gen, row, gen, ...]`; pairs `0 .. len - 1` are used. */
@@ -38,9 +36,14 @@ export class Bucket {
     this.live++;
   }
 
-  /** True when dead pairs outnumber live ones in a bucket big enough to be worth compacting. */
+  /**
+   * True when dead pairs outnumber live ones. Compacting then looks at fewer than twice as many
+   * pairs as died since the last compaction (each death is one removal), so no minimum size is
+   * needed for the cost to stay O(1) per removal, and a bucket never holds more than twice its
+   * live jobs, small or large.
+   */
   get wantsCompaction(): boolean {
-    return this.len >= MIN_COMPACT_PAIRS && this.len - this.live > this.live;
+    return this.len - this.live > this.live;
   }
 
   /**
