@@ -57,6 +57,16 @@ export class JobRegistry extends JobTable {
     return { users: this.users.capacity, jobs: this.jobs.capacity };
   }
 
+  /**
+   * (row, generation) pairs held by the buckets, live and dead (for memory figures and tests): at
+   * most twice {@link size}, since a bucket is compacted once its dead pairs outnumber the live.
+   */
+  get bucketPairs(): number {
+    let pairs = 0;
+    for (const b of this.buckets.values()) pairs += b.len;
+    return pairs;
+  }
+
   /** Ids of the users with at least one job. */
   userIds(): IterableIterator<string> {
     return this.userIndex.keys();
