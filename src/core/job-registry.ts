@@ -45,8 +45,10 @@ export class JobRegistry extends JobTable {
 
   /**
    * Instrumentation: the number of index entries touched by mutating operations so far (each
-   * lookup or change of a user, a job row or a bucket link counts one). Heap bookkeeping is not
-   * counted. Lets a test prove that replace/cancel cost depends on one user's jobs only.
+   * lookup or change of a user, a job row, a bucket or a bucket's live count counts one, and so
+   * does each bucket pair looked at by takeDue or a compaction). Heap bookkeeping is not counted.
+   * Lets a test prove that replace/cancel cost depends on one user's jobs only: exactly for one
+   * operation that does not compact, amortized (O(1) per removal) when it does.
    */
   get visits(): number {
     return this.visitCount;
