@@ -71,7 +71,7 @@ export class JobRegistry extends JobTable {
 
   /** Ids of the users with at least one job. */
   userIds(): IterableIterator<string> {
-    return this.userIndex.keys();
+    return this.heldIds();
   }
 
   /** The job with this id, if scheduled. */
@@ -181,8 +181,7 @@ export class JobRegistry extends JobTable {
   cancelUsersWhere(drop: (userId: string) => boolean): { users: number; jobs: number } {
     let users = 0;
     let jobs = 0;
-    // Deleting the entry being visited is safe while iterating a Map.
-    for (const userId of this.userIndex.keys()) {
+    for (const userId of this.heldIds()) {
       if (!drop(userId)) continue;
       jobs += this.cancelUser(userId);
       users++;

@@ -6,6 +6,7 @@
  */
 import { Bucket } from './minute-buckets.js';
 import { PackedRows, heapPush } from './packed-columns.js';
+import { UserIndex } from './user-index.js';
 
 /** What the registry needs of a user: the scheduling fields only. */
 export interface Schedule {
@@ -80,8 +81,8 @@ const JOB_STRIDE = 7;
 
 export abstract class JobTable {
   protected readonly users = new PackedRows(USER_STRIDE);
-  protected readonly userIndex = new Map<string, number>();
-  protected idOf: string[] = [];
+  protected readonly idOf: string[] = [];
+  protected readonly userIndex = new UserIndex(this.idOf);
   protected readonly jobs = new PackedRows(JOB_STRIDE);
   protected jobDates: string[] = [];
   protected readonly zones: string[] = [];
@@ -155,7 +156,7 @@ export abstract class JobTable {
   }
 
   protected dropUser(id: string, u: number): void {
-    this.userIndex.delete(id);
+    this.userIndex.delete(id); // before idOf is cleared: the index compares against it
     this.idOf[u] = '';
     this.users.release(u);
     this.visitCount++;
@@ -174,6 +175,14 @@ export abstract class JobTable {
     this.users.set(u, U_first, NONE);
     this.users.set(u, U_count, 0);
     return count;
+  }
+
+  /**
+   * Ids of the users held, by row (a held user has at least one job; a free row has none).
+   * Safe to cancel the user just visited while iterating.
+   */
+  protected *heldIds(): IterableIterator<string> {
+    for (let u = 0; u < this.users.top; u++) if (this.users.get(u, U_count) > 0) yield this.idOf[u] as string;
   }
 
   /** Frees one job of user row `u` (no occurrence left); the user goes with their last job. */
