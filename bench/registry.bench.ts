@@ -1,6 +1,6 @@
 /**
  * Suite `registry`: replace and cancel operations per second on mailwheel's JobRegistry
- * (typed job and user columns, an index by user id, minute buckets as linked lists of job rows;
+ * (typed job and user columns, an index by user id, minute buckets as (row, generation) pairs;
  * core/job-registry.ts) at 10k, 100k and 1M jobs, side by side with
  * the old design's single Map keyed `${userId}:${HH:MM}` whose replace/cancel scan every key for
  * the user's prefix (bench/lib/old-registry.ts). Same users, same seeded sequence of operations,
@@ -265,7 +265,7 @@ const suite: Suite = {
         'cancel = a random user is removed (timed) and then re-added untimed so the size stays N; the old design re-adds with plain inserts (no scan)',
         'fire-time math (nextFire from src/core/fire-time.ts, luxon offsets, memoised) is done by both designs for every replace, so the comparison isolates the index structure; cancel does no date math in either',
         'the new design also maintains its minute buckets and user index on every operation; the old design has neither (and so could not fire a minute without another scan)',
-        'the new design since issue 17: jobs and users are rows of typed columns (no object per job, no Set per bucket: a bucket is a doubly linked list of job rows), the user index is one Map from id to row; the flatness goal is replace/cancel µs per op at 1M <= 1.5x at 10k',
+        'the new design since issue 17: jobs and users are rows of typed columns (no object per job, no Set per bucket: a bucket is an array of (row, generation) pairs, removal lazy), the user index is open addressing over rows (user-index.ts); the flatness goal is replace/cancel µs per op at 1M <= 1.5x at 10k',
         `each cell runs at least ${bounds.minOps} operations and ${bounds.minSeconds} s, capped at ${bounds.maxSeconds} s (the old design at the largest size completes only a few hundred operations)`,
         'visitsPerOp counts Map/Set entries touched per operation (JobRegistry.visits; for the old design, keys scanned + sets + deletes): constant for the new design, ~N for the old one',
         'single process, pure CPU, one core; timings include GC pauses that fall inside an operation; gcMsInCell = GC pause time (perf_hooks gc entries) that started during the cell, cellWallS = the cell\'s wall time (for cancel it includes the untimed re-adds)',

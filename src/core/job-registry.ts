@@ -10,18 +10,20 @@
  *   interned table of zone names), weekdays as a bitmask, the first of its jobs, its job count,
  *   the minute its jobs were computed from, and the full sync's sweep mark;
  * - jobs: typed columns per row: user row, slot as minute of the day, fire instant, the next job
- *   of the same user, and the row's links in its minute bucket; the local date as one interned
+ *   of the same user, a generation and an in-a-bucket flag; the local date as one interned
  *   string per date;
- * - buckets: epoch minute -> head of a doubly linked list of job rows, so moving a job between
- *   buckets is two link updates whatever the bucket's size (a `Set` per bucket rehashes as it
- *   grows and shrinks, and a million small objects make every major GC trace them all);
+ * - buckets: epoch minute -> (job row, generation) pairs in one `Int32Array` (minute-buckets.ts);
+ *   leaving a bucket only bumps the row's generation and a live count, the dead pair is skipped
+ *   when the minute is taken, so a cancel touches no other job's row whatever the bucket's size
+ *   (a `Set` per bucket rehashes as it grows and shrinks, a million small objects make every
+ *   major GC trace them all, and a linked list's neighbour links cost two cache misses per job);
  * - a min-heap of bucket minutes (lazy deletion) so the earliest non-empty bucket is cheap to find.
  *
  * The storage and its helpers live in job-table.ts. No I/O, no timers: the {@link MinuteScheduler} drives it. Fired jobs are handed out as small
  * {@link Job} objects made for the occasion; a generation number per job row tells a stale one.
  */
 import { nextFire, parseHHMM } from './fire-time.js';
-import { DAYS_OF, J_bnext, J_gen, J_inBucket, J_minute, J_next, J_user, JobTable, NONE, U_count, U_days, U_first, U_mark, U_zone, maskOf, n, type Job, type Schedule } from './job-table.js';
+import { DAYS_OF, J_gen, J_inBucket, J_minute, J_next, J_user, JobTable, NONE, U_count, U_days, U_first, U_mark, U_zone, maskOf, n, type Job, type Schedule } from './job-table.js';
 import { heapPop } from './packed-columns.js';
 
 export { jobId, type Job, type Schedule } from './job-table.js';
@@ -59,8 +61,10 @@ export class JobRegistry extends JobTable {
 
   /**
    * Instrumentation: the number of index entries touched by mutating operations so far (each
-   * lookup or change of a user, a job row or a bucket link counts one). Heap bookkeeping is not
-   * counted. Lets a test prove that replace/cancel cost depends on one user's jobs only.
+   * lookup or change of a user, a job row, a bucket or a bucket's live count counts one, and so
+   * does each bucket pair looked at by takeDue or a compaction). Heap bookkeeping is not counted.
+   * Lets a test prove that replace/cancel cost depends on one user's jobs only: exactly for one
+   * operation that does not compact, amortized (O(1) per removal) when it does.
    */
   get visits(): number {
     return this.visitCount;
@@ -71,9 +75,19 @@ export class JobRegistry extends JobTable {
     return { users: this.users.capacity, jobs: this.jobs.capacity };
   }
 
+  /**
+   * (row, generation) pairs held by the buckets, live and dead (for memory figures and tests): at
+   * most twice {@link size}, since a bucket is compacted once its dead pairs outnumber the live.
+   */
+  get bucketPairs(): number {
+    let pairs = 0;
+    for (const b of this.buckets.values()) pairs += b.len;
+    return pairs;
+  }
+
   /** Ids of the users with at least one job. */
   userIds(): IterableIterator<string> {
-    return this.userIndex.keys();
+    return this.heldIds();
   }
 
   /** The job with this id, if scheduled. */
@@ -186,8 +200,7 @@ export class JobRegistry extends JobTable {
   cancelUsersWhere(drop: (userId: string) => boolean): { users: number; jobs: number } {
     let users = 0;
     let jobs = 0;
-    // Deleting the entry being visited is safe while iterating a Map.
-    for (const userId of this.userIndex.keys()) {
+    for (const userId of this.heldIds()) {
       if (!drop(userId)) continue;
       jobs += this.cancelUser(userId);
       users++;
@@ -219,8 +232,11 @@ export class JobRegistry extends JobTable {
     if (bucket === undefined) return [];
     this.buckets.delete(minute);
     const out: Job[] = [];
-    for (let row = bucket.head; row !== NONE; row = this.jobs.get(row, J_bnext)) {
+    const pairs = bucket.pairs;
+    for (let i = 0; i < bucket.len; i++) {
+      const row = pairs[i * 2] as number;
       this.visitCount++;
+      if (!this.inBucketAs(row, pairs[i * 2 + 1] as number)) continue; // cancelled or moved since
       this.jobs.set(row, J_inBucket, 0);
       out.push(this.jobAt(row));
     }
@@ -272,7 +288,7 @@ export class JobRegistry extends JobTable {
    */
   bucketSizes(): Array<[minute: number, jobs: number]> {
     const out: Array<[number, number]> = [];
-    for (const [minute, b] of this.buckets) out.push([minute, b.size]);
+    for (const [minute, b] of this.buckets) out.push([minute, b.live]);
     return out.sort((a, b) => a[0] - b[0]);
   }
 

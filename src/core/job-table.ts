@@ -1,11 +1,13 @@
 /**
  * The storage under the {@link JobRegistry} (job-registry.ts has the operations and the design):
  * the typed user and job columns, the user index, the interned zones and dates, the minute buckets
- * as linked lists of job rows, and the helpers that keep them consistent. Split out so each file
+ * as lists of (job row, generation) pairs, and the helpers that keep them consistent. Split out so each file
  * stays readable; nothing but the registry uses it.
  */
 import { ContactArena } from './contact-arena.js';
+import { Bucket } from './minute-buckets.js';
 import { PackedRows, heapPush } from './packed-columns.js';
+import { UserIndex } from './user-index.js';
 
 /** What the registry needs of a user: the scheduling fields only. */
 export interface Schedule {
@@ -58,11 +60,6 @@ export const DAYS_OF: ReadonlyArray<readonly number[] | undefined> = Array.from(
   mask === ALL_DAYS ? undefined : [0, 1, 2, 3, 4, 5, 6].filter((d) => (mask & (1 << d)) !== 0),
 );
 
-interface Bucket {
-  head: number;
-  size: number;
-}
-
 export const n = (v: number | undefined): number => v as number;
 
 /** Fields of a user row: zone index, weekday mask, first job row, job count, computed-from minute, sweep mark. */
@@ -76,26 +73,25 @@ export const U_mark = 5;
 const U_fromRem = 6;
 const USER_STRIDE = 7;
 /**
- * Fields of a job row: user row, slot (minute of the day), next job of the user, bucket links,
- * in-a-bucket flag, generation, and the fire instant as epoch minute + ms within it.
+ * Fields of a job row: user row, slot (minute of the day), next job of the user, in-a-bucket flag,
+ * generation, and the fire instant as epoch minute + ms within it. No bucket links: a bucket lists
+ * (row, generation) pairs (minute-buckets.ts), so leaving it touches no other row.
  */
 export const J_user = 0;
 export const J_minute = 1;
 export const J_next = 2;
-export const J_prev = 3;
-export const J_bnext = 4;
-export const J_inBucket = 5;
-export const J_gen = 6;
-const J_fireMin = 7;
-const J_fireRem = 8;
-const JOB_STRIDE = 9;
+export const J_inBucket = 3;
+export const J_gen = 4;
+const J_fireMin = 5;
+const J_fireRem = 6;
+const JOB_STRIDE = 7;
 
 export abstract class JobTable {
   protected readonly users = new PackedRows(USER_STRIDE);
-  protected readonly userIndex = new Map<string, number>();
+  protected readonly idOf: string[] = [];
+  protected readonly userIndex = new UserIndex(this.idOf);
   /** Email and name per user row (contact-arena.ts: why held and not read when a minute fires). */
   protected readonly contacts = new ContactArena();
-  protected idOf: string[] = [];
   protected readonly jobs = new PackedRows(JOB_STRIDE);
   protected jobDates: string[] = [];
   protected readonly zones: string[] = [];
@@ -172,7 +168,7 @@ export abstract class JobTable {
   }
 
   protected dropUser(id: string, u: number): void {
-    this.userIndex.delete(id);
+    this.userIndex.delete(id); // before idOf is cleared: the index compares against it
     this.contacts.clear(u);
     this.idOf[u] = '';
     this.users.release(u);
@@ -192,6 +188,14 @@ export abstract class JobTable {
     this.users.set(u, U_first, NONE);
     this.users.set(u, U_count, 0);
     return count;
+  }
+
+  /**
+   * Ids of the users held, by row (a held user has at least one job; a free row has none).
+   * Safe to cancel the user just visited while iterating.
+   */
+  protected *heldIds(): IterableIterator<string> {
+    for (let u = 0; u < this.users.top; u++) if (this.users.get(u, U_count) > 0) yield this.idOf[u] as string;
   }
 
   /** Frees one job of user row `u` (no occurrence left); the user goes with their last job. */
@@ -236,22 +240,22 @@ export abstract class JobTable {
     const minute = this.jobs.get(row, J_fireMin);
     let b = this.buckets.get(minute);
     if (b === undefined) {
-      b = { head: NONE, size: 0 };
+      b = new Bucket();
       this.buckets.set(minute, b);
       if (!this.inHeap.has(minute)) {
         this.inHeap.add(minute);
         heapPush(this.heap, minute);
       }
     }
-    this.jobs.set(row, J_prev, NONE);
-    this.jobs.set(row, J_bnext, b.head);
-    if (b.head !== NONE) this.jobs.set(b.head, J_prev, row);
-    b.head = row;
-    b.size++;
+    b.append(row, this.jobs.get(row, J_gen));
     this.jobs.set(row, J_inBucket, 1);
     this.visitCount += 2;
   }
 
+  /**
+   * Takes job `row` out of its bucket. The caller bumps the row's generation next (a freed or moved
+   * row always gets a new one), which is what makes the pair left in the bucket dead.
+   */
   protected unbucket(row: number): void {
     if (this.jobs.get(row, J_inBucket) !== 1) return;
     const minute = this.jobs.get(row, J_fireMin);
@@ -259,15 +263,16 @@ export abstract class JobTable {
     this.visitCount++;
     this.jobs.set(row, J_inBucket, 0);
     if (b === undefined) return;
-    const prev = this.jobs.get(row, J_prev);
-    const next = this.jobs.get(row, J_bnext);
-    if (prev === NONE) b.head = next;
-    else this.jobs.set(prev, J_bnext, next);
-    if (next !== NONE) this.jobs.set(next, J_prev, prev);
     this.visitCount++;
-    // The heap entry stays; nextFireMinute drops it lazily.
-    if (--b.size === 0) this.buckets.delete(minute);
+    // The heap entry stays; nextFireMinute drops it lazily. So do the bucket's dead pairs, until
+    // the last live one goes (the bucket goes with them) or they outnumber the live ones.
+    if (--b.live === 0) this.buckets.delete(minute);
+    else if (b.wantsCompaction) this.visitCount += b.compact(this.inBucketAs);
   }
+
+  /** True when job `row` is in a bucket under generation `gen` (a bucket's pair is live). */
+  protected readonly inBucketAs = (row: number, gen: number): boolean => this.jobs.get(row, J_inBucket) === 1 && this.jobs.get(row, J_gen) === gen;
+
 }
 
 
