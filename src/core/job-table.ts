@@ -106,24 +106,20 @@ export abstract class JobTable {
 
   /** The instant user row `u`'s jobs were computed from (ms since the epoch, exact). */
   protected computedFrom(u: number): number {
-    return this.users.get(u, U_fromMin) * 60_000 + this.users.get(u, U_fromRem);
+    return this.users.getInstant(u, U_fromMin, U_fromRem);
   }
 
   protected setComputedFrom(u: number, ms: number): void {
-    const minute = Math.floor(ms / 60_000);
-    this.users.set(u, U_fromMin, minute);
-    this.users.set(u, U_fromRem, ms - minute * 60_000);
+    this.users.setInstant(u, U_fromMin, U_fromRem, ms);
   }
 
   /** Fire instant of job `row`, ms since the epoch. */
   protected fireAt(row: number): number {
-    return this.jobs.get(row, J_fireMin) * 60_000 + this.jobs.get(row, J_fireRem);
+    return this.jobs.getInstant(row, J_fireMin, J_fireRem);
   }
 
   protected setFireAt(row: number, ms: number): void {
-    const minute = Math.floor(ms / 60_000);
-    this.jobs.set(row, J_fireMin, minute);
-    this.jobs.set(row, J_fireRem, ms - minute * 60_000);
+    this.jobs.setInstant(row, J_fireMin, J_fireRem, ms);
   }
 
   /** A fired-job object for `row` as it is now. */

@@ -50,6 +50,20 @@ export class PackedRows {
     this.data[row * this.stride + field] = value;
   }
 
+  /**
+   * An instant in ms stored exactly in two int32 fields (the epoch minute in `minuteField`, the ms
+   * within it in `msField`): a ms count does not fit in an int32, an epoch minute does.
+   */
+  getInstant(row: number, minuteField: number, msField: number): number {
+    return this.get(row, minuteField) * 60_000 + this.get(row, msField);
+  }
+
+  setInstant(row: number, minuteField: number, msField: number, ms: number): void {
+    const minute = Math.floor(ms / 60_000);
+    this.set(row, minuteField, minute);
+    this.set(row, msField, ms - minute * 60_000);
+  }
+
   /** A row index, a freed one if any; its fields hold whatever the last owner left. */
   alloc(): number {
     if (this.#freeCount > 0) return this.#free[--this.#freeCount] as number;
