@@ -12,40 +12,19 @@ import { BroadcastRun } from '../../src/core/broadcast-run.js';
 import { loadConfig } from '../../src/config/load.js';
 import { compileTemplates } from '../../src/core/templates.js';
 import type { Delivery } from '../../src/core/types.js';
-import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, DoneStatus, RunVerdict } from '../../src/ports/broadcasts.js';
-import type { RawUser } from '../../src/ports/index.js';
+import type { BroadcastQueue } from '../../src/ports/broadcasts.js';
+import { batches, MemoryRunStore, Recorder, tick, users } from '../helpers/broadcast-run-fakes.js';
 import { MemoryClaimStore, RecordingEvents, silentLogger } from '../helpers/fakes.js';
 
 const fields = loadConfig({ env: {} }).config.users.fields;
 const content = compileTemplates({ subject: 'News for {{name}}', text: 'Hello {{name}}' }, 'broadcast');
 const BID = 'bc1';
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 const key = (i: number): string => `b:${BID}:u${String(i).padStart(4, '0')}`;
 const indexOf = (k: string): number => Number(k.slice(-4));
-
-function users(n: number): RawUser[] {
-  return Array.from({ length: n }, (_, i) => ({ _id: `u${String(i).padStart(4, '0')}`, email: `u${i}@example.test`, name: `User ${i}`, active: true }));
-}
-
-async function* batches(all: RawUser[], size: number): AsyncGenerator<RawUser[]> {
-  for (let i = 0; i < all.length; i += size) {
-    await tick();
-    yield all.slice(i, i + size);
-  }
-}
 
 async function until(what: string, cond: () => boolean): Promise<void> {
   for (let i = 0; i < 20_000 && !cond(); i++) await tick();
   expect(cond(), what).toBe(true);
-}
-
-/** Completions are pending until flush(), like OutcomeRecorder's batched `#done` writes. */
-class Recorder {
-  pending: Array<{ key: string; status: 'sent' | 'failed' }> = [];
-  constructor(readonly claims: MemoryClaimStore) {}
-  async flush(): Promise<void> {
-    for (const o of this.pending.splice(0)) this.claims.done.set(o.key, o.status);
-  }
 }
 
 /**
@@ -92,38 +71,13 @@ class GroupedQueue implements BroadcastQueue {
   }
 }
 
-/** A ledger whose confirmations wait until the test lets each one through. */
-class GatedStore implements BroadcastRunStore {
-  readonly ledger = new Map<string, BatchCounts>();
-  readonly confirms: string[] = [];
-  readonly gates: Array<() => void> = [];
-  gated = true;
-  publishes: Array<{ counters: BroadcastCounters; checkpoint: BroadcastCheckpoint | undefined }> = [];
-  async check(): Promise<RunVerdict> {
-    return 'continue';
-  }
-  async confirmedBatch(id: string): Promise<BatchCounts | undefined> {
-    return this.ledger.get(id);
-  }
-  async confirmBatch(id: string, counts: BatchCounts): Promise<void> {
-    if (this.gated) await new Promise<void>((r) => this.gates.push(r));
-    this.confirms.push(id);
-    this.ledger.set(id, { ...counts });
-  }
-  async partialBatch(): Promise<ReadonlyMap<string, DoneStatus> | undefined> {
-    return undefined;
-  }
-  async recordPartial(): Promise<void> {}
-  async publish(p: { counters: BroadcastCounters; checkpoint: BroadcastCheckpoint | undefined }): Promise<void> {
-    this.publishes.push({ counters: { ...p.counters }, checkpoint: p.checkpoint && { ...p.checkpoint } });
-  }
-}
-
 function setUp(n: number, batchSize: number, feedAhead: number, queue: (r: Recorder) => GroupedQueue | BroadcastQueue & { onOutcome: (k: string, s: 'sent' | 'failed') => void; submitted: Delivery[]; sent: string[] }) {
   const claims = new MemoryClaimStore();
   const recorder = new Recorder(claims);
   const q = queue(recorder);
-  const store = new GatedStore();
+  // Confirmations wait until the test lets each one through.
+  const store = new MemoryRunStore();
+  store.gated = true;
   const run = new BroadcastRun(
     { broadcastId: BID, content, recipients: batches(users(n), batchSize), fields, claims, queue: q, recorder, events: new RecordingEvents(), isSuppressed: () => false, store },
     { feedAhead, controlPollMs: 5, drainTimeoutMs: 1000, dueAt: 0 },

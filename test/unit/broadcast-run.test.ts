@@ -12,40 +12,17 @@ import { BroadcastRun, batchIdOf, type BroadcastRunOptions, type RunResult } fro
 import { compileTemplates } from '../../src/core/templates.js';
 import { HOUR_MS } from '../../src/core/time.js';
 import type { Delivery } from '../../src/core/types.js';
-import type { BatchCounts, BroadcastCheckpoint, BroadcastCounters, BroadcastQueue, BroadcastRunStore, DoneStatus, RunVerdict } from '../../src/ports/broadcasts.js';
+import type { BroadcastQueue } from '../../src/ports/broadcasts.js';
 import type { Clock, RawUser } from '../../src/ports/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
+import { batches, MemoryRunStore, Recorder, tick, users } from '../helpers/broadcast-run-fakes.js';
 import { MemoryClaimStore, RecordingEvents, silentLogger } from '../helpers/fakes.js';
 
 const log = silentLogger();
 const fields = loadConfig({ env: {} }).config.users.fields;
 const content = compileTemplates({ subject: 'News for {{name}}', text: 'Hello {{name}}' }, 'broadcast');
 const BID = 'bc1';
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-function users(n: number, over: (i: number) => Partial<RawUser> = () => ({})): RawUser[] {
-  return Array.from({ length: n }, (_, i) => ({ _id: `u${String(i).padStart(4, '0')}`, email: `u${i}@example.test`, name: `User ${i}`, active: true, ...over(i) }));
-}
-
-async function* batches(all: RawUser[], size: number): AsyncGenerator<RawUser[]> {
-  for (let i = 0; i < all.length; i += size) {
-    await tick();
-    yield all.slice(i, i + size);
-  }
-}
-
-/** Completions are pending until flush(), like OutcomeRecorder's batched `#done` writes. */
-class Recorder {
-  pending: Array<{ key: string; status: 'sent' | 'failed' }> = [];
-  flushes = 0;
-  constructor(readonly claims: MemoryClaimStore) {}
-  async flush(): Promise<void> {
-    this.flushes++;
-    for (const o of this.pending.splice(0)) this.claims.done.set(o.key, o.status);
-  }
-}
-
 /**
  * Sends on its own, `concurrency` at a time, each after a macrotask; `hold` parks new sends
  * until `release()`. Every send is recorded, outcome goes to the recorder, then to the run.
@@ -99,39 +76,11 @@ class AutoQueue implements BroadcastQueue {
   }
 }
 
-class MemoryStore implements BroadcastRunStore {
-  readonly ledger = new Map<string, BatchCounts>();
-  readonly publishes: Array<{ counters: BroadcastCounters; checkpoint: BroadcastCheckpoint | undefined }> = [];
-  readonly confirms: string[] = [];
-  verdict: () => RunVerdict = () => 'continue';
-  /** Called at every publish/confirm to check invariants at that moment. */
-  onCheckpoint: (processed: number) => void = () => undefined;
-
-  async check(): Promise<RunVerdict> {
-    return this.verdict();
-  }
-  async confirmedBatch(id: string): Promise<BatchCounts | undefined> {
-    return this.ledger.get(id);
-  }
-  async confirmBatch(id: string, counts: BatchCounts): Promise<void> {
-    this.confirms.push(id);
-    this.ledger.set(id, { ...counts });
-  }
-  async partialBatch(): Promise<ReadonlyMap<string, DoneStatus> | undefined> {
-    return undefined;
-  }
-  async recordPartial(): Promise<void> {}
-  async publish(p: { counters: BroadcastCounters; checkpoint: BroadcastCheckpoint | undefined }): Promise<void> {
-    this.onCheckpoint(p.checkpoint?.processed ?? 0);
-    this.publishes.push({ counters: { ...p.counters }, checkpoint: p.checkpoint && { ...p.checkpoint } });
-  }
-}
-
 interface World {
   claims: MemoryClaimStore;
   recorder: Recorder;
   queue: AutoQueue;
-  store: MemoryStore;
+  store: MemoryRunStore;
   events: RecordingEvents;
   suppressed: Set<string>;
 }
@@ -139,7 +88,7 @@ interface World {
 function world(concurrency = 4): World {
   const claims = new MemoryClaimStore();
   const recorder = new Recorder(claims);
-  return { claims, recorder, queue: new AutoQueue(recorder, concurrency), store: new MemoryStore(), events: new RecordingEvents(), suppressed: new Set() };
+  return { claims, recorder, queue: new AutoQueue(recorder, concurrency), store: new MemoryRunStore(), events: new RecordingEvents(), suppressed: new Set() };
 }
 
 function makeRun(w: World, all: RawUser[], batchSize: number, opts: Partial<BroadcastRunOptions> = {}, clock?: Clock, queue: BroadcastQueue = w.queue): BroadcastRun {
