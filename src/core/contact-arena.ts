@@ -31,13 +31,8 @@ export class ContactArena {
   #start = new Int32Array(1024).fill(NONE);
   #emailLen = new Int32Array(1024);
   #nameLen = new Int32Array(1024);
-  /** Compactions so far (tests and the registry bench read it). */
+  /** Compactions so far (for tests). */
   compactions = 0;
-
-  /** Bytes the arena holds (array capacity plus the per-row offsets): its share of memory. */
-  get byteSize(): number {
-    return this.#bytes.byteLength + this.#start.byteLength * 3;
-  }
 
   /** Bytes appended and not yet reclaimed by a compaction (live + garbage). */
   get usedBytes(): number {

@@ -39,11 +39,6 @@ export class JobRegistry extends JobTable {
     return { email: this.contacts.email(u), name: this.contacts.name(u) };
   }
 
-  /** Bytes of the packed contacts (the registry bench counts them). */
-  get contactBytes(): number {
-    return this.contacts.byteSize;
-  }
-
   /** Number of jobs (user slots) held. */
   get size(): number {
     return this.jobs.live;
