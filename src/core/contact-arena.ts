@@ -31,6 +31,8 @@ export class ContactArena {
   #start = new Int32Array(1024).fill(NONE);
   #emailLen = new Int32Array(1024);
   #nameLen = new Int32Array(1024);
+  /** Where a contact is encoded before it is compared and stored. */
+  #scratch = new Uint8Array(1024);
   /** Compactions so far (for tests). */
   compactions = 0;
 
@@ -49,15 +51,23 @@ export class ContactArena {
    */
   set(row: number, email: string, name: string | undefined): void {
     this.#ensureRow(row);
-    // Worst case 3 bytes per UTF-16 unit (encodeInto never writes past the view it is given).
-    this.#reserve(3 * (email.length + (name?.length ?? 0)));
-    const at = this.#used;
-    const e = encoder.encodeInto(email, this.#bytes.subarray(at)).written;
-    const n = name === undefined ? 0 : encoder.encodeInto(name, this.#bytes.subarray(at + e)).written;
+    // Encoded into a scratch buffer first, so an unchanged contact (every user at every full
+    // sync) is compared without touching the arena. Worst case 3 bytes per UTF-16 unit.
+    const need = 3 * (email.length + (name?.length ?? 0));
+    if (this.#scratch.length < need) this.#scratch = new Uint8Array(Math.max(need, 2 * this.#scratch.length));
+    const e = encoder.encodeInto(email, this.#scratch).written;
+    const n = name === undefined ? 0 : encoder.encodeInto(name, this.#scratch.subarray(e)).written;
     const nameLen = name === undefined ? NONE : n;
     const old = this.#start[row] as number;
-    if (old !== NONE && this.#emailLen[row] === e && this.#nameLen[row] === nameLen && this.#same(old, at, e + n)) return;
-    if (old !== NONE) this.#live -= this.#lengthOf(row);
+    if (old !== NONE && this.#emailLen[row] === e && this.#nameLen[row] === nameLen && this.#same(old, e + n)) return;
+    if (old !== NONE) {
+      // Garbage from here on: a compaction made by the reserve below must not copy it.
+      this.#live -= this.#lengthOf(row);
+      this.#start[row] = NONE;
+    }
+    this.#reserve(e + n);
+    const at = this.#used;
+    this.#bytes.set(this.#scratch.subarray(0, e + n), at);
     this.#start[row] = at;
     this.#emailLen[row] = e;
     this.#nameLen[row] = nameLen;
@@ -99,9 +109,11 @@ export class ContactArena {
     return (this.#emailLen[row] as number) + Math.max(0, this.#nameLen[row] as number);
   }
 
-  #same(a: number, b: number, len: number): boolean {
+  /** True when the arena's bytes at `at` equal the scratch buffer's first `len`. */
+  #same(at: number, len: number): boolean {
     const bytes = this.#bytes;
-    for (let i = 0; i < len; i++) if (bytes[a + i] !== bytes[b + i]) return false;
+    const scratch = this.#scratch;
+    for (let i = 0; i < len; i++) if (bytes[at + i] !== scratch[i]) return false;
     return true;
   }
 
